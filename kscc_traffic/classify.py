@@ -2517,8 +2517,9 @@ NO_PORTS_DETAIL = ("no packet of this flow kept its {proto} header (the snaplen 
 #: are in the flow of those ports when captured
 FRAG_TAILS_DETAIL = ("this flow's packets are later IP fragments of {proto} datagrams never captured whole (a first "
                      "fragment, which holds the ports, is in the flow of its ports when it was captured): a fragment "
-                     "lost before the capture point (a firewall or path that drops IP fragments), or the capture "
-                     "began or ended amid them; ports unknown, so every such fragment between these two hosts is "
+                     "lost before the capture point (a firewall or path that drops IP fragments), overlapping "
+                     "fragments dropped whole (RFC 5722: a warning counts them), or the capture began or ended "
+                     "amid them; ports unknown, so every such fragment between these two hosts is "
                      "this one flow; not judged")
 
 #: detail of a TCP flow none of whose TCP headers was captured whole (``tcp_hdr_cut``)

@@ -73,3 +73,31 @@ def test_a_compressed_capture_cut_in_its_first_record_says_the_stream_was_cut(tm
         assert "no packet could be read: " in err and "at offset 24: 34 of 86 bytes present" in err, err
         assert err.rstrip().endswith("; gzip stream ends before its end marker (file cut short); "
                                      "capture data ends at offset 58"), err
+
+
+def test_later_fragments_of_overlapping_datagrams_name_the_overlap_as_a_cause(tmp_path):
+    """Break-it s56 v6 #9: the row of the later fragments of an IPv6 datagram whose fragments
+    overlapped (dropped whole, RFC 5722, as the warning says) named only a lost fragment or the
+    capture's edges as why it was never captured whole."""
+    import warnings
+
+    from pcapbuild import eth, pcap_bytes
+    from scapy.layers.inet import TCP
+    from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment
+
+    from kscc_traffic import analyze
+    c, s = "2001:db8:10::25", "2001:db8:a5::10"
+    seg = bytes(TCP(sport=50710, dport=23101, flags="PA", seq=1, ack=1) / (b"\x16\x03\x01" + b"A" * 61))
+    first = IPv6(src=c, dst=s, nh=44) / IPv6ExtHdrFragment(nh=6, offset=0, m=1, id=77) / seg[:48]
+    over = IPv6(src=c, dst=s, nh=44) / IPv6ExtHdrFragment(nh=6, offset=3, m=0, id=77) / seg[24:]
+    path = tmp_path / "v6overlap.pcap"
+    path.write_bytes(pcap_bytes([(1000.0, eth(first)), (1000.001, eth(over))]))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        flows = analyze(str(path))
+    assert any("1 IPv6 datagram had overlapping fragments and was dropped whole" in str(w.message) for w in seen), \
+        [str(w.message) for w in seen]
+    tails = flows[flows["orig_p"] == -1]
+    assert len(tails) == 1, flows[["orig_p", "resp_p", "detail"]]
+    assert "overlapping fragments dropped whole (RFC 5722" in tails.iloc[0]["detail"]
+    assert tails.iloc[0]["verdict"] == "unclassified"
