@@ -23,7 +23,7 @@ from .classify import _JUDGE_COLUMNS, _RETRY_COLUMNS, CLASS_COLUMNS, TLS_SILENCE
 from .columns import Columns
 from .flows import (FIRST_IP_ID, FLOW_COLUMNS, IDLE_BEFORE, ORIG_TTL, RESP_TTL, VLAN_STACK, arrays_of, build_flows, label_index,
                     repeated, resent, tcp_payload_bytes)
-from .inspect import APP_COLUMNS, DnsAnswers, cloud_ports, dns_flows, inspect_flows
+from .inspect import APP_COLUMNS, DnsAnswers, StraySynAcks, add_stray_synacks, cloud_ports, dns_flows, inspect_flows
 from .names import NAME_COLUMNS, assign_names
 from .rules import RuleSet, load_rules
 from .stamps import mend_lone_stamps
@@ -93,7 +93,8 @@ def analyze_packets(packets, rules: RuleSet, name: str = "", *, prior_answers: D
                     capture_end_ns: int | None = None,
                     observed_until_ns: int | None = None,
                     internal: bool = False, ttls: dict | None = None,
-                    weights: np.ndarray | None = None, openers=None) -> tuple[pd.DataFrame, int]:
+                    weights: np.ndarray | None = None, openers=None,
+                    strays=None) -> tuple[pd.DataFrame, int]:
     """Decoded packets -> classified flow table (columns: :data:`COLUMNS`) and the number of
     duplicated frames dropped.
 
@@ -111,12 +112,13 @@ def analyze_packets(packets, rules: RuleSet, name: str = "", *, prior_answers: D
     :param observed_until_ns: see :func:`analyze_batch`.
     :param ttls: see :func:`analyze_batch` (a live session's: the first packet each address sent).
     :param openers: see :func:`analyze_batch` (a live session's).
+    :param strays: see :func:`analyze_batch` (a live session's, added to in place).
     :param weights: see :func:`analyze_batch` (a live session's: what each direction's packets
         not kept stand for, on one kept packet of that direction).
     """
     b = analyze_batch(packets, rules, name, prior_answers=prior_answers, capture_end_ns=capture_end_ns,
                       observed_until_ns=observed_until_ns if observed_until_ns is not None else capture_end_ns,
-                      ttls=ttls, weights=weights, openers=openers)
+                      ttls=ttls, weights=weights, openers=openers, strays=strays)
     if answers_out is not None:
         answers_out.extend(b.answers)
     if internal and b.internal is not None and len(b.internal.columns):
@@ -165,7 +167,8 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
                   observed_until_ns: int | None = None, carried: np.ndarray | None = None,
                   copies: np.ndarray | None = None, broadcasts: dict[int, int] | None = None,
                   judge: Callable[[pd.DataFrame, np.ndarray], np.ndarray] | None = None,
-                  finish: bool = True, ttls: dict | None = None, openers=None) -> Batch:
+                  finish: bool = True, ttls: dict | None = None, openers=None,
+                  strays: StraySynAcks | None = None) -> Batch:
     """Decoded packets -> :class:`Batch` (the classified flows and which flow each packet is in).
 
     :param prior_answers: DNS answers seen before these packets, used for names together with
@@ -219,6 +222,10 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
     :param openers: the first SYN to a cloud server's port each address sent in earlier batches
         (:func:`kscc_traffic.inspect.cloud_openers`), for telling a connection opened towards an
         agent; None: none.
+    :param strays: the SYN-ACKs no SYN of their own flow asked for in earlier batches
+        (:class:`kscc_traffic.inspect.StraySynAcks`); those of these packets are added to it (in
+        place), for telling an unanswered SYN that was answered from another address. None: a new
+        one, of these packets alone.
     """
     errors = find_errors(packets)
     exclude = np.zeros(len(packets), bool)
@@ -277,8 +284,11 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         leave = np.asarray(judge(flows if extra is None else _in_order(flows, extra.flows, order), last_ts), bool)
         # only the flows judged are inspected, and every DNS flow: its answers name the others
         look = (leave if extra is None else leave[rank[:len(flows)]]) | dns_flows(flows)
+    if strays is None:
+        strays = StraySynAcks()
+    add_stray_synacks(ft, strays)
     flows, answers = inspect_flows(replace(ft, flows=flows), look, ttls=ttls, opener_ports=cloud_ports(rules),
-                                   openers=openers)
+                                   openers=openers, strays=strays)
     if extra is not None:
         # (inspected as the others are: no payload, so every application column at its default,
         # not NaN, which reads as True in a bool column)

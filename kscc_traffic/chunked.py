@@ -59,7 +59,7 @@ from .capture.packets import Packets, short_payloads
 from .capture.stats import ReadStats
 from .flows import ACK, CLOSE_DELAY_NS, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, \
     RST, TCP, UDP, VLAN_STACK, arrays_of, broadcast_evidence, content_rows, dns_flows, history_plain, isin_texts
-from .inspect import (DNS_KEYS, REFUSED_WAIT, AddressTtls, address_ttls, cloud_openers, cloud_ports, dns_response_rows,
+from .inspect import (DNS_KEYS, REFUSED_WAIT, AddressTtls, StraySynAcks, address_ttls, cloud_openers, cloud_ports, dns_response_rows,
                       refused_hint, truncated_answer)
 from .answer_store import AnswerStore
 from .classify import (AUTH_RETRY_S, DNS_ANSWERED_TCP, DNS_RESOLVED, DNS_RESOLVED6, DNS_RESOLVED_TCP, DNS_RETRY, SEEN_IPV4, DNS_RETRY_S, PROXY_RETRY, REFUSED_RETRY, REFUSED_RETRY_S,
@@ -317,6 +317,7 @@ class ChunkedAnalysis:
         broadcasts: dict[int, int] = {}     # link-layer broadcast destinations seen (flows.broadcast_evidence)
         ttls: Mapping = {}                  # each address's first packet that is no reset nor SYN-ACK (inspect.AddressTtls)
         openers = None                      # each address's first SYN to a cloud server's port (inspect.cloud_openers)
+        strays = StraySynAcks()             # SYN-ACKs no SYN of their flow asked for (inspect.add_stray_synacks)
         ports = cloud_ports(self.rules)
         frame_base = 0                      # records read so far: the next one's number (Frames.number)
         recent_read = np.zeros(0, np.int64)     # the last CLOCK_FRAMES records read: their stamps
@@ -511,7 +512,8 @@ class ChunkedAnalysis:
             b = analyze_batch(batch, self.rules, self.name, prior_answers=store, weights=weights,
                               known=known, capture_end_ns=end if last else None,
                               observed_until_ns=end if last else clock, carried=carried, copies=copies,
-                              broadcasts=broadcasts, judge=leaving, finish=False, ttls=ttls, openers=openers)
+                              broadcasts=broadcasts, judge=leaving, finish=False, ttls=ttls, openers=openers,
+                              strays=strays)
             broadcasts = broadcast_evidence(batch.cols, broadcasts)
             ttls = address_ttls(batch.cols, ttls)
             openers = cloud_openers(batch.cols, ports, openers)

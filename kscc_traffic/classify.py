@@ -1115,6 +1115,12 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         if state in _NO_ANSWER_STATES and not answered:
             n = int(row["orig_pkts"])
             if state == "S0" and row.get("history", "").lstrip("^") == "S":
+                other = row.get("answered_from") or ""
+                if other:
+                    # (answered, from elsewhere: the client takes no such answer; the detail starts
+                    # with ANSWERED_ELSEWHERE, which report.readiness counts)
+                    return done("blocked", "wrong_source", answered_elsewhere_detail(
+                        n, other, endpoint_text(row["resp_h"], row["resp_p"])))
                 return done("blocked", "no_answer", f"SYN sent {n} time{'s' if n != 1 else ''}, no answer"
                             + unrouted_source_note(str(row.get("orig_h") or ""), str(row["resp_h"])))
             return done("blocked", "no_answer",
@@ -1534,6 +1540,29 @@ def _attempt_failed(row: dict, icmp_text: str, answered: bool, partial: bool) ->
     if proto == "udp" and not answered and row["cast"] == "unicast":
         return f"; {MISMATCH_FAILED} (no_answer): UDP request without a reply"
     return ""
+
+
+#: how the detail of unanswered SYNs that a SYN-ACK from another address or port acknowledged
+#: starts (reason ``wrong_source``; report.readiness counts such flows by it)
+ANSWERED_ELSEWHERE = "SYN answered only from another address or port"
+#: what such an answer means, after the addresses (:func:`answered_elsewhere_detail`)
+ANSWERED_ELSEWHERE_WHY = ("a client takes a SYN-ACK only from the address and port it connected to (RFC 9293), "
+                          "so for it the SYN went unanswered (it resets such an answer, or its firewall drops "
+                          "it): a NAT that translates the destination of the client's packets but not the "
+                          "source of the answers (a server on the client's own network reached by its public "
+                          "or forwarded address without NAT loopback, or a port forward whose server sends its "
+                          "answers past the NAT), a load balancer answering from the server's own address, or "
+                          "a server with several addresses answering from another; the port is open there, "
+                          "no firewall rule is the fix")
+
+
+def answered_elsewhere_detail(n: int, other: str, contacted: str) -> str:
+    """The detail of a TCP flow whose ``n`` SYNs (no packet back) were acknowledged by a SYN-ACK
+    from ``other`` (``192.0.2.21:13000``, the internal ``answered_from``:
+    :func:`.inspect._answered_elsewhere`) instead of ``contacted`` (the responder's address and
+    port, :func:`~kscc_traffic.addresses.endpoint_text`); starts with :data:`ANSWERED_ELSEWHERE`."""
+    return (f"{ANSWERED_ELSEWHERE}: SYN sent {n} time{'s' if n != 1 else ''}; a SYN-ACK acknowledging it came "
+            f"from {other}, not from {contacted}, the address and port contacted: {ANSWERED_ELSEWHERE_WHY}")
 
 
 def _refused_midway(row: dict) -> bool:
@@ -3650,7 +3679,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                   "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "http_page", "flight_cut", "http_later", "mcast_groups",
-                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth")
+                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
@@ -3661,7 +3690,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                      "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "http_page", "flight_cut", "http_later", "mcast_groups",
-                     "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth")
+                     "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
 #: the columns of :data:`_JUDGE_COLUMNS` without which the grouping is not made (row by row then)
 _REQUIRED_COLUMNS = tuple(c for c in _JUDGE_COLUMNS if c not in _OPTIONAL_COLUMNS)
 
@@ -3674,7 +3703,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                   "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                   "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location", "http_reason", "http_page", "flight_cut", "http_later",
-                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth")
+                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
 #: exact columns read only on a TLS purpose (:func:`_client_cleartext` quotes them): keyed '' for
 #: a flow to a port no TLS rule documents, not through a proxy (:func:`_verdict_keys`)
 _QUOTED_COLUMNS = ("client_head", "client_binary")
@@ -3687,7 +3716,7 @@ _TEXT_COLUMNS = ("proto", "resp_h", "orig_h", "server_name", "dns_name", "conn_s
                  "blind_closer", "tunnel_http_status", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                  "syn_answer", "hello_split", "hello_copies", "unreassembled", "tls_close", "dns_mismatch", "acked_unseen",
                  "client_head", "client_binary", "http_location", "http_reason", "http_page", "flight_cut", "http_later", "mcast_groups", "window_closed", "synack_not_taken", "start_lost",
-                 "tls_version", "tls_client_cert", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth")
+                 "tls_version", "tls_client_cert", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
 #: compare the combined key when the product of the column cardinalities stays below this
@@ -4233,6 +4262,8 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
         # (opened towards an agent, told by its own earlier connection to the cloud: likewise)
         masked(tcp & ~eq("opened_cloud", ""), "orig_h"),
         masked(tcp & ~eq("opened_cloud", ""), "resp_h"),
+        # (unanswered SYNs answered from elsewhere: the address contacted quoted beside the other)
+        masked(tcp & ~eq("answered_from", ""), "resp_h"),
         # (a UDP datagram to a group: its address is in the detail when the page documents the
         # other kind of group delivery for the port)
         masked(on["udp"] & group_cast, "resp_h"),

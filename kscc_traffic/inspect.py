@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from .addresses import endpoint_text
 from .flows import (ACK, FIN, ICMP6, RST, SKEW_MAX_NS, SYN, TCP, UDP, FlowTable, address_text, content_rows, first_rows,
                     history_plain, frame_of, isin_texts, label_index, repeated, resent, seq_extents)
 from .protocols import dns, dns_batch, http, mcast, tls, tls_batch
@@ -976,6 +977,135 @@ def _opener_notes(ft: FlowTable, n: int, ports: np.ndarray | None, prior=None) -
             of = f" of {address_text(c['src_hi'][i], c['src_lo'][i], c['ipver'][i] == 6)[0]}"
         out[int(pf[syn[k]])] = (f"it had itself opened TCP {int(port[k])}{of} at "
                                 f"{at.strftime('%H:%M:%S')}.{at.microsecond // 1000:03d} UTC")
+    return out
+
+
+#: how long (ns) after a SYN a SYN-ACK from another address or port that acknowledges it still
+#: counts as its answer (:func:`_answered_elsewhere`): a server sends its SYN-ACK again for about a
+#: minute (Linux: 5 times, 1 + 2 + 4 + 8 + 16 s)
+ELSEWHERE_AFTER_NS = 60_000_000_000
+#: ... and how long before it (ns): the interfaces of one capture stamped by different clocks
+ELSEWHERE_BEFORE_NS = 1_000_000_000
+#: the SYN-ACKs a :class:`StraySynAcks` keeps at most (beyond, new ones are not kept)
+MAX_STRAY_SYNACKS = 65_536
+#: ... and those older than this (ns) before the newest packet it was given are forgotten (once it
+#: holds :data:`STRAY_PRUNE_FROM` or more): an unanswered SYN's flow leaves 5 minutes after its
+#: last packet
+STRAY_KEEP_NS = 900_000_000_000
+#: the size from which a :class:`StraySynAcks` forgets its old SYN-ACKs
+STRAY_PRUNE_FROM = 4_096
+
+
+class StraySynAcks:
+    """The SYN-ACKs whose own flow holds no SYN (:func:`add_stray_synacks`): answers from another
+    address or port than the one a client contacted (a NAT that translates the destination of the
+    client's packets but not the source of the answers, a server with several addresses), or
+    answers whose SYN the capture missed. What tells an unanswered SYN that was answered from
+    elsewhere (:func:`_answered_elsewhere`), kept from batch to batch of a chunked or live analysis,
+    which meets the SYN's flow only when it leaves, minutes after that answer's own flow left.
+
+    ``table``: ``(ipver, dst_hi, dst_lo, dport, ack)`` (ints: the address and port the SYN-ACK went
+    to, its acknowledgement number) -> ``(ts_ns, src_hi, src_lo, sport)`` (ints: epoch ns of the
+    first such SYN-ACK, the address and port it came from). ``newest_ns``: the newest packet time
+    given (epoch ns; None: none). At most :data:`MAX_STRAY_SYNACKS` keys."""
+
+    __slots__ = ("table", "newest_ns")
+
+    def __init__(self) -> None:
+        self.table: dict[tuple[int, int, int, int, int], tuple[int, int, int, int]] = {}
+        self.newest_ns: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def add(self, keys: list, values: list, newest_ns: int | None) -> None:
+        """Add SYN-ACKs (``keys`` and ``values`` as :attr:`table`'s, equal lengths): the earlier one
+        of a key kept (re-analysed packets add nothing new); then, past
+        :data:`STRAY_PRUNE_FROM` keys, those older than :data:`STRAY_KEEP_NS` before ``newest_ns``
+        (the newest packet of the batch, epoch ns) forgotten."""
+        t = self.table
+        for k, v in zip(keys, values):
+            had = t.get(k)
+            if had is None:
+                if len(t) < MAX_STRAY_SYNACKS:
+                    t[k] = v
+            elif v[0] < had[0]:
+                t[k] = v
+        if newest_ns is not None:
+            self.newest_ns = newest_ns if self.newest_ns is None else max(self.newest_ns, newest_ns)
+        if len(t) >= STRAY_PRUNE_FROM and self.newest_ns is not None:
+            old = self.newest_ns - STRAY_KEEP_NS
+            for k in [k for k, v in t.items() if v[0] < old]:
+                del t[k]
+
+
+def add_stray_synacks(ft: FlowTable, strays: StraySynAcks) -> None:
+    """Add to ``strays`` (in place) the SYN-ACKs (SYN and ACK, no RST) of ``ft``'s packets whose
+    flow holds no SYN without ACK: answers no SYN of their own 5-tuple asked for. Reads every
+    packet of a flow (``ft.pkt_flow``), so call it before the inspection leaves any out."""
+    c, pf = ft.packets.cols, ft.pkt_flow
+    if not len(pf):
+        return
+    tcp = (pf >= 0) & (c["proto"] == TCP)
+    flags = c["tcp_flags"] & (SYN | ACK | RST)
+    synack = tcp & (flags == (SYN | ACK))
+    if not synack.any():
+        return
+    asked = np.zeros(len(ft.flows) + 1, bool)
+    asked[pf[tcp & (flags == SYN)]] = True
+    at = np.flatnonzero(synack & ~asked[pf])
+    if not len(at):
+        return
+    cols = [c[k][at].tolist() for k in ("ipver", "dst_hi", "dst_lo", "dport", "ack", "ts_ns", "src_hi", "src_lo",
+                                          "sport")]
+    keys = list(zip(*cols[:5]))
+    values = list(zip(*cols[5:]))
+    strays.add(keys, values, int(c["ts_ns"].max()))
+
+
+def _answered_elsewhere(ft: FlowTable, n: int, strays: StraySynAcks | None) -> np.ndarray:
+    """Per flow (object array of ``n`` texts, '' where none): for a TCP flow its responder sent no
+    packet in, one of whose originator's SYNs (no ACK) was acknowledged by a SYN-ACK of
+    ``strays`` from another address or port than the SYN's destination (to the SYN's source
+    address and port, acknowledging its sequence number + 1, from :data:`ELSEWHERE_BEFORE_NS`
+    before the SYN to :data:`ELSEWHERE_AFTER_NS` after it): where that answer came from,
+    ``192.0.2.21:13000`` (:func:`~kscc_traffic.addresses.endpoint_text`; the first SYN's first
+    answer). The client takes no answer from elsewhere (RFC 9293 §3.10.7.3: a SYN-ACK matches a
+    connection by its four addresses and ports), so for it the SYN went unanswered."""
+    out = repeated("", n)
+    if strays is None or not len(strays) or not n:
+        return out
+    c, pf = ft.packets.cols, ft.pkt_flow
+    fo = np.asarray(ft.pkt_from_orig, bool)
+    heard = np.zeros(n + 1, bool)
+    heard[pf[(pf >= 0) & ~fo]] = True
+    syn = np.flatnonzero((pf >= 0) & fo & (c["proto"] == TCP) & ((c["tcp_flags"] & (SYN | ACK | RST)) == SYN))
+    syn = syn[~heard[pf[syn]]]
+    if not len(syn):
+        return out
+    # (a first sieve by the address answered, its low half, and port: most SYNs have no stray answer)
+    wanted = np.array(sorted({((k[2] << 16) ^ k[3]) & 0xFFFF_FFFF_FFFF_FFFF for k in strays.table}), np.uint64)
+    probe = (c["src_lo"][syn].astype(np.uint64) << np.uint64(16)) ^ c["sport"][syn].astype(np.uint64)
+    syn = syn[np.isin(probe, wanted)]
+    if not len(syn):
+        return out
+    syn = syn[np.lexsort((syn, c["ts_ns"][syn]))]
+    table = strays.table
+    for r in syn.tolist():
+        f = int(pf[r])
+        if out[f]:
+            continue
+        got = table.get((int(c["ipver"][r]), int(c["src_hi"][r]), int(c["src_lo"][r]), int(c["sport"][r]),
+                         (int(c["seq"][r]) + 1) & 0xFFFFFFFF))
+        if got is None:
+            continue
+        ts, hi, lo, port = got
+        if (hi, lo, port) == (int(c["dst_hi"][r]), int(c["dst_lo"][r]), int(c["dport"][r])):
+            continue
+        if not -ELSEWHERE_BEFORE_NS <= ts - int(c["ts_ns"][r]) <= ELSEWHERE_AFTER_NS:
+            continue
+        host = address_text(np.array([hi], np.uint64), np.array([lo], np.uint64), np.array([c["ipver"][r] == 6]))[0]
+        out[f] = endpoint_text(host, port)
     return out
 
 
@@ -1977,7 +2107,7 @@ def dns_flows(flows: pd.DataFrame) -> np.ndarray:
 
 def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
                   ttls: dict | None = None, opener_ports: np.ndarray | None = None,
-                  openers=None) -> tuple[pd.DataFrame, DnsAnswers]:
+                  openers=None, strays: StraySynAcks | None = None) -> tuple[pd.DataFrame, DnsAnswers]:
     """Parse application payloads and return (flows with :data:`APP_COLUMNS` and ``service``
     filled in, the DNS answers seen in the capture).
 
@@ -1992,6 +2122,9 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     :param opener_ports: the cloud servers' ports (:func:`cloud_ports`) and ``openers`` the first
         SYN to one of them each address sent in earlier batches (:func:`cloud_openers`), for the
         internal ``opened_cloud`` column (:func:`_opener_notes`); None: none.
+    :param strays: the SYN-ACKs no SYN of their own flow asked for, of these packets and earlier
+        batches (:class:`StraySynAcks`, :func:`add_stray_synacks`), for the internal
+        ``answered_from`` column (:func:`_answered_elsewhere`); None: none.
     """
     if only is not None:
         # (the appended False: a packet of no flow, pkt_flow -1, stays -1)
@@ -2077,6 +2210,9 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # (and, for a connection opened to a cloud server's port of an address that had itself opened
     # one before: that, classify's evidence of an inbound connection to an agent)
     cols["opened_cloud"] = _opener_notes(ft, n, opener_ports, openers)
+    # (and, for an unanswered SYN that a SYN-ACK from another address or port acknowledged: where
+    # that answer came from, which the client does not take)
+    cols["answered_from"] = _answered_elsewhere(ft, n, strays)
     hint = cols["reset_hint"]
     # (and, for a connection whose SYN-ACK and reset came from a device nearer than the server's
     # earlier packets: that device's hint, where the flow itself gave none)

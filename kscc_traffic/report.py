@@ -25,7 +25,7 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
     from rich.console import Console
 
 from .addresses import endpoint_text
-from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, DP_PATH_REFUSED, PROXY_CREDENTIALS_REFUSED, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
+from .classify import ANSWERED_ELSEWHERE, DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, DP_PATH_REFUSED, PROXY_CREDENTIALS_REFUSED, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
     IDLE_GOES_ON, PATH_RESET, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNREAD, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
     _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED, DNS_LOST_FRAGMENTS, FRAGS_LOST, TUNNEL_EMPTY, \
     SHARED_PORTS_BELOW, ksc_only
@@ -901,9 +901,9 @@ REASON_TEXT: dict[str, str] = {
                 "not judged"),
     "port_scan": ("a probe of a port scan (one originator's short attempts to 15 or more ports of one host within "
                   "5 minutes): a scanner's, not KSC traffic; not judged"),
-    "wrong_source": ("the DNS answer came from another address than the one asked: clients drop it (a multihomed "
-                     "resolver answering from its other address, or a DNS redirect/NAT rule that does not rewrite "
-                     "the answer's source)"),
+    "wrong_source": ("the answer (a DNS answer, a SYN-ACK) came from another address than the one asked: clients "
+                     "drop it (a multihomed resolver or server answering from its other address, or a redirect/NAT "
+                     "rule that does not rewrite the answer's source)"),
     "dns_truncated": ("the DNS answer was truncated (too large for UDP) and no retry over TCP got an address: "
                       "DNS over TCP (port 53/TCP) to the resolver is blocked, or the client did not retry"),
     "address_scan": ("a probe of an address scan (one originator's short attempts to 25 or more hosts on one port "
@@ -1585,6 +1585,15 @@ def ok_of_text(ok: int, n: int, partial: int = 0) -> str:
     return f"{ok} of {n} flows ok{started}"
 
 
+#: what the checklist says of connection attempts answered from another address or port
+#: (:data:`~kscc_traffic.classify.ANSWERED_ELSEWHERE`), after "these N connection attempts were"
+ELSEWHERE_FIX = ("answered from another address or port than the one contacted (see each flow's detail), an answer "
+                 "the agent does not take: the port is open there, no firewall rule is the fix; fix the address "
+                 "translation: NAT loopback (hairpin NAT) on the router for a server on the agents' own network "
+                 "reached by its public or forwarded address (or give the agents its own address), the server's "
+                 "answers routed back through the NAT of a port forward, a load balancer's source NAT")
+
+
 def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, proxied: int = 0,
                    ok_named: int | None = None, ok_answered: int | None = None,
                    v6: tuple[int, int] | None = None, bl_tls: int = 0, bl_named: int | None = None,
@@ -1597,7 +1606,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    un_inbound: int = 0, bl_handshake: int = 0, bl_icmp: dict[str, int] | None = None,
                    proxy_paths: ProxyPaths | None = None, bl_cut: int = 0,
                    caps: tuple[tuple[str, ...], tuple[str, ...], bool] | None = None, bl_mtu: int = 0,
-                   bl_route_own: int = 0, bl_dp_way: int = 0,
+                   bl_route_own: int = 0, bl_dp_way: int = 0, bl_elsewhere: int = 0,
                    bl_refused: tuple[int, int] = (0, 0),
                    un_elsewhere: tuple[int, tuple[str, ...]] = (0, ()),
                    bl_redirect: dict[str, int] | None = None, un_console: int = 0, ok_other_cast: int = 0,
@@ -1704,6 +1713,9 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     its rules are to change, not the distribution point's (s55 DP pass #12).
     ``bl_route_own``: of the blocked ones, those answered by such a network/host/address
     unreachable from the server's own address (:data:`ROUTE_OWN`; not counted in ``bl_route``).
+    ``bl_elsewhere``: of the blocked ones, unanswered SYNs a SYN-ACK from another address or port
+    acknowledged (detail :data:`~kscc_traffic.classify.ANSWERED_ELSEWHERE`, reason ``wrong_source``):
+    the address translation is to fix, no port to open (:data:`ELSEWHERE_FIX`).
 
     ``ok_partial``: of the ok ones, those whose start the capture missed (reason ``partial``: begun
     before it, no SYN seen, judged on what was seen): still counted among the ok and the flows, as
@@ -1993,6 +2005,10 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                     f"host or address unreachable (or no route) {ROUTE_OWN}")
     if status == "blocked" and bl_icmp:
         fix = _icmp_fix(bl, bl_icmp, fix)
+    if status == "blocked" and bl_elsewhere:
+        fix = (f"{'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'} "
+               f"{ELSEWHERE_FIX}" if bl_elsewhere >= bl else
+               f"{fix}; {bl_elsewhere} of them {'was' if bl_elsewhere == 1 else 'were'} {ELSEWHERE_FIX}")
     if status == "blocked" and bl_dp_way and r.opener == "agent_to_dp":
         way = (f"refused by ICMP administratively prohibited from a router or firewall on the way, not by the "
                f"distribution point (see each flow's detail): allow {r.transport.upper()} {r.port_text} from the "
@@ -2068,7 +2084,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                               failed=un_failed, inbound=(un_inbound, (un_reasons or {}).get("wrong_direction", 0)),
                               elsewhere=un_elsewhere) \
             or fix
-    if status == "blocked" and not proxied and 0 < bl - bl_idle <= own_rst + bl_tls + bl_stale + bl_handshake \
+    if status == "blocked" and not proxied and 0 < bl - bl_idle <= own_rst + bl_tls + bl_stale + bl_handshake + bl_elsewhere \
             and fix.startswith(f"{r.fix}; "):
         # every blocked flow was answered (a reset with the server's own TTL, a TLS failure or
         # interception, an old connection's answer, a handshake ended by the server's side): no drop
@@ -3448,7 +3464,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         un_inbound = 0
         bl_handshake = bl_cut = bl_host = bl_local = bl_idle = bl_path = bl_lost = 0
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
-        bl_route = bl_http = un_vendor = bl_mtu = bl_route_own = bl_dp_way = 0
+        bl_route = bl_http = un_vendor = bl_mtu = bl_route_own = bl_dp_way = bl_elsewhere = 0
         bl_cert = (0, 0, 0, 0, 0)
         bl_icmp: dict[str, int] = {}
         http_statuses: tuple[str, ...] = ()
@@ -3539,6 +3555,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     bl_idle = sum(1 for x in details if str(x).startswith(IDLE_GOES_ON))
                     bl_path = sum(1 for x in details if str(x).startswith(PATH_RESET))
                     bl_dp_way = sum(1 for x in details if DP_PATH_REFUSED in str(x))
+                    bl_elsewhere = sum(1 for x in details if str(x).startswith(ANSWERED_ELSEWHERE))
                     # (the ICMP advice from the icmp_unreachable column: names quoted in a detail
                     # could hold its words)
                     icmp = icmp_all[at][v == "blocked"].tolist()
@@ -3579,6 +3596,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    proxy_paths=paths.get(r.id) if "proxy_target" in flows else None,
                                    bl_cut=bl_cut, caps=caps, bl_refused=bl_refused, un_elsewhere=un_elsewhere,
                                    bl_mtu=bl_mtu, bl_route_own=bl_route_own, bl_dp_way=bl_dp_way,
+                                   bl_elsewhere=bl_elsewhere,
                                    bl_redirect=bl_redirect, un_console=un_console,
                                    ok_other_cast=ok_other_cast, ok_other_kind=ok_other_kind, bl_cert=bl_cert,
                                    ok_partial=ok_partial,
@@ -3779,6 +3797,7 @@ class TableSummary:
         self.bl_cert: dict[str, tuple[int, ...]] = {}   # purpose -> blocked tls_failed flows ended on the certificate (cert_counts)
         self.bl_route_own: dict[str, int] = {}   # purpose -> blocked flows: such an error from the server's address
         self.bl_dp_way: dict[str, int] = {}      # purpose -> blocked flows: refused on the way to a DP (DP_PATH_REFUSED)
+        self.bl_elsewhere: dict[str, int] = {}   # purpose -> blocked flows: SYN answered from elsewhere (ANSWERED_ELSEWHERE)
         self.bl_icmp: dict[str, dict[str, int]] = {}  # purpose -> kind -> blocked flows: ICMP not a refusal
         self.bl_http: dict[str, int] = {}        # purpose -> blocked flows: HTTP request refused (HTTP_REFUSAL)
         self.http_statuses: dict[str, set] = {}  # ... their statuses
@@ -4040,6 +4059,7 @@ class TableSummary:
                     x, y = self.bl_refused.get(p, (0, 0))
                     self.bl_refused[p] = (x + a, y + b)
             for prefix, counts in ((STALE_ANSWER, self.bl_stale), (FILTER_ANSWER, self.bl_tls),
+                                   (ANSWERED_ELSEWHERE, self.bl_elsewhere),
                                    (HANDSHAKE_RESET, self.bl_handshake), (HANDSHAKE_CLOSE, self.bl_handshake),
                                    (REQUEST_RESET, self.bl_handshake),
                                    (SYNACK_NOT_TAKEN, self.bl_host), (SYNACK_LOST, self.bl_lost),
@@ -4190,6 +4210,7 @@ class TableSummary:
                                        bl_cut=self.bl_cut.get(r.id, 0), caps=self._captures(r.id, bl, un),
                                        bl_mtu=self.bl_mtu.get(r.id, 0), bl_route_own=self.bl_route_own.get(r.id, 0),
                                        bl_dp_way=self.bl_dp_way.get(r.id, 0),
+                                       bl_elsewhere=self.bl_elsewhere.get(r.id, 0),
                                        bl_refused=self.bl_refused.get(r.id, (0, 0)),
                                        un_elsewhere=(self.un_elsewhere.get(r.id, 0),
                                                      tuple(self.elsewhere_names.get(r.id, {})))

@@ -101,3 +101,108 @@ def test_later_fragments_of_overlapping_datagrams_name_the_overlap_as_a_cause(tm
     assert len(tails) == 1, flows[["orig_p", "resp_p", "detail"]]
     assert "overlapping fragments dropped whole (RFC 5722" in tails.iloc[0]["detail"]
     assert tails.iloc[0]["verdict"] == "unclassified"
+
+
+def _answered_elsewhere_capture(tmp_path, v6=False, other_port=False, filler=0, name="elsewhere.pcap",
+                                right_ack=True, spacing=0.01):
+    """An agent's SYNs (sent 3 times, one source port) to a distribution point's TCP 13000, each
+    answered by a SYN-ACK acknowledging it from another address (or, ``other_port``, the same
+    address's port 13001), which the agent resets; ``filler`` answered TLS-less connections of
+    other agents, ``spacing`` s apart, from the first SYN on (so that a chunked reading meets the
+    flows in several batches).
+    ``right_ack`` False: the SYN-ACKs acknowledge another sequence number (no answer to it)."""
+    from pcapbuild import eth, ip_of, pcap_bytes
+    from scapy.layers.inet import TCP
+    if v6:
+        agent, dp, other = "2001:db8:10::25", "2001:db8:10::20", "2001:db8:10::21"
+    else:
+        agent, dp, other = "192.0.2.25", "198.51.100.20", "192.0.2.20"
+    if other_port:
+        other = dp
+    oport = 13001 if other_port else 13000
+    recs = []
+    for k, dt in enumerate((0.0, 1.0, 3.0)):
+        t = 1000.0 + dt
+        recs.append((t, eth(ip_of(agent, dp) / TCP(sport=50123, dport=13000, flags="S", seq=7000))))
+        ack = 7001 if right_ack else 9999
+        recs.append((t + 0.0005, eth(ip_of(other, agent) / TCP(sport=oport, dport=50123, flags="SA", seq=500,
+                                                                ack=ack))))
+        recs.append((t + 0.0006, eth(ip_of(agent, other) / TCP(sport=50123, dport=oport, flags="R", seq=ack))))
+    for j in range(filler):
+        c = f"2001:db8:30::{j % 200 + 1:x}" if v6 else f"203.0.113.{j % 200 + 1}"
+        s = "2001:db8:40::1" if v6 else "198.51.100.99"
+        t = 1000.0 + j * spacing
+        p = 40000 + j
+        recs += [(t, eth(ip_of(c, s) / TCP(sport=p, dport=8080, flags="S", seq=1))),
+                 (t + 0.001, eth(ip_of(s, c) / TCP(sport=8080, dport=p, flags="SA", seq=5, ack=2))),
+                 (t + 0.002, eth(ip_of(c, s) / TCP(sport=p, dport=8080, flags="A", seq=2, ack=6))),
+                 (t + 0.003, eth(ip_of(c, s) / TCP(sport=p, dport=8080, flags="FA", seq=2, ack=6))),
+                 (t + 0.004, eth(ip_of(s, c) / TCP(sport=8080, dport=p, flags="FA", seq=6, ack=3))),
+                 (t + 0.005, eth(ip_of(c, s) / TCP(sport=p, dport=8080, flags="A", seq=3, ack=7)))]
+    recs.sort(key=lambda r: r[0])
+    path = tmp_path / name
+    path.write_bytes(pcap_bytes(recs))
+    return path, agent, dp, other, oport
+
+
+@pytest.mark.parametrize("v6", [False, True])
+@pytest.mark.parametrize("other_port", [False, True])
+def test_syns_answered_from_another_address_are_not_a_port_to_open(tmp_path, v6, other_port):
+    """s55 DP pass #8 (left then): an agent's SYNs to its distribution point answered by SYN-ACKs
+    from the DP's other address (a hairpin NAT missing, a server answering from another of its
+    addresses), which the agent reset, were "SYN sent 3 times, no answer" and the checklist said
+    "allow inbound TCP 13000 on the distribution point". The answers are in the capture: the flow
+    is blocked/wrong_source, its detail names where the answer came from, and the advice is the
+    address translation, no port."""
+    from kscc_traffic import analyze, load_rules
+    from kscc_traffic.addresses import endpoint_text
+    from kscc_traffic.classify import ANSWERED_ELSEWHERE
+    from kscc_traffic.report import TableSummary, readiness
+    path, agent, dp, other, oport = _answered_elsewhere_capture(tmp_path, v6, other_port)
+    flows = analyze(str(path))
+    syn = flows[flows["resp_h"] == dp].iloc[0] if not other_port else flows[flows["resp_p"] == 13000].iloc[0]
+    assert (syn.conn_state, syn.history, syn.verdict, syn.reason) == ("S0", "S", "blocked", "wrong_source")
+    assert syn.detail.startswith(f"{ANSWERED_ELSEWHERE}: SYN sent 3 times; a SYN-ACK acknowledging it came from "
+                                 f"{endpoint_text(other, oport)}, not from {endpoint_text(dp, 13000)}, the address "
+                                 "and port contacted: "), syn.detail
+    assert "no firewall rule is the fix" in syn.detail
+    stray = flows[flows.index != syn.name].iloc[0]
+    assert (stray.history, stray.verdict) == ("^hR", "unclassified")
+    for check in (readiness(flows, load_rules()), TableSummary.of(flows).readiness(load_rules())):
+        fix = check.set_index("rule").loc["dp_agent_connection"].fix
+        assert fix.startswith("this connection attempt was answered from another address or port than the one "
+                              "contacted"), fix
+        assert "allow inbound" not in fix, fix
+
+
+def test_a_syn_ack_for_another_sequence_number_is_no_answer_from_elsewhere(tmp_path):
+    """The SYN-ACKs of another address that acknowledge another sequence number answer something
+    else: the SYNs stay unanswered (no_answer), as before."""
+    from kscc_traffic import analyze
+    path, agent, dp, other, _ = _answered_elsewhere_capture(tmp_path, right_ack=False)
+    syn = analyze(str(path)).set_index("resp_h").loc[dp]
+    assert (syn.verdict, syn.reason, syn.detail) == ("blocked", "no_answer", "SYN sent 3 times, no answer")
+
+
+def test_answered_from_elsewhere_in_chunks_live_and_tshark(tmp_path):
+    """The same in a chunked reading (the stray SYN-ACK's own flow leaves minutes before the
+    unanswered SYN's), a live session and the tshark engine."""
+    import shutil
+    import sys
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    import chunkcmp
+    # (400 s of other connections: the reset SYN-ACK's flow leaves within seconds, the unanswered
+    # SYN's 5 minutes after its last packet, batches later)
+    path, agent, dp, *_ = _answered_elsewhere_capture(tmp_path, filler=400, spacing=1.0)
+    whole = chunkcmp.assert_same(path, [20_000, 60_000])
+    assert whole.set_index("resp_h").loc[dp].reason == "wrong_source"
+    from test_live_session import RULES, _replay
+
+    from kscc_traffic.live.session import LiveSession
+    s = LiveSession(RULES, name=path.name)
+    _replay(path, s, step=50)
+    assert s.final().set_index("resp_h").loc[dp].reason == "wrong_source"
+    if shutil.which("tshark"):
+        from kscc_traffic import analyze_file
+        row = analyze_file(path, engine="tshark").flows.set_index("resp_h").loc[dp]
+        assert (row.reason, row.detail) == ("wrong_source", whole.set_index("resp_h").loc[dp].detail)

@@ -68,7 +68,7 @@ import numpy as np
 import pandas as pd
 
 from ..analyze import COLUMNS, _schema, analyze_packets
-from ..inspect import address_ttls, cloud_openers, cloud_ports
+from ..inspect import StraySynAcks, address_ttls, cloud_openers, cloud_ports
 from ..capture.packets import PACKET_COLUMNS, Packets
 from ..classify import END_MARGIN_S, TLS_SILENCE_S, classify, note_auth_rounds
 from ..flows import (_SEQ_TRUST, ACK, DEFAULT_IDLE_NS, DNS_IDLE_NS, DNS_PORTS, FIN, ICMP, ICMP6, IDLE_TIMEOUT_NS, RST, SYN, TCP, UDP,
@@ -580,6 +580,9 @@ class LiveSession:
         #: each address's first SYN to a cloud server's port (inspect.cloud_openers): what tells a
         #: connection opened towards an agent, whatever flows were evicted since
         self._openers = None
+        #: the SYN-ACKs no SYN of their own flow asked for (inspect.StraySynAcks): what tells an
+        #: unanswered SYN answered from another address, whatever flows were evicted since
+        self._strays = StraySynAcks()
         self._ports = cloud_ports(rules)
 
     # ------------------------------------------------------------------------- ingest
@@ -894,7 +897,7 @@ class LiveSession:
         learnt = DnsAnswers()
         table, _ = analyze_packets(packets, self.rules, self.name, prior_answers=self._prior(flows),
                                    answers_out=learnt, capture_end_ns=self._end_ns,
-                                   observed_until_ns=self._observed(), internal=True, ttls=self._ttls, openers=self._openers,
+                                   observed_until_ns=self._observed(), internal=True, ttls=self._ttls, openers=self._openers, strays=self._strays,
                                    weights=weights[order] if weights is not None else None)
         self._learn(learnt)
         # rows -> flows: by key (and first packet time), aliases for foreign ICMP errors
