@@ -13,7 +13,10 @@ probe does: unanswered (``S0``, ``SH``), refused (``REJ``), reset by the origina
 after the responder's SYN-ACK (``RSTOS0``; ``RSTO`` with history ``ShR``: a half-open SYN scan) or
 never acknowledging it (``S1`` with history ``Sh``: the scanner's reset not captured),
 or connected and closed at once (``RSTO``/``RSTR``/``SF`` within :data:`CONNECT_PROBE_S`: a
-connect() scan). For the address scan the probe also has no ``server_name``: the originator did
+connect() scan). A probe has no ``server_name``: the originator did not look the responder up
+(an agent that looked up the cloud's name and tries 16 ports of its range, "ANY port in each
+range" as the vendor page says, is no port scan: break-it s57 bugs #1). For the address scan the
+probe also has no ``server_name``: the originator did
 not look the responder up (a sweep goes to addresses; a program behind a proxy or a NAT, a
 browser, an agent trying the cloud's addresses, connects to names); and its SYN was sent once
 (a sweep sends one SYN per address; an agent behind a blocking firewall, its names cached or
@@ -199,8 +202,9 @@ def _closed(history: str) -> bool:
 
 def _rows(flows: pd.DataFrame, at: np.ndarray) -> list[tuple]:
     """The rows ``at`` as ``(ts_ns, orig_h, resp_h, resp_p, vlan, named, refused)`` tuples;
-    ``named``: not an address-scan probe (a ``server_name``, or a SYN sent again:
-    :func:`_syn_retried`); ``refused``: its SYN answered by a reset (``REJ``, so far)."""
+    ``named``: :data:`_NAMED` (a ``server_name``: neither a port-scan nor an address-scan probe),
+    :data:`_RETRIED` (a SYN sent again, :func:`_syn_retried`: no address-scan probe), else 0;
+    ``refused``: its SYN answered by a reset (``REJ``, so far)."""
     if not len(at):
         return []
     ts = flows["ts_ns"].to_numpy(np.int64)[at].tolist()
@@ -212,8 +216,17 @@ def _rows(flows: pd.DataFrame, at: np.ndarray) -> list[tuple]:
         else [""] * len(at)
     again = _syn_retried(flows, at).tolist()
     rej = (_col(flows, "conn_state", "")[at] == "REJ").tolist()
-    return [(t, o, r, p, v, (isinstance(n, str) and n != "") or a, j)
+    return [(t, o, r, p, v, _NAMED if isinstance(n, str) and n != "" else _RETRIED if a else 0, j)
             for t, o, r, p, v, n, a, j in zip(ts, oh, rh, rp, vl, names, again, rej)]
+
+
+#: a probe's ``named`` (:func:`_rows`): its originator looked the responder up (``server_name``):
+#: a program connecting to a name, no probe of either scan (an agent trying 16 ports of the
+#: cloud's range after looking up its name, break-it s57 bugs #1: "the infrastructure may use
+#: ANY port in each range", §A)
+_NAMED = 2
+#: ... its SYN sent again by its system (:func:`_syn_retried`): no address-scan probe
+_RETRIED = 1
 
 
 def _syn_retried(flows: pd.DataFrame, at: np.ndarray) -> np.ndarray:
@@ -333,7 +346,8 @@ def _warm_all(att: _Attempts, q: _Attempts, q_named: np.ndarray, lead: np.ndarra
     start less :data:`SCAN_WINDOW_NS` to its ``lead`` (ns, per query, inclusive) hold the count of
     distinct ports (hosts) or more. ``bound``: per query, at most how many attempts its
     port-scan and address-scan keys have (fewer than the count: not looked at). Two bool arrays
-    (len(q.ts),); the address scan's False for the named probes (``q_named``).
+    (len(q.ts),); both False for the named probes (``q_named`` :data:`_NAMED`), the address
+    scan's for those whose SYN was sent again too (:data:`_RETRIED`).
 
     O((attempts + queries) log): the attempts of the keys asked sorted by (key, time) once; per
     key, where a window starting at each attempt first holds the count (:func:`_reach`, one
@@ -371,7 +385,7 @@ def _warm_all(att: _Attempts, q: _Attempts, q_named: np.ndarray, lead: np.ndarra
                 inside = a < e - s
                 res[qs[inside]] = b[inside] >= reach[a[inside]]
         out.append(res)
-    return out[0], out[1] & ~q_named
+    return out[0] & (q_named != _NAMED), out[1] & (q_named == 0)
 
 
 def _reach(values: list, threshold: int) -> np.ndarray:
@@ -480,7 +494,8 @@ class _Memory:
             self.add_attempts(_Attempts(rows))
             return
         for t, o, r, port, v, named, rej in rows:
-            self.pr_p.setdefault((o, r, v), []).append((t, port))
+            if named != _NAMED:
+                self.pr_p.setdefault((o, r, v), []).append((t, port))
             if not named:
                 self.pr_a.setdefault((o, port, v), []).append((t, r, rej))
         self._starts.clear()
@@ -512,7 +527,7 @@ class _Memory:
         for kind, d, key, threshold in ((PORT_SCAN, self.pr_p, (o, r, v), PORT_SCAN_PORTS),
                                         (ADDRESS_SCAN, self.pr_a, (o, port, v), ADDRESS_SCAN_HOSTS)):
             lst = d.get(key, ())
-            if (kind == ADDRESS_SCAN and named) or len(lst) < threshold:
+            if (kind == ADDRESS_SCAN and named) or named == _NAMED or len(lst) < threshold:
                 out.append(False)
                 continue
             if kind == ADDRESS_SCAN:
@@ -630,7 +645,7 @@ def scan_kinds(flows: pd.DataFrame) -> np.ndarray:
     at = np.flatnonzero(probe)
     rows = _rows(flows, at)
     mem.add(rows, True)
-    wp, wa = _warm_all(mem.attempts(), _Attempts(rows), np.fromiter((r[5] for r in rows), bool, len(rows)),
+    wp, wa = _warm_all(mem.attempts(), _Attempts(rows), np.fromiter((r[5] for r in rows), np.int8, len(rows)),
                        _leads(flows, at))
     moment = _Moment()
     for j in np.flatnonzero(wp | wa).tolist():
@@ -696,7 +711,7 @@ class ScanWatch:
                 rows = _rows(out, at)
                 self.mem.add(rows, True)
                 q = _Attempts(rows)
-                named = np.fromiter((r[5] for r in rows), bool, len(rows))
+                named = np.fromiter((r[5] for r in rows), np.int8, len(rows))
                 # (the open flows' attempts only for the originators whose remembered attempts and
                 # open flows may reach a count: most probes are an agent's few failed attempts)
                 n_open = self._open_counts(open_flows())

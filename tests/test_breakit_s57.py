@@ -206,3 +206,45 @@ def test_answered_from_elsewhere_in_chunks_live_and_tshark(tmp_path):
         from kscc_traffic import analyze_file
         row = analyze_file(path, engine="tshark").flows.set_index("resp_h").loc[dp]
         assert (row.reason, row.detail) == ("wrong_source", whole.set_index("resp_h").loc[dp].detail)
+
+
+def _sixteen_ports(tmp_path, named: bool):
+    """An agent trying 16 ports of the cloud's range 23100-23199 of one address, one every 10 s,
+    each SYN unanswered and sent again at +1 s and +3 s; ``named``: a DNS lookup of
+    eu1.ksc.kaspersky.com answering that address before the first."""
+    from pcapbuild import eth, ip_of, pcap_bytes
+    from scapy.layers.dns import DNS, DNSQR, DNSRR
+    from scapy.layers.inet import TCP, UDP
+    agent, resolver, cloud, name = "192.0.2.10", "192.0.2.53", "203.0.113.10", "eu1.ksc.kaspersky.com"
+    recs = []
+    if named:
+        recs += [(999.0, eth(ip_of(agent, resolver) / UDP(sport=5353, dport=53) / DNS(id=7, rd=1, qd=DNSQR(qname=name)))),
+                 (999.01, eth(ip_of(resolver, agent) / UDP(sport=53, dport=5353)
+                              / DNS(id=7, qr=1, rd=1, ra=1, qd=DNSQR(qname=name), an=DNSRR(rrname=name, ttl=600, rdata=cloud))))]
+    for k in range(16):
+        for dt in (0.0, 1.0, 3.0):
+            recs.append((1000.0 + 10 * k + dt, eth(ip_of(agent, cloud) / TCP(sport=50000 + k, dport=23100 + k,
+                                                                              flags="S", seq=1000 * k))))
+    path = tmp_path / f"sixteen_{'named' if named else 'bare'}.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    return path
+
+
+@pytest.mark.parametrize("named", [True, False])
+def test_an_agent_trying_sixteen_ports_of_a_name_it_looked_up_is_no_port_scan(tmp_path, named):
+    """Break-it s57 (public bug reports) #1, #2: an agent that looked up the cloud's name and tried
+    16 ports of its range (the page: "may use ANY port in each range"), every SYN unanswered, was a
+    "port scan": every flow unclassified, agent_connection "not seen", exit 0. Probes to a name the
+    originator looked up are no port-scan probes, as they were no address-scan probes; without the
+    lookup the same attempts are still a scan's (Zeek's scan.zeek threshold, 15 ports)."""
+    import sys
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    import chunkcmp
+    path = _sixteen_ports(tmp_path, named)
+    flows = chunkcmp.assert_same(path, [600, 1500])
+    tcp = flows[flows["proto"] == "tcp"]
+    assert len(tcp) == 16
+    if named:
+        assert set(zip(tcp.purpose, tcp.verdict, tcp.reason)) == {("agent_connection", "blocked", "no_answer")}
+    else:
+        assert set(zip(tcp.verdict, tcp.reason)) == {("unclassified", "port_scan")}
