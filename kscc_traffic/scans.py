@@ -14,11 +14,10 @@ after the responder's SYN-ACK (``RSTOS0``; ``RSTO`` with history ``ShR``: a half
 never acknowledging it (``S1`` with history ``Sh``: the scanner's reset not captured),
 or connected and closed at once (``RSTO``/``RSTR``/``SF`` within :data:`CONNECT_PROBE_S`: a
 connect() scan). A probe has no ``server_name``: the originator did not look the responder up
-(an agent that looked up the cloud's name and tries 16 ports of its range, "ANY port in each
-range" as the vendor page says, is no port scan: break-it s57 bugs #1). For the address scan the
-probe also has no ``server_name``: the originator did
-not look the responder up (a sweep goes to addresses; a program behind a proxy or a NAT, a
-browser, an agent trying the cloud's addresses, connects to names); and its SYN was sent once
+(a scan goes to addresses; a program behind a proxy or a NAT, a browser, an agent trying the
+cloud's addresses, connects to names; an agent that looked up the cloud's name and tries 16 ports
+of its range, "ANY port in each range" as the vendor page says, is no port scan: break-it s57
+bugs #1). For the address scan its SYN was also sent once
 (a sweep sends one SYN per address; an agent behind a blocking firewall, its names cached or
 looked up over HTTPS, tries the cloud's addresses one after the other, its system retrying each
 unanswered SYN: 1, 2, 4… s; those stay ``blocked``); and the originator did not try that host
