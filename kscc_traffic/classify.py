@@ -2266,6 +2266,11 @@ def window_close_end(state: str) -> str:
     return f"; then {end}" if end else ""
 
 
+#: how the detail of a TCP connection that stalled starts (:func:`_stall`; report.readiness
+#: counts such flows by it: a connection made, then dropped on the way, no port to open)
+STALLED = "the connection stalled"
+
+
 def _stall(row: dict) -> str | None:
     """The detail of a TCP connection that stalled (internal column ``stall_from_s``,
     :func:`.inspect._stalled`: the originator sent its last bytes again, the responder
@@ -2282,7 +2287,7 @@ def _stall(row: dict) -> str | None:
     if since < 0 or _closed_by(str(row.get("history") or ""), who[0] == "responder"):
         return None
     gap = float(row.get("duration", 0)) - since
-    what = f"the connection stalled: the {who[0]} acknowledged none of the {who[1]}'s last bytes, sent again,"
+    what = f"{STALLED}: the {who[0]} acknowledged none of the {who[1]}'s last bytes, sent again,"
     why = " (a firewall that dropped the connection: an idle session timed out, a path broken)"
     if gap >= TLS_SILENCE_S:
         return f"{what} in the {gap:.1f} s after their first sending{why}"

@@ -26,7 +26,7 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
 
 from .addresses import endpoint_text
 from .classify import ANSWERED_ELSEWHERE, DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, DP_PATH_REFUSED, PROXY_CREDENTIALS_REFUSED, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
-    IDLE_GOES_ON, PATH_RESET, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNREAD, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
+    IDLE_GOES_ON, PATH_RESET, STALLED, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNREAD, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
     _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED, DNS_LOST_FRAGMENTS, FRAGS_LOST, TUNNEL_EMPTY, \
     SHARED_PORTS_BELOW, ksc_only
 from .classify import _ABSOLUTE, _str_codes
@@ -1613,7 +1613,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    ok_other_kind: str = "",
                    bl_cert: tuple[int, ...] = (0, 0, 0, 0, 0), ok_partial: int = 0,
                    bl_restarted: tuple[int, str] = (0, ""), bl_host: int = 0, bl_local: int = 0,
-                   bl_idle: int = 0, bl_path: int = 0, bl_lost: int = 0) -> dict:
+                   bl_idle: int = 0, bl_path: int = 0, bl_lost: int = 0, bl_stalled: tuple[int, int] = (0, 0)) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -1931,7 +1931,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     nearer, own_rst = bl_refused
     # (the attempts among the blocked flows: connections going on after an idle time are advised
     # apart, idle_drop_fix, and their resets counted in neither; break-it s51 pass 4 #4)
-    attempts = bl - bl_idle - bl_path
+    attempts = bl - bl_idle - bl_path - bl_stalled[0]
     these = "this connection attempt was" if attempts == 1 else f"these {attempts} connection attempts were"
     restarted, restart_text = bl_restarted
     restarted = min(restarted, own_rst)
@@ -1984,6 +1984,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         fix = idle_drop_fix(r, bl, bl_idle, fix)
     if status == "blocked" and bl_path:
         fix = path_reset_fix(r, bl, bl_path, fix)
+    if status == "blocked" and bl_stalled[0]:
+        fix = stalled_fix(r, bl, bl_stalled, fix)
     if status == "blocked" and bl_route:
         # a router said it cannot deliver: routing, not (only) a firewall's refusal
         route = ("no route to the destination, an ARP/neighbour failure at the last hop, or an upstream "
@@ -2166,6 +2168,42 @@ def idle_drop_fix(r, bl: int, k: int, fix: str) -> str:
                 "opened")
     return (f"{fix}; {k} of them worked, then went on after a silence longer than the idle timeout and got no "
             f"answer any more: {check}")
+
+
+def stalled_counts(details) -> tuple[int, int]:
+    """Of blocked flows' ``detail`` texts: how many tell of a TCP connection that stalled (starting
+    :data:`~kscc_traffic.classify.STALLED`: made, then the other side acknowledged none of the
+    last bytes sent again), and how many of those add a path-MTU black hole's hint
+    (:data:`MTU_HOLE`: full-size segments lost while later bytes arrived): ``(stalled, mtu)``."""
+    stalled = [str(d) for d in details if str(d).startswith(STALLED)]
+    return len(stalled), sum(1 for d in stalled if MTU_HOLE in d)
+
+
+def stalled_fix(r, bl: int, counts: tuple[int, int], fix: str) -> str:
+    """The advice for the blocked flows of rule ``r`` (``bl`` of them) that stalled
+    (:func:`stalled_counts`: ``(k, mtu)``): the connection was made, so the port is open; a
+    device on the path lost or dropped it (its session state lost, a session timeout, an
+    asymmetric route past a stateful firewall), or, with the black hole's hint, full-size
+    segments were lost (:data:`MTU_FIX`). All of them: that advice alone (no port to open); some:
+    added to ``fix`` (the others'; break-it s57 real #1: "allow outbound TCP 23100-23199" for a
+    connection whose TLS handshake had completed)."""
+    k, mtu = counts
+    drop = ("a firewall or NAT on the path lost or dropped the established connection (its session state lost: a "
+            "fail-over, a restart or a cleared state table; a session or idle timeout; an asymmetric route past a "
+            f"stateful firewall), or the path broke: check that device's session handling and log for "
+            f"{r.transport.upper()} {r.port_text}")
+    parts = []
+    if k - mtu:
+        parts.append(drop if not mtu else f"{k - mtu} of them: {drop}")
+    if mtu:
+        parts.append(MTU_FIX if mtu == k else f"{mtu} of them: {MTU_FIX}")
+    said = "; ".join(parts)
+    if bl == k:
+        return (f"{'this connection was' if bl == 1 else f'these {bl} connections were'} made (the port is open), "
+                f"then stalled, the last bytes sent never acknowledged (see each flow's detail): {said}; no port is "
+                "to be opened")
+    return (f"{fix}; {k} of them {'was' if k == 1 else 'were'} made (the port is open), then stalled, the last bytes "
+            f"sent never acknowledged: {said}")
 
 
 def path_reset_fix(r, bl: int, k: int, fix: str) -> str:
@@ -3463,6 +3501,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         un_elsewhere: tuple[int, tuple[str, ...]] = (0, ())
         un_inbound = 0
         bl_handshake = bl_cut = bl_host = bl_local = bl_idle = bl_path = bl_lost = 0
+        bl_stalled = (0, 0)
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
         bl_route = bl_http = un_vendor = bl_mtu = bl_route_own = bl_dp_way = bl_elsewhere = 0
         bl_cert = (0, 0, 0, 0, 0)
@@ -3554,6 +3593,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     bl_local = sum(1 for x in details if LOCAL_CLOUD in str(x))
                     bl_idle = sum(1 for x in details if str(x).startswith(IDLE_GOES_ON))
                     bl_path = sum(1 for x in details if str(x).startswith(PATH_RESET))
+                    bl_stalled = stalled_counts(details)
                     bl_dp_way = sum(1 for x in details if DP_PATH_REFUSED in str(x))
                     bl_elsewhere = sum(1 for x in details if str(x).startswith(ANSWERED_ELSEWHERE))
                     # (the ICMP advice from the icmp_unreachable column: names quoted in a detail
@@ -3602,6 +3642,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    ok_partial=ok_partial,
                                    bl_restarted=restarts.said(r.id) if bl_refused[1] or bl_reset[0] else (0, ""),
                                    bl_host=bl_host, bl_local=bl_local, bl_idle=bl_idle, bl_path=bl_path,
+                                   bl_stalled=bl_stalled,
                                    bl_lost=bl_lost))
     no_ksc = bool(len(flows)) and not any_ksc(flows, rules)
     if no_ksc:
@@ -3787,6 +3828,7 @@ class TableSummary:
         self.bl_local: dict[str, int] = {}       # purpose -> blocked flows to a local address a cloud name led to
         self.bl_idle: dict[str, int] = {}        # purpose -> blocked flows going on after an idle time, unanswered
         self.bl_path: dict[str, int] = {}        # purpose -> blocked flows that worked, reset by a device (PATH_RESET)
+        self.bl_stalled: dict[str, tuple[int, int]] = {}   # purpose -> blocked flows that stalled (stalled_counts)
         self.bl_lost: dict[str, int] = {}        # purpose -> blocked flows whose SYN-ACKs never got back (SYNACK_LOST)
         self.bl_cut: dict[str, int] = {}         # purpose -> blocked no_answer flows the capture's end cut short
         self.bl_closed: dict[str, int] = {}      # purpose -> blocked flows: port unreachable from the destination
@@ -4058,6 +4100,11 @@ class TableSummary:
                     a, b = refused_counts(g.tolist())
                     x, y = self.bl_refused.get(p, (0, 0))
                     self.bl_refused[p] = (x + a, y + b)
+            stalled = blocked[detail.str.startswith(STALLED)]
+            for p, g in stalled.groupby("purpose", sort=False):
+                a, b = stalled_counts(detail[g.index].tolist())
+                x, y = self.bl_stalled.get(p, (0, 0))
+                self.bl_stalled[p] = (x + a, y + b)
             for prefix, counts in ((STALE_ANSWER, self.bl_stale), (FILTER_ANSWER, self.bl_tls),
                                    (ANSWERED_ELSEWHERE, self.bl_elsewhere),
                                    (HANDSHAKE_RESET, self.bl_handshake), (HANDSHAKE_CLOSE, self.bl_handshake),
@@ -4225,6 +4272,7 @@ class TableSummary:
                                        else (0, ""),
                                        bl_host=self.bl_host.get(r.id, 0), bl_local=self.bl_local.get(r.id, 0),
                                        bl_idle=self.bl_idle.get(r.id, 0), bl_path=self.bl_path.get(r.id, 0),
+                                       bl_stalled=self.bl_stalled.get(r.id, (0, 0)),
                                        bl_lost=self.bl_lost.get(r.id, 0)))
         no_ksc = bool(self.no_ksc_headline(rules))
         if no_ksc:

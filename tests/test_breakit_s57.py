@@ -248,3 +248,37 @@ def test_an_agent_trying_sixteen_ports_of_a_name_it_looked_up_is_no_port_scan(tm
         assert set(zip(tcp.purpose, tcp.verdict, tcp.reason)) == {("agent_connection", "blocked", "no_answer")}
     else:
         assert set(zip(tcp.verdict, tcp.reason)) == {("unclassified", "port_scan")}
+
+
+def test_a_stalled_connection_is_advised_as_a_dropped_session_not_a_port_to_open(tmp_path):
+    """Break-it s57 (real stacks) #1: a connection whose handshake and first exchange worked, then
+    whose next bytes were never acknowledged (a firewall's state table flushed: conntrack -F with
+    ``ct state invalid drop``) was advised "allow outbound TCP 23100-23199": a port the same flow
+    shows open. Advised as a session dropped on the way; with an unanswered SYN beside it, both."""
+    from chunkcmp import whole, write
+    from pcapbuild import eth, ip_of
+    from scapy.layers.inet import TCP
+    from test_stalled_connections import _stalled
+
+    from kscc_traffic import load_rules
+    from kscc_traffic.report import TableSummary, readiness
+    rules = load_rules()
+    path = write(tmp_path, _stalled(None))
+    flows, _ = whole(path)
+    assert (flows.iloc[0].verdict, flows.iloc[0].reason) == ("blocked", "no_answer")
+    for check in (readiness(flows, rules), TableSummary.of(flows).readiness(rules)):
+        fix = check.set_index("rule").loc["agent_connection"].fix
+        assert fix.startswith("this connection was made (the port is open), then stalled, the last bytes sent never "
+                              "acknowledged (see each flow's detail): a firewall or NAT on the path lost or dropped "
+                              "the established connection"), fix
+        assert fix.endswith("; no port is to be opened") and "allow outbound" not in fix, fix
+    recs = _stalled(None) + [(200.0 + k, bytes(eth(ip_of("192.0.2.11", "198.51.100.20")
+                                                 / TCP(sport=50001, dport=23101, flags="S", seq=9))))
+                             for k in (0, 1, 3)]
+    flows, _ = whole(write(tmp_path, sorted(recs, key=lambda r: r[0]), "both.pcap"))
+    assert sorted(flows.reason) == ["no_answer", "no_answer"]
+    for check in (readiness(flows, rules), TableSummary.of(flows).readiness(rules)):
+        fix = check.set_index("rule").loc["agent_connection"].fix
+        assert fix.startswith("allow outbound TCP 23100-23199"), fix
+        assert "; 1 of them was made (the port is open), then stalled, the last bytes sent never acknowledged: a " \
+               "firewall or NAT on the path lost" in fix, fix
