@@ -2850,6 +2850,11 @@ def _responder_only_closes(history: str) -> str:
     return "f" if "f" in sent else ("r" if "r" in sent else "")
 
 
+#: what the detail of a connection begun before the capture whose data got only resets says
+#: (:func:`_partial_closes`; report.readiness counts such flows by it: no port to open)
+SESSION_GONE = "the connection no longer existed on the other side"
+
+
 def _partial_closes(row: dict, closing: str) -> tuple[str, str, str]:
     """(verdict, reason, detail) of a TCP flow whose start was not captured (``partial``) whose
     responder sent only connection ends (:func:`_responder_only_closes`: ``closing`` ``"r"`` or
@@ -2866,8 +2871,8 @@ def _partial_closes(row: dict, closing: str) -> tuple[str, str, str]:
     back = f"{m} packet{'s' if m != 1 else ''}"
     if closing == "r" and _orig_sent_data(row):
         return ("blocked", "rejected", f"capture started mid-connection; the originator's data ({sent}) "
-                f"was answered only by TCP resets ({back}): the connection no longer existed on the other "
-                "side (a firewall that dropped an idle session?)")
+                f"was answered only by TCP resets ({back}): {SESSION_GONE} (a firewall that dropped an idle "
+                "session?)")
     what = "resets" if closing == "r" else "FINs"
     return ("unclassified", "", f"capture started mid-connection; the responder sent only {what} ({back}), "
             "no data nor acknowledgement: a connection's end, not judged")
@@ -4534,6 +4539,7 @@ def classified(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None =
         _note_scans(out, res)
         _note_nat64(out, res)
         _note_idle(out, res)
+        _note_gone(res)
     if n and capture_end_ns is not None:
         _note_capture_end(out, res, capture_end_ns)
     return out, res
@@ -4646,6 +4652,28 @@ def _note_idle(flows: pd.DataFrame, res: np.ndarray) -> None:
         detail = detail.replace(f"): {REFUSED_PORT}", f"): {IDLE_RESET_BY}").replace(
             f"): {REFUSED_OWN_MEANS}", f"): {IDLE_RESET_OWN}")
         res[i, 3] = f"{note}; {detail}" if detail else note
+
+
+#: what a reset from a device nearer than the server means for a connection begun before the
+#: capture whose data got only resets (:data:`SESSION_GONE`; in place of
+#: :data:`~kscc_traffic.inspect.REFUSED_PORT`: no port was refused)
+GONE_RESET_BY = "the firewall or NAT that dropped the connection answered in the server's place"
+#: ... and what one with the server's own TTL means (in place of
+#: :data:`~kscc_traffic.inspect.REFUSED_OWN_MEANS`: the port worked on this very connection)
+GONE_RESET_OWN = "the server itself no longer knew the connection (or a firewall that copies its TTL dropped it)"
+
+
+def _note_gone(res: np.ndarray) -> None:
+    """Word (``res`` rows, in place) the reset's TTL hint of a connection begun before the capture
+    whose data got only resets (detail :data:`SESSION_GONE`, reason ``rejected``): as what dropped
+    the connection answering (:data:`GONE_RESET_BY`, :data:`GONE_RESET_OWN`), not as a refused
+    port or "nothing listens on this port there" (break-it s57 real #3); the idle case is
+    :func:`_note_idle`'s."""
+    for i in range(len(res)):
+        d = res[i, 3]
+        if isinstance(d, str) and SESSION_GONE in d and str(res[i, 2]).split(",")[0] == "rejected":
+            res[i, 3] = d.replace(f"): {REFUSED_PORT}", f"): {GONE_RESET_BY}").replace(
+                f"): {REFUSED_OWN_MEANS}", f"): {GONE_RESET_OWN}")
 
 
 def _pushed_into_silence(row) -> tuple[str, str, str] | None:

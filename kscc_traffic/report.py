@@ -26,7 +26,7 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
 
 from .addresses import endpoint_text
 from .classify import ANSWERED_ELSEWHERE, DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, DP_PATH_REFUSED, PROXY_CREDENTIALS_REFUSED, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
-    IDLE_GOES_ON, PATH_RESET, STALLED, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNREAD, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
+    IDLE_GOES_ON, PATH_RESET, SESSION_GONE, STALLED, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNREAD, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
     _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED, DNS_LOST_FRAGMENTS, FRAGS_LOST, TUNNEL_EMPTY, \
     SHARED_PORTS_BELOW, ksc_only
 from .classify import _ABSOLUTE, _str_codes
@@ -969,9 +969,11 @@ def refused_counts(details) -> tuple[int, int]:
     :data:`~kscc_traffic.inspect.REFUSED_OTHER`: another initial TTL at the same distance) and
     :data:`~kscc_traffic.inspect.REFUSED_OWN` in the detail, not a distribution point's reset
     (:data:`~kscc_traffic.classify.DP_RESET`: advised as such) nor a connection going on after an
-    idle time (:data:`~kscc_traffic.classify.IDLE_GOES_ON`: :func:`idle_drop_fix`)."""
+    idle time (:data:`~kscc_traffic.classify.IDLE_GOES_ON`: :func:`idle_drop_fix`) nor one begun
+    before the capture whose data got only resets (:data:`~kscc_traffic.classify.SESSION_GONE`:
+    :func:`stalled_fix`)."""
     # (nor a connection going on after an idle time: advised as the idle drop, idle_drop_fix)
-    details = [str(x) for x in details if not str(x).startswith((DP_RESET, IDLE_GOES_ON))]
+    details = [str(x) for x in details if not str(x).startswith((DP_RESET, IDLE_GOES_ON)) and SESSION_GONE not in str(x)]
     return (sum(1 for x in details if REFUSED_NEARER in x or REFUSED_OTHER in x),
             sum(1 for x in details if REFUSED_OWN in x))
 
@@ -1098,7 +1100,7 @@ class RefusedAccepted:
         # (a distribution point's own reset: on the client's subnet, or with its own TTL from
         # another one: break-it s53 DP pass #2)
         own = [j for j, d in enumerate(detail.tolist())
-               if (REFUSED_OWN in str(d) and not str(d).startswith((DP_RESET, IDLE_GOES_ON)))
+               if (REFUSED_OWN in str(d) and not str(d).startswith((DP_RESET, IDLE_GOES_ON)) and SESSION_GONE not in str(d))
                or str(d).startswith(DP_RESET_ITSELF) or (str(d).startswith(DP_RESET) and DP_OWN_TTL_MARK in str(d))]
         purpose = flows["purpose"].to_numpy(dtype=object)
         for i in blocked[own].tolist():
@@ -1613,7 +1615,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    ok_other_kind: str = "",
                    bl_cert: tuple[int, ...] = (0, 0, 0, 0, 0), ok_partial: int = 0,
                    bl_restarted: tuple[int, str] = (0, ""), bl_host: int = 0, bl_local: int = 0,
-                   bl_idle: int = 0, bl_path: int = 0, bl_lost: int = 0, bl_stalled: tuple[int, int] = (0, 0)) -> dict:
+                   bl_idle: int = 0, bl_path: int = 0, bl_lost: int = 0, bl_stalled: tuple[int, int, int] = (0, 0, 0)) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -1931,7 +1933,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     nearer, own_rst = bl_refused
     # (the attempts among the blocked flows: connections going on after an idle time are advised
     # apart, idle_drop_fix, and their resets counted in neither; break-it s51 pass 4 #4)
-    attempts = bl - bl_idle - bl_path - bl_stalled[0]
+    attempts = bl - bl_idle - bl_path - bl_stalled[0] - bl_stalled[2]
     these = "this connection attempt was" if attempts == 1 else f"these {attempts} connection attempts were"
     restarted, restart_text = bl_restarted
     restarted = min(restarted, own_rst)
@@ -1984,7 +1986,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         fix = idle_drop_fix(r, bl, bl_idle, fix)
     if status == "blocked" and bl_path:
         fix = path_reset_fix(r, bl, bl_path, fix)
-    if status == "blocked" and bl_stalled[0]:
+    if status == "blocked" and (bl_stalled[0] or bl_stalled[2]):
         fix = stalled_fix(r, bl, bl_stalled, fix)
     if status == "blocked" and bl_route:
         # a router said it cannot deliver: routing, not (only) a firewall's refusal
@@ -2170,13 +2172,18 @@ def idle_drop_fix(r, bl: int, k: int, fix: str) -> str:
             f"answer any more: {check}")
 
 
-def stalled_counts(details) -> tuple[int, int]:
-    """Of blocked flows' ``detail`` texts: how many tell of a TCP connection that stalled (starting
-    :data:`~kscc_traffic.classify.STALLED`: made, then the other side acknowledged none of the
-    last bytes sent again), and how many of those add a path-MTU black hole's hint
-    (:data:`MTU_HOLE`: full-size segments lost while later bytes arrived): ``(stalled, mtu)``."""
+def stalled_counts(details, reasons) -> tuple[int, int, int]:
+    """Of blocked flows' ``detail`` and ``reason`` texts (equal-length sequences): how many tell of
+    a TCP connection that stalled (starting :data:`~kscc_traffic.classify.STALLED`: made, then the
+    other side acknowledged none of the last bytes sent again), how many of those add a path-MTU
+    black hole's hint (:data:`MTU_HOLE`: full-size segments lost while later bytes arrived), and
+    how many are a connection begun before the capture whose data got only resets (``rejected``,
+    :data:`~kscc_traffic.classify.SESSION_GONE`; not one going on after an idle silence,
+    :data:`~kscc_traffic.classify.IDLE_GOES_ON`: :func:`idle_drop_fix`): ``(stalled, mtu, gone)``."""
     stalled = [str(d) for d in details if str(d).startswith(STALLED)]
-    return len(stalled), sum(1 for d in stalled if MTU_HOLE in d)
+    gone = sum(1 for d, r in zip(details, reasons)
+               if str(r).split(",")[0] == "rejected" and SESSION_GONE in str(d) and not str(d).startswith(IDLE_GOES_ON))
+    return len(stalled), sum(1 for d in stalled if MTU_HOLE in d), gone
 
 
 def stalled_fix(r, bl: int, counts: tuple[int, int], fix: str) -> str:
@@ -2187,11 +2194,21 @@ def stalled_fix(r, bl: int, counts: tuple[int, int], fix: str) -> str:
     segments were lost (:data:`MTU_FIX`). All of them: that advice alone (no port to open); some:
     added to ``fix`` (the others'; break-it s57 real #1: "allow outbound TCP 23100-23199" for a
     connection whose TLS handshake had completed)."""
-    k, mtu = counts
+    k, mtu, gone = (tuple(counts) + (0, 0, 0))[:3]
     drop = ("a firewall or NAT on the path lost or dropped the established connection (its session state lost: a "
             "fail-over, a restart or a cleared state table; a session or idle timeout; an asymmetric route past a "
             f"stateful firewall), or the path broke: check that device's session handling and log for "
             f"{r.transport.upper()} {r.port_text}")
+    if gone:
+        # (begun before the capture, its data answered only by resets: the session was gone there)
+        what = (f"begun before the capture, {'its' if gone == 1 else 'their'} data answered only by TCP resets: the "
+                f"session no longer existed on the other side: {drop}")
+        if bl == gone:
+            fix = f"{'this connection was' if bl == 1 else f'these {bl} connections were'} {what}; no port is to be opened"
+        else:
+            fix = f"{fix}; {gone} of them {'was' if gone == 1 else 'were'} {what}"
+    if not k:
+        return fix
     parts = []
     if k - mtu:
         parts.append(drop if not mtu else f"{k - mtu} of them: {drop}")
@@ -3501,7 +3518,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         un_elsewhere: tuple[int, tuple[str, ...]] = (0, ())
         un_inbound = 0
         bl_handshake = bl_cut = bl_host = bl_local = bl_idle = bl_path = bl_lost = 0
-        bl_stalled = (0, 0)
+        bl_stalled = (0, 0, 0)
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
         bl_route = bl_http = un_vendor = bl_mtu = bl_route_own = bl_dp_way = bl_elsewhere = 0
         bl_cert = (0, 0, 0, 0, 0)
@@ -3593,7 +3610,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     bl_local = sum(1 for x in details if LOCAL_CLOUD in str(x))
                     bl_idle = sum(1 for x in details if str(x).startswith(IDLE_GOES_ON))
                     bl_path = sum(1 for x in details if str(x).startswith(PATH_RESET))
-                    bl_stalled = stalled_counts(details)
+                    bl_stalled = stalled_counts(details, reason[at][v == "blocked"].tolist())
                     bl_dp_way = sum(1 for x in details if DP_PATH_REFUSED in str(x))
                     bl_elsewhere = sum(1 for x in details if str(x).startswith(ANSWERED_ELSEWHERE))
                     # (the ICMP advice from the icmp_unreachable column: names quoted in a detail
@@ -3828,7 +3845,7 @@ class TableSummary:
         self.bl_local: dict[str, int] = {}       # purpose -> blocked flows to a local address a cloud name led to
         self.bl_idle: dict[str, int] = {}        # purpose -> blocked flows going on after an idle time, unanswered
         self.bl_path: dict[str, int] = {}        # purpose -> blocked flows that worked, reset by a device (PATH_RESET)
-        self.bl_stalled: dict[str, tuple[int, int]] = {}   # purpose -> blocked flows that stalled (stalled_counts)
+        self.bl_stalled: dict[str, tuple[int, int, int]] = {}   # purpose -> blocked flows that stalled or whose session was gone (stalled_counts)
         self.bl_lost: dict[str, int] = {}        # purpose -> blocked flows whose SYN-ACKs never got back (SYNACK_LOST)
         self.bl_cut: dict[str, int] = {}         # purpose -> blocked no_answer flows the capture's end cut short
         self.bl_closed: dict[str, int] = {}      # purpose -> blocked flows: port unreachable from the destination
@@ -4100,11 +4117,11 @@ class TableSummary:
                     a, b = refused_counts(g.tolist())
                     x, y = self.bl_refused.get(p, (0, 0))
                     self.bl_refused[p] = (x + a, y + b)
-            stalled = blocked[detail.str.startswith(STALLED)]
+            stalled = blocked[detail.str.startswith(STALLED) | detail.str.contains(SESSION_GONE, regex=False)]
             for p, g in stalled.groupby("purpose", sort=False):
-                a, b = stalled_counts(detail[g.index].tolist())
-                x, y = self.bl_stalled.get(p, (0, 0))
-                self.bl_stalled[p] = (x + a, y + b)
+                new = stalled_counts(detail[g.index].tolist(), g["reason"].tolist())
+                had = self.bl_stalled.get(p, (0, 0, 0))
+                self.bl_stalled[p] = tuple(a + b for a, b in zip(had, new))
             for prefix, counts in ((STALE_ANSWER, self.bl_stale), (FILTER_ANSWER, self.bl_tls),
                                    (ANSWERED_ELSEWHERE, self.bl_elsewhere),
                                    (HANDSHAKE_RESET, self.bl_handshake), (HANDSHAKE_CLOSE, self.bl_handshake),
@@ -4272,7 +4289,7 @@ class TableSummary:
                                        else (0, ""),
                                        bl_host=self.bl_host.get(r.id, 0), bl_local=self.bl_local.get(r.id, 0),
                                        bl_idle=self.bl_idle.get(r.id, 0), bl_path=self.bl_path.get(r.id, 0),
-                                       bl_stalled=self.bl_stalled.get(r.id, (0, 0)),
+                                       bl_stalled=self.bl_stalled.get(r.id, (0, 0, 0)),
                                        bl_lost=self.bl_lost.get(r.id, 0)))
         no_ksc = bool(self.no_ksc_headline(rules))
         if no_ksc:

@@ -282,3 +282,38 @@ def test_a_stalled_connection_is_advised_as_a_dropped_session_not_a_port_to_open
         assert fix.startswith("allow outbound TCP 23100-23199"), fix
         assert "; 1 of them was made (the port is open), then stalled, the last bytes sent never acknowledged: a " \
                "firewall or NAT on the path lost" in fix, fix
+
+
+def test_a_reset_to_data_of_a_connection_begun_before_the_capture_is_no_refused_port(tmp_path):
+    """Break-it s57 (real stacks) #3: the data of a connection begun before the capture answered by
+    a reset with the server's own TTL (the server's other connection in the capture) said "most
+    likely the server's own answer: nothing listens on this port there", and the checklist "the port
+    was accepted at … and refused at …: the service was down or restarting". No SYN was refused:
+    the session was gone; advised as a session dropped on the way, no port to open."""
+    from chunkcmp import whole, write
+    from pcapbuild import eth, ip_of
+    from scapy.layers.inet import IP, TCP
+    from test_stalled_connections import _opened
+
+    from kscc_traffic import load_rules
+    from kscc_traffic.report import TableSummary, readiness
+    rules = load_rules()
+    recs, _, _, t = _opened()           # (a working connection, 192.0.2.10:50000 -> 198.51.100.20:23101)
+    c, s = "192.0.2.10", "198.51.100.20"
+    rec = b"\x17\x03\x03\x00\x3b" + bytes(59)
+    recs += [(t + 1.0, bytes(eth(IP(src=c, dst=s, ttl=64) / TCP(sport=50999, dport=23101, flags="PA", seq=77,
+                                                                 ack=99) / rec))),
+             (t + 1.01, bytes(eth(IP(src=s, dst=c, ttl=64) / TCP(sport=23101, dport=50999, flags="R", seq=99))))]
+    flows, _ = whole(write(tmp_path, recs))
+    gone = flows[flows["orig_p"] == 50999].iloc[0]
+    assert (gone.verdict, gone.reason, gone.history) == ("blocked", "rejected,partial", "Dr"), gone.detail
+    assert gone.detail.endswith("the connection no longer existed on the other side (a firewall that dropped an "
+                                "idle session?); the reset came with the server's own TTL (64, as its packets on other "
+                                "connections): the server itself no longer knew the connection (or a firewall that "
+                                "copies its TTL dropped it)"), gone.detail
+    assert "nothing listens" not in gone.detail
+    for check in (readiness(flows, rules), TableSummary.of(flows).readiness(rules)):
+        fix = check.set_index("rule").loc["agent_connection"].fix
+        assert "this connection was begun before the capture, its data answered only by TCP resets: the session no " \
+               "longer existed on the other side" in fix, fix
+        assert "restarting" not in fix and "allow outbound" not in fix, fix
