@@ -58,6 +58,17 @@ How a dissection becomes one row (units: bytes, nanoseconds):
   cut are not needed to know it arrived whole), Wireshark does not reassemble them, so this
   engine gives the fragments as rows of their own ("never captured whole") and may split the
   flow (break-it, session 47; not changed).
+  Copies of fragments (a SPAN port or a second interface copying each frame) are dropped as the
+  builtin decoder drops them: the fragments also go through its reassembly table
+  (:class:`~kscc_traffic.capture._ipfrag.Reassembler`, :meth:`PacketBuilder._fragment_copy`; their
+  bytes from ``data.data``, the completing one's from ``ip.reassembled.data`` /
+  ``ipv6.reassembled.data``) beside Wireshark's, which still gives the rows; a fragment it finds
+  an exact copy of one held, or of one of a datagram completed at most 2 s before, gives no row
+  and is counted ("N duplicate IP fragments ignored"). Without it, Wireshark completed a datagram
+  at the first copy of its last fragment and left the second copy a fragment never completed (a
+  made-up flow of "lost" fragments), and reassembled a whole set captured twice twice (an IPv6
+  datagram then counted twice: no IP id for the frame dedup; break-it s56 #4). The same table
+  counts the datagrams whose fragments overlap (the builtin decoder's line).
 - An ICMP error whose quote the snaplen cut after the quoted IP header but before the ports
   (IPv4 options or IPv6 extension headers in the quote): the builtin decoder attaches it to the
   only TCP flow between the quoted addresses (``icmp_unreachable``); this engine leaves it an
@@ -147,6 +158,7 @@ import numpy as np
 
 from ..capture.files import TS_MAX_NS, TS_MIN_NS, TS_RANGE_TEXT, no_timestamp_note
 from ..capture.packets import PACKET_COLUMNS, Packets
+from ..capture._ipfrag import Reassembler
 from ..capture._slowpath import GENEVE_PORT, GRE_UDP_PORT, TZSP_PORT, SlowDecoder
 from ..capture.frames import LT_DAMAGED, LT_FCS
 from ..capture.stats import WIRELEN_CLAMP, WIRELEN_DAMAGED, ReadStats, wirelen_damaged_note
@@ -223,6 +235,7 @@ FIELDS: list[str] = [
     "ppp.protocol",
     "wlan.fc.version", "wlan.fc.type", "wlan.fc.subtype", "wlan.fc.protected",
     "macsec.TCI.V", "macsec.TCI.E", "macsec.TCI.C",
+    "ipv6.fraghdr.ident", "ip.reassembled.data", "ipv6.reassembled.data",
 ]
 #: fields by which the capture marks a frame damaged (radiotap's bad-FCS flag, PPI's FCS
 #: invalid, pcapng epb_flags CRC error, an ERF record's RX error); and those that give an FCS
@@ -520,6 +533,13 @@ class PacketBuilder:
         #: :data:`_NOT_PACKETS`), and what the last one is
         self.not_capture = 0
         self.file_kind = ""
+        #: the IP fragments seen, as the builtin decoder's reassembly table holds them
+        #: (:meth:`_fragment_copy`): it tells the exact copies of a fragment (a SPAN port's, a
+        #: second interface's), dropped and counted in ``frag.duplicates``, and counts the
+        #: datagrams whose fragments overlap (``frag.overlapping``); Wireshark's own reassembly
+        #: still gives the rows
+        self.frag = Reassembler()
+        self._ts = 0                # the time of the frame being added (epoch ns)
 
     def add(self, protocols: Sequence[str], f: Mapping[str, Sequence[str]],
             frame: int | None = None, ts_ns: int | None = None) -> bool:
@@ -627,6 +647,7 @@ class PacketBuilder:
             return False
         if "ipv6" in protos and f.get("ip.version"):
             protos = _without_version_handoffs(protos, f)
+        self._ts = ts_ns
         starts = _subframes(protos, f)
         rows = []
         counts = self.non_ip, self.malformed
@@ -699,6 +720,25 @@ class PacketBuilder:
             row["pl_off"], row["pl_cap"] = self._payload(head + bytes(cap - len(head)))
         else:
             row["pl_off"], row["pl_cap"] = _ZEROS, cap
+
+    def _fragment_copy(self, protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int,
+                       start: int, sub: int) -> bool:
+        """Hand the IP fragment of the layer at ``protos[ip_idx]`` (if it is one: see
+        :func:`_fragment_part`) to :attr:`frag`, keyed as the builtin decoder keys it (IPv4:
+        addresses, protocol, id and VLAN; IPv6: addresses, id and VLAN); True when it is an
+        exact copy (same place, same bytes) of a fragment of the datagram held, or of one
+        completed at most :data:`~kscc_traffic.capture._ipfrag.RECENT_NS` before (counted in
+        ``frag.duplicates``). Overlaps are counted in ``frag.overlapping``, the first copy kept,
+        as Wireshark reassembles them (IPv6 too: the builtin decoder drops such a datagram)."""
+        part = _fragment_part(protos, f, ip_idx)
+        if part is None:
+            return False
+        key, off, more, length, data = part
+        vlan = _link_facts(protos, f, ip_idx, start, sub)[0]
+        before = self.frag.duplicates
+        self.frag.add((*key, vlan), self._ts, off, more, length, data, None, True if off == 0 else None)
+        self.frag.flushed.clear()       # (the rows are Wireshark's: nothing to hand back)
+        return self.frag.duplicates > before
 
     def _payload(self, data: bytes) -> tuple[int, int]:
         if not data:
@@ -838,6 +878,7 @@ class PacketBuilder:
         # a fragment whose datagram is completed in a later frame gives no row of its own
         for name in ("ip.reassembled_in", "ipv6.reassembled.in"):
             if any(v != number for v in f.get(name, ())):
+                self._fragment_copy(protos, f, ip_idx, start, sub)    # (counted if a copy)
                 return None
         ipn = protos[ip_idx]
         occ = protos[:ip_idx].count(ipn)
@@ -940,6 +981,12 @@ class PacketBuilder:
                 proto = ah_next if ah_next >= 0 else _int(_at(f, "ipv6.nxt", occ), 0)
         if not src or not dst:
             self.malformed += 1
+            return None
+        if (fragment or reas) and self._fragment_copy(protos, f, ip_idx, start, sub):
+            # an exact copy of a fragment already seen, or of one of a datagram completed
+            # lately (a SPAN port copying each frame: Wireshark reassembles the copies of a
+            # whole datagram again, and leaves a copy of the completing fragment that comes
+            # after it a fragment of its own): dropped, as the builtin decoder drops it
             return None
         sh, sl = _addr(src)
         dh, dl = _addr(dst)
@@ -1371,6 +1418,69 @@ def _pbb_layers(protos: list[str], f: Mapping[str, Sequence[str]]) -> dict[int, 
             in_ad -= p == "ieee8021ad"
             out[k] = len(out)
     return out
+
+
+def _fragment_part(protos: list[str], f: Mapping[str, Sequence[str]],
+                   ip_idx: int) -> tuple[tuple, int, bool, int, bytes] | None:
+    """The fragment the IP layer at ``protos[ip_idx]`` carries, as the builtin decoder hands it
+    to its reassembly (``_slowpath.SlowDecoder._ipv4`` / ``_ipv6``): (key without the VLAN,
+    offset in the datagram's payload, more fragments, declared length, captured bytes), offset
+    and length in bytes. IPv4 key ``(4, src, dst, protocol, id)``, IPv6 ``(6, src, dst, id)``
+    (the final destination of a routing header, a home address option's source). The bytes are
+    ``data.data`` (a fragment Wireshark does not complete a datagram with) or, for the fragment
+    that completes one, its slice of ``ip.reassembled.data`` / ``ipv6.reassembled.data``. None:
+    not a fragment (nor an atomic one's), or its bytes are not in the dissection (a fragment
+    whose transport Wireshark dissected: the snaplen cut it)."""
+    ipn = protos[ip_idx]
+    occ = protos[:ip_idx].count(ipn)
+    j = ip_idx + 1
+    if ipn == "ip":
+        more = _at(f, "ip.flags.mf", occ) in ("1", "True")
+        off = _int(_at(f, "ip.frag_offset", occ), 0) * 8      # (shown in 8-byte units)
+        if not more and not off:
+            return None
+        length = _int(_at(f, "ip.len", occ), 0) - _int(_at(f, "ip.hdr_len", occ), 20)
+        key: tuple = (4, _at(f, "ip.src", occ), _at(f, "ip.dst", occ), _int(_at(f, "ip.proto", occ), 0),
+                      _int(_at(f, "ip.id", occ), 0))
+        whole = "ip.reassembled.data"
+    else:
+        pre = 0
+        while j < len(protos) and (protos[j].startswith("ipv6.") or protos[j] == "ah"):
+            name = protos[j]
+            k = protos[:j].count(name)
+            if name == "ipv6.fraghdr":
+                off = _int(_at(f, "ipv6.fraghdr.offset", k), 0) * 8
+                more = _at(f, "ipv6.fraghdr.more", k) in ("1", "True")
+                if off or more:
+                    break
+                pre += 8
+            elif name == "ah":
+                pre += (_int(_at(f, "ah.length", k), 0) + 2) * 4
+            elif _V6_EXT.get(name):
+                pre += _int(_at(f, _V6_EXT[name], k), 0)
+            j += 1
+        else:
+            return None
+        length = _int(_at(f, "ipv6.plen", occ), 0) - pre - 8
+        src = _home_address(protos, f, ip_idx) or _at(f, "ipv6.src", occ)
+        dst = _routing_final(protos, f, ip_idx) or _at(f, "ipv6.dst", occ)
+        key = (6, src, dst, _int(_at(f, "ipv6.fraghdr.ident", protos[:j].count("ipv6.fraghdr")), 0))
+        j += 1
+        whole = "ipv6.reassembled.data"
+    if length < 0 or not key[1] or not key[2]:
+        return None
+    number = _at(f, "frame.number", 0)
+    later = any(v != number for v in f.get("ip.reassembled_in", ())) or \
+        any(v != number for v in f.get("ipv6.reassembled.in", ()))
+    if not later and f.get(whole):
+        data = _hex(f[whole][-1])[off:off + length]
+        if len(data) != length:
+            return None
+    elif j < len(protos) and protos[j] == "data":
+        data = _hex(_at(f, "data.data", protos[:j].count("data")))[:length]
+    else:
+        return None
+    return key, off, more, length, data
 
 
 def _first_fragment_fields(data: bytes, proto: int, ip_pl: int, v6: bool = False) -> dict:
@@ -2127,6 +2237,11 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
     if b.damaged_marked or b.fcs_mismatch:
         from ..capture.decode import damaged_note
         stats.warn(f"{name}: {damaged_note(b.damaged_marked, b.fcs_mismatch)}")
+    if b.frag.overlapping:     # (the builtin decoder's lines: capture.decode.DecodeCounters)
+        stats.warn(f"{name}: decode: {b.frag.overlapping} IP datagrams had overlapping fragments "
+                   "(first copy of each byte kept)")
+    if b.frag.duplicates:
+        stats.warn(f"{name}: decode: {b.frag.duplicates} duplicate IP fragments ignored")
     if b.incomplete:
         stats.warn(f"{name}: decode: {b.incomplete} IP fragments could not be reassembled "
                    "(kept as one row each; their datagrams never arrived whole, so nothing in "

@@ -1,0 +1,112 @@
+"""Session 57: the tshark engine's leftovers of the s56 break-it pass on link types and damaged
+files (findings #4, #6, #7, #8): for the same file, both engines give the same flows and the same
+kinds of warning lines."""
+import shutil
+
+import pytest
+
+from kscc_traffic import load_rules
+
+needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None,
+                                  reason="tshark (Wireshark) not installed: the tshark engine is compared here")
+
+CLIENT, SERVER = "198.51.100.7", "192.0.2.10"
+CLIENT6, SERVER6 = "2001:db8::7", "2001:db8::10"
+T0 = 1_700_000_000.0
+
+
+def _both(path):
+    """{engine: Analysis} of ``path`` by the builtin and the tshark engine."""
+    from kscc_traffic.analyze import analyze_file
+    return {e: analyze_file(path, load_rules(), engine=e) for e in ("builtin", "tshark")}
+
+
+def _rows(a, cols=("proto", "orig_h", "orig_p", "resp_h", "resp_p", "orig_pkts", "orig_bytes", "resp_pkts",
+                   "conn_state", "history", "verdict")):
+    return sorted(tuple(str(v) for v in r) for r in a.flows[list(cols)].values.tolist())
+
+
+def _fragments(v6: bool):
+    """The Ethernet frames of one UDP 15000 datagram (64 bytes of payload) in 3 fragments."""
+    from pcapbuild import eth
+    from scapy.layers.inet import IP, UDP, fragment
+    from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment, fragment6
+    if v6:
+        pkt = IPv6(src=CLIENT6, dst=SERVER6) / IPv6ExtHdrFragment(id=9) / UDP(sport=33333, dport=15000) / (b"A" * 100)
+        return [eth(f) for f in fragment6(pkt, 96)]
+    pkt = IP(src=CLIENT, dst=SERVER, id=0x1092) / UDP(sport=33333, dport=15000) / (b"A" * 64)
+    return [eth(f) for f in fragment(pkt, fragsize=32)]
+
+
+@needs_tshark
+@pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
+@pytest.mark.parametrize("how", ["each", "set"])
+def test_fragments_captured_twice_are_one_datagram_with_both_engines(tmp_path, v6, how):
+    """Break-it s56 #4: a SPAN port that copies each frame (``each``: every fragment twice, 0.1 ms
+    apart), or the whole set captured again 3 ms later (``set``). The tshark engine made a flow of
+    "later fragments never captured whole" out of the copy of the last fragment (Wireshark
+    completes the datagram before it), and counted an IPv6 datagram seen twice twice (no IP id
+    for the frame dedup). Both engines now give one datagram and the builtin's line."""
+    from pcapbuild import pcap_bytes
+    frags = _fragments(v6)
+    assert len(frags) == 3
+    if how == "each":
+        recs = [(T0 + i * 0.0002 + c * 0.0001, f) for i, f in enumerate(frags) for c in (0, 1)]
+    else:
+        recs = [(T0 + i * 0.001, f) for i, f in enumerate(frags + frags)]
+    path = tmp_path / "dup.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    runs = _both(path)
+    for engine, a in runs.items():
+        assert "dup.pcap: decode: 3 duplicate IP fragments ignored" in a.warnings, (engine, a.warnings)
+        assert not any("could not be reassembled" in w or "duplicated frame" in w for w in a.warnings), \
+            (engine, a.warnings)
+        assert _rows(a) == [("udp", CLIENT6 if v6 else CLIENT, "33333", SERVER6 if v6 else SERVER, "15000", "1",
+                             "100" if v6 else "64", "0", "S0", "D", "ok")], engine
+    assert _rows(runs["builtin"]) == _rows(runs["tshark"])
+
+
+@needs_tshark
+def test_a_fragment_seen_again_with_other_bytes_is_no_copy(tmp_path):
+    """The copy test asks for the same bytes: the last fragment again with other bytes after the
+    datagram completed is a fragment of its own (never completed), with both engines."""
+    from pcapbuild import pcap_bytes
+    from scapy.layers.inet import IP
+    from scapy.packet import Raw
+    frags = _fragments(False)
+    last = frags[-1].copy()
+    last[IP].remove_payload()
+    last[IP].add_payload(Raw(b"B" * (len(bytes(frags[-1][IP].payload)))))
+    path = tmp_path / "other.pcap"
+    path.write_bytes(pcap_bytes([(T0 + i * 0.001, f) for i, f in enumerate(frags + [last])]))
+    runs = _both(path)
+    for engine, a in runs.items():
+        assert "other.pcap: decode: 1 IP fragments could not be reassembled (kept as one row each; their " \
+               "datagrams never arrived whole, so nothing in them is read as DNS, TLS or HTTP)" in a.warnings, \
+            (engine, a.warnings)
+        assert not any("duplicate" in w for w in a.warnings), (engine, a.warnings)
+        assert len(a.flows) == 2, engine
+    assert _rows(runs["builtin"]) == _rows(runs["tshark"])
+
+
+@needs_tshark
+def test_overlapping_fragments_are_said_by_both_engines(tmp_path):
+    """Break-it s56 #7: a second fragment at an offset that overlaps the first, with other bytes:
+    the builtin engine's "overlapping fragments (first copy of each byte kept)" line, which the
+    tshark engine did not print; the first copy's ports with both."""
+    from pcapbuild import eth, pcap_bytes
+    from scapy.layers.inet import IP, UDP, fragment
+    from scapy.packet import Raw
+    pkt = IP(src=CLIENT, dst=SERVER, id=0x1092) / UDP(sport=33333, dport=15000) / (b"A" * 64)
+    fr = fragment(pkt, fragsize=32)
+    over = fr[0].copy()             # (offset 0 again, other bytes: other ports)
+    over.payload = Raw(b"\x11\x11\x22\x22" + bytes(fr[0].payload)[4:])
+    del over.len, over.chksum
+    recs = [(T0, eth(fr[0])), (T0 + 0.001, eth(over))] + [(T0 + 0.002 + i * 0.001, eth(f)) for i, f in enumerate(fr[1:])]
+    path = tmp_path / "overlap.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    runs = _both(path)
+    for engine, a in runs.items():
+        assert "overlap.pcap: decode: 1 IP datagrams had overlapping fragments (first copy of each byte kept)" \
+            in a.warnings, (engine, a.warnings)
+        assert _rows(a) == [("udp", CLIENT, "33333", SERVER, "15000", "1", "64", "0", "S0", "D", "ok")], engine
