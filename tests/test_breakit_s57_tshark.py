@@ -2,6 +2,7 @@
 files (findings #4, #6, #7, #8): for the same file, both engines give the same flows and the same
 kinds of warning lines."""
 import shutil
+import struct
 
 import pytest
 
@@ -110,3 +111,22 @@ def test_overlapping_fragments_are_said_by_both_engines(tmp_path):
         assert "overlap.pcap: decode: 1 IP datagrams had overlapping fragments (first copy of each byte kept)" \
             in a.warnings, (engine, a.warnings)
         assert _rows(a) == [("udp", CLIENT, "33333", SERVER, "15000", "1", "64", "0", "S0", "D", "ok")], engine
+
+
+@needs_tshark
+@pytest.mark.parametrize("ulen", [0, 4])
+def test_a_udp_length_below_8_is_not_blamed_on_the_capture_tool(tmp_path, ulen):
+    """Break-it s56 #6: a whole UDP datagram whose length field is 0 or 4. Wireshark dissects
+    nothing after the header ("Bad length value"), and the tshark engine took the 20 bytes of
+    payload for bytes the capture cut ("captured shorter than its IP length … pktmon's 128-byte
+    default?"). The builtin engine says nothing: the IP packet is whole. Now neither does."""
+    from pcapbuild import eth, pcap_bytes
+    from scapy.layers.inet import IP, UDP
+    raw = bytearray(bytes(IP(src=CLIENT, dst=SERVER) / UDP(sport=33333, dport=15000) / (b"A" * 20)))
+    raw[24:26] = struct.pack(">H", ulen)
+    path = tmp_path / "ulen.pcap"
+    path.write_bytes(pcap_bytes([(T0, eth(IP(bytes(raw))))]))
+    runs = _both(path)
+    for engine, a in runs.items():
+        assert not any("captured shorter" in w for w in a.warnings), (engine, a.warnings)
+        assert _rows(a) == [("udp", CLIENT, "33333", SERVER, "15000", "1", "20", "0", "S0", "D", "ok")], engine

@@ -141,7 +141,10 @@ a warning, as by the builtin engine (:func:`_link_sealed`), unless tshark decryp
 the user's Wireshark profile): then they are read. IPv4 options that do not parse are malformed for both engines; the builtin
 decoder checks the generic option layout (``_slowpath.v4_options_ok``), Wireshark also each known
 option's own length rules (``ip.opt.len.invalid``), so an option of a valid layout but a length
-wrong for its kind is malformed with this engine only.
+wrong for its kind is malformed with this engine only. A UDP length field below 8 (Wireshark:
+"Bad length value", nothing after the header dissected): the payload is the rest of the IP
+packet as with the builtin decoder (``payload_len``, ``pl_cap``: not taken for bytes a capture
+cut), but its bytes are zeros with this engine (no receiver delivers such a datagram).
 """
 from __future__ import annotations
 
@@ -1059,7 +1062,15 @@ class PacketBuilder:
             if plen > 0:
                 pls = f.get("udp.payload") or ()
                 data = _hex(pls[min(k, len(pls) - 1)]) if pls else b""
-                row["pl_off"], row["pl_cap"] = self._payload(data[:plen])
+                if not data and 0 <= ulen < 8:
+                    # a UDP length field below 8 (Wireshark: "Bad length value", nothing after
+                    # the header dissected): the datagram's bytes are the IP payload's, held in
+                    # the frame as far as it goes, as the builtin decoder counts them; their
+                    # content is not in the dissection (zeros kept; no receiver delivers such
+                    # a datagram), and they are not taken for bytes the capture cut
+                    self._unseen(row, plen, missing)
+                else:
+                    row["pl_off"], row["pl_cap"] = self._payload(data[:plen])
         elif t in _ICMP and proto in (1, 58):
             k = protos[:j].count(t)
             it = _int(_at(f, f"{t}.type", k), -1)
