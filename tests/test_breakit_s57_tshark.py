@@ -130,3 +130,49 @@ def test_a_udp_length_below_8_is_not_blamed_on_the_capture_tool(tmp_path, ulen):
     for engine, a in runs.items():
         assert not any("captured shorter" in w for w in a.warnings), (engine, a.warnings)
         assert _rows(a) == [("udp", CLIENT, "33333", SERVER, "15000", "1", "20", "0", "S0", "D", "ok")], engine
+
+
+def _syn_then(bad: bytes):
+    """A SYN, SYN-ACK and ACK towards 23101, then ``bad`` (an IPv4 packet) in a frame of its own."""
+    from pcapbuild import eth, pcap_bytes
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+    a, s = "192.0.2.10", "203.0.113.10"
+    recs = [(T0, eth(IP(src=a, dst=s) / TCP(sport=40000, dport=23101, flags="S", seq=1))),
+            (T0 + 0.01, eth(IP(src=s, dst=a) / TCP(sport=23101, dport=40000, flags="SA", seq=9, ack=2))),
+            (T0 + 0.02, eth(IP(src=a, dst=s) / TCP(sport=40000, dport=23101, flags="A", seq=2, ack=10))),
+            (T0 + 0.03, Ether(src="02:00:00:00:00:10", dst="02:00:00:00:00:01", type=0x0800) / bad)]
+    return pcap_bytes(recs)
+
+
+def _bad_header(kind: str) -> bytes:
+    from scapy.layers.inet import IP, TCP
+    raw = bytearray(bytes(IP(src="192.0.2.10", dst="203.0.113.10") / TCP(sport=40000, dport=23101, flags="A",
+                                                                         seq=2, ack=10)))
+    if kind == "ihl4":
+        raw[0] = 0x44
+    elif kind == "ihl15":
+        raw[0] = 0x4F
+    elif kind == "totlen10":
+        raw[2:4] = struct.pack(">H", 10)
+    elif kind == "version5":
+        raw[0] = 0x55
+    elif kind == "tcp_doff3":
+        raw[32] = 0x30
+    return bytes(raw)
+
+
+@needs_tshark
+@pytest.mark.parametrize("kind", ["ihl4", "ihl15", "totlen10", "version5", "tcp_doff3"])
+def test_a_malformed_header_is_said_by_both_engines(tmp_path, kind):
+    """Break-it s56 #7: an IPv4 header length of 4 or 15 (in a 40-byte packet), a total length
+    of 10, version 5 under ethertype 0x0800, a TCP data offset of 3: the builtin engine's
+    "malformed" line, which the tshark engine (which skipped the frame alike) did not print."""
+    path = tmp_path / "bad.pcap"
+    path.write_bytes(_syn_then(_bad_header(kind)))
+    runs = _both(path)
+    for engine, a in runs.items():
+        assert "bad.pcap: decode: 1 frame too short or inconsistent to decode (malformed) skipped" in a.warnings, \
+            (engine, a.warnings)
+    assert _rows(runs["builtin"]) == _rows(runs["tshark"])
+    assert [r[5] for r in _rows(runs["tshark"])] == ["2"]          # (the SYN and the ACK)

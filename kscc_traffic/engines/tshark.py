@@ -89,6 +89,14 @@ A TCP header the snaplen cut before its 16th byte (Wireshark: ports only, no ``t
 ``tcp.len``) gives ``payload_len`` -1 and flags, seq, ack 0, as the builtin
 decoder.
 
+Frames the builtin decoder skips as malformed that Wireshark also cannot read (an IPv4 header
+length below 20 or beyond the packet, a total length below the header, another version under
+ethertype 0x0800: no ``ip.src``; a TCP data offset below 5) are counted in the builtin decoder's
+line ("N frames too short or inconsistent to decode (malformed) skipped",
+:attr:`PacketBuilder.other_malformed`); those with a line of their own (bad IPv4 options, a bad
+FCS…) are not in it. Wireshark's ``_ws.malformed`` is not read: it also marks an application
+layer that does not parse, which the builtin decoder does not look at.
+
 A first fragment never completed is shown by Wireshark as ``data``; its AH, IPv6 extension
 headers and transport header (TCP, UDP, ICMP) are read from those bytes (``data.data``), as the
 builtin decoder does, its protocol for IPv6 from the fragment header (``ipv6.fraghdr.nxt``), and,
@@ -723,6 +731,13 @@ class PacketBuilder:
             row["pl_off"], row["pl_cap"] = self._payload(head + bytes(cap - len(head)))
         else:
             row["pl_off"], row["pl_cap"] = _ZEROS, cap
+
+    @property
+    def other_malformed(self) -> int:
+        """Frames skipped as malformed that no line of their own tells (the builtin decoder's
+        "too short or inconsistent to decode" line)."""
+        return (self.malformed - self.bad_v4_options - self.damaged_marked - self.fcs_mismatch
+                - self.mpls_misread - self.v4_as_v6)
 
     def _fragment_copy(self, protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int,
                        start: int, sub: int) -> bool:
@@ -2248,6 +2263,10 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
     if b.damaged_marked or b.fcs_mismatch:
         from ..capture.decode import damaged_note
         stats.warn(f"{name}: {damaged_note(b.damaged_marked, b.fcs_mismatch)}")
+    k = b.other_malformed
+    if k > 0:               # (the builtin decoder's line: capture.decode.DecodeCounters.warnings)
+        stats.warn(f"{name}: decode: {k} {'frame' if k == 1 else 'frames'} too short or inconsistent "
+                   "to decode (malformed) skipped")
     if b.frag.overlapping:     # (the builtin decoder's lines: capture.decode.DecodeCounters)
         stats.warn(f"{name}: decode: {b.frag.overlapping} IP datagrams had overlapping fragments "
                    "(first copy of each byte kept)")
