@@ -1,6 +1,7 @@
 """Session 57: the tshark engine's leftovers of the s56 break-it pass on link types and damaged
 files (findings #4, #6, #7, #8): for the same file, both engines give the same flows and the same
 kinds of warning lines."""
+import gzip
 import shutil
 import struct
 
@@ -176,3 +177,77 @@ def test_a_malformed_header_is_said_by_both_engines(tmp_path, kind):
             (engine, a.warnings)
     assert _rows(runs["builtin"]) == _rows(runs["tshark"])
     assert [r[5] for r in _rows(runs["tshark"])] == ["2"]          # (the SYN and the ACK)
+
+
+def _pcapng(blocks: list[tuple[int, bytes]]) -> bytes:
+    def block(kind: int, body: bytes) -> bytes:
+        body += b"\0" * (-len(body) % 4)
+        return struct.pack("<II", kind, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+    out = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    out += block(1, struct.pack("<HHI", 1, 0, 0) + struct.pack("<HH", 9, 1) + b"\x06\0\0\0" + struct.pack("<HH", 0, 0))
+    for kind, body in blocks:
+        out += block(kind, body)
+    return out
+
+
+def _epb(ts: float, frame) -> tuple[int, bytes]:
+    data = bytes(frame)
+    us = round(ts * 1e6)
+    return 6, struct.pack("<IIIII", 0, us >> 32, us & 0xFFFFFFFF, len(data), len(data)) + data + b"\0" * (-len(data) % 4)
+
+
+@needs_tshark
+def test_unknown_pcapng_blocks_are_said_by_both_engines(tmp_path):
+    """Break-it s56 #7: two blocks of types no reader knows between the packets: tshark skips
+    them without a word; the builtin reader's line is now the tshark engine's too (it is read off
+    the file, as the other container notes are)."""
+    from pcapbuild import tcp_session
+    recs = tcp_session(("192.0.2.10", 50000), ("192.0.2.20", 13000), t0=T0)
+    blocks = [_epb(t, p) for t, p in recs[:2]] + [(0x0BADBEEF, b"\1\2\3\4"), (0x40001234, b"")] \
+        + [_epb(t, p) for t, p in recs[2:]]
+    path = tmp_path / "blocks.pcapng"
+    path.write_bytes(_pcapng(blocks))
+    runs = _both(path)
+    for engine, a in runs.items():
+        lines = [w for w in a.warnings if "of a type this reader does not know" in w]
+        assert len(lines) == 1 and lines[0].startswith("blocks.pcapng: 2 blocks of a type this reader does not "
+                                                       "know (0x0badbeef, 0x40001234; first at offset "), \
+            (engine, a.warnings)
+    assert _rows(runs["builtin"]) == _rows(runs["tshark"])
+    assert len(runs["tshark"].flows) == 1
+
+
+@needs_tshark
+def test_a_gzip_stream_whose_check_fails_is_said_by_both_engines(tmp_path):
+    """Break-it s56 #7: a gzip capture whose CRC-32 does not match its data: the builtin reader's
+    "gzip data corrupt (…)" line is now the tshark engine's too; the packets are the same."""
+    from pcapbuild import pcap_bytes, tcp_session
+    data = bytearray(gzip.compress(pcap_bytes(tcp_session(("192.0.2.10", 50000), ("192.0.2.20", 13000), t0=T0))))
+    data[-8] ^= 0xFF                # (the CRC-32 of the trailer)
+    path = tmp_path / "crc.pcap.gz"
+    path.write_bytes(bytes(data))
+    runs = _both(path)
+    for engine, a in runs.items():
+        lines = [w for w in a.warnings if "gzip data corrupt (" in w]
+        assert len(lines) == 1 and lines[0].startswith("crc.pcap.gz: gzip data corrupt ("), (engine, a.warnings)
+    assert _rows(runs["builtin"]) == _rows(runs["tshark"])
+
+
+@needs_tshark
+def test_a_gzip_stream_cut_short_is_said_by_both_engines(tmp_path):
+    """A gzip capture cut inside its deflate data: tshark says the file "appears to have been
+    cut short in the middle of a packet"; the builtin reader's line that the gzip stream ends
+    before its end marker (as the tshark engine already gave it for xz and bzip2, which it
+    decompresses itself) is now added, with the same packets read."""
+    from pcapbuild import pcap_bytes, tcp_session
+    recs = tcp_session(("192.0.2.10", 50000), ("192.0.2.20", 13000), t0=T0, c_data=b"x" * 900, s_data=b"y" * 900)
+    data = gzip.compress(pcap_bytes(recs))
+    path = tmp_path / "cut.pcap.gz"
+    path.write_bytes(data[:len(data) - 30])
+    runs = _both(path)
+    for engine, a in runs.items():
+        lines = [w for w in a.warnings if "gzip stream ends before its end marker" in w]
+        assert len(lines) == 1 and lines[0].startswith("cut.pcap.gz: gzip stream ends before its end marker "
+                                                       "(file cut short); capture data ends at offset "), \
+            (engine, a.warnings)
+    assert _rows(runs["builtin"]) == _rows(runs["tshark"])

@@ -2163,7 +2163,9 @@ _CONTAINER_NOTES = {"dropped": "packets dropped, not written to the file",
                     "wirelen_short": "whose original length is below the captured length",
                     "frac": ("with ts_usec ≥", "with ts_nsec ≥"),
                     "odd_version": "is none libpcap writes",
-                    "rounded": "though the block is padded to one"}
+                    "rounded": "though the block is padded to one",
+                    "unknown_block": "of a type this reader does not know",
+                    "compressed": "; capture data ends at offset "}
 
 
 def _container_notes(p: Path, name: str) -> dict[str, str]:
@@ -2171,7 +2173,10 @@ def _container_notes(p: Path, name: str) -> dict[str, str]:
     way to tell (:data:`_CONTAINER_NOTES`: a pcapng Interface Statistics Block's dropped packets,
     records longer than the snaplen, original lengths below the captured ones, fractions of a
     second of a second or more, a pcap header's unknown version, pcapng blocks read by their
-    length rounded up), read by walking the file with it (one pass, in chunks: the
+    length rounded up, pcapng blocks of an unknown type, which tshark skips without a word, a
+    compressed stream (gzip, zstd, lz4: tshark opens them) that is cut short, damaged or
+    followed by other bytes, which tshark reads up to where its data ends without saying why),
+    read by walking the file with it (one pass, in chunks: the
     engine's own dissection costs far more; break-it s50); {} when it cannot read the file."""
     from ..capture.files import iter_frames
     warnings: list[str] = []
