@@ -251,3 +251,87 @@ def test_a_gzip_stream_cut_short_is_said_by_both_engines(tmp_path):
                                                        "(file cut short); capture data ends at offset "), \
             (engine, a.warnings)
     assert _rows(runs["builtin"]) == _rows(runs["tshark"])
+
+
+def _loopback(linktype: int, family6: int, order: str) -> bytes:
+    """A capture of link type ``linktype`` (0 NULL, 108 LOOP): an IPv4 and an IPv6 TCP
+    connection attempt refused, the families written in ``order`` ("<" or ">"), IPv6 as
+    ``family6``."""
+    from pcapbuild import pcap_bytes
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet6 import IPv6
+    pkts = [IP(src="192.0.2.10", dst="192.0.2.20") / TCP(sport=50000, dport=13000, flags="S", seq=1),
+            IP(src="192.0.2.20", dst="192.0.2.10") / TCP(sport=13000, dport=50000, flags="RA", ack=2),
+            IPv6(src="2001:db8::10", dst="2001:db8::20") / TCP(sport=50010, dport=13000, flags="S", seq=1),
+            IPv6(src="2001:db8::20", dst="2001:db8::10") / TCP(sport=13000, dport=50010, flags="RA", ack=2)]
+    return pcap_bytes([(T0 + i * 0.01, struct.pack(order + "I", 2 if p.version == 4 else family6) + bytes(p))
+                       for i, p in enumerate(pkts)], linktype=linktype)
+
+
+@needs_tshark
+@pytest.mark.parametrize("linktype, family6, order, said", [
+    (0, 23, "<", "23: Windows' AF_INET6, which Wireshark reads as IPX"),
+    (0, 10, "<", "10: Linux's AF_INET6"),
+    (0, 23, ">", "23: Windows' AF_INET6, which Wireshark reads as IPX"),
+    (108, 24, "<", "2 written little-endian under LINKTYPE_LOOP, which is big-endian; "
+                   "24 written little-endian under LINKTYPE_LOOP, which is big-endian"),
+], ids=["null-23", "null-10", "null-23-be", "loop-le"])
+def test_loopback_families_wireshark_does_not_read_are_read_by_both_engines(tmp_path, linktype, family6, order, said):
+    """Break-it s56 #8: LINKTYPE_NULL with IPv6 as family 23 (Windows' AF_INET6, which Wireshark
+    reads as IPX) or 10 (Linux's, which it does not know): the tshark engine lost the IPv6 flow,
+    silently for 23, blaming a little-endian LOOP header for 10. It now dissects a copy with the
+    family written as Wireshark reads it (as it did not for a little-endian LOOP header either),
+    so both engines give the same flows, and says so in one line."""
+    path = tmp_path / "lo.pcap"
+    path.write_bytes(_loopback(linktype, family6, order))
+    runs = _both(path)
+    assert not runs["builtin"].warnings
+    assert _rows(runs["builtin"]) == _rows(runs["tshark"])
+    assert [r[1] for r in _rows(runs["tshark"])] == ["192.0.2.10", "2001:db8::10"]
+    k = 4 if linktype == 108 else 2
+    assert runs["tshark"].warnings == [
+        f"lo.pcap: tshark does not read the address family of {k} loopback frames as IP ({said}): it dissected "
+        "instead a copy of the 4 records the built-in reader reads in the file, with the family written as "
+        "Wireshark reads it (2 for IPv4, 24 for IPv6; big-endian under LINKTYPE_LOOP), so both engines read them"]
+
+
+@needs_tshark
+def test_a_loopback_family_of_the_other_ip_version_is_malformed_with_both_engines(tmp_path):
+    """Break-it s56 #8, made-up input: family 24 (AF_INET6) on IPv4 packets and 2 on IPv6 ones.
+    The builtin decoder asks the version its family names and skips all as malformed; the tshark
+    engine read the IPv6 ones (Wireshark's IPv4 dissector hands them on) and blamed a
+    little-endian LOOP header for the others. Both now skip them as malformed."""
+    from pcapbuild import pcap_bytes
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet6 import IPv6
+    pkts = [(24, IP(src="192.0.2.10", dst="192.0.2.20") / TCP(sport=50000, dport=13000, flags="S")),
+            (2, IPv6(src="2001:db8::10", dst="2001:db8::20") / TCP(sport=50010, dport=13000, flags="S"))]
+    path = tmp_path / "mix.pcap"
+    path.write_bytes(pcap_bytes([(T0 + i, struct.pack("<I", fam) + bytes(p)) for i, (fam, p) in enumerate(pkts)],
+                                linktype=0))
+    runs = _both(path)
+    for engine, a in runs.items():
+        assert "mix.pcap: decode: 2 frames too short or inconsistent to decode (malformed) skipped" in a.warnings, \
+            (engine, a.warnings)
+        assert not any("loopback" in w for w in a.warnings), (engine, a.warnings)
+        assert len(a.flows) == 0, engine
+
+
+def test_loopback_header_rewrite_keeps_what_wireshark_reads():
+    """:func:`_loop_header` (no tshark needed): only a family the builtin decoder reads as IP and
+    Wireshark does not is rewritten; under LOOP big-endian, under NULL in the header's order."""
+    from kscc_traffic.engines.tshark import _loop_header, loop_families_text
+    le, be = (lambda v: struct.pack("<I", v)), (lambda v: struct.pack(">I", v))
+    assert _loop_header(0, le(23)) == le(24)
+    assert _loop_header(0, be(10)) == be(24)
+    assert _loop_header(0, le(2)) is None and _loop_header(0, le(30)) is None and _loop_header(0, be(24)) is None
+    assert _loop_header(108, le(2)) == be(2)
+    assert _loop_header(108, le(28)) == be(28)
+    assert _loop_header(108, le(23)) == be(24)
+    assert _loop_header(108, be(2)) is None
+    assert _loop_header(0, le(7)) is None          # (OSI: neither engine's IP)
+    assert _loop_header(0, b"\x17\x00\x00\x17") is None
+    assert _loop_header(1, le(23)) is None and _loop_header(0, b"\x17") is None
+    assert loop_families_text({23: 1, -2: 3, 10: 1}) == (
+        "10: Linux's AF_INET6; 23: Windows' AF_INET6, which Wireshark reads as IPX; "
+        "2 written little-endian under LINKTYPE_LOOP, which is big-endian")

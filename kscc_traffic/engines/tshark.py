@@ -97,6 +97,14 @@ line ("N frames too short or inconsistent to decode (malformed) skipped",
 FCS…) are not in it. Wireshark's ``_ws.malformed`` is not read: it also marks an application
 layer that does not parse, which the builtin decoder does not look at.
 
+BSD loopback (NULL, LOOP): Wireshark reads neither family 10 (Linux's AF_INET6) nor 23
+(Windows', which it reads as IPX) as IPv6, and a LOOP family only big-endian; the builtin decoder
+reads all of them (and 24, 28, 30) in either byte order. Such frames are counted
+(:attr:`PacketBuilder.loop_families`) and :func:`read_packets` has tshark dissect a copy of the
+records with the family written as Wireshark reads it (:func:`_loop_header`), with one warning
+line. A family naming the other IP version than the packet's (24 on IPv4, 2 on IPv6) is
+malformed, as the builtin decoder asks the version its family names.
+
 A first fragment never completed is shown by Wireshark as ``data``; its AH, IPv6 extension
 headers and transport header (TCP, UDP, ICMP) are read from those bytes (``data.data``), as the
 builtin decoder does, its protocol for IPv6 from the fragment header (``ipv6.fraghdr.nxt``), and,
@@ -246,7 +254,7 @@ FIELDS: list[str] = [
     "ppp.protocol",
     "wlan.fc.version", "wlan.fc.type", "wlan.fc.subtype", "wlan.fc.protected",
     "macsec.TCI.V", "macsec.TCI.E", "macsec.TCI.C",
-    "ipv6.fraghdr.ident", "ip.reassembled.data", "ipv6.reassembled.data",
+    "ipv6.fraghdr.ident", "ip.reassembled.data", "ipv6.reassembled.data", "null.family",
 ]
 #: fields by which the capture marks a frame damaged (radiotap's bad-FCS flag, PPI's FCS
 #: invalid, pcapng epb_flags CRC error, an ERF record's RX error); and those that give an FCS
@@ -534,8 +542,14 @@ class PacketBuilder:
         #: Ethernet pseudowire whose inner destination MAC does not begin with 0, or whose
         #: control word Wireshark guessed wrong, most likely
         self.mpls_unread = 0
-        #: BSD loopback frames whose address family Wireshark left as data (also in ``non_ip``)
+        #: BSD loopback (NULL, LOOP) frames whose address family the builtin decoder reads as IP
+        #: (:data:`~kscc_traffic.capture._slowpath.AF_INET6`, 2; either byte order) but Wireshark
+        #: does not: 10 (Linux's AF_INET6) and 23 (Windows', IPX to Wireshark) in any order, any
+        #: family in little-endian order under LINKTYPE_LOOP (big-endian by definition). Also in
+        #: ``non_ip``; by family (``loop_families``: family -> frames, little-endian LOOP ones
+        #: under ``-family``). :func:`read_packets` dissects a copy with the family rewritten.
         self.loop_unread = 0
+        self.loop_families: dict[int, int] = {}
         #: frames of a raw IPv6 link (LINKTYPE_IPV6, 229) holding an IPv4 packet, which
         #: Wireshark 4.0 reads as a malformed IPv6 header ("Bogus IPv6 version"; also in
         #: ``malformed``): not read by this engine, the builtin one reads them
@@ -656,6 +670,13 @@ class PacketBuilder:
             self.malformed += 1
             self.v4_as_v6 += 1
             return False
+        if protos[:3] == ["null", "ip", "ipv6"] and _int(_at(f, "null.family", 0), -1) in (2, 0x02000000) \
+                and _at(f, "ip.version", 0) == "6":
+            # a BSD loopback header saying IPv4 on an IPv6 packet (Wireshark's IPv4 dissector
+            # hands it on by its version): malformed, as the builtin decoder asks the version
+            # its family names
+            self.malformed += 1
+            return False
         if "ipv6" in protos and f.get("ip.version"):
             protos = _without_version_handoffs(protos, f)
         self._ts = ts_ns
@@ -731,6 +752,27 @@ class PacketBuilder:
             row["pl_off"], row["pl_cap"] = self._payload(head + bytes(cap - len(head)))
         else:
             row["pl_off"], row["pl_cap"] = _ZEROS, cap
+
+    def _loop_unread(self, protos: list[str], f: Mapping[str, Sequence[str]]) -> None:
+        """Count a BSD loopback frame (``null``) in which Wireshark found no IP packet as the
+        builtin decoder counts it (``_slowpath.SlowDecoder`` for link types 0 and 108): a family
+        it reads as IP that Wireshark does not (:attr:`loop_unread`), or an IPv6 family whose
+        packet Wireshark's IPv6 dissector refused (another version: malformed, moved from
+        ``non_ip``); other families stay not IP."""
+        from ..capture._slowpath import AF_INET6
+        fam = _int(_at(f, "null.family", 0), -1)
+        if fam < 0:
+            return
+        v = fam if fam < 0x10000 else int.from_bytes((fam & 0xFFFFFFFF).to_bytes(4, "big"), "little")
+        if v != 2 and v not in AF_INET6:
+            return
+        if fam != v or v in (10, 23):
+            self.loop_unread += 1
+            key = -v if fam != v else v
+            self.loop_families[key] = self.loop_families.get(key, 0) + 1
+        elif protos == ["null", "data"]:
+            self.non_ip -= 1
+            self.malformed += 1
 
     @property
     def other_malformed(self) -> int:
@@ -886,11 +928,8 @@ class PacketBuilder:
                 # whose inner destination MAC begins with another nibble (b4:96:…) is lost
                 # (the builtin decoder reads it: _slowpath.SlowDecoder._pw_not_ip)
                 self.mpls_unread += 1
-            elif protos[start:] == ["null", "data"]:
-                # a BSD loopback header whose address family Wireshark does not know: under
-                # LINKTYPE_LOOP (108, big-endian by definition) a family some writers put in
-                # little-endian order (the builtin decoder reads either order: decode._link)
-                self.loop_unread += 1
+            elif protos[start:start + 1] == ["null"] and start == 0:
+                self._loop_unread(protos, f)
             return None
         number = _at(f, "frame.number", 0)
         # a fragment whose datagram is completed in a later frame gives no row of its own
@@ -1109,6 +1148,17 @@ class PacketBuilder:
         if fragment:            # (a first fragment Wireshark dissected: no payload all the same)
             row["pl_off"], row["pl_cap"] = -1, 0
         return row
+
+
+def loop_families_text(fams: Mapping[int, int]) -> str:
+    """The BSD loopback address families of :attr:`PacketBuilder.loop_families` in words, e.g.
+    ``23: Windows' AF_INET6, which Wireshark reads as IPX``."""
+    words = {10: "10: Linux's AF_INET6", 23: "23: Windows' AF_INET6, which Wireshark reads as IPX"}
+    out = []
+    for v in sorted(fams, key=lambda x: (x < 0, abs(x))):
+        out.append(f"{-v} written little-endian under LINKTYPE_LOOP, which is big-endian" if v < 0
+                   else words.get(v, str(v)))
+    return "; ".join(out)
 
 
 def mpls_unread_note(k: int) -> str:
@@ -1834,8 +1884,31 @@ def _dissect_in(exe: str, path: Path, b: "PacketBuilder", env: dict) -> tuple[Pa
     return b, rc, _error_line(err)
 
 
+def _loop_header(lt: int, d: bytes) -> bytes | None:
+    """The 4-byte BSD loopback header (link type ``lt`` 0, NULL, or 108, LOOP) that Wireshark
+    reads as the family the builtin decoder reads at the start of ``d`` (2, or one of
+    :data:`~kscc_traffic.capture._slowpath.AF_INET6` in either byte order:
+    ``_slowpath.SlowDecoder`` for these link types), where Wireshark would not: 10 and 23
+    become 24 (an AF_INET6 Wireshark reads), in the header's byte order; under LOOP the family
+    is written big-endian. None when the header is left as it is (another link type, a family
+    neither reads as IP, or one Wireshark reads already)."""
+    from ..capture._slowpath import AF_INET6
+    if lt not in (0, 108) or len(d) < 4:
+        return None
+    h0, h1, h2, h3 = d[0], d[1], d[2], d[3]
+    if h1 or h2 or (h0 and h3):
+        return None
+    fam = h0 | h3
+    if fam != 2 and fam not in AF_INET6:
+        return None
+    want = 2 if fam == 2 else (24 if fam in (10, 23) else fam)
+    new = want.to_bytes(4, "big" if lt == 108 or not h0 else "little")
+    return None if new == bytes(d[:4]) else new
+
+
 def _readable_copy(path: Path, name: str, have: int, dest: Path,
-                   fcs_overlong: bool = False, fcs_absent: bool = False) -> tuple[ReadStats, int] | None:
+                   fcs_overlong: bool = False, fcs_absent: bool = False,
+                   loop_family: bool = False) -> tuple[ReadStats, int] | None:
     """Write to ``dest`` a pcapng holding the records the built-in reader reads in ``path``
     (:func:`kscc_traffic.capture.files.iter_frames`: past the blocks it skips, such as a packet
     block naming an undefined interface), with their times (ns, ``if_tsresol`` 9) and link
@@ -1846,7 +1919,10 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
     has an FCS length longer than itself (:func:`~kscc_traffic.capture.files.fcs_overlong_note`).
     ``fcs_absent``: instead, None when the built-in decoder reads no frame without the FCS its
     file claims (:func:`~kscc_traffic.capture.decode.fcs_absent_frames`); those frames lose the
-    claim in the copy.
+    claim in the copy. ``loop_family``: instead, None when no BSD loopback frame has a family
+    Wireshark does not read as the builtin decoder does (:func:`_loop_header`); the count
+    returned is then that of those frames. In every copy such a frame's header is written as
+    :func:`_loop_header` gives it (its IP packet is left as it is).
     An interface whose frames end with a 4-byte FCS keeps ``if_fcslen`` 4 in the copy; the others
     have none."""
     import struct
@@ -1863,9 +1939,13 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
                 lo = min(lo, int(fr.ts_ns.min()))
                 if fcs_absent:
                     absent += int(fcs_absent_frames(fr, claim).sum())
+                if loop_family:
+                    lts = (fr.linktype & 0xFFFF).tolist()
+                    absent += sum(1 for i in np.flatnonzero(np.isin(fr.linktype & 0xFFFF, (0, 108))).tolist()
+                                  if _loop_header(lts[i], fr.data(i)[:4]) is not None)
     except (CaptureError, OSError):
         return None
-    if fcs_absent and not absent:
+    if (fcs_absent or loop_family) and not absent:
         return None
     # (more records, or damage read past: tshark may have counted a zero-filled region's
     # headers as frames, and stopped at the misaligned record after it)
@@ -1874,7 +1954,7 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
         from ..capture.files import FCS_OVERLONG_TEXT
         if stats is None or not any(FCS_OVERLONG_TEXT in w for w in stats.warnings):
             return None
-    elif not fcs_absent and (stats is None or (n <= have and not read_past)):
+    elif not fcs_absent and not loop_family and (stats is None or (n <= have and not read_past)):
         return None
     # times before 1970 (if_tsoffset < 0): an interface offset so that every raw time is >= 0
     off_s = -((-lo + 999_999_999) // 1_000_000_000) if lo < 0 else 0
@@ -1910,6 +1990,10 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
                     fcs4 = struct.pack("<HH", 13, 1) + b"\x04\0\0\0" if lt & LT_FCS else b""  # if_fcslen 4
                     parts.append(block(1, struct.pack("<HHI", lt & 0xFFFF, 0, 0) + fcs4 + idb_opts))
                 d = fr.data(i)
+                if lt & 0xFFFF in (0, 108):
+                    head = _loop_header(lt & 0xFFFF, d[:4])
+                    if head is not None:
+                        d = head + bytes(d[4:])
                 d += b"\0" * (-len(d) % 4)
                 if damaged:
                     d += struct.pack("<HHIHH", 2, 4, 1 << 24, 0, 0)   # epb_flags, opt_endofopt
@@ -2069,6 +2153,13 @@ def read_packets(path: str | os.PathLike, tshark: str | None = None, *, name: st
         # frames whose FCS does not match: when the built-in decoder reads some of them as
         # carrying none (the file's claim wrong: break-it 27 F3), the copy without the claim
         copied = _read_copy(exe, p, name, b.records, "", fcs_absent=True)
+        if copied is not None:
+            return copied
+    if rc == 0 and b.loop_unread:
+        # BSD loopback frames of a family the builtin decoder reads as IP and Wireshark does not
+        # (10, 23; a little-endian LOOP header: break-it s56 #8): the copy with the family
+        # written as Wireshark reads it
+        copied = _read_copy(exe, p, name, b.records, "", loop_families=b.loop_families)
         if copied is not None:
             return copied
     if rc != 0 and b.records == 0:
@@ -2254,10 +2345,9 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
         stats.warn(f"{name}: {mpls_unread_note(k)}")
     if b.loop_unread:
         k = b.loop_unread
-        stats.warn(f"{name}: {k} loopback frame{'s' if k != 1 else ''} whose address family tshark "
-                   "does not read (LINKTYPE_LOOP is big-endian; a family written in little-endian "
-                   "order, most likely) could not be read by this engine: the builtin engine (the "
-                   "default, without --engine tshark) reads either byte order")
+        stats.warn(f"{name}: {k} loopback frame{'s' if k != 1 else ''} of an address family tshark "
+                   f"does not read as IP ({loop_families_text(b.loop_families)}) could not be read by "
+                   "this engine: the builtin engine (the default, without --engine tshark) reads them")
     if b.v4_as_v6:
         k = b.v4_as_v6
         stats.warn(f"{name}: {k} frame{'s' if k != 1 else ''} of the raw IPv6 link type (229) "
@@ -2307,7 +2397,8 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
 
 
 def _read_copy(exe: str, p: Path, name: str, have: int, why: str,
-               fcs_overlong: bool = False, fcs_absent: bool = False) -> Packets | None:
+               fcs_overlong: bool = False, fcs_absent: bool = False,
+               loop_families: Mapping[int, int] | None = None) -> Packets | None:
     """tshark stopped after ``have`` frames (``why``: its message): dissect the copy of the
     records the built-in reader reads (:func:`_readable_copy`) when it holds more; None when it
     does not, or when tshark cannot read the copy to its end either. ``fcs_overlong``: tshark
@@ -2315,12 +2406,16 @@ def _read_copy(exe: str, p: Path, name: str, have: int, why: str,
     copy when the built-in reader finds such records (else None). ``fcs_absent``: tshark found
     frames whose FCS does not match: dissect the copy when the built-in decoder reads some of
     them without the FCS their file claims (a wrong claim: break-it 27 F3), the claim dropped
-    for those (else None)."""
+    for those (else None). ``loop_families``: tshark read BSD loopback frames of these address
+    families as no IP (:attr:`PacketBuilder.loop_families`): dissect the copy, their headers
+    written as Wireshark reads the family the builtin decoder reads (:func:`_loop_header`),
+    when the built-in reader finds such frames (else None)."""
     import tempfile
     fd, tmp = tempfile.mkstemp(prefix="kscc-traffic-", suffix=".pcapng")
     os.close(fd)
     try:
-        copied = _readable_copy(p, name, have, Path(tmp), fcs_overlong, fcs_absent)
+        copied = _readable_copy(p, name, have, Path(tmp), fcs_overlong, fcs_absent,
+                                bool(loop_families))
         if copied is None:
             return None
         rstats, absent = copied
@@ -2345,6 +2440,14 @@ def _read_copy(exe: str, p: Path, name: str, have: int, why: str,
         stats.warn(f"{name}: tshark checks the FCS the file claims on those frames: it dissected "
                    f"instead a copy of the {b.records} records the built-in reader reads in the file, "
                    "without that claim for them, so both engines read them")
+        return _finish(b, stats, p, name, rc)
+    if loop_families:
+        k = absent
+        stats.warn(f"{name}: tshark does not read the address family of {k} loopback frame{'s' if k != 1 else ''} "
+                   f"as IP ({loop_families_text(loop_families)}): it dissected instead a copy of the "
+                   f"{b.records} records the built-in reader reads in the file, with the family written as "
+                   "Wireshark reads it (2 for IPv4, 24 for IPv6; big-endian under LINKTYPE_LOOP), so both "
+                   "engines read them")
         return _finish(b, stats, p, name, rc)
     if fcs_overlong:
         stats.warn(f"{name}: tshark reads the frames whose FCS length is longer than themselves as "
