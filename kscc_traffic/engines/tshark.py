@@ -58,6 +58,17 @@ How a dissection becomes one row (units: bytes, nanoseconds):
   cut are not needed to know it arrived whole), Wireshark does not reassemble them, so this
   engine gives the fragments as rows of their own ("never captured whole") and may split the
   flow (break-it, session 47; not changed).
+  Copies of fragments (a SPAN port or a second interface copying each frame) are dropped as the
+  builtin decoder drops them: the fragments also go through its reassembly table
+  (:class:`~kscc_traffic.capture._ipfrag.Reassembler`, :meth:`PacketBuilder._fragment_copy`; their
+  bytes from ``data.data``, the completing one's from ``ip.reassembled.data`` /
+  ``ipv6.reassembled.data``) beside Wireshark's, which still gives the rows; a fragment it finds
+  an exact copy of one held, or of one of a datagram completed at most 2 s before, gives no row
+  and is counted ("N duplicate IP fragments ignored"). Without it, Wireshark completed a datagram
+  at the first copy of its last fragment and left the second copy a fragment never completed (a
+  made-up flow of "lost" fragments), and reassembled a whole set captured twice twice (an IPv6
+  datagram then counted twice: no IP id for the frame dedup; break-it s56 #4). The same table
+  counts the datagrams whose fragments overlap (the builtin decoder's line).
 - An ICMP error whose quote the snaplen cut after the quoted IP header but before the ports
   (IPv4 options or IPv6 extension headers in the quote): the builtin decoder attaches it to the
   only TCP flow between the quoted addresses (``icmp_unreachable``); this engine leaves it an
@@ -77,6 +88,22 @@ How a dissection becomes one row (units: bytes, nanoseconds):
 A TCP header the snaplen cut before its 16th byte (Wireshark: ports only, no ``tcp.flags`` nor
 ``tcp.len``) gives ``payload_len`` -1 and flags, seq, ack 0, as the builtin
 decoder.
+
+Frames the builtin decoder skips as malformed that Wireshark also cannot read (an IPv4 header
+length below 20 or beyond the packet, a total length below the header, another version under
+ethertype 0x0800: no ``ip.src``; a TCP data offset below 5) are counted in the builtin decoder's
+line ("N frames too short or inconsistent to decode (malformed) skipped",
+:attr:`PacketBuilder.other_malformed`); those with a line of their own (bad IPv4 options, a bad
+FCS…) are not in it. Wireshark's ``_ws.malformed`` is not read: it also marks an application
+layer that does not parse, which the builtin decoder does not look at.
+
+BSD loopback (NULL, LOOP): Wireshark reads neither family 10 (Linux's AF_INET6) nor 23
+(Windows', which it reads as IPX) as IPv6, and a LOOP family only big-endian; the builtin decoder
+reads all of them (and 24, 28, 30) in either byte order. Such frames are counted
+(:attr:`PacketBuilder.loop_families`) and :func:`read_packets` has tshark dissect a copy of the
+records with the family written as Wireshark reads it (:func:`_loop_header`), with one warning
+line. A family naming the other IP version than the packet's (24 on IPv4, 2 on IPv6) is
+malformed, as the builtin decoder asks the version its family names.
 
 A first fragment never completed is shown by Wireshark as ``data``; its AH, IPv6 extension
 headers and transport header (TCP, UDP, ICMP) are read from those bytes (``data.data``), as the
@@ -130,7 +157,10 @@ a warning, as by the builtin engine (:func:`_link_sealed`), unless tshark decryp
 the user's Wireshark profile): then they are read. IPv4 options that do not parse are malformed for both engines; the builtin
 decoder checks the generic option layout (``_slowpath.v4_options_ok``), Wireshark also each known
 option's own length rules (``ip.opt.len.invalid``), so an option of a valid layout but a length
-wrong for its kind is malformed with this engine only.
+wrong for its kind is malformed with this engine only. A UDP length field below 8 (Wireshark:
+"Bad length value", nothing after the header dissected): the payload is the rest of the IP
+packet as with the builtin decoder (``payload_len``, ``pl_cap``: not taken for bytes a capture
+cut), but its bytes are zeros with this engine (no receiver delivers such a datagram).
 """
 from __future__ import annotations
 
@@ -147,6 +177,7 @@ import numpy as np
 
 from ..capture.files import TS_MAX_NS, TS_MIN_NS, TS_RANGE_TEXT, no_timestamp_note
 from ..capture.packets import PACKET_COLUMNS, Packets
+from ..capture._ipfrag import Reassembler
 from ..capture._slowpath import GENEVE_PORT, GRE_UDP_PORT, TZSP_PORT, SlowDecoder
 from ..capture.frames import LT_DAMAGED, LT_FCS
 from ..capture.stats import WIRELEN_CLAMP, WIRELEN_DAMAGED, ReadStats, wirelen_damaged_note
@@ -223,6 +254,7 @@ FIELDS: list[str] = [
     "ppp.protocol",
     "wlan.fc.version", "wlan.fc.type", "wlan.fc.subtype", "wlan.fc.protected",
     "macsec.TCI.V", "macsec.TCI.E", "macsec.TCI.C",
+    "ipv6.fraghdr.ident", "ip.reassembled.data", "ipv6.reassembled.data", "null.family",
 ]
 #: fields by which the capture marks a frame damaged (radiotap's bad-FCS flag, PPI's FCS
 #: invalid, pcapng epb_flags CRC error, an ERF record's RX error); and those that give an FCS
@@ -510,8 +542,14 @@ class PacketBuilder:
         #: Ethernet pseudowire whose inner destination MAC does not begin with 0, or whose
         #: control word Wireshark guessed wrong, most likely
         self.mpls_unread = 0
-        #: BSD loopback frames whose address family Wireshark left as data (also in ``non_ip``)
+        #: BSD loopback (NULL, LOOP) frames whose address family the builtin decoder reads as IP
+        #: (:data:`~kscc_traffic.capture._slowpath.AF_INET6`, 2; either byte order) but Wireshark
+        #: does not: 10 (Linux's AF_INET6) and 23 (Windows', IPX to Wireshark) in any order, any
+        #: family in little-endian order under LINKTYPE_LOOP (big-endian by definition). Also in
+        #: ``non_ip``; by family (``loop_families``: family -> frames, little-endian LOOP ones
+        #: under ``-family``). :func:`read_packets` dissects a copy with the family rewritten.
         self.loop_unread = 0
+        self.loop_families: dict[int, int] = {}
         #: frames of a raw IPv6 link (LINKTYPE_IPV6, 229) holding an IPv4 packet, which
         #: Wireshark 4.0 reads as a malformed IPv6 header ("Bogus IPv6 version"; also in
         #: ``malformed``): not read by this engine, the builtin one reads them
@@ -520,6 +558,13 @@ class PacketBuilder:
         #: :data:`_NOT_PACKETS`), and what the last one is
         self.not_capture = 0
         self.file_kind = ""
+        #: the IP fragments seen, as the builtin decoder's reassembly table holds them
+        #: (:meth:`_fragment_copy`): it tells the exact copies of a fragment (a SPAN port's, a
+        #: second interface's), dropped and counted in ``frag.duplicates``, and counts the
+        #: datagrams whose fragments overlap (``frag.overlapping``); Wireshark's own reassembly
+        #: still gives the rows
+        self.frag = Reassembler()
+        self._ts = 0                # the time of the frame being added (epoch ns)
 
     def add(self, protocols: Sequence[str], f: Mapping[str, Sequence[str]],
             frame: int | None = None, ts_ns: int | None = None) -> bool:
@@ -625,8 +670,16 @@ class PacketBuilder:
             self.malformed += 1
             self.v4_as_v6 += 1
             return False
+        if protos[:3] == ["null", "ip", "ipv6"] and _int(_at(f, "null.family", 0), -1) in (2, 0x02000000) \
+                and _at(f, "ip.version", 0) == "6":
+            # a BSD loopback header saying IPv4 on an IPv6 packet (Wireshark's IPv4 dissector
+            # hands it on by its version): malformed, as the builtin decoder asks the version
+            # its family names
+            self.malformed += 1
+            return False
         if "ipv6" in protos and f.get("ip.version"):
             protos = _without_version_handoffs(protos, f)
+        self._ts = ts_ns
         starts = _subframes(protos, f)
         rows = []
         counts = self.non_ip, self.malformed
@@ -699,6 +752,53 @@ class PacketBuilder:
             row["pl_off"], row["pl_cap"] = self._payload(head + bytes(cap - len(head)))
         else:
             row["pl_off"], row["pl_cap"] = _ZEROS, cap
+
+    def _loop_unread(self, protos: list[str], f: Mapping[str, Sequence[str]]) -> None:
+        """Count a BSD loopback frame (``null``) in which Wireshark found no IP packet as the
+        builtin decoder counts it (``_slowpath.SlowDecoder`` for link types 0 and 108): a family
+        it reads as IP that Wireshark does not (:attr:`loop_unread`), or an IPv6 family whose
+        packet Wireshark's IPv6 dissector refused (another version: malformed, moved from
+        ``non_ip``); other families stay not IP."""
+        from ..capture._slowpath import AF_INET6
+        fam = _int(_at(f, "null.family", 0), -1)
+        if fam < 0:
+            return
+        v = fam if fam < 0x10000 else int.from_bytes((fam & 0xFFFFFFFF).to_bytes(4, "big"), "little")
+        if v != 2 and v not in AF_INET6:
+            return
+        if fam != v or v in (10, 23):
+            self.loop_unread += 1
+            key = -v if fam != v else v
+            self.loop_families[key] = self.loop_families.get(key, 0) + 1
+        elif protos == ["null", "data"]:
+            self.non_ip -= 1
+            self.malformed += 1
+
+    @property
+    def other_malformed(self) -> int:
+        """Frames skipped as malformed that no line of their own tells (the builtin decoder's
+        "too short or inconsistent to decode" line)."""
+        return (self.malformed - self.bad_v4_options - self.damaged_marked - self.fcs_mismatch
+                - self.mpls_misread - self.v4_as_v6)
+
+    def _fragment_copy(self, protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int,
+                       start: int, sub: int) -> bool:
+        """Hand the IP fragment of the layer at ``protos[ip_idx]`` (if it is one: see
+        :func:`_fragment_part`) to :attr:`frag`, keyed as the builtin decoder keys it (IPv4:
+        addresses, protocol, id and VLAN; IPv6: addresses, id and VLAN); True when it is an
+        exact copy (same place, same bytes) of a fragment of the datagram held, or of one
+        completed at most :data:`~kscc_traffic.capture._ipfrag.RECENT_NS` before (counted in
+        ``frag.duplicates``). Overlaps are counted in ``frag.overlapping``, the first copy kept,
+        as Wireshark reassembles them (IPv6 too: the builtin decoder drops such a datagram)."""
+        part = _fragment_part(protos, f, ip_idx)
+        if part is None:
+            return False
+        key, off, more, length, data = part
+        vlan = _link_facts(protos, f, ip_idx, start, sub)[0]
+        before = self.frag.duplicates
+        self.frag.add((*key, vlan), self._ts, off, more, length, data, None, True if off == 0 else None)
+        self.frag.flushed.clear()       # (the rows are Wireshark's: nothing to hand back)
+        return self.frag.duplicates > before
 
     def _payload(self, data: bytes) -> tuple[int, int]:
         if not data:
@@ -828,16 +928,14 @@ class PacketBuilder:
                 # whose inner destination MAC begins with another nibble (b4:96:…) is lost
                 # (the builtin decoder reads it: _slowpath.SlowDecoder._pw_not_ip)
                 self.mpls_unread += 1
-            elif protos[start:] == ["null", "data"]:
-                # a BSD loopback header whose address family Wireshark does not know: under
-                # LINKTYPE_LOOP (108, big-endian by definition) a family some writers put in
-                # little-endian order (the builtin decoder reads either order: decode._link)
-                self.loop_unread += 1
+            elif protos[start:start + 1] == ["null"] and start == 0:
+                self._loop_unread(protos, f)
             return None
         number = _at(f, "frame.number", 0)
         # a fragment whose datagram is completed in a later frame gives no row of its own
         for name in ("ip.reassembled_in", "ipv6.reassembled.in"):
             if any(v != number for v in f.get(name, ())):
+                self._fragment_copy(protos, f, ip_idx, start, sub)    # (counted if a copy)
                 return None
         ipn = protos[ip_idx]
         occ = protos[:ip_idx].count(ipn)
@@ -941,6 +1039,12 @@ class PacketBuilder:
         if not src or not dst:
             self.malformed += 1
             return None
+        if (fragment or reas) and self._fragment_copy(protos, f, ip_idx, start, sub):
+            # an exact copy of a fragment already seen, or of one of a datagram completed
+            # lately (a SPAN port copying each frame: Wireshark reassembles the copies of a
+            # whole datagram again, and leaves a copy of the completing fragment that comes
+            # after it a fragment of its own): dropped, as the builtin decoder drops it
+            return None
         sh, sl = _addr(src)
         dh, dl = _addr(dst)
         row = {"_tunnel": _tunnel_kind(protos, f, start, ip_idx),
@@ -1012,7 +1116,15 @@ class PacketBuilder:
             if plen > 0:
                 pls = f.get("udp.payload") or ()
                 data = _hex(pls[min(k, len(pls) - 1)]) if pls else b""
-                row["pl_off"], row["pl_cap"] = self._payload(data[:plen])
+                if not data and 0 <= ulen < 8:
+                    # a UDP length field below 8 (Wireshark: "Bad length value", nothing after
+                    # the header dissected): the datagram's bytes are the IP payload's, held in
+                    # the frame as far as it goes, as the builtin decoder counts them; their
+                    # content is not in the dissection (zeros kept; no receiver delivers such
+                    # a datagram), and they are not taken for bytes the capture cut
+                    self._unseen(row, plen, missing)
+                else:
+                    row["pl_off"], row["pl_cap"] = self._payload(data[:plen])
         elif t in _ICMP and proto in (1, 58):
             k = protos[:j].count(t)
             it = _int(_at(f, f"{t}.type", k), -1)
@@ -1036,6 +1148,17 @@ class PacketBuilder:
         if fragment:            # (a first fragment Wireshark dissected: no payload all the same)
             row["pl_off"], row["pl_cap"] = -1, 0
         return row
+
+
+def loop_families_text(fams: Mapping[int, int]) -> str:
+    """The BSD loopback address families of :attr:`PacketBuilder.loop_families` in words, e.g.
+    ``23: Windows' AF_INET6, which Wireshark reads as IPX``."""
+    words = {10: "10: Linux's AF_INET6", 23: "23: Windows' AF_INET6, which Wireshark reads as IPX"}
+    out = []
+    for v in sorted(fams, key=lambda x: (x < 0, abs(x))):
+        out.append(f"{-v} written little-endian under LINKTYPE_LOOP, which is big-endian" if v < 0
+                   else words.get(v, str(v)))
+    return "; ".join(out)
 
 
 def mpls_unread_note(k: int) -> str:
@@ -1373,6 +1496,69 @@ def _pbb_layers(protos: list[str], f: Mapping[str, Sequence[str]]) -> dict[int, 
     return out
 
 
+def _fragment_part(protos: list[str], f: Mapping[str, Sequence[str]],
+                   ip_idx: int) -> tuple[tuple, int, bool, int, bytes] | None:
+    """The fragment the IP layer at ``protos[ip_idx]`` carries, as the builtin decoder hands it
+    to its reassembly (``_slowpath.SlowDecoder._ipv4`` / ``_ipv6``): (key without the VLAN,
+    offset in the datagram's payload, more fragments, declared length, captured bytes), offset
+    and length in bytes. IPv4 key ``(4, src, dst, protocol, id)``, IPv6 ``(6, src, dst, id)``
+    (the final destination of a routing header, a home address option's source). The bytes are
+    ``data.data`` (a fragment Wireshark does not complete a datagram with) or, for the fragment
+    that completes one, its slice of ``ip.reassembled.data`` / ``ipv6.reassembled.data``. None:
+    not a fragment (nor an atomic one's), or its bytes are not in the dissection (a fragment
+    whose transport Wireshark dissected: the snaplen cut it)."""
+    ipn = protos[ip_idx]
+    occ = protos[:ip_idx].count(ipn)
+    j = ip_idx + 1
+    if ipn == "ip":
+        more = _at(f, "ip.flags.mf", occ) in ("1", "True")
+        off = _int(_at(f, "ip.frag_offset", occ), 0) * 8      # (shown in 8-byte units)
+        if not more and not off:
+            return None
+        length = _int(_at(f, "ip.len", occ), 0) - _int(_at(f, "ip.hdr_len", occ), 20)
+        key: tuple = (4, _at(f, "ip.src", occ), _at(f, "ip.dst", occ), _int(_at(f, "ip.proto", occ), 0),
+                      _int(_at(f, "ip.id", occ), 0))
+        whole = "ip.reassembled.data"
+    else:
+        pre = 0
+        while j < len(protos) and (protos[j].startswith("ipv6.") or protos[j] == "ah"):
+            name = protos[j]
+            k = protos[:j].count(name)
+            if name == "ipv6.fraghdr":
+                off = _int(_at(f, "ipv6.fraghdr.offset", k), 0) * 8
+                more = _at(f, "ipv6.fraghdr.more", k) in ("1", "True")
+                if off or more:
+                    break
+                pre += 8
+            elif name == "ah":
+                pre += (_int(_at(f, "ah.length", k), 0) + 2) * 4
+            elif _V6_EXT.get(name):
+                pre += _int(_at(f, _V6_EXT[name], k), 0)
+            j += 1
+        else:
+            return None
+        length = _int(_at(f, "ipv6.plen", occ), 0) - pre - 8
+        src = _home_address(protos, f, ip_idx) or _at(f, "ipv6.src", occ)
+        dst = _routing_final(protos, f, ip_idx) or _at(f, "ipv6.dst", occ)
+        key = (6, src, dst, _int(_at(f, "ipv6.fraghdr.ident", protos[:j].count("ipv6.fraghdr")), 0))
+        j += 1
+        whole = "ipv6.reassembled.data"
+    if length < 0 or not key[1] or not key[2]:
+        return None
+    number = _at(f, "frame.number", 0)
+    later = any(v != number for v in f.get("ip.reassembled_in", ())) or \
+        any(v != number for v in f.get("ipv6.reassembled.in", ()))
+    if not later and f.get(whole):
+        data = _hex(f[whole][-1])[off:off + length]
+        if len(data) != length:
+            return None
+    elif j < len(protos) and protos[j] == "data":
+        data = _hex(_at(f, "data.data", protos[:j].count("data")))[:length]
+    else:
+        return None
+    return key, off, more, length, data
+
+
 def _first_fragment_fields(data: bytes, proto: int, ip_pl: int, v6: bool = False) -> dict:
     """Fields of a first IP fragment whose datagram was never completed (Wireshark shows its
     bytes as ``data``), read as the builtin decoder reads them (``_slowpath.SlowDecoder._l4``):
@@ -1698,8 +1884,31 @@ def _dissect_in(exe: str, path: Path, b: "PacketBuilder", env: dict) -> tuple[Pa
     return b, rc, _error_line(err)
 
 
+def _loop_header(lt: int, d: bytes) -> bytes | None:
+    """The 4-byte BSD loopback header (link type ``lt`` 0, NULL, or 108, LOOP) that Wireshark
+    reads as the family the builtin decoder reads at the start of ``d`` (2, or one of
+    :data:`~kscc_traffic.capture._slowpath.AF_INET6` in either byte order:
+    ``_slowpath.SlowDecoder`` for these link types), where Wireshark would not: 10 and 23
+    become 24 (an AF_INET6 Wireshark reads), in the header's byte order; under LOOP the family
+    is written big-endian. None when the header is left as it is (another link type, a family
+    neither reads as IP, or one Wireshark reads already)."""
+    from ..capture._slowpath import AF_INET6
+    if lt not in (0, 108) or len(d) < 4:
+        return None
+    h0, h1, h2, h3 = d[0], d[1], d[2], d[3]
+    if h1 or h2 or (h0 and h3):
+        return None
+    fam = h0 | h3
+    if fam != 2 and fam not in AF_INET6:
+        return None
+    want = 2 if fam == 2 else (24 if fam in (10, 23) else fam)
+    new = want.to_bytes(4, "big" if lt == 108 or not h0 else "little")
+    return None if new == bytes(d[:4]) else new
+
+
 def _readable_copy(path: Path, name: str, have: int, dest: Path,
-                   fcs_overlong: bool = False, fcs_absent: bool = False) -> tuple[ReadStats, int] | None:
+                   fcs_overlong: bool = False, fcs_absent: bool = False,
+                   loop_family: bool = False) -> tuple[ReadStats, int] | None:
     """Write to ``dest`` a pcapng holding the records the built-in reader reads in ``path``
     (:func:`kscc_traffic.capture.files.iter_frames`: past the blocks it skips, such as a packet
     block naming an undefined interface), with their times (ns, ``if_tsresol`` 9) and link
@@ -1710,7 +1919,10 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
     has an FCS length longer than itself (:func:`~kscc_traffic.capture.files.fcs_overlong_note`).
     ``fcs_absent``: instead, None when the built-in decoder reads no frame without the FCS its
     file claims (:func:`~kscc_traffic.capture.decode.fcs_absent_frames`); those frames lose the
-    claim in the copy.
+    claim in the copy. ``loop_family``: instead, None when no BSD loopback frame has a family
+    Wireshark does not read as the builtin decoder does (:func:`_loop_header`); the count
+    returned is then that of those frames. In every copy such a frame's header is written as
+    :func:`_loop_header` gives it (its IP packet is left as it is).
     An interface whose frames end with a 4-byte FCS keeps ``if_fcslen`` 4 in the copy; the others
     have none."""
     import struct
@@ -1727,9 +1939,13 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
                 lo = min(lo, int(fr.ts_ns.min()))
                 if fcs_absent:
                     absent += int(fcs_absent_frames(fr, claim).sum())
+                if loop_family:
+                    lts = (fr.linktype & 0xFFFF).tolist()
+                    absent += sum(1 for i in np.flatnonzero(np.isin(fr.linktype & 0xFFFF, (0, 108))).tolist()
+                                  if _loop_header(lts[i], fr.data(i)[:4]) is not None)
     except (CaptureError, OSError):
         return None
-    if fcs_absent and not absent:
+    if (fcs_absent or loop_family) and not absent:
         return None
     # (more records, or damage read past: tshark may have counted a zero-filled region's
     # headers as frames, and stopped at the misaligned record after it)
@@ -1738,7 +1954,7 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
         from ..capture.files import FCS_OVERLONG_TEXT
         if stats is None or not any(FCS_OVERLONG_TEXT in w for w in stats.warnings):
             return None
-    elif not fcs_absent and (stats is None or (n <= have and not read_past)):
+    elif not fcs_absent and not loop_family and (stats is None or (n <= have and not read_past)):
         return None
     # times before 1970 (if_tsoffset < 0): an interface offset so that every raw time is >= 0
     off_s = -((-lo + 999_999_999) // 1_000_000_000) if lo < 0 else 0
@@ -1774,6 +1990,10 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
                     fcs4 = struct.pack("<HH", 13, 1) + b"\x04\0\0\0" if lt & LT_FCS else b""  # if_fcslen 4
                     parts.append(block(1, struct.pack("<HHI", lt & 0xFFFF, 0, 0) + fcs4 + idb_opts))
                 d = fr.data(i)
+                if lt & 0xFFFF in (0, 108):
+                    head = _loop_header(lt & 0xFFFF, d[:4])
+                    if head is not None:
+                        d = head + bytes(d[4:])
                 d += b"\0" * (-len(d) % 4)
                 if damaged:
                     d += struct.pack("<HHIHH", 2, 4, 1 << 24, 0, 0)   # epb_flags, opt_endofopt
@@ -1935,6 +2155,13 @@ def read_packets(path: str | os.PathLike, tshark: str | None = None, *, name: st
         copied = _read_copy(exe, p, name, b.records, "", fcs_absent=True)
         if copied is not None:
             return copied
+    if rc == 0 and b.loop_unread:
+        # BSD loopback frames of a family the builtin decoder reads as IP and Wireshark does not
+        # (10, 23; a little-endian LOOP header: break-it s56 #8): the copy with the family
+        # written as Wireshark reads it
+        copied = _read_copy(exe, p, name, b.records, "", loop_families=b.loop_families)
+        if copied is not None:
+            return copied
     if rc != 0 and b.records == 0:
         text = f"{name}: tshark cannot read it: {msg or f'exit status {rc}'}"
         if "format" in msg or "isn't a capture file" in msg or "understands" in msg:
@@ -2027,7 +2254,9 @@ _CONTAINER_NOTES = {"dropped": "packets dropped, not written to the file",
                     "wirelen_short": "whose original length is below the captured length",
                     "frac": ("with ts_usec ≥", "with ts_nsec ≥"),
                     "odd_version": "is none libpcap writes",
-                    "rounded": "though the block is padded to one"}
+                    "rounded": "though the block is padded to one",
+                    "unknown_block": "of a type this reader does not know",
+                    "compressed": "; capture data ends at offset "}
 
 
 def _container_notes(p: Path, name: str) -> dict[str, str]:
@@ -2035,7 +2264,10 @@ def _container_notes(p: Path, name: str) -> dict[str, str]:
     way to tell (:data:`_CONTAINER_NOTES`: a pcapng Interface Statistics Block's dropped packets,
     records longer than the snaplen, original lengths below the captured ones, fractions of a
     second of a second or more, a pcap header's unknown version, pcapng blocks read by their
-    length rounded up), read by walking the file with it (one pass, in chunks: the
+    length rounded up, pcapng blocks of an unknown type, which tshark skips without a word, a
+    compressed stream (gzip, zstd, lz4: tshark opens them) that is cut short, damaged or
+    followed by other bytes, which tshark reads up to where its data ends without saying why),
+    read by walking the file with it (one pass, in chunks: the
     engine's own dissection costs far more; break-it s50); {} when it cannot read the file."""
     from ..capture.files import iter_frames
     warnings: list[str] = []
@@ -2113,10 +2345,9 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
         stats.warn(f"{name}: {mpls_unread_note(k)}")
     if b.loop_unread:
         k = b.loop_unread
-        stats.warn(f"{name}: {k} loopback frame{'s' if k != 1 else ''} whose address family tshark "
-                   "does not read (LINKTYPE_LOOP is big-endian; a family written in little-endian "
-                   "order, most likely) could not be read by this engine: the builtin engine (the "
-                   "default, without --engine tshark) reads either byte order")
+        stats.warn(f"{name}: {k} loopback frame{'s' if k != 1 else ''} of an address family tshark "
+                   f"does not read as IP ({loop_families_text(b.loop_families)}) could not be read by "
+                   "this engine: the builtin engine (the default, without --engine tshark) reads them")
     if b.v4_as_v6:
         k = b.v4_as_v6
         stats.warn(f"{name}: {k} frame{'s' if k != 1 else ''} of the raw IPv6 link type (229) "
@@ -2127,6 +2358,15 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
     if b.damaged_marked or b.fcs_mismatch:
         from ..capture.decode import damaged_note
         stats.warn(f"{name}: {damaged_note(b.damaged_marked, b.fcs_mismatch)}")
+    k = b.other_malformed
+    if k > 0:               # (the builtin decoder's line: capture.decode.DecodeCounters.warnings)
+        stats.warn(f"{name}: decode: {k} {'frame' if k == 1 else 'frames'} too short or inconsistent "
+                   "to decode (malformed) skipped")
+    if b.frag.overlapping:     # (the builtin decoder's lines: capture.decode.DecodeCounters)
+        stats.warn(f"{name}: decode: {b.frag.overlapping} IP datagrams had overlapping fragments "
+                   "(first copy of each byte kept)")
+    if b.frag.duplicates:
+        stats.warn(f"{name}: decode: {b.frag.duplicates} duplicate IP fragments ignored")
     if b.incomplete:
         stats.warn(f"{name}: decode: {b.incomplete} IP fragments could not be reassembled "
                    "(kept as one row each; their datagrams never arrived whole, so nothing in "
@@ -2157,7 +2397,8 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
 
 
 def _read_copy(exe: str, p: Path, name: str, have: int, why: str,
-               fcs_overlong: bool = False, fcs_absent: bool = False) -> Packets | None:
+               fcs_overlong: bool = False, fcs_absent: bool = False,
+               loop_families: Mapping[int, int] | None = None) -> Packets | None:
     """tshark stopped after ``have`` frames (``why``: its message): dissect the copy of the
     records the built-in reader reads (:func:`_readable_copy`) when it holds more; None when it
     does not, or when tshark cannot read the copy to its end either. ``fcs_overlong``: tshark
@@ -2165,12 +2406,16 @@ def _read_copy(exe: str, p: Path, name: str, have: int, why: str,
     copy when the built-in reader finds such records (else None). ``fcs_absent``: tshark found
     frames whose FCS does not match: dissect the copy when the built-in decoder reads some of
     them without the FCS their file claims (a wrong claim: break-it 27 F3), the claim dropped
-    for those (else None)."""
+    for those (else None). ``loop_families``: tshark read BSD loopback frames of these address
+    families as no IP (:attr:`PacketBuilder.loop_families`): dissect the copy, their headers
+    written as Wireshark reads the family the builtin decoder reads (:func:`_loop_header`),
+    when the built-in reader finds such frames (else None)."""
     import tempfile
     fd, tmp = tempfile.mkstemp(prefix="kscc-traffic-", suffix=".pcapng")
     os.close(fd)
     try:
-        copied = _readable_copy(p, name, have, Path(tmp), fcs_overlong, fcs_absent)
+        copied = _readable_copy(p, name, have, Path(tmp), fcs_overlong, fcs_absent,
+                                bool(loop_families))
         if copied is None:
             return None
         rstats, absent = copied
@@ -2195,6 +2440,14 @@ def _read_copy(exe: str, p: Path, name: str, have: int, why: str,
         stats.warn(f"{name}: tshark checks the FCS the file claims on those frames: it dissected "
                    f"instead a copy of the {b.records} records the built-in reader reads in the file, "
                    "without that claim for them, so both engines read them")
+        return _finish(b, stats, p, name, rc)
+    if loop_families:
+        k = absent
+        stats.warn(f"{name}: tshark does not read the address family of {k} loopback frame{'s' if k != 1 else ''} "
+                   f"as IP ({loop_families_text(loop_families)}): it dissected instead a copy of the "
+                   f"{b.records} records the built-in reader reads in the file, with the family written as "
+                   "Wireshark reads it (2 for IPv4, 24 for IPv6; big-endian under LINKTYPE_LOOP), so both "
+                   "engines read them")
         return _finish(b, stats, p, name, rc)
     if fcs_overlong:
         stats.warn(f"{name}: tshark reads the frames whose FCS length is longer than themselves as "
