@@ -29,7 +29,7 @@ import struct
 
 import numpy as np
 
-__all__ = ["CHAIN", "WINDOW_S", "find_pcap_record", "find_pcapng_block", "MORE"]
+__all__ = ["CHAIN", "WINDOW_S", "find_pcap_record", "find_pcapng_block", "MORE", "proven_whole"]
 
 #: plausible records that must follow one another from a candidate offset
 CHAIN = 3
@@ -236,3 +236,97 @@ def find_pcapng_block(data, start: int, base: int, *, big: bool, bound: int, int
             return max(start, end - 11), MORE
         return max(first, end - 11 - (-(base + end - 11) % 4) if end > 11 else first), MORE
     return None, None
+
+
+#: Ethernet types of VLAN tags (802.1Q, 802.1ad, the older QinQ) read past to the network layer
+_VLAN_TYPES = (0x8100, 0x88A8, 0x9100)
+#: BSD loopback (LINKTYPE_NULL / LOOP) address families of IPv6 (NetBSD/OpenBSD, FreeBSD, macOS, …)
+_AF_INET6 = (10, 24, 28, 30)
+
+
+def _network_at(frame: bytes, linktype: int) -> tuple[int, int] | None:
+    """``(offset, IP version)`` of the IPv4 or IPv6 header a frame of ``linktype`` carries
+    directly (Ethernet with VLAN tags, raw IP, Linux cooked v1/v2, BSD loopback), or None."""
+    n = len(frame)
+    if linktype == 1:
+        if n < 14:
+            return None
+        p, et = 14, int.from_bytes(frame[12:14], "big")
+        while et in _VLAN_TYPES and p + 4 <= n:
+            et, p = int.from_bytes(frame[p + 2:p + 4], "big"), p + 4
+    elif linktype in (101, 12, 14, 228, 229):
+        if not n:
+            return None
+        v = frame[0] >> 4
+        return (0, v) if v in (4, 6) and (linktype < 228 or v == linktype - 224) else None
+    elif linktype in (113, 276):
+        p = 16 if linktype == 113 else 20
+        if n < p:
+            return None
+        et = int.from_bytes(frame[14:16] if linktype == 113 else frame[0:2], "big")
+    elif linktype in (0, 108):
+        if n < 4:
+            return None
+        af = int.from_bytes(frame[:4], "big" if linktype == 108 else "little")
+        if linktype == 0 and af > 0xFFFF:         # (another host's order)
+            af = int.from_bytes(frame[:4], "big")
+        return (4, 4) if af == 2 else (4, 6) if af in _AF_INET6 else None
+    else:
+        return None
+    return (p, 4) if et == 0x0800 else (p, 6) if et == 0x86DD else None
+
+
+def _sum16(data) -> int:
+    """The ones' complement sum (folded to 16 bits) of ``data`` as big-endian 16-bit words."""
+    b = bytes(data)
+    if len(b) % 2:
+        b += b"\0"
+    t = int(np.frombuffer(b, ">u2").sum(dtype=np.uint64)) if b else 0
+    while t >> 16:
+        t = (t & 0xFFFF) + (t >> 16)
+    return t
+
+
+def proven_whole(frame, linktype: int) -> bool:
+    """Whether the checksums of a frame prove it whole, as captured: its IP packet is all in it
+    (not cut), the IPv4 header checksum is right and so is the checksum of what it carries (TCP,
+    UDP with a checksum, ICMP; ICMPv6, TCP, UDP over IPv6 without extension headers), not a
+    fragment. False for anything else (other link types, protocols, a zero UDP checksum, a
+    checksum left to the NIC: offload): such a frame is not proven whole, not proven damaged.
+    For a record the walk finds just before damage (:mod:`.files`), which is analysed only when
+    proven whole."""
+    net = _network_at(frame, linktype & 0xFFFF)
+    if net is None:
+        return False
+    p, v = net
+    n = len(frame)
+    if v == 4:
+        if p + 20 > n or frame[p] >> 4 != 4:
+            return False
+        ihl = (frame[p] & 15) * 4
+        total = int.from_bytes(frame[p + 2:p + 4], "big")
+        if ihl < 20 or total < ihl or p + total > n or _sum16(frame[p:p + ihl]) != 0xFFFF:
+            return False
+        if int.from_bytes(frame[p + 6:p + 8], "big") & 0x3FFF:     # (a fragment: MF or an offset)
+            return False
+        proto, body = frame[p + 9], frame[p + ihl:p + total]
+        pseudo = bytes(frame[p + 12:p + 20]) + bytes((0, proto)) + len(body).to_bytes(2, "big")
+    else:
+        if p + 40 > n or frame[p] >> 4 != 6:
+            return False
+        plen = int.from_bytes(frame[p + 4:p + 6], "big")
+        if p + 40 + plen > n:
+            return False
+        proto, body = frame[p + 6], frame[p + 40:p + 40 + plen]
+        pseudo = bytes(frame[p + 8:p + 40]) + len(body).to_bytes(4, "big") + bytes((0, 0, 0, proto))
+    if proto == 17:
+        if len(body) < 8 or (v == 4 and body[6:8] == b"\0\0"):
+            return False
+    elif proto == 6:
+        if len(body) < 20:
+            return False
+    elif proto == 1 and v == 4:
+        pseudo = b""
+    elif not (proto == 58 and v == 6):
+        return False
+    return _sum16(pseudo + bytes(body)) == 0xFFFF
