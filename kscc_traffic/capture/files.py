@@ -64,7 +64,7 @@ from ..text import name_text
 from .compressed import CODEC_MAGICS, DecompressingReader, open_decompressing
 from .folders import KNOWN_HEAD_BYTES, known_format
 from .resync import CHAIN as RESYNC_CHAIN
-from .resync import find_pcap_record, find_pcapng_block
+from .resync import find_pcap_record, find_pcapng_block, proven_whole
 from .frames import LT_DAMAGED, LT_FCS, LT_MASK, Frames
 from .stats import WIRELEN_DAMAGED, ReadStats, wirelen_damaged_note
 
@@ -282,6 +282,8 @@ class _Stop:
     what: str              # text for the warning line (after "<name>: ")
     records: int           # records lost at this point (1 when a record is known to be lost)
     cut: bool = False      # True: the file simply ends inside this record / block
+    before: int = 0        # bytes of the record before it left out with the damage (pcap: it
+                           # holds the bytes lost or added, :meth:`_PcapParser._leave_out_before`)
 
 
 @dataclass
@@ -293,7 +295,10 @@ class _Walk:
     (damage, or at end of file a cut record) or, when ``buf`` simply ends inside a record and
     ``at_eof`` is false, ``need`` = the bytes needed from ``pos`` to read it. ``base`` is the
     file offset of ``buf[0]`` (for messages). Every decision depends only on the record's own
-    bytes and on ``at_eof``, so any chunking gives the same records.
+    bytes, the records just after it and ``at_eof``, so any chunking gives the same records: a
+    pcap walk that may go on hands out a record only once the whole header after it is read
+    and found in step (the record before damage is left out with it, :class:`_PcapParser`), the
+    last one and any before a doubtful header are walked again with the next bytes.
     """
 
     pos: int                              # first byte not consumed (relative to buf)
@@ -498,7 +503,16 @@ NEAR_EPOCH_S = 3 * 365 * 86400
 
 class _PcapParser:
     """Record walk of a classic pcap file (header: 24 bytes; record header 16, or 24 for the
-    modified format)."""
+    modified format).
+
+    Damage found at a header read out of step (bytes lost or added before it: :meth:`_out_of_step`,
+    or a length beyond the bound in a header whose time or fraction is nonsense:
+    :meth:`_stepped_at`) is in the record before that header too: that record is left out and
+    counted with the damage unless its checksums prove it whole (:meth:`_leave_out_before`). So
+    that it is still at hand when the damage is found at the start of the next bytes, a walk that
+    may go on hands out no record before the whole header after it is read and in step (the last
+    one, and one before a doubtful header, are walked again with the next bytes): the records
+    are the same whatever the chunk size."""
 
     kind = "pcap"
 
@@ -573,6 +587,7 @@ class _PcapParser:
         # with the next bytes: whether it was read out of step is decided with the records after
         # it, in the same walk however the file is cut in chunks)
         hold = None
+        stepped = False             # (the stop's header read out of step: bytes lost or added before it)
         if len(offs) and self.swap == "no":
             # (records read out of step after bytes lost or added: :meth:`_out_of_step`)
             cut, tail = self._out_of_step(buf, offs, heads, start, base, at_eof, stop is not None)
@@ -583,6 +598,7 @@ class _PcapParser:
                 if why is None and stop is None and not at_eof:
                     hold = k if hold is None else min(k, hold)      # (decided with the next bytes)
                 elif why is None:               # (the walk stopped after it: decided with more bytes)
+                    k = max(k - 1, 0)           # (and the record before it, left out if it is damage)
                     pos = offs[k]
                     del offs[k:]
                     self._remember(buf, offs, heads, base + pos)
@@ -591,13 +607,26 @@ class _PcapParser:
                     pos = offs[k]
                     del offs[k:]
                     stop = _Stop(base + pos, f"damaged record at offset {base + pos} ({why})", 1)
+                    stepped = True
                     hold = None
+        need = 0
+        if stop is None and not at_eof and len(offs):
+            # a record is handed out once the whole header after it is read and in step: whether
+            # bytes were lost or added in it is told by that header (:meth:`_leave_out_before`)
+            if hold is not None:
+                hold = max(hold - 1, 0)         # (the record before a doubtful header waits with it)
+            if (pos if pos <= end else offs[-1]) + hdr_len > end:
+                last = max(len(offs) - (1 if pos <= end else 2), 0)
+                if hold is None or last < hold:
+                    hold = last
+                    need = pos + hdr_len - offs[last]       # (its bytes and the header after it)
         if hold is not None and hold < len(offs):
             pos = offs[hold]
             del offs[hold:]
             self._remember(buf, offs, heads, base + pos)
-            return _Walk(pos, 0 if offs else end - pos + 1, None, self._columns(buf, offs, heads))
-        need = 0
+            return _Walk(pos, max(need, 0 if offs else end - pos + 1), None, self._columns(buf, offs, heads))
+        if stop is not None and len(offs) and (stepped or self._stepped_at(buf, pos, offs, heads)):
+            stop = self._leave_out_before(buf, offs, heads, stop, base)
         if stop is None and pos > end:           # last record not (all) in buf
             pos = offs.pop()
             cl = caplen_at(buf, pos)[0]
@@ -612,6 +641,47 @@ class _PcapParser:
                              f"{end - pos} of {hdr_len} record-header bytes present", 1, cut=True)
         self._remember(buf, offs, heads, base + pos)
         return _Walk(pos, need, stop, self._columns(buf, offs, heads))
+
+    def _stepped_at(self, buf, p: int, offs: array, heads: np.ndarray | None) -> bool:
+        """Whether the header at ``buf[p]`` where the walk stopped on a length beyond the bound
+        was read out of step, after the records ``offs`` (bytes lost or added before it, so in
+        the record before it): its time more than :data:`~.resync.WINDOW_S` from that record's
+        (not a zero time, nor a record's time near the epoch, :data:`NEAR_EPOCH_S`) or its
+        fraction a second or more. A header in step whose length alone is damaged (a bit flipped,
+        a record longer than the bound) is not: the record before it is whole."""
+        from .resync import WINDOW_S
+        sec, frac = struct.unpack_from(self.order + "II", buf, p)
+        if sec == 0 and frac == 0:
+            return False
+        if frac >= 1_000_000_000 // self.mult:
+            return True
+        ref = self._sec_at(buf, offs[-1], heads, len(offs) - 1)
+        return ref >= NEAR_EPOCH_S and abs(sec - ref) > WINDOW_S
+
+    def _leave_out_before(self, buf, offs: array, heads: np.ndarray | None, stop: _Stop, base: int) -> _Stop:
+        """The record before damage found at a header read out of step (the last of ``offs``)
+        left out: the bytes lost or added before that header are in it (its length took bytes of
+        the next record, or left some of its own), so its frame is not the one captured (made-up
+        addresses and protocols, break-it s56 #3). Returns ``stop`` counting it (one record more,
+        ``before`` its bytes, said in the warning line). Kept: a record whose checksums prove it
+        whole (:func:`~.resync.proven_whole`: the bytes were lost or added just at its end), and
+        a record header of zeros (a zero-filled region: :func:`_drop_zero_headers` decides about
+        the record before those)."""
+        k = len(offs) - 1
+        at = offs[k]
+        if heads is not None:
+            row = heads[k]
+            zero = not row.any()
+            cl = int(row[2])
+        else:
+            zero = not any(bytes(buf[at:at + 16]))
+            cl = self._caplen_at(buf, at)[0]
+        if zero or proven_whole(memoryview(buf)[at + self.hdr_len:at + self.hdr_len + cl], self.linktype):
+            return stop
+        del offs[k:]
+        size = self.hdr_len + cl
+        return _Stop(stop.offset, f"{stop.what}; the record before it left out (offset {base + at}, {size} bytes: "
+                     "it holds the lost or added bytes)", stop.records + 1, before=size)
 
     def _units(self, buf, offs: array, heads: np.ndarray | None, last: bool) -> bool:
         """Decided once, on the file's first :data:`NANO_UNITS_MIN` records: a microsecond pcap
@@ -2052,8 +2122,9 @@ def _reserved_link_bits(parser: "_PcapParser", head: bytes, name: str, offset: i
 
 
 def _note_resync(stats: ReadStats, st: _Stop, resumed: int, name: str) -> None:
-    """Damage read past: the bytes skipped and one warning line."""
-    k = resumed - st.offset
+    """Damage read past: the bytes skipped (with those of a record before it left out,
+    ``st.before``) and one warning line."""
+    k = resumed - st.offset + st.before
     stats.skipped_bytes += k
     stats.skipped_records += st.records
     stats.warn(f"{name}: {st.what}; {k} byte{'s' if k != 1 else ''} skipped, reading resumed at offset "
@@ -2312,8 +2383,9 @@ def _record_stop(stats: ReadStats, st: _Stop, name: str, kind: str, total: int, 
         raise TruncatedCapture(f"{name}: file ends inside the pcapng Section Header Block "
                                f"({st.what})")
     stats.damage_offset = st.offset
-    stats.bytes_read = st.offset - stats.skipped_bytes   # (less what damage read past skipped)
-    stats.skipped_bytes += total - st.offset
+    # (less what damage read past skipped, and a record before it left out with it)
+    stats.bytes_read = st.offset - st.before - stats.skipped_bytes
+    stats.skipped_bytes += total - st.offset + st.before
     stats.skipped_records += st.records
     lost = f"{st.records} record{'s' if st.records != 1 else ''}"
     read = f"{_records(stats.records)} read before it"
