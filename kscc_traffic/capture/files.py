@@ -2131,16 +2131,32 @@ def _note_resync(stats: ReadStats, st: _Stop, resumed: int, name: str) -> None:
                f"{resumed} where whole records start again")
 
 
-def _drop_zero_headers(w: _Walk) -> int:
-    """Remove from ``w`` the pcap records whose header is all zeros (time 0, no byte captured
-    or on the wire: a zero-filled region from a crash or a sparse copy, read as records);
-    returns how many."""
+def _drop_zero_headers(w: _Walk, data, parser: "_PcapParser") -> tuple[int, int, int]:
+    """Remove from ``w`` (walked in ``data``) the pcap records whose header is all zeros (time
+    0, no byte captured or on the wire: a zero-filled region from a crash or a sparse copy, read
+    as records), and a record just before such a header (in ``w`` or at ``w.pos``) whose last
+    byte is zero too and whose checksums do not prove it whole (:func:`~.resync.proven_whole`):
+    the zeros begin inside it (made-up addresses, 0.0.0.0 to 0.0.0.0: break-it s56 #3); zeros
+    written between two records leave the record before them whole. Returns ``(headers of
+    zeros, records left out before them, their bytes)``."""
     c = w.cols
+    n = len(c["caplen"])
     z = (c["caplen"] == 0) & (c["wirelen"] == 0) & (c["ts_ns"] == 0)
     k = int(np.count_nonzero(z))
-    if k:
+    hdr_len = parser.hdr_len
+    ends = c["offset"] + c["caplen"]
+    # (the record before a header of zeros: one before a dropped one, or the last, before w.pos)
+    before = np.flatnonzero(~z[:-1] & z[1:]).tolist() if k else []
+    if n and not z[-1] and ends[-1] + hdr_len <= len(data) and \
+            not any(bytes(data[ends[-1]:ends[-1] + hdr_len])):
+        before.append(n - 1)
+    cut = [i for i in before if c["caplen"][i] > 0 and data[ends[i] - 1] == 0
+           and not proven_whole(memoryview(data)[c["offset"][i]:ends[i]], int(c["linktype"][i]))]
+    size = sum(hdr_len + int(c["caplen"][i]) for i in cut)
+    if k or cut:
+        z[cut] = True
         w.cols = {key: v[~z] for key, v in c.items()}
-    return k
+    return k, len(cut), size
 
 
 def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
@@ -2170,6 +2186,7 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
     pending = None                 # records before a second pcap header, in this buffer
     seeking: _Stop | None = None   # damage: looking for where whole records start again
     zeros = 0                      # all-zero pcap record headers dropped
+    zero_cut = 0                   # records before them left out (the zeros begin inside them)
     recent = np.zeros(0, np.int64)  # the times of the last records read (see _reference_ns)
     grow = chunk_bytes             # the next read's size (grows while walks find no record)
     free = 0                       # data's first bytes left free (iter_frames' room): no record there
@@ -2198,16 +2215,18 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
                 if pending is not None:
                     w.cols, pending = pending, None     # (counted when walked)
                 n = len(w.cols["ts_ns"])
-                if zeros:
-                    stats.warn(zero_note(name, zeros, parser.hdr_len))
+                if zeros or zero_cut:
+                    stats.warn(zero_note(name, zeros, parser.hdr_len, zero_cut))
                 _record_stop(stats, w.stop, name, parser.kind, base + len(data) + reader.drain(), stream)
                 yield from _finish(reader, parser, stats, name, data, w, n, yielded, base)
                 return
         malformed_before = parser.malformed
         notes_before = dict(parser.notes)
         w = parser.walk(data, pos, at_eof, base)
+        cut = size = 0
         if isinstance(parser, _PcapParser) and len(w.cols["ts_ns"]):
-            zeros += _drop_zero_headers(w)
+            k, cut, size = _drop_zero_headers(w, data, parser)
+            zeros += k
         q = _pcap_header_at(parser, data, pos, w)
         if q is not None:
             # a second pcap file header where a record should start: files joined with cat
@@ -2249,6 +2268,10 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
                 pos = q + 24
                 continue
         stats.malformed += parser.malformed - malformed_before
+        if cut:         # (records before headers of zeros left out: counted as skipped)
+            zero_cut += cut
+            stats.skipped_records += cut
+            stats.skipped_bytes += size
         _count_walk(stats, w)
         real = (w.cols["caplen"] > 0) & (w.cols["ts_ns"] > 0)
         if real.any():
@@ -2302,8 +2325,8 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
             base -= free
             continue
         # last chunk: complete the stats before handing it out
-        if zeros:
-            stats.warn(zero_note(name, zeros, parser.hdr_len))
+        if zeros or zero_cut:
+            stats.warn(zero_note(name, zeros, parser.hdr_len, zero_cut))
         if w.stop is not None:
             _record_stop(stats, w.stop, name, parser.kind, base + len(data) + reader.drain(), stream)
         else:
@@ -2337,11 +2360,16 @@ def _reference_ns(recent: np.ndarray) -> int | None:
     return int(np.median(recent)) if len(recent) >= RESYNC_CHAIN else None
 
 
-def zero_note(name: str, k: int, hdr_len: int) -> str:
+def zero_note(name: str, k: int, hdr_len: int, cut: int = 0) -> str:
     """The warning line about ``k`` all-zero record headers of ``hdr_len`` bytes each skipped (a
-    zero-filled region), for the capture ``name``."""
-    return (f"{name}: {k} all-zero record header{'s' if k != 1 else ''} ({k * hdr_len} bytes of zeros: a "
+    zero-filled region), and ``cut`` records before them left out (the zeros begin inside them:
+    :func:`_drop_zero_headers`), for the capture ``name``."""
+    line = (f"{name}: {k} all-zero record header{'s' if k != 1 else ''} ({k * hdr_len} bytes of zeros: a "
             "zero-filled region, from a crash or a sparse copy?) skipped")
+    if cut:
+        line += (f", and the {'record' if cut == 1 else f'{cut} records'} just before such a header left out "
+                 "(the zeros begin inside it: its last bytes zeros, its checksums wrong)")
+    return line
 
 
 def _finish(reader, parser, stats: ReadStats, name: str, data, w: _Walk, n: int, yielded: bool,
