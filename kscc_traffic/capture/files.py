@@ -496,6 +496,9 @@ _ASCII_CHAIN = 4
 
 #: records in a row read out of step before :meth:`_PcapParser._out_of_step` calls it damage
 STEP_RUN = 4
+#: seconds between two records' times called "decades away" (about 9.5 years): a header read out
+#: of step, not a clock stepped
+DECADES_S = 3 * 10**8
 #: seconds after the epoch below which a record's time tells no tear from a clock being set
 #: (a header read a few bytes off gives microseconds, below 10**6, for seconds)
 NEAR_EPOCH_S = 3 * 365 * 86400
@@ -737,7 +740,10 @@ class _PcapParser:
         records' bytes near that time (a clock that jumped is not read past: its records chain
         well and no record near the old time is hidden in them). When the walk stopped on a
         length beyond the bound (``stopped``), the records just before that stop are checked
-        the same way, fewer of them needed: a doubtful header that swallowed whole records.
+        the same way, fewer of them needed: a doubtful header that swallowed whole records, or
+        (no whole record within its bytes needed) one whose time is decades
+        (:data:`DECADES_S`) from the record before and whose run reaches that stop (a header
+        read a few bytes off that claims less than the record it is read in, break-it s56 #2).
         Second: the first of the last :data:`STEP_RUN` records that is such a candidate, or None
         (a walk that may go on walks it again with the next bytes)."""
         o = np.frombuffer(offs, np.int64)
@@ -784,21 +790,27 @@ class _PcapParser:
                 return (k, None), tail          # (the rest of the run not in these bytes yet)
             if not bad.all():
                 continue
-            last = int(o[run[-1]]) + self.hdr_len + int(cl[run[-1]])
-            hit, more = find_pcap_record(buf, int(o[k]) + 1, big=self.order == ">", hdr_len=self.hdr_len,
-                                         ns=self.mult == 1, bound=self.bound, last_sec=ref, at_eof=at_eof)
-            if more is not None and hit is not None and hit < last:
-                return (k, None), tail          # (a candidate's records run past these bytes)
-            if more is None and hit is not None and hit < last:
-                what = ("its header read out of step, bytes lost or added before it" if len(run) == 1 else
-                        f"its header and the {len(run) - 1} after it read out of step, bytes lost or added before it")
-                if far[0]:
-                    why = f"a time {'decades' if abs(int(sec[k]) - ref) > 3 * 10**8 else 'days'} away from the record before"
-                elif frac[k] >= frac_max:
-                    why = "a fraction of a second of a second or more"
-                else:
-                    why = "an original length below its captured length"
-                return (k, f"{what}: {why}"), tail
+            decades = far[0] and abs(int(sec[k]) - ref) > DECADES_S
+            if not (stopped and decades and k + len(run) == n):
+                # (a header decades away right before a length the reader cannot take is damage
+                # as it is, break-it s56 #2: one that claims less than the record it is read in
+                # hides no whole record; else whole records must be found within the run's bytes)
+                last = int(o[run[-1]]) + self.hdr_len + int(cl[run[-1]])
+                hit, more = find_pcap_record(buf, int(o[k]) + 1, big=self.order == ">", hdr_len=self.hdr_len,
+                                             ns=self.mult == 1, bound=self.bound, last_sec=ref, at_eof=at_eof)
+                if more is not None and hit is not None and hit < last:
+                    return (k, None), tail          # (a candidate's records run past these bytes)
+                if not (more is None and hit is not None and hit < last):
+                    continue
+            what = ("its header read out of step, bytes lost or added before it" if len(run) == 1 else
+                    f"its header and the {len(run) - 1} after it read out of step, bytes lost or added before it")
+            if far[0]:
+                why = f"a time {'decades' if decades else 'days'} away from the record before"
+            elif frac[k] >= frac_max:
+                why = "a fraction of a second of a second or more"
+            else:
+                why = "an original length below its captured length"
+            return (k, f"{what}: {why}"), tail
         return None, tail
 
     def _records(self, buf: bytes, pos: int) -> tuple[array, np.ndarray | None, int, int]:
