@@ -17,7 +17,7 @@ import chunkcmp
 from pcapbuild import CLIENT_MAC, SERVER_MAC, pcap_bytes, tcp_session
 
 from kscc_traffic.capture.files import iter_frames, read_frames
-from kscc_traffic.capture.resync import proven_whole
+from kscc_traffic.capture.resync import headers_proven
 
 T0 = 1_772_442_000
 HEAD = 24
@@ -171,7 +171,7 @@ def test_a_capture_with_checksum_offload_is_read_whole(tmp_path):
         b[24:26] = b"\0\0"                  # the IPv4 header checksum
         b[50:52] = b"\0\0"                  # the TCP checksum
         raw.append((ts, bytes(b)))
-    assert not any(proven_whole(b, 1) for _, b in raw)
+    assert not any(headers_proven(b, 1) for _, b in raw)
     path = tmp_path / "offload.pcap"
     path.write_bytes(pcap_bytes(raw))
     fr = read_frames(path)
@@ -223,7 +223,7 @@ def test_zeros_that_begin_inside_a_record_leave_it_out(tmp_path):
     zline = [w for w in fr.stats.warnings if "all-zero record headers" in w]
     assert len(zline) == 1 and zline[0].endswith(
         "skipped, and the record just before such a header left out (the zeros begin inside it: its last "
-        "bytes zeros, its checksums wrong)")
+        "bytes zeros, its headers not proven by their checksums)")
     st = fr.stats
     assert st.bytes_read + st.skipped_bytes == path.stat().st_size
     _same_at_every_chunk_size(path, fr, range(64, 1700, 11))
@@ -232,7 +232,7 @@ def test_zeros_that_begin_inside_a_record_leave_it_out(tmp_path):
     # zeros between two records, after a 60-byte frame padded with zeros (its checksums right)
     padded = bytes(Ether(src=CLIENT_MAC, dst=SERVER_MAC) / IP(src="192.0.2.10", dst="198.51.100.5")
                    / UDP(sport=41000, dport=5000) / b"ab") + bytes(16)
-    assert len(padded) == 60 and proven_whole(padded, 1)
+    assert len(padded) == 60 and headers_proven(padded, 1)
     frames[5] = padded
     data, offs = _capture(frames)
     path = tmp_path / "zeros_between.pcap"
@@ -241,3 +241,20 @@ def test_zeros_that_begin_inside_a_record_leave_it_out(tmp_path):
     assert len(fr) == 14 and fr.data(5) == padded
     assert fr.stats.warnings == ["zeros_between.pcap: 256 all-zero record headers (4096 bytes of zeros: a zero-filled "
                                  "region, from a crash or a sparse copy?) skipped"]
+
+
+def test_a_record_whose_payload_alone_lost_bytes_is_kept(tmp_path):
+    """Bytes lost in the payload of a datagram whose IPv4 header checksum is right and whose
+    UDP header is whole (its length that of the datagram): its addresses and ports are the
+    captured ones, so it is kept; leaving it out would lose what the flow carried (break-it
+    fuzz: a client's only data segment left out turned 'unexpected, not TLS' into 'blocked')."""
+    frames = [_udp(i, bytes(range(1, 41))) for i in range(12)]
+    data, offs = _capture(frames)
+    at = offs[5] + 16 + 42 + 20             # (in the payload)
+    path = tmp_path / "payload.pcap"
+    path.write_bytes(data[:at] + data[at + 5:])
+    fr = read_frames(path)
+    (line,) = fr.stats.warnings
+    assert "damaged record at offset" in line and "left out" not in line, line
+    assert 40005 in _ports(fr) and 40006 not in _ports(fr) and fr.stats.skipped_records == 1
+    _same_at_every_chunk_size(path, fr, range(64, 1400, 13))

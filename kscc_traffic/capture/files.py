@@ -64,7 +64,7 @@ from ..text import name_text
 from .compressed import CODEC_MAGICS, DecompressingReader, open_decompressing
 from .folders import KNOWN_HEAD_BYTES, known_format
 from .resync import CHAIN as RESYNC_CHAIN
-from .resync import find_pcap_record, find_pcapng_block, proven_whole
+from .resync import find_pcap_record, find_pcapng_block, headers_proven
 from .frames import LT_DAMAGED, LT_FCS, LT_MASK, Frames
 from .stats import WIRELEN_DAMAGED, ReadStats, wirelen_damaged_note
 
@@ -511,7 +511,7 @@ class _PcapParser:
     Damage found at a header read out of step (bytes lost or added before it: :meth:`_out_of_step`,
     or a length beyond the bound in a header whose time or fraction is nonsense:
     :meth:`_stepped_at`) is in the record before that header too: that record is left out and
-    counted with the damage unless its checksums prove it whole (:meth:`_leave_out_before`). So
+    counted with the damage unless its checksums prove its headers (:meth:`_leave_out_before`). So
     that it is still at hand when the damage is found at the start of the next bytes, a walk that
     may go on hands out no record before the whole header after it is read and in step (the last
     one, and one before a doubtful header, are walked again with the next bytes): the records
@@ -666,9 +666,9 @@ class _PcapParser:
         left out: the bytes lost or added before that header are in it (its length took bytes of
         the next record, or left some of its own), so its frame is not the one captured (made-up
         addresses and protocols, break-it s56 #3). Returns ``stop`` counting it (one record more,
-        ``before`` its bytes, said in the warning line). Kept: a record whose checksums prove it
-        whole (:func:`~.resync.proven_whole`: the bytes were lost or added just at its end), and
-        a record header of zeros (a zero-filled region: :func:`_drop_zero_headers` decides about
+        ``before`` its bytes, said in the warning line). Kept: a record whose checksums prove its
+        headers (:func:`~.resync.headers_proven`: the bytes were lost or added just at its end,
+        or in its payload alone: the flow keeps its packet), and a record header of zeros (a zero-filled region: :func:`_drop_zero_headers` decides about
         the record before those)."""
         k = len(offs) - 1
         at = offs[k]
@@ -679,7 +679,7 @@ class _PcapParser:
         else:
             zero = not any(bytes(buf[at:at + 16]))
             cl = self._caplen_at(buf, at)[0]
-        if zero or proven_whole(memoryview(buf)[at + self.hdr_len:at + self.hdr_len + cl], self.linktype):
+        if zero or headers_proven(memoryview(buf)[at + self.hdr_len:at + self.hdr_len + cl], self.linktype):
             return stop
         del offs[k:]
         size = self.hdr_len + cl
@@ -2147,7 +2147,7 @@ def _drop_zero_headers(w: _Walk, data, parser: "_PcapParser") -> tuple[int, int,
     """Remove from ``w`` (walked in ``data``) the pcap records whose header is all zeros (time
     0, no byte captured or on the wire: a zero-filled region from a crash or a sparse copy, read
     as records), and a record just before such a header (in ``w`` or at ``w.pos``) whose last
-    byte is zero too and whose checksums do not prove it whole (:func:`~.resync.proven_whole`):
+    byte is zero too and whose checksums do not prove its headers (:func:`~.resync.headers_proven`):
     the zeros begin inside it (made-up addresses, 0.0.0.0 to 0.0.0.0: break-it s56 #3); zeros
     written between two records leave the record before them whole. Returns ``(headers of
     zeros, records left out before them, their bytes)``."""
@@ -2163,7 +2163,7 @@ def _drop_zero_headers(w: _Walk, data, parser: "_PcapParser") -> tuple[int, int,
             not any(bytes(data[ends[-1]:ends[-1] + hdr_len])):
         before.append(n - 1)
     cut = [i for i in before if c["caplen"][i] > 0 and data[ends[i] - 1] == 0
-           and not proven_whole(memoryview(data)[c["offset"][i]:ends[i]], int(c["linktype"][i]))]
+           and not headers_proven(memoryview(data)[c["offset"][i]:ends[i]], int(c["linktype"][i]))]
     size = sum(hdr_len + int(c["caplen"][i]) for i in cut)
     if k or cut:
         z[cut] = True
@@ -2380,7 +2380,7 @@ def zero_note(name: str, k: int, hdr_len: int, cut: int = 0) -> str:
             "zero-filled region, from a crash or a sparse copy?) skipped")
     if cut:
         line += (f", and the {'record' if cut == 1 else f'{cut} records'} just before such a header left out "
-                 "(the zeros begin inside it: its last bytes zeros, its checksums wrong)")
+                 "(the zeros begin inside it: its last bytes zeros, its headers not proven by their checksums)")
     return line
 
 

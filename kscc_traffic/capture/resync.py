@@ -29,7 +29,7 @@ import struct
 
 import numpy as np
 
-__all__ = ["CHAIN", "WINDOW_S", "find_pcap_record", "find_pcapng_block", "MORE", "proven_whole"]
+__all__ = ["CHAIN", "WINDOW_S", "find_pcap_record", "find_pcapng_block", "MORE", "headers_proven"]
 
 #: plausible records that must follow one another from a candidate offset
 CHAIN = 3
@@ -287,14 +287,19 @@ def _sum16(data) -> int:
     return t
 
 
-def proven_whole(frame, linktype: int) -> bool:
-    """Whether the checksums of a frame prove it whole, as captured: its IP packet is all in it
-    (not cut), the IPv4 header checksum is right and so is the checksum of what it carries (TCP,
-    UDP with a checksum, ICMP; ICMPv6, TCP, UDP over IPv6 without extension headers), not a
-    fragment. False for anything else (other link types, protocols, a zero UDP checksum, a
-    checksum left to the NIC: offload): such a frame is not proven whole, not proven damaged.
-    For a record the walk finds just before damage (:mod:`.files`), which is analysed only when
-    proven whole."""
+def headers_proven(frame, linktype: int) -> bool:
+    """Whether the checksums of a frame prove its addresses, protocol and ports as captured, for
+    a record the walk finds just before damage (:mod:`.files`: analysed only when they do).
+
+    IPv4: the header checksum is right (Zeek drops a packet whose checksum is not:
+    ``bad_IP_checksum``), and the TCP or UDP header is whole (a TCP data offset of 5 to 15 words
+    within the segment, a UDP length equal to the segment's); a segment or datagram without
+    payload bytes must have a right checksum too (damage there can only be in its header). One
+    with payload whose checksum is wrong is kept: the damage may lie in the payload alone, and
+    losing the packet would lose what the flow carried (a client's first bytes). IPv6, which
+    has no header checksum: the TCP, UDP or ICMPv6 checksum (its pseudo-header covers the
+    addresses) is right, the packet not cut. False for anything else (other link types, no IP
+    packet). Never used on an undamaged capture: a wrong checksum alone (offload) is no damage."""
     net = _network_at(frame, linktype & 0xFFFF)
     if net is None:
         return False
@@ -305,28 +310,40 @@ def proven_whole(frame, linktype: int) -> bool:
             return False
         ihl = (frame[p] & 15) * 4
         total = int.from_bytes(frame[p + 2:p + 4], "big")
-        if ihl < 20 or total < ihl or p + total > n or _sum16(frame[p:p + ihl]) != 0xFFFF:
+        if ihl < 20 or total < ihl or p + ihl > n or _sum16(frame[p:p + ihl]) != 0xFFFF:
             return False
-        if int.from_bytes(frame[p + 6:p + 8], "big") & 0x3FFF:     # (a fragment: MF or an offset)
-            return False
-        proto, body = frame[p + 9], frame[p + ihl:p + total]
-        pseudo = bytes(frame[p + 12:p + 20]) + bytes((0, proto)) + len(body).to_bytes(2, "big")
-    else:
-        if p + 40 > n or frame[p] >> 4 != 6:
-            return False
-        plen = int.from_bytes(frame[p + 4:p + 6], "big")
-        if p + 40 + plen > n:
-            return False
-        proto, body = frame[p + 6], frame[p + 40:p + 40 + plen]
-        pseudo = bytes(frame[p + 8:p + 40]) + len(body).to_bytes(4, "big") + bytes((0, 0, 0, proto))
-    if proto == 17:
-        if len(body) < 8 or (v == 4 and body[6:8] == b"\0\0"):
-            return False
-    elif proto == 6:
-        if len(body) < 20:
-            return False
-    elif proto == 1 and v == 4:
-        pseudo = b""
-    elif not (proto == 58 and v == 6):
+        proto, seg = frame[p + 9], total - ihl
+        if int.from_bytes(frame[p + 6:p + 8], "big") & 0x1FFF or proto not in (6, 17):
+            return True             # (a later fragment, another protocol: no header of its own to check)
+        if int.from_bytes(frame[p + 6:p + 8], "big") & 0x2000:
+            return True             # (a first fragment: the segment's length is not the packet's)
+        body = frame[p + ihl:p + total]
+        if proto == 6:
+            if seg < 20 or len(body) < 13:
+                return False
+            hlen = (body[12] >> 4) * 4
+            if hlen < 20 or hlen > seg:
+                return False
+            empty = hlen == seg
+        else:
+            if seg < 8 or len(body) < 8 or int.from_bytes(body[4:6], "big") != seg:
+                return False
+            empty = seg == 8
+            if empty and body[6:8] == b"\0\0":
+                return True         # (no payload, no checksum: its header's lengths agree)
+        if not empty:
+            return True
+        if len(body) < seg:
+            return False            # (cut by the snaplen: not checked)
+        pseudo = bytes(frame[p + 12:p + 20]) + bytes((0, proto)) + seg.to_bytes(2, "big")
+        return _sum16(pseudo + bytes(body)) == 0xFFFF
+    if p + 40 > n or frame[p] >> 4 != 6:
         return False
+    plen = int.from_bytes(frame[p + 4:p + 6], "big")
+    if p + 40 + plen > n:
+        return False
+    proto, body = frame[p + 6], frame[p + 40:p + 40 + plen]
+    if proto not in (6, 17, 58):
+        return False
+    pseudo = bytes(frame[p + 8:p + 40]) + plen.to_bytes(4, "big") + bytes((0, 0, 0, proto))
     return _sum16(pseudo + bytes(body)) == 0xFFFF
