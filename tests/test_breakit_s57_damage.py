@@ -115,9 +115,10 @@ def test_added_bytes_found_at_every_chunk_size_and_the_flows_alike(tmp_path):
     assert len(flows) == 11
 
 
-def _lost7(tmp_path):
+def _lost7(tmp_path, at_byte=34):
     """bd_lost7 in small: 54-byte ACKs and 954-byte segments (payload 0xff) in turn; 7 bytes
-    lost inside the TCP header of the ACK at record 10. The header read after it (the next
+    lost inside the TCP header of the ACK at record 10 (from its frame's byte ``at_byte``: 34,
+    its ports). The header read after it (the next
     header's last 9 bytes and 7 of its frame) reads a time of 244224 s (1970-01-03), a length of
     512 and an original length of 16 MiB or more; the header after that one a length beyond the
     bound."""
@@ -131,7 +132,7 @@ def _lost7(tmp_path):
                                 / TCP(sport=13000, dport=40000, flags="PA", seq=77, ack=1000 + i) / (b"\xff" * 900)))
     assert {len(f) for f in frames} == {54, 954}
     data, offs = _capture(frames)
-    at = offs[10] + 16 + 50
+    at = offs[10] + 16 + at_byte
     path = tmp_path / "lost7.pcap"
     path.write_bytes(data[:at] + data[at + 7:])
     return path, offs
@@ -158,6 +159,14 @@ def test_a_header_read_out_of_step_before_an_impossible_length_is_the_damage(tmp
     flows, a = chunkcmp.whole(path)
     assert not [w for w in a.warnings if "snaplen" in w or "malformed" in w or "clock" in w], a.warnings
     assert sorted(zip(flows.orig_p, flows.resp_p)) == [(40000, 13000)]
+    # the same bytes lost from the ACK's TCP checksum on: its ports and data offset read whole,
+    # its IPv4 header checksum is right: kept (the damage is in fields that change nothing)
+    path, offs = _lost7(tmp_path, at_byte=50)
+    fr = read_frames(path)
+    (line,) = fr.stats.warnings
+    assert line.startswith(f"lost7.pcap: damaged record at offset {d} (its header read out of step") and \
+        "left out" not in line and f"{resumed - d} bytes skipped" in line, line
+    assert len(fr) == 19 and fr.stats.skipped_records == 1
 
 
 def test_a_capture_with_checksum_offload_is_read_whole(tmp_path):

@@ -288,18 +288,20 @@ def _sum16(data) -> int:
 
 
 def headers_proven(frame, linktype: int) -> bool:
-    """Whether the checksums of a frame prove its addresses, protocol and ports as captured, for
-    a record the walk finds just before damage (:mod:`.files`: analysed only when they do).
+    """Whether the checksums of a frame prove its addresses and protocol as captured, and its
+    TCP or UDP header reads whole, for a record the walk finds just before damage
+    (:mod:`.files`: analysed only when they do).
 
     IPv4: the header checksum is right (Zeek drops a packet whose checksum is not:
-    ``bad_IP_checksum``), and the TCP or UDP header is whole (a TCP data offset of 5 to 15 words
-    within the segment, a UDP length equal to the segment's); a segment or datagram without
-    payload bytes must have a right checksum too (damage there can only be in its header). One
-    with payload whose checksum is wrong is kept: the damage may lie in the payload alone, and
-    losing the packet would lose what the flow carried (a client's first bytes). IPv6, which
-    has no header checksum: the TCP, UDP or ICMPv6 checksum (its pseudo-header covers the
-    addresses) is right, the packet not cut. False for anything else (other link types, no IP
-    packet). Never used on an undamaged capture: a wrong checksum alone (offload) is no damage."""
+    ``bad_IP_checksum``) and a TCP or UDP header reads whole (a TCP data offset of 5 to 15
+    words within the segment, a UDP length equal to the datagram's: bytes lost or added in it
+    break them, 15 times in 16 for a TCP header, nearly always for a UDP one). A wrong TCP or
+    UDP checksum does not leave the record out: the damage may lie in a field that changes
+    nothing (a SYN's urgent pointer) or in the payload alone, and losing the packet would lose
+    what the flow carried (its SYN, a client's first bytes). IPv6, which has no header
+    checksum: the TCP, UDP or ICMPv6 checksum (its pseudo-header covers the addresses) is
+    right, the packet not cut. False for anything else (other link types, no IP packet).
+    Never used on an undamaged capture: a wrong checksum alone (offload) is no damage."""
     net = _network_at(frame, linktype & 0xFFFF)
     if net is None:
         return False
@@ -313,30 +315,12 @@ def headers_proven(frame, linktype: int) -> bool:
         if ihl < 20 or total < ihl or p + ihl > n or _sum16(frame[p:p + ihl]) != 0xFFFF:
             return False
         proto, seg = frame[p + 9], total - ihl
-        if int.from_bytes(frame[p + 6:p + 8], "big") & 0x1FFF or proto not in (6, 17):
-            return True             # (a later fragment, another protocol: no header of its own to check)
-        if int.from_bytes(frame[p + 6:p + 8], "big") & 0x2000:
-            return True             # (a first fragment: the segment's length is not the packet's)
+        if int.from_bytes(frame[p + 6:p + 8], "big") & 0x3FFF or proto not in (6, 17):
+            return True             # (a fragment, another protocol: the IPv4 header is what is checked)
         body = frame[p + ihl:p + total]
         if proto == 6:
-            if seg < 20 or len(body) < 13:
-                return False
-            hlen = (body[12] >> 4) * 4
-            if hlen < 20 or hlen > seg:
-                return False
-            empty = hlen == seg
-        else:
-            if seg < 8 or len(body) < 8 or int.from_bytes(body[4:6], "big") != seg:
-                return False
-            empty = seg == 8
-            if empty and body[6:8] == b"\0\0":
-                return True         # (no payload, no checksum: its header's lengths agree)
-        if not empty:
-            return True
-        if len(body) < seg:
-            return False            # (cut by the snaplen: not checked)
-        pseudo = bytes(frame[p + 12:p + 20]) + bytes((0, proto)) + seg.to_bytes(2, "big")
-        return _sum16(pseudo + bytes(body)) == 0xFFFF
+            return seg >= 20 and len(body) >= 13 and 20 <= (body[12] >> 4) * 4 <= seg
+        return seg >= 8 and len(body) >= 8 and int.from_bytes(body[4:6], "big") == seg
     if p + 40 > n or frame[p] >> 4 != 6:
         return False
     plen = int.from_bytes(frame[p + 4:p + 6], "big")
