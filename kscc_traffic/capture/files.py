@@ -668,8 +668,8 @@ class _PcapParser:
         addresses and protocols, break-it s56 #3). Returns ``stop`` counting it (one record more,
         ``before`` its bytes, said in the warning line). Kept: a record whose checksums prove its
         headers (:func:`~.resync.headers_proven`: the bytes were lost or added just at its end,
-        or in its payload alone: the flow keeps its packet), and a record header of zeros (a zero-filled region: :func:`_drop_zero_headers` decides about
-        the record before those)."""
+        or in its payload alone: the flow keeps its packet), and a record header of zeros (a
+        zero-filled region: :func:`_drop_zero_headers` decides about the record before those)."""
         k = len(offs) - 1
         at = offs[k]
         if heads is not None:
