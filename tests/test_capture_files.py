@@ -837,9 +837,16 @@ def test_pcaps_joined_with_cat_are_read_whole() -> None:
     for chunk in (64, 100, 333, 4096):
         chunks, whole = read_in_chunks(joined, chunk)
         assert_same_records(chunks, fr)
-    broken = a + pcap_record("<", 1, 0, b"", caplen=1 << 30) + b"x" * 40
+    broken = a + pcap_record("<", t0 + 107, 0, b"", caplen=1 << 30) + b"x" * 40
     bad = read_frames(broken)
     assert len(bad) == 7 and bad.stats.damage_offset == len(a)
+    # (a header whose time is nonsense too was read out of step: the record before it, no IP
+    # packet whose checksums prove it whole, is left out with it, break-it s56 #3)
+    broken = a + pcap_record("<", 1, 0, b"", caplen=1 << 30) + b"x" * 40
+    bad = read_frames(broken)
+    assert len(bad) == 6 and bad.stats.damage_offset == len(a) and bad.stats.skipped_records == 2
+    assert "the record before it left out (offset %d, 82 bytes: it holds the lost or added bytes)" % (
+        len(a) - 82) in bad.stats.warnings[0], bad.stats.warnings
 
 
 def test_a_pcap_and_a_pcapng_joined_with_cat_are_read_whole() -> None:

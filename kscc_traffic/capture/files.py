@@ -64,7 +64,7 @@ from ..text import name_text
 from .compressed import CODEC_MAGICS, DecompressingReader, open_decompressing
 from .folders import KNOWN_HEAD_BYTES, known_format
 from .resync import CHAIN as RESYNC_CHAIN
-from .resync import find_pcap_record, find_pcapng_block
+from .resync import find_pcap_record, find_pcapng_block, headers_proven
 from .frames import LT_DAMAGED, LT_FCS, LT_MASK, Frames
 from .stats import WIRELEN_DAMAGED, ReadStats, wirelen_damaged_note
 
@@ -282,6 +282,8 @@ class _Stop:
     what: str              # text for the warning line (after "<name>: ")
     records: int           # records lost at this point (1 when a record is known to be lost)
     cut: bool = False      # True: the file simply ends inside this record / block
+    before: int = 0        # bytes of the record before it left out with the damage (pcap: it
+                           # holds the bytes lost or added, :meth:`_PcapParser._leave_out_before`)
 
 
 @dataclass
@@ -293,7 +295,10 @@ class _Walk:
     (damage, or at end of file a cut record) or, when ``buf`` simply ends inside a record and
     ``at_eof`` is false, ``need`` = the bytes needed from ``pos`` to read it. ``base`` is the
     file offset of ``buf[0]`` (for messages). Every decision depends only on the record's own
-    bytes and on ``at_eof``, so any chunking gives the same records.
+    bytes, the records just after it and ``at_eof``, so any chunking gives the same records: a
+    pcap walk that may go on hands out a record only once the whole header after it is read
+    and found in step (the record before damage is left out with it, :class:`_PcapParser`), the
+    last one and any before a doubtful header are walked again with the next bytes.
     """
 
     pos: int                              # first byte not consumed (relative to buf)
@@ -491,6 +496,9 @@ _ASCII_CHAIN = 4
 
 #: records in a row read out of step before :meth:`_PcapParser._out_of_step` calls it damage
 STEP_RUN = 4
+#: seconds between two records' times called "decades away" (about 9.5 years): a header read out
+#: of step, not a clock stepped
+DECADES_S = 3 * 10**8
 #: seconds after the epoch below which a record's time tells no tear from a clock being set
 #: (a header read a few bytes off gives microseconds, below 10**6, for seconds)
 NEAR_EPOCH_S = 3 * 365 * 86400
@@ -498,7 +506,16 @@ NEAR_EPOCH_S = 3 * 365 * 86400
 
 class _PcapParser:
     """Record walk of a classic pcap file (header: 24 bytes; record header 16, or 24 for the
-    modified format)."""
+    modified format).
+
+    Damage found at a header read out of step (bytes lost or added before it: :meth:`_out_of_step`,
+    or a length beyond the bound in a header whose time or fraction is nonsense:
+    :meth:`_stepped_at`) is in the record before that header too: that record is left out and
+    counted with the damage unless its checksums prove its headers (:meth:`_leave_out_before`). So
+    that it is still at hand when the damage is found at the start of the next bytes, a walk that
+    may go on hands out no record before the whole header after it is read and in step (the last
+    one, and one before a doubtful header, are walked again with the next bytes): the records
+    are the same whatever the chunk size."""
 
     kind = "pcap"
 
@@ -573,6 +590,7 @@ class _PcapParser:
         # with the next bytes: whether it was read out of step is decided with the records after
         # it, in the same walk however the file is cut in chunks)
         hold = None
+        stepped = False             # (the stop's header read out of step: bytes lost or added before it)
         if len(offs) and self.swap == "no":
             # (records read out of step after bytes lost or added: :meth:`_out_of_step`)
             cut, tail = self._out_of_step(buf, offs, heads, start, base, at_eof, stop is not None)
@@ -583,6 +601,7 @@ class _PcapParser:
                 if why is None and stop is None and not at_eof:
                     hold = k if hold is None else min(k, hold)      # (decided with the next bytes)
                 elif why is None:               # (the walk stopped after it: decided with more bytes)
+                    k = max(k - 1, 0)           # (and the record before it, left out if it is damage)
                     pos = offs[k]
                     del offs[k:]
                     self._remember(buf, offs, heads, base + pos)
@@ -591,13 +610,26 @@ class _PcapParser:
                     pos = offs[k]
                     del offs[k:]
                     stop = _Stop(base + pos, f"damaged record at offset {base + pos} ({why})", 1)
+                    stepped = True
                     hold = None
+        need = 0
+        if stop is None and not at_eof and len(offs):
+            # a record is handed out once the whole header after it is read and in step: whether
+            # bytes were lost or added in it is told by that header (:meth:`_leave_out_before`)
+            if hold is not None:
+                hold = max(hold - 1, 0)         # (the record before a doubtful header waits with it)
+            if (pos if pos <= end else offs[-1]) + hdr_len > end:
+                last = max(len(offs) - (1 if pos <= end else 2), 0)
+                if hold is None or last < hold:
+                    hold = last
+                    need = pos + hdr_len - offs[last]       # (its bytes and the header after it)
         if hold is not None and hold < len(offs):
             pos = offs[hold]
             del offs[hold:]
             self._remember(buf, offs, heads, base + pos)
-            return _Walk(pos, 0 if offs else end - pos + 1, None, self._columns(buf, offs, heads))
-        need = 0
+            return _Walk(pos, max(need, 0 if offs else end - pos + 1), None, self._columns(buf, offs, heads))
+        if stop is not None and len(offs) and (stepped or self._stepped_at(buf, pos, offs, heads)):
+            stop = self._leave_out_before(buf, offs, heads, stop, base)
         if stop is None and pos > end:           # last record not (all) in buf
             pos = offs.pop()
             cl = caplen_at(buf, pos)[0]
@@ -612,6 +644,47 @@ class _PcapParser:
                              f"{end - pos} of {hdr_len} record-header bytes present", 1, cut=True)
         self._remember(buf, offs, heads, base + pos)
         return _Walk(pos, need, stop, self._columns(buf, offs, heads))
+
+    def _stepped_at(self, buf, p: int, offs: array, heads: np.ndarray | None) -> bool:
+        """Whether the header at ``buf[p]`` where the walk stopped on a length beyond the bound
+        was read out of step, after the records ``offs`` (bytes lost or added before it, so in
+        the record before it): its time more than :data:`~.resync.WINDOW_S` from that record's
+        (not a zero time, nor a record's time near the epoch, :data:`NEAR_EPOCH_S`) or its
+        fraction a second or more. A header in step whose length alone is damaged (a bit flipped,
+        a record longer than the bound) is not: the record before it is whole."""
+        from .resync import WINDOW_S
+        sec, frac = struct.unpack_from(self.order + "II", buf, p)
+        if sec == 0 and frac == 0:
+            return False
+        if frac >= 1_000_000_000 // self.mult:
+            return True
+        ref = self._sec_at(buf, offs[-1], heads, len(offs) - 1)
+        return ref >= NEAR_EPOCH_S and abs(sec - ref) > WINDOW_S
+
+    def _leave_out_before(self, buf, offs: array, heads: np.ndarray | None, stop: _Stop, base: int) -> _Stop:
+        """The record before damage found at a header read out of step (the last of ``offs``)
+        left out: the bytes lost or added before that header are in it (its length took bytes of
+        the next record, or left some of its own), so its frame is not the one captured (made-up
+        addresses and protocols, break-it s56 #3). Returns ``stop`` counting it (one record more,
+        ``before`` its bytes, said in the warning line). Kept: a record whose checksums prove its
+        headers (:func:`~.resync.headers_proven`: the bytes were lost or added just at its end,
+        or in its payload alone: the flow keeps its packet), and a record header of zeros (a
+        zero-filled region: :func:`_drop_zero_headers` decides about the record before those)."""
+        k = len(offs) - 1
+        at = offs[k]
+        if heads is not None:
+            row = heads[k]
+            zero = not row.any()
+            cl = int(row[2])
+        else:
+            zero = not any(bytes(buf[at:at + 16]))
+            cl = self._caplen_at(buf, at)[0]
+        if zero or headers_proven(memoryview(buf)[at + self.hdr_len:at + self.hdr_len + cl], self.linktype):
+            return stop
+        del offs[k:]
+        size = self.hdr_len + cl
+        return _Stop(stop.offset, f"{stop.what}; the record before it left out (offset {base + at}, {size} bytes: "
+                     "it holds the lost or added bytes)", stop.records + 1, before=size)
 
     def _units(self, buf, offs: array, heads: np.ndarray | None, last: bool) -> bool:
         """Decided once, on the file's first :data:`NANO_UNITS_MIN` records: a microsecond pcap
@@ -667,7 +740,10 @@ class _PcapParser:
         records' bytes near that time (a clock that jumped is not read past: its records chain
         well and no record near the old time is hidden in them). When the walk stopped on a
         length beyond the bound (``stopped``), the records just before that stop are checked
-        the same way, fewer of them needed: a doubtful header that swallowed whole records.
+        the same way, fewer of them needed: a doubtful header that swallowed whole records, or
+        (no whole record within its bytes needed) one whose time is decades
+        (:data:`DECADES_S`) from the record before and whose run reaches that stop (a header
+        read a few bytes off that claims less than the record it is read in, break-it s56 #2).
         Second: the first of the last :data:`STEP_RUN` records that is such a candidate, or None
         (a walk that may go on walks it again with the next bytes)."""
         o = np.frombuffer(offs, np.int64)
@@ -714,21 +790,27 @@ class _PcapParser:
                 return (k, None), tail          # (the rest of the run not in these bytes yet)
             if not bad.all():
                 continue
-            last = int(o[run[-1]]) + self.hdr_len + int(cl[run[-1]])
-            hit, more = find_pcap_record(buf, int(o[k]) + 1, big=self.order == ">", hdr_len=self.hdr_len,
-                                         ns=self.mult == 1, bound=self.bound, last_sec=ref, at_eof=at_eof)
-            if more is not None and hit is not None and hit < last:
-                return (k, None), tail          # (a candidate's records run past these bytes)
-            if more is None and hit is not None and hit < last:
-                what = ("its header read out of step, bytes lost or added before it" if len(run) == 1 else
-                        f"its header and the {len(run) - 1} after it read out of step, bytes lost or added before it")
-                if far[0]:
-                    why = f"a time {'decades' if abs(int(sec[k]) - ref) > 3 * 10**8 else 'days'} away from the record before"
-                elif frac[k] >= frac_max:
-                    why = "a fraction of a second of a second or more"
-                else:
-                    why = "an original length below its captured length"
-                return (k, f"{what}: {why}"), tail
+            decades = far[0] and abs(int(sec[k]) - ref) > DECADES_S
+            if not (stopped and decades and k + len(run) == n):
+                # (a header decades away right before a length the reader cannot take is damage
+                # as it is, break-it s56 #2: one that claims less than the record it is read in
+                # hides no whole record; else whole records must be found within the run's bytes)
+                last = int(o[run[-1]]) + self.hdr_len + int(cl[run[-1]])
+                hit, more = find_pcap_record(buf, int(o[k]) + 1, big=self.order == ">", hdr_len=self.hdr_len,
+                                             ns=self.mult == 1, bound=self.bound, last_sec=ref, at_eof=at_eof)
+                if more is not None and hit is not None and hit < last:
+                    return (k, None), tail          # (a candidate's records run past these bytes)
+                if not (more is None and hit is not None and hit < last):
+                    continue
+            what = ("its header read out of step, bytes lost or added before it" if len(run) == 1 else
+                    f"its header and the {len(run) - 1} after it read out of step, bytes lost or added before it")
+            if far[0]:
+                why = f"a time {'decades' if decades else 'days'} away from the record before"
+            elif frac[k] >= frac_max:
+                why = "a fraction of a second of a second or more"
+            else:
+                why = "an original length below its captured length"
+            return (k, f"{what}: {why}"), tail
         return None, tail
 
     def _records(self, buf: bytes, pos: int) -> tuple[array, np.ndarray | None, int, int]:
@@ -2052,24 +2134,41 @@ def _reserved_link_bits(parser: "_PcapParser", head: bytes, name: str, offset: i
 
 
 def _note_resync(stats: ReadStats, st: _Stop, resumed: int, name: str) -> None:
-    """Damage read past: the bytes skipped and one warning line."""
-    k = resumed - st.offset
+    """Damage read past: the bytes skipped (with those of a record before it left out,
+    ``st.before``) and one warning line."""
+    k = resumed - st.offset + st.before
     stats.skipped_bytes += k
     stats.skipped_records += st.records
     stats.warn(f"{name}: {st.what}; {k} byte{'s' if k != 1 else ''} skipped, reading resumed at offset "
                f"{resumed} where whole records start again")
 
 
-def _drop_zero_headers(w: _Walk) -> int:
-    """Remove from ``w`` the pcap records whose header is all zeros (time 0, no byte captured
-    or on the wire: a zero-filled region from a crash or a sparse copy, read as records);
-    returns how many."""
+def _drop_zero_headers(w: _Walk, data, parser: "_PcapParser") -> tuple[int, int, int]:
+    """Remove from ``w`` (walked in ``data``) the pcap records whose header is all zeros (time
+    0, no byte captured or on the wire: a zero-filled region from a crash or a sparse copy, read
+    as records), and a record just before such a header (in ``w`` or at ``w.pos``) whose last
+    byte is zero too and whose checksums do not prove its headers (:func:`~.resync.headers_proven`):
+    the zeros begin inside it (made-up addresses, 0.0.0.0 to 0.0.0.0: break-it s56 #3); zeros
+    written between two records leave the record before them whole. Returns ``(headers of
+    zeros, records left out before them, their bytes)``."""
     c = w.cols
+    n = len(c["caplen"])
     z = (c["caplen"] == 0) & (c["wirelen"] == 0) & (c["ts_ns"] == 0)
     k = int(np.count_nonzero(z))
-    if k:
+    hdr_len = parser.hdr_len
+    ends = c["offset"] + c["caplen"]
+    # (the record before a header of zeros: one before a dropped one, or the last, before w.pos)
+    before = np.flatnonzero(~z[:-1] & z[1:]).tolist() if k else []
+    if n and not z[-1] and ends[-1] + hdr_len <= len(data) and \
+            not any(bytes(data[ends[-1]:ends[-1] + hdr_len])):
+        before.append(n - 1)
+    cut = [i for i in before if c["caplen"][i] > 0 and data[ends[i] - 1] == 0
+           and not headers_proven(memoryview(data)[c["offset"][i]:ends[i]], int(c["linktype"][i]))]
+    size = sum(hdr_len + int(c["caplen"][i]) for i in cut)
+    if k or cut:
+        z[cut] = True
         w.cols = {key: v[~z] for key, v in c.items()}
-    return k
+    return k, len(cut), size
 
 
 def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
@@ -2099,6 +2198,7 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
     pending = None                 # records before a second pcap header, in this buffer
     seeking: _Stop | None = None   # damage: looking for where whole records start again
     zeros = 0                      # all-zero pcap record headers dropped
+    zero_cut = 0                   # records before them left out (the zeros begin inside them)
     recent = np.zeros(0, np.int64)  # the times of the last records read (see _reference_ns)
     grow = chunk_bytes             # the next read's size (grows while walks find no record)
     free = 0                       # data's first bytes left free (iter_frames' room): no record there
@@ -2127,16 +2227,18 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
                 if pending is not None:
                     w.cols, pending = pending, None     # (counted when walked)
                 n = len(w.cols["ts_ns"])
-                if zeros:
-                    stats.warn(zero_note(name, zeros, parser.hdr_len))
+                if zeros or zero_cut:
+                    stats.warn(zero_note(name, zeros, parser.hdr_len, zero_cut))
                 _record_stop(stats, w.stop, name, parser.kind, base + len(data) + reader.drain(), stream)
                 yield from _finish(reader, parser, stats, name, data, w, n, yielded, base)
                 return
         malformed_before = parser.malformed
         notes_before = dict(parser.notes)
         w = parser.walk(data, pos, at_eof, base)
+        cut = size = 0
         if isinstance(parser, _PcapParser) and len(w.cols["ts_ns"]):
-            zeros += _drop_zero_headers(w)
+            k, cut, size = _drop_zero_headers(w, data, parser)
+            zeros += k
         q = _pcap_header_at(parser, data, pos, w)
         if q is not None:
             # a second pcap file header where a record should start: files joined with cat
@@ -2178,6 +2280,10 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
                 pos = q + 24
                 continue
         stats.malformed += parser.malformed - malformed_before
+        if cut:         # (records before headers of zeros left out: counted as skipped)
+            zero_cut += cut
+            stats.skipped_records += cut
+            stats.skipped_bytes += size
         _count_walk(stats, w)
         real = (w.cols["caplen"] > 0) & (w.cols["ts_ns"] > 0)
         if real.any():
@@ -2231,8 +2337,8 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
             base -= free
             continue
         # last chunk: complete the stats before handing it out
-        if zeros:
-            stats.warn(zero_note(name, zeros, parser.hdr_len))
+        if zeros or zero_cut:
+            stats.warn(zero_note(name, zeros, parser.hdr_len, zero_cut))
         if w.stop is not None:
             _record_stop(stats, w.stop, name, parser.kind, base + len(data) + reader.drain(), stream)
         else:
@@ -2266,11 +2372,16 @@ def _reference_ns(recent: np.ndarray) -> int | None:
     return int(np.median(recent)) if len(recent) >= RESYNC_CHAIN else None
 
 
-def zero_note(name: str, k: int, hdr_len: int) -> str:
+def zero_note(name: str, k: int, hdr_len: int, cut: int = 0) -> str:
     """The warning line about ``k`` all-zero record headers of ``hdr_len`` bytes each skipped (a
-    zero-filled region), for the capture ``name``."""
-    return (f"{name}: {k} all-zero record header{'s' if k != 1 else ''} ({k * hdr_len} bytes of zeros: a "
+    zero-filled region), and ``cut`` records before them left out (the zeros begin inside them:
+    :func:`_drop_zero_headers`), for the capture ``name``."""
+    line = (f"{name}: {k} all-zero record header{'s' if k != 1 else ''} ({k * hdr_len} bytes of zeros: a "
             "zero-filled region, from a crash or a sparse copy?) skipped")
+    if cut:
+        line += (f", and the {'record' if cut == 1 else f'{cut} records'} just before such a header left out "
+                 "(the zeros begin inside it: its last bytes zeros, its headers not proven by their checksums)")
+    return line
 
 
 def _finish(reader, parser, stats: ReadStats, name: str, data, w: _Walk, n: int, yielded: bool,
@@ -2312,8 +2423,9 @@ def _record_stop(stats: ReadStats, st: _Stop, name: str, kind: str, total: int, 
         raise TruncatedCapture(f"{name}: file ends inside the pcapng Section Header Block "
                                f"({st.what})")
     stats.damage_offset = st.offset
-    stats.bytes_read = st.offset - stats.skipped_bytes   # (less what damage read past skipped)
-    stats.skipped_bytes += total - st.offset
+    # (less what damage read past skipped, and a record before it left out with it)
+    stats.bytes_read = st.offset - st.before - stats.skipped_bytes
+    stats.skipped_bytes += total - st.offset + st.before
     stats.skipped_records += st.records
     lost = f"{st.records} record{'s' if st.records != 1 else ''}"
     read = f"{_records(stats.records)} read before it"

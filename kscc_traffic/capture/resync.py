@@ -29,7 +29,7 @@ import struct
 
 import numpy as np
 
-__all__ = ["CHAIN", "WINDOW_S", "find_pcap_record", "find_pcapng_block", "MORE"]
+__all__ = ["CHAIN", "WINDOW_S", "find_pcap_record", "find_pcapng_block", "MORE", "headers_proven"]
 
 #: plausible records that must follow one another from a candidate offset
 CHAIN = 3
@@ -236,3 +236,98 @@ def find_pcapng_block(data, start: int, base: int, *, big: bool, bound: int, int
             return max(start, end - 11), MORE
         return max(first, end - 11 - (-(base + end - 11) % 4) if end > 11 else first), MORE
     return None, None
+
+
+#: Ethernet types of VLAN tags (802.1Q, 802.1ad, the older QinQ) read past to the network layer
+_VLAN_TYPES = (0x8100, 0x88A8, 0x9100)
+#: BSD loopback (LINKTYPE_NULL / LOOP) address families of IPv6 (NetBSD/OpenBSD, FreeBSD, macOS, …)
+_AF_INET6 = (10, 24, 28, 30)
+
+
+def _network_at(frame: bytes, linktype: int) -> tuple[int, int] | None:
+    """``(offset, IP version)`` of the IPv4 or IPv6 header a frame of ``linktype`` carries
+    directly (Ethernet with VLAN tags, raw IP, Linux cooked v1/v2, BSD loopback), or None."""
+    n = len(frame)
+    if linktype == 1:
+        if n < 14:
+            return None
+        p, et = 14, int.from_bytes(frame[12:14], "big")
+        while et in _VLAN_TYPES and p + 4 <= n:
+            et, p = int.from_bytes(frame[p + 2:p + 4], "big"), p + 4
+    elif linktype in (101, 12, 14, 228, 229):
+        if not n:
+            return None
+        v = frame[0] >> 4
+        return (0, v) if v in (4, 6) and (linktype < 228 or v == linktype - 224) else None
+    elif linktype in (113, 276):
+        p = 16 if linktype == 113 else 20
+        if n < p:
+            return None
+        et = int.from_bytes(frame[14:16] if linktype == 113 else frame[0:2], "big")
+    elif linktype in (0, 108):
+        if n < 4:
+            return None
+        af = int.from_bytes(frame[:4], "big" if linktype == 108 else "little")
+        if linktype == 0 and af > 0xFFFF:         # (another host's order)
+            af = int.from_bytes(frame[:4], "big")
+        return (4, 4) if af == 2 else (4, 6) if af in _AF_INET6 else None
+    else:
+        return None
+    return (p, 4) if et == 0x0800 else (p, 6) if et == 0x86DD else None
+
+
+def _sum16(data) -> int:
+    """The ones' complement sum (folded to 16 bits) of ``data`` as big-endian 16-bit words."""
+    b = bytes(data)
+    if len(b) % 2:
+        b += b"\0"
+    t = int(np.frombuffer(b, ">u2").sum(dtype=np.uint64)) if b else 0
+    while t >> 16:
+        t = (t & 0xFFFF) + (t >> 16)
+    return t
+
+
+def headers_proven(frame, linktype: int) -> bool:
+    """Whether the checksums of a frame prove its addresses and protocol as captured, and its
+    TCP or UDP header reads whole, for a record the walk finds just before damage
+    (:mod:`.files`: analysed only when they do).
+
+    IPv4: the header checksum is right (Zeek drops a packet whose checksum is not:
+    ``bad_IP_checksum``) and a TCP or UDP header reads whole (a TCP data offset of 5 to 15
+    words within the segment, a UDP length equal to the datagram's: bytes lost or added in it
+    break them, 15 times in 16 for a TCP header, nearly always for a UDP one). A wrong TCP or
+    UDP checksum does not leave the record out: the damage may lie in a field that changes
+    nothing (a SYN's urgent pointer) or in the payload alone, and losing the packet would lose
+    what the flow carried (its SYN, a client's first bytes). IPv6, which has no header
+    checksum: the TCP, UDP or ICMPv6 checksum (its pseudo-header covers the addresses) is
+    right, the packet not cut. False for anything else (other link types, no IP packet).
+    Never used on an undamaged capture: a wrong checksum alone (offload) is no damage."""
+    net = _network_at(frame, linktype & 0xFFFF)
+    if net is None:
+        return False
+    p, v = net
+    n = len(frame)
+    if v == 4:
+        if p + 20 > n or frame[p] >> 4 != 4:
+            return False
+        ihl = (frame[p] & 15) * 4
+        total = int.from_bytes(frame[p + 2:p + 4], "big")
+        if ihl < 20 or total < ihl or p + ihl > n or _sum16(frame[p:p + ihl]) != 0xFFFF:
+            return False
+        proto, seg = frame[p + 9], total - ihl
+        if int.from_bytes(frame[p + 6:p + 8], "big") & 0x3FFF or proto not in (6, 17):
+            return True             # (a fragment, another protocol: the IPv4 header is what is checked)
+        body = frame[p + ihl:p + total]
+        if proto == 6:
+            return seg >= 20 and len(body) >= 13 and 20 <= (body[12] >> 4) * 4 <= seg
+        return seg >= 8 and len(body) >= 8 and int.from_bytes(body[4:6], "big") == seg
+    if p + 40 > n or frame[p] >> 4 != 6:
+        return False
+    plen = int.from_bytes(frame[p + 4:p + 6], "big")
+    if p + 40 + plen > n:
+        return False
+    proto, body = frame[p + 6], frame[p + 40:p + 40 + plen]
+    if proto not in (6, 17, 58):
+        return False
+    pseudo = bytes(frame[p + 8:p + 40]) + plen.to_bytes(4, "big") + bytes((0, 0, 0, proto))
+    return _sum16(pseudo + bytes(body)) == 0xFFFF
