@@ -1276,10 +1276,16 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     dup = np.zeros(len(order), bool)
     # ``dord``: positions in flow order regrouped by direction within each key, time order kept;
     # ``dfirst``: (per position) the first of its key and direction
-    dord = np.argsort(np.cumsum(key_start) * 2 + o_src_first, kind="stable")
+    # (a group is a key and direction: its first position is where the group changes, not where
+    # its key starts, which may be in the other direction's group: a key whose SYN-ACK was moved
+    # after its SYN begins with the other side, and its first group then followed the last group
+    # of the key before it unseen, two keys' packets compared as copies; s57)
+    group = np.cumsum(key_start) * 2 + o_src_first
+    dord = np.argsort(group, kind="stable")
     dfirst = np.zeros(len(order), bool)
     if len(order):
-        dfirst[dord] = np.r_[True, key_start[dord][1:] | (o_src_first[dord][1:] != o_src_first[dord][:-1])]
+        g = group[dord]
+        dfirst[dord] = np.r_[True, g[1:] != g[:-1]]
     if len(order) > 1:
         at = idx[order[dord]]                          # (the packets' rows in that order)
         same = ~dfirst[dord][1:]

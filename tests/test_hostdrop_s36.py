@@ -223,7 +223,9 @@ def test_several_tapped_connections_at_once(tmp_path):
     assert set(zip(flows.conn_state, flows.verdict, flows.reason)) == {("RSTR", "blocked", "tls_failed")}
     assert set(flows.detail) == {"TLS handshake aborted: the server reset the connection (RST, RSTR) less than 0.001 s "
                                  "after the ClientHello, before the server sent a byte"}
-    chunkcmp.assert_same(path, [300, 900])
+    # (every chunk size of a few records: a key whose SYN-ACK moved after its SYN begins with the
+    # other side, and its packets were compared as copies with the key's before it, s57)
+    chunkcmp.assert_same(path, [64, 200, 300, 364, 820, 900, 1496])
 
 
 @pytest.mark.parametrize("syn_ttl,start", [(64, SYNACK_NOT_TAKEN + ": it sent its SYN 2 times and never acknowledged "
