@@ -4649,9 +4649,16 @@ def _note_idle(flows: pd.DataFrame, res: np.ndarray) -> None:
             detail = detail[len(_MID_CONNECTION):].lstrip(";: ")
         # (a reset from nearer than the server after the silence: the device that forgot the
         # connection answered, no port refused; scenario pass s51 #4)
-        detail = detail.replace(f"): {REFUSED_PORT}", f"): {IDLE_RESET_BY}").replace(
-            f"): {REFUSED_OWN_MEANS}", f"): {IDLE_RESET_OWN}")
+        detail = _reset_hint_as(detail, IDLE_RESET_BY, IDLE_RESET_OWN)
         res[i, 3] = f"{note}; {detail}" if detail else note
+
+
+def _reset_hint_as(detail: str, by: str, own: str) -> str:
+    """``detail`` with its reset's TTL hint (:func:`.inspect.refused_hint`) worded for a connection
+    that had worked: a nearer device's ``by`` in place of :data:`~kscc_traffic.inspect.REFUSED_PORT`,
+    the server's own TTL ``own`` in place of :data:`~kscc_traffic.inspect.REFUSED_OWN_MEANS` (no port
+    was refused: :func:`_note_idle`, :func:`_note_gone`)."""
+    return detail.replace(f"): {REFUSED_PORT}", f"): {by}").replace(f"): {REFUSED_OWN_MEANS}", f"): {own}")
 
 
 #: what a reset from a device nearer than the server means for a connection begun before the
@@ -4669,11 +4676,11 @@ def _note_gone(res: np.ndarray) -> None:
     the connection answering (:data:`GONE_RESET_BY`, :data:`GONE_RESET_OWN`), not as a refused
     port or "nothing listens on this port there" (break-it s57 real #3); the idle case is
     :func:`_note_idle`'s."""
-    for i in range(len(res)):
+    # (such a flow is partial, its start not captured: only those rows are read)
+    for i in np.flatnonzero(res[:, 2] == "rejected,partial").tolist():
         d = res[i, 3]
-        if isinstance(d, str) and SESSION_GONE in d and str(res[i, 2]).split(",")[0] == "rejected":
-            res[i, 3] = d.replace(f"): {REFUSED_PORT}", f"): {GONE_RESET_BY}").replace(
-                f"): {REFUSED_OWN_MEANS}", f"): {GONE_RESET_OWN}")
+        if isinstance(d, str) and SESSION_GONE in d:
+            res[i, 3] = _reset_hint_as(d, GONE_RESET_BY, GONE_RESET_OWN)
 
 
 def _pushed_into_silence(row) -> tuple[str, str, str] | None:
