@@ -972,10 +972,18 @@ def refused_counts(details) -> tuple[int, int]:
     idle time (:data:`~kscc_traffic.classify.IDLE_GOES_ON`: :func:`idle_drop_fix`) nor one begun
     before the capture whose data got only resets (:data:`~kscc_traffic.classify.SESSION_GONE`:
     :func:`stalled_fix`)."""
-    # (nor a connection going on after an idle time: advised as the idle drop, idle_drop_fix)
-    details = [str(x) for x in details if not str(x).startswith((DP_RESET, IDLE_GOES_ON)) and SESSION_GONE not in str(x)]
+    details = [str(x) for x in details if not _other_reset(str(x))]
     return (sum(1 for x in details if REFUSED_NEARER in x or REFUSED_OTHER in x),
             sum(1 for x in details if REFUSED_OWN in x))
+
+
+def _other_reset(detail: str) -> bool:
+    """Whether a blocked flow's ``detail`` tells of a reset that refused no connection attempt the
+    way :func:`refused_counts` and :class:`RefusedAccepted` count one: a distribution point's
+    (:data:`~kscc_traffic.classify.DP_RESET`: advised as such), one to a connection going on after
+    an idle time (:data:`~kscc_traffic.classify.IDLE_GOES_ON`: :func:`idle_drop_fix`) or to the data
+    of one begun before the capture (:data:`~kscc_traffic.classify.SESSION_GONE`: :func:`stalled_fix`)."""
+    return detail.startswith((DP_RESET, IDLE_GOES_ON)) or SESSION_GONE in detail
 
 
 #: server endpoints (address, TCP port) a :class:`RefusedAccepted` remembers at most, accepted ones
@@ -1100,7 +1108,7 @@ class RefusedAccepted:
         # (a distribution point's own reset: on the client's subnet, or with its own TTL from
         # another one: break-it s53 DP pass #2)
         own = [j for j, d in enumerate(detail.tolist())
-               if (REFUSED_OWN in str(d) and not str(d).startswith((DP_RESET, IDLE_GOES_ON)) and SESSION_GONE not in str(d))
+               if (REFUSED_OWN in str(d) and not _other_reset(str(d)))
                or str(d).startswith(DP_RESET_ITSELF) or (str(d).startswith(DP_RESET) and DP_OWN_TTL_MARK in str(d))]
         purpose = flows["purpose"].to_numpy(dtype=object)
         for i in blocked[own].tolist():
@@ -2186,15 +2194,15 @@ def stalled_counts(details, reasons) -> tuple[int, int, int]:
     return len(stalled), sum(1 for d in stalled if MTU_HOLE in d), gone
 
 
-def stalled_fix(r, bl: int, counts: tuple[int, int], fix: str) -> str:
-    """The advice for the blocked flows of rule ``r`` (``bl`` of them) that stalled
-    (:func:`stalled_counts`: ``(k, mtu)``): the connection was made, so the port is open; a
-    device on the path lost or dropped it (its session state lost, a session timeout, an
-    asymmetric route past a stateful firewall), or, with the black hole's hint, full-size
-    segments were lost (:data:`MTU_FIX`). All of them: that advice alone (no port to open); some:
-    added to ``fix`` (the others'; break-it s57 real #1: "allow outbound TCP 23100-23199" for a
-    connection whose TLS handshake had completed)."""
-    k, mtu, gone = (tuple(counts) + (0, 0, 0))[:3]
+def stalled_fix(r, bl: int, counts: tuple[int, int, int], fix: str) -> str:
+    """The advice for the blocked flows of rule ``r`` (``bl`` of them) that stalled, or whose
+    session was gone (:func:`stalled_counts`: ``(k, mtu, gone)``): the connection was made, so the
+    port is open; a device on the path lost or dropped it (its session state lost, a session
+    timeout, an asymmetric route past a stateful firewall), or, with the black hole's hint,
+    full-size segments were lost (:data:`MTU_FIX`). All of them: that advice alone (no port to
+    open); some: added to ``fix`` (the others'; break-it s57 real #1: "allow outbound TCP
+    23100-23199" for a connection whose TLS handshake had completed; #3)."""
+    k, mtu, gone = counts
     drop = ("a firewall or NAT on the path lost or dropped the established connection (its session state lost: a "
             "fail-over, a restart or a cleared state table; a session or idle timeout; an asymmetric route past a "
             f"stateful firewall), or the path broke: check that device's session handling and log for "

@@ -443,7 +443,8 @@ class _Moment:
 
 
 class _Memory:
-    """Probes per key: ``(orig_h, resp_h, vlan)`` -> [(ts_ns, port)] (port scans),
+    """Probes per key: ``(orig_h, resp_h, vlan)`` -> [(ts_ns, port)] (port scans, probes to a
+    host not looked up by name only),
     ``(orig_h, port, vlan)`` -> [(ts_ns, resp_h, refused)] (address scans, unnamed probes only);
     and the attempts (:class:`_Attempts`)."""
 
