@@ -29,6 +29,8 @@ import struct
 
 import numpy as np
 
+from ._slowpath import AF_INET6
+
 __all__ = ["CHAIN", "WINDOW_S", "find_pcap_record", "find_pcapng_block", "MORE", "headers_proven"]
 
 #: plausible records that must follow one another from a candidate offset
@@ -240,8 +242,6 @@ def find_pcapng_block(data, start: int, base: int, *, big: bool, bound: int, int
 
 #: Ethernet types of VLAN tags (802.1Q, 802.1ad, the older QinQ) read past to the network layer
 _VLAN_TYPES = (0x8100, 0x88A8, 0x9100)
-#: BSD loopback (LINKTYPE_NULL / LOOP) address families of IPv6 (NetBSD/OpenBSD, FreeBSD, macOS, …)
-_AF_INET6 = (10, 24, 28, 30)
 
 
 def _network_at(frame: bytes, linktype: int) -> tuple[int, int] | None:
@@ -270,7 +270,7 @@ def _network_at(frame: bytes, linktype: int) -> tuple[int, int] | None:
         af = int.from_bytes(frame[:4], "big" if linktype == 108 else "little")
         if linktype == 0 and af > 0xFFFF:         # (another host's order)
             af = int.from_bytes(frame[:4], "big")
-        return (4, 4) if af == 2 else (4, 6) if af in _AF_INET6 else None
+        return (4, 4) if af == 2 else (4, 6) if af in AF_INET6 else None
     else:
         return None
     return (p, 4) if et == 0x0800 else (p, 6) if et == 0x86DD else None
