@@ -23,6 +23,17 @@ def _both(path):
     return {e: analyze_file(path, load_rules(), engine=e) for e in ("builtin", "tshark")}
 
 
+def _said_once_by_both(path, marker: str, start: str) -> dict:
+    """{engine: Analysis} of ``path`` (:func:`_both`), asserting that each engine gives one
+    warning line holding ``marker``, starting with ``start``, and the same flows."""
+    runs = _both(path)
+    for engine, a in runs.items():
+        lines = [w for w in a.warnings if marker in w]
+        assert len(lines) == 1 and lines[0].startswith(start), (engine, a.warnings)
+    assert _rows(runs["builtin"]) == _rows(runs["tshark"])
+    return runs
+
+
 def _rows(a, cols=("proto", "orig_h", "orig_p", "resp_h", "resp_p", "orig_pkts", "orig_bytes", "resp_pkts",
                    "conn_state", "history", "verdict")):
     return sorted(tuple(str(v) for v in r) for r in a.flows[list(cols)].values.tolist())
@@ -207,13 +218,9 @@ def test_unknown_pcapng_blocks_are_said_by_both_engines(tmp_path):
         + [_epb(t, p) for t, p in recs[2:]]
     path = tmp_path / "blocks.pcapng"
     path.write_bytes(_pcapng(blocks))
-    runs = _both(path)
-    for engine, a in runs.items():
-        lines = [w for w in a.warnings if "of a type this reader does not know" in w]
-        assert len(lines) == 1 and lines[0].startswith("blocks.pcapng: 2 blocks of a type this reader does not "
-                                                       "know (0x0badbeef, 0x40001234; first at offset "), \
-            (engine, a.warnings)
-    assert _rows(runs["builtin"]) == _rows(runs["tshark"])
+    runs = _said_once_by_both(path, "of a type this reader does not know",
+                              "blocks.pcapng: 2 blocks of a type this reader does not know (0x0badbeef, 0x40001234; "
+                              "first at offset ")
     assert len(runs["tshark"].flows) == 1
 
 
@@ -226,11 +233,7 @@ def test_a_gzip_stream_whose_check_fails_is_said_by_both_engines(tmp_path):
     data[-8] ^= 0xFF                # (the CRC-32 of the trailer)
     path = tmp_path / "crc.pcap.gz"
     path.write_bytes(bytes(data))
-    runs = _both(path)
-    for engine, a in runs.items():
-        lines = [w for w in a.warnings if "gzip data corrupt (" in w]
-        assert len(lines) == 1 and lines[0].startswith("crc.pcap.gz: gzip data corrupt ("), (engine, a.warnings)
-    assert _rows(runs["builtin"]) == _rows(runs["tshark"])
+    _said_once_by_both(path, "gzip data corrupt (", "crc.pcap.gz: gzip data corrupt (")
 
 
 @needs_tshark
@@ -244,13 +247,8 @@ def test_a_gzip_stream_cut_short_is_said_by_both_engines(tmp_path):
     data = gzip.compress(pcap_bytes(recs))
     path = tmp_path / "cut.pcap.gz"
     path.write_bytes(data[:len(data) - 30])
-    runs = _both(path)
-    for engine, a in runs.items():
-        lines = [w for w in a.warnings if "gzip stream ends before its end marker" in w]
-        assert len(lines) == 1 and lines[0].startswith("cut.pcap.gz: gzip stream ends before its end marker "
-                                                       "(file cut short); capture data ends at offset "), \
-            (engine, a.warnings)
-    assert _rows(runs["builtin"]) == _rows(runs["tshark"])
+    _said_once_by_both(path, "gzip stream ends before its end marker",
+                       "cut.pcap.gz: gzip stream ends before its end marker (file cut short); capture data ends at offset ")
 
 
 def _loopback(linktype: int, family6: int, order: str) -> bytes:
