@@ -48,7 +48,7 @@ from typing import Callable, Iterator, Mapping, Optional
 import numpy as np
 import pandas as pd
 
-from .analyze import analyze_batch, capture_end, one_way_counts
+from .analyze import analyze_batch, capture_end, duplicates_note, one_way_counts
 from .idlesplits import IdleSplits
 from .lookups import LookupsWatch
 from .natpairs import NatWatch
@@ -57,7 +57,7 @@ from .capture.filesets import iter_capture
 from .capture.frames import Frames, concat_frames
 from .capture.packets import Packets, short_payloads
 from .capture.stats import ReadStats
-from .flows import ACK, CLOSE_DELAY_NS, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, \
+from .flows import ACK, CLOSE_DELAY_NS, forwarded_copies, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, \
     RST, TCP, UDP, VLAN_STACK, arrays_of, broadcast_evidence, content_rows, dns_flows, history_plain, isin_texts
 from .inspect import (DNS_KEYS, REFUSED_WAIT, AddressTtls, StraySynAcks, address_ttls, cloud_openers, cloud_ports, dns_response_rows,
                       refused_hint, truncated_answer)
@@ -204,6 +204,8 @@ class ChunkedAnalysis:
     progress: Optional[Callable[[int], None]] = None
     stats: ReadStats = field(default_factory=ReadStats)
     duplicates: int = 0
+    #: of :attr:`duplicates`, the packets the capturing host forwarded (:func:`~kscc_traffic.flows.forwarded_copies`)
+    forwarded: int = 0
     #: most packets carried between two chunks (open flows), for the benchmark's figures
     max_carried: int = 0
     #: packets older than the capture's clock when they arrived (see :data:`REORDER_NS`)
@@ -518,6 +520,7 @@ class ChunkedAnalysis:
             ttls = address_ttls(batch.cols, ttls)
             openers = cloud_openers(batch.cols, ports, openers)
             self.duplicates += b.duplicates
+            self.forwarded += forwarded_copies(batch.cols, b.dup_of, copies)
             flows = b.flows
             final, closed, idle = ends["final"], ends["closed"], ends["idle"]
             leaving_rows = None     # (handed out once the batch is freed)
@@ -646,8 +649,7 @@ class ChunkedAnalysis:
                     f"once): {'their' if k != 1 else 'its'} datagrams were not reassembled. Give --chunk-mib "
                     "more than the file's size to reassemble them")
         if self.duplicates:
-            st.warn(f"{self.name}: {self.duplicates} duplicated frame{'s' if self.duplicates != 1 else ''} "
-                    "counted once")
+            st.warn(duplicates_note(self.name, self.duplicates, self.forwarded))
         self.stats = st
 
 

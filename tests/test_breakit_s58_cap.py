@@ -1,0 +1,123 @@
+"""Session 58: a capture on a router (``tcpdump -i any``, Linux cooked capture) whose own firewall
+rejects a port; a TCP reset with a wrong checksum; the tshark engine's order of flows that start at
+one time."""
+import shutil
+import struct
+
+import pytest
+from scapy.layers.inet import IP, TCP
+
+from pcapbuild import pcap_bytes
+
+from kscc_traffic.analyze import analyze_file
+from kscc_traffic.rules import load_rules
+
+needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None,
+                                  reason="tshark (Wireshark) not installed: the tshark engine is compared here")
+
+AGENT, SERVER = "192.0.2.10", "198.51.100.10"
+#: interface indexes of the router's two sides (SLL2 records them)
+AGENT_SIDE, SERVER_SIDE = 3, 4
+
+
+def _sll(pkttype: int, ip: bytes, ifindex: int) -> bytes:
+    """A LINUX_SLL (113) record: packet type, ARPHRD_ETHER, a 6-byte address, IPv4."""
+    return struct.pack(">HHH8sH", pkttype, 1, 6, b"\x02\x00\x00\x00\x00\x01\x00\x00", 0x0800) + ip
+
+
+def _sll2(pkttype: int, ip: bytes, ifindex: int) -> bytes:
+    """A LINUX_SLL2 (276) record: IPv4, interface ``ifindex``, ARPHRD_ETHER, packet type."""
+    return struct.pack(">HHIHBB8s", 0x0800, 0, ifindex, 1, pkttype, 6, b"\x02\x00\x00\x00\x00\x01\x00\x00") + ip
+
+
+def _router_capture(tmp_path, link, forwarded_rst=False):
+    """``tcpdump -i any`` on a router between the agent and the server: a connection to TCP 23101
+    forwarded (each packet captured as it came in, packet type 0, TTL 64, and as it left, type 4,
+    TTL 63), then the agent's SYN to TCP 27203 answered by the router's own firewall (``reject with
+    tcp reset``: a RST in the server's name leaving on the agent's side, TTL 64). With
+    ``forwarded_rst`` the reset is the server's own, forwarded as the other packets."""
+    wrap, lt = (_sll, 113) if link == "sll" else (_sll2, 276)
+
+    def both(t, ip, from_agent):
+        came, left = (AGENT_SIDE, SERVER_SIDE) if from_agent else (SERVER_SIDE, AGENT_SIDE)
+        b = bytes(ip)
+        out = IP(b)
+        out.ttl -= 1
+        del out.chksum
+        return [(t, wrap(0, b, came)), (t + 0.00001, wrap(4, bytes(out), left))]
+
+    c2s = lambda **kw: IP(src=AGENT, dst=SERVER, ttl=64, id=kw.pop("id")) / TCP(sport=40000, dport=23101, **kw)  # noqa: E731
+    s2c = lambda **kw: IP(src=SERVER, dst=AGENT, ttl=64, id=kw.pop("id")) / TCP(sport=23101, dport=40000, **kw)  # noqa: E731
+    recs = []
+    recs += both(1000.0, c2s(flags="S", seq=100, id=1), True)
+    recs += both(1000.01, s2c(flags="SA", seq=500, ack=101, id=0), False)
+    recs += both(1000.02, c2s(flags="A", seq=101, ack=501, id=2), True)
+    recs += both(1000.03, c2s(flags="PA", seq=101, ack=501, id=3) / (b"q" * 40), True)
+    recs += both(1000.04, s2c(flags="PA", seq=501, ack=141, id=7) / (b"r" * 60), False)
+    recs += both(1000.05, c2s(flags="FA", seq=141, ack=561, id=4), True)
+    recs += both(1000.06, s2c(flags="FA", seq=561, ack=142, id=8), False)
+    recs += both(1000.07, c2s(flags="A", seq=142, ack=562, id=5), True)
+    syn = IP(src=AGENT, dst=SERVER, ttl=64, id=9) / TCP(sport=40001, dport=27203, flags="S", seq=900)
+    rst = IP(src=SERVER, dst=AGENT, ttl=64, id=0) / TCP(sport=27203, dport=40001, flags="RA", seq=0, ack=901)
+    recs.append((1001.0, wrap(0, bytes(syn), AGENT_SIDE)))
+    if forwarded_rst:
+        recs.append((1001.00001, wrap(4, bytes(IP(bytes(syn), ttl=63)), SERVER_SIDE)))
+        recs += both(1001.001, rst, False)
+    else:
+        recs.append((1001.00002, wrap(4, bytes(rst), AGENT_SIDE)))
+    path = tmp_path / f"router_{link}{'_fwd' if forwarded_rst else ''}.pcap"
+    path.write_bytes(pcap_bytes(recs, linktype=lt))
+    return path
+
+
+def _refused(a):
+    rows = a.flows[a.flows.resp_p == 27203]
+    assert len(rows) == 1
+    return rows.iloc[0]
+
+
+def _runs(path, tshark=False):
+    """{mode: Analysis}: whole, chunked (each chunk a few records), and the tshark engine."""
+    from kscc_traffic.chunked import ChunkedAnalysis
+    rules = load_rules()
+    out = {"whole": analyze_file(path, rules)}
+    run = ChunkedAnalysis(path, rules, path.name, chunk_bytes=512)
+    import pandas as pd
+    flows = pd.concat(list(run.batches()), ignore_index=True)
+    out["chunked"] = type(out["whole"])(flows, {str(path): run.stats}, run.duplicates)
+    if tshark:
+        out["tshark"] = analyze_file(path, rules, engine="tshark")
+    return out
+
+
+@pytest.mark.parametrize("link", ["sll", "sll2"])
+def test_a_routers_own_reset_is_told_from_the_servers(tmp_path, link):
+    """s57 real #2: the router's own reset (TTL 64, leaving) was compared with the server's packets
+    as they came in (64) and called "the server's own TTL … nothing listens on this port there".
+    It is compared with the server's packets as they left (63): a device 1 hop nearer, a firewall;
+    and the duplicate warning says the copies are a forwarding host's."""
+    path = _router_capture(tmp_path, link)
+    for mode, a in _runs(path, tshark=shutil.which("tshark") is not None).items():
+        row = _refused(a)
+        assert (row.conn_state, row.verdict, row.reason) == ("REJ", "blocked", "rejected"), mode
+        assert ("the reset came from a device 1 hop nearer than the server (TTL 64 vs 63 on the server's packets "
+                "on other connections): a firewall refuses the port") in row.detail, (mode, row.detail)
+        assert "server's own" not in row.detail, (mode, row.detail)
+        assert a.duplicates == 8, mode
+        dup = [w for w in a.warnings if "duplicated frames" in w]
+        assert dup == [f"{path.name}: 8 duplicated frames counted once (8 of them packets the capturing host "
+                       "forwarded, captured as they came in and again as they left one hop lower: a capture on a "
+                       "router or firewall, tcpdump -i any; a TCP reset is compared with its sender's packets "
+                       "captured the same way, so that one the router sent itself is not taken for the server's)"], \
+            (mode, a.warnings)
+
+
+@pytest.mark.parametrize("link", ["sll", "sll2"])
+def test_the_servers_reset_forwarded_by_the_router_is_still_the_servers(tmp_path, link):
+    """The contrast: the server's own reset, forwarded by the router (both copies captured), keeps
+    "the server's own TTL" (its first copy, arriving with 64, against the server's arriving packets)."""
+    path = _router_capture(tmp_path, link, forwarded_rst=True)
+    for mode, a in _runs(path).items():
+        row = _refused(a)
+        assert "the reset came with the server's own TTL (64, as its packets on other connections)" in row.detail, \
+            (mode, row.detail)
