@@ -121,3 +121,120 @@ def test_the_servers_reset_forwarded_by_the_router_is_still_the_servers(tmp_path
         row = _refused(a)
         assert "the reset came with the server's own TTL (64, as its packets on other connections)" in row.detail, \
             (mode, row.detail)
+
+
+# ---------------------------------------------------------------------------- bad-checksum resets
+CLIENT, CLOUD = "192.0.2.10", "203.0.113.10"
+CLIENT6, CLOUD6 = "2001:db8::10", "2001:db8:1::10"
+
+
+def _ip(src, dst, **kw):
+    from scapy.layers.inet6 import IPv6
+    return IPv6(src=src, dst=dst) if ":" in src else IP(src=src, dst=dst, **kw)
+
+
+def _pseudo_sum(src, dst, length):
+    """The folded one's complement sum of the TCP pseudo-header (what checksum offload leaves)."""
+    import ipaddress
+    a, b = ipaddress.ip_address(src).packed, ipaddress.ip_address(dst).packed
+    ph = a + b + (struct.pack(">BBH", 0, 6, length) if len(a) == 4 else struct.pack(">I3xB", length, 6))
+    v = sum(struct.unpack(f">{len(ph) // 2}H", ph))
+    while v >> 16:
+        v = (v & 0xFFFF) + (v >> 16)
+    return v
+
+
+def _refused_then_connected(tmp_path, rst_sum, v6=False, snaplen=65535, name="r.pcap"):
+    """A SYN to TCP 23101, a RST from the server's address with TCP checksum ``rst_sum`` (None: the
+    right one; "offload": the pseudo-header's sum, as a sending host offloading it leaves it), the
+    same SYN (same ISN) 1 s later, and the connection completes (zeek #5277's case)."""
+    from pcapbuild import eth
+    c, s = (CLIENT6, CLOUD6) if v6 else (CLIENT, CLOUD)
+    c2s = lambda **kw: eth(_ip(c, s) / TCP(sport=50000, dport=23101, **kw))  # noqa: E731
+    s2c = lambda **kw: eth(_ip(s, c) / TCP(sport=23101, dport=50000, **kw))  # noqa: E731
+    rst = s2c(flags="RA", seq=0, ack=1001)
+    if rst_sum == "offload":
+        rst[TCP].chksum = _pseudo_sum(s, c, 20)
+    elif rst_sum is not None:
+        rst[TCP].chksum = rst_sum
+    recs = [(1000.0, c2s(flags="S", seq=1000)), (1000.01, rst), (1001.0, c2s(flags="S", seq=1000)),
+            (1001.02, s2c(flags="SA", seq=5000, ack=1001)), (1001.03, c2s(flags="A", seq=1001, ack=5001)),
+            (1001.04, c2s(flags="PA", seq=1001, ack=5001) / (b"x" * 30)),
+            (1001.05, s2c(flags="PA", seq=5001, ack=1031) / (b"y" * 40)),
+            (1001.06, c2s(flags="FA", seq=1031, ack=5041)), (1001.07, s2c(flags="FA", seq=5041, ack=1032)),
+            (1001.08, c2s(flags="A", seq=1032, ack=5042))]
+    if snaplen < 65535:
+        recs = [(t, bytes(p)[:snaplen]) for t, p in recs]
+    path = tmp_path / name
+    path.write_bytes(pcap_bytes(recs, snaplen=snaplen))
+    return path
+
+
+def _states(a):
+    return sorted(zip(a.flows.conn_state, a.flows.history))
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_a_reset_with_a_wrong_checksum_refuses_nothing(tmp_path, v6):
+    """s57 bugs #3 (zeek #5277): an incoming RST with a wrong TCP checksum, then the same SYN sent
+    again and the connection completing, was a REJ flow (refused, the retry connected) besides the
+    SF one: the receiver dropped the RST (it sent the SYN again), as Zeek does (bad_TCP_checksum).
+    Skipped with a warning, whole file, chunked and tshark engine alike: one SF flow."""
+    path = _refused_then_connected(tmp_path, 0x9999, v6)
+    runs = _runs(path, tshark=shutil.which("tshark") is not None)
+    for mode, a in runs.items():
+        assert _states(a) == [("SF", "ShADdFf")], (mode, _states(a))
+        assert (f"{path.name}: decode: 1 TCP reset with a wrong TCP checksum skipped (the receiver drops such a "
+                "segment, as Zeek does: bad_TCP_checksum; it refused or ended no connection)") in a.warnings, \
+            (mode, a.warnings)
+        row = a.flows.iloc[0]
+        assert (row.orig_pkts, row.resp_pkts, row.ts) == (6, 3, 1000.0), mode
+
+
+@pytest.mark.parametrize("rst_sum", [None, "offload", 0])
+@pytest.mark.parametrize("v6", [False, True])
+def test_a_reset_with_a_right_or_offloaded_checksum_still_refuses(tmp_path, rst_sum, v6):
+    """The contrast: the right checksum, the pseudo-header's sum a host offloading the checksum to
+    its NIC leaves in what it sends (captured on it), or 0: the reset is read, a REJ flow."""
+    path = _refused_then_connected(tmp_path, rst_sum, v6)
+    for mode, a in _runs(path, tshark=shutil.which("tshark") is not None).items():
+        assert ("REJ", "Sr") in _states(a), (mode, _states(a))
+        assert not [w for w in a.warnings if "checksum" in w], (mode, a.warnings)
+
+
+def test_a_cut_reset_is_not_checked(tmp_path):
+    """A reset the snaplen cut (its checksum cannot be computed) is read as it is."""
+    path = _refused_then_connected(tmp_path, 0x9999, snaplen=14 + 20 + 18)
+    a = analyze_file(path, load_rules())
+    assert ("REJ", "Sr") in _states(a), _states(a)
+    assert not [w for w in a.warnings if "checksum" in w], a.warnings
+
+
+def test_bad_reset_checksums_fast_and_slow_paths_agree(tmp_path):
+    """The decoder's fast and slow paths (and the compiled header decode) skip the same rows; a
+    tunnelled reset (GRE: the slow path) is checked against its inner addresses."""
+    from scapy.layers.inet import GRE
+    from pcapbuild import eth
+    from kscc_traffic.capture import decode as dec
+    from kscc_traffic.capture.files import read_frames
+    bad = eth(IP(src=CLOUD, dst=CLIENT) / TCP(sport=23101, dport=50000, flags="RA", seq=0, ack=1001, chksum=0x9999))
+    good = eth(IP(src=CLOUD, dst=CLIENT) / TCP(sport=23101, dport=50001, flags="R", seq=7))
+    inner_bad = eth(IP(src="10.0.0.1", dst="10.0.0.2") / GRE() / IP(src=CLOUD, dst=CLIENT)
+                    / TCP(sport=23101, dport=50002, flags="RA", seq=0, ack=5, chksum=0x1234))
+    inner_good = eth(IP(src="10.0.0.1", dst="10.0.0.2") / GRE() / IP(src=CLOUD, dst=CLIENT)
+                     / TCP(sport=23101, dport=50003, flags="RA", seq=0, ack=5))
+    path = tmp_path / "mix.pcap"
+    path.write_bytes(pcap_bytes([(1000 + i * 0.01, p) for i, p in enumerate((bad, good, inner_bad, inner_good))]))
+    frames = read_frames(path)
+    outs = []
+    for fast, compiled in ((True, True), (True, False), (False, True)):
+        old = dec._compiled
+        dec._compiled = compiled
+        try:
+            p = dec.decode(frames, fast=fast)
+        finally:
+            dec._compiled = old
+        outs.append((p["dport"].tolist(), p.stats.warnings))
+    assert outs[0] == outs[1] == outs[2], outs
+    assert outs[0][0] == [50001, 50003]
+    assert any("decode: 2 TCP resets with a wrong TCP checksum skipped" in w for w in outs[0][1]), outs[0][1]
