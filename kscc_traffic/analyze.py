@@ -28,6 +28,7 @@ from .names import NAME_COLUMNS, assign_names
 from .rules import RuleSet, load_rules
 from .stamps import mend_lone_stamps
 from .text import name_text, path_text
+from .timeorder import ties_by_uid
 from .unreachable import attach, attach_nat_quotes, find_errors, packet_evidence
 
 #: the flow table's columns (:class:`Columns`: name -> (dtype, unit, description))
@@ -865,7 +866,7 @@ class _WholeFile:
         lookups.warn(self.stats, self.name)
         nat.warn(self.stats, self.name)
         _note_duplicates(self.stats, self.name, self.duplicates, forwarded)
-        yield flows
+        yield ties_by_uid(flows)        # (flows of one time in order of uid, as the builtin engine's)
 
 
 def one_way_counts(flows: pd.DataFrame) -> np.ndarray:

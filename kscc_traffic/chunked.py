@@ -72,7 +72,7 @@ from .names import DNS_SLACK_NS, host_masks
 from .rules import RuleSet
 from .scans import OPEN_COLUMNS, ScanWatch
 from .stamps import LoneStamps
-from .timeorder import merge_in_time
+from .timeorder import merge_in_time, ties_by_uid
 
 __all__ = ["CHUNK_BYTES", "REORDER_NS", "ChunkedAnalysis"]
 
@@ -288,7 +288,8 @@ class ChunkedAnalysis:
         fin, self._fin = self._fin or Finisher(self.rules, self.name), None
         try:
             for flows, end in self._leaving():
-                yield from fin.put(flows, end)
+                # (flows of one time in order of uid, as the tshark engine's: timeorder.ties_by_uid)
+                yield from fin.put(ties_by_uid(flows), end)
                 del flows       # (not kept while the next batch is analysed)
             yield from fin.drain()
         finally:

@@ -238,3 +238,50 @@ def test_bad_reset_checksums_fast_and_slow_paths_agree(tmp_path):
     assert outs[0] == outs[1] == outs[2], outs
     assert outs[0][0] == [50001, 50003]
     assert any("decode: 2 TCP resets with a wrong TCP checksum skipped" in w for w in outs[0][1]), outs[0][1]
+
+
+# ---------------------------------------------------------------------------- flows of one time
+def _suffix_lookups(tmp_path):
+    """s57 bugs #4's capture: two lookups under a search suffix (NXDOMAIN), then an A and an AAAA
+    query sent at one instant (999.1 s), the A answered, the AAAA answered without data, and a
+    connection to the address."""
+    from scapy.layers.dns import DNS, DNSQR, DNSRR
+    from scapy.layers.inet import UDP
+    from pcapbuild import eth, tcp_session
+    c, r = "192.0.2.10", "192.0.2.53"
+
+    def q(t, port, tid, name, qtype):
+        return (t, eth(IP(src=c, dst=r) / UDP(sport=port, dport=53) / DNS(id=tid, rd=1, qd=DNSQR(qname=name, qtype=qtype))))
+
+    def a(t, port, tid, name, qtype, an=(), rcode=0):
+        return (t, eth(IP(src=r, dst=c) / UDP(sport=53, dport=port)
+                       / DNS(id=tid, qr=1, aa=1, rcode=rcode, qd=DNSQR(qname=name, qtype=qtype), an=list(an))))
+
+    long_ = "eu1.ksc.kaspersky.com.corp.example"
+    name = "eu1.ksc.kaspersky.com"
+    recs = [q(999.0, 41000, 1, long_, "A"), q(999.0, 41001, 2, long_, "AAAA"),
+            a(999.01, 41000, 1, long_, "A", rcode=3), a(999.01, 41001, 2, long_, "AAAA", rcode=3),
+            q(999.1, 41002, 3, name, "A"), q(999.1, 41003, 4, name, "AAAA"),
+            a(999.11, 41002, 3, name, "A", an=[DNSRR(rrname=name, type="A", rdata="203.0.113.10")]),
+            a(999.11, 41003, 4, name, "AAAA")]
+    recs += tcp_session((c, 50000), ("203.0.113.10", 23101), t0=1000.0, c_data=b"x" * 20, s_data=b"y" * 20)
+    path = tmp_path / "suffix.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    return path
+
+
+@needs_tshark
+def test_flows_of_one_time_come_in_one_order_from_both_engines(tmp_path):
+    """s57 bugs #4: the builtin engine wrote the lookups from 41002 then 41003 (started at one
+    instant), the tshark engine 41003 then 41002, every value equal: rows of one time are now in
+    order of their uid in both (and whole or chunked)."""
+    from kscc_traffic.analyze import analyze_files
+    path = _suffix_lookups(tmp_path)
+    runs = _runs(path, tshark=True)
+    rows = {m: list(zip(a.flows.ts_ns.tolist(), a.flows.uid.tolist(), a.flows.orig_p.tolist()))
+            for m, a in runs.items()}
+    assert rows["whole"] == rows["tshark"] == rows["chunked"], rows
+    tied = [r for r in rows["whole"] if r[0] == 999_100_000_000]
+    assert sorted(p for _, _, p in tied) == [41002, 41003]
+    assert [u for _, u, _ in tied] == sorted(u for _, u, _ in tied)
+    assert len(analyze_files([path]).flows) == 5
