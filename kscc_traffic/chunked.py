@@ -52,7 +52,7 @@ from .analyze import analyze_batch, capture_end, duplicates_note, one_way_counts
 from .idlesplits import IdleSplits
 from .lookups import LookupsWatch
 from .natpairs import NatWatch
-from .capture.decode import DecodeCounters, FcsClaim, decode, fcs_waiting
+from .capture.decode import DecodeCounters, FcsClaim, SumClaim, decode, fcs_waiting
 from .capture.filesets import iter_capture
 from .capture.frames import Frames, concat_frames
 from .capture.packets import Packets, short_payloads
@@ -342,6 +342,7 @@ class ChunkedAnalysis:
         went_idle = IdleSplits()            # open TCP connections that left idle: one may go on later
         shared = None                       # (carry, buffer): a joined chunk's buffer that starts with carry's
         fcs_claim = FcsClaim()              # the file's FCS claim taken as wrong or not: decided once
+        sum_claim = SumClaim()              # the file's TCP checksums taken as its packets' or not: decided once
 
         def then_end():
             # (no name here keeps a part handed out: the caller frees its bytes when done; the
@@ -426,7 +427,7 @@ class ChunkedAnalysis:
                 tail = full
                 continue
             mine = DecodeCounters()
-            pk = decode(frames, counters=mine, fcs_claim=fcs_claim)
+            pk = decode(frames, counters=mine, fcs_claim=fcs_claim, sum_claim=sum_claim)
             if not last:
                 wait = np.arange(cut, len(full))
                 if mine.open_fragments:
@@ -434,7 +435,7 @@ class ChunkedAnalysis:
                     # those) are decoded again with the next chunk, keeping their numbers
                     clock_now = _clock(recent_read) - REORDER_NS if len(recent_read) else None
                     now, held, pk, mine, dropped = _hold_fragments(full, now, pk, mine, clock_now,
-                                                                       fcs_claim=fcs_claim)
+                                                                       fcs_claim=fcs_claim, sum_claim=sum_claim)
                     self.fragments_not_held += dropped
                     if len(held):
                         frames = _take(full, now)
@@ -2105,7 +2106,7 @@ def _join(head: Frames | None, frames: Frames, prefix=b"") -> Frames:
 
 def _hold_fragments(full: Frames, now: np.ndarray, pk: Packets, mine: DecodeCounters,
                     clock: Optional[int], limit: Optional[int] = None,
-                    fcs_claim: Optional[FcsClaim] = None):
+                    fcs_claim: Optional[FcsClaim] = None, sum_claim: Optional[SumClaim] = None):
     """Take out of a chunk's decode the frames holding fragments of datagrams it left incomplete,
     so that they are decoded again with the next chunk (and reassembled there, or given up on as
     the whole-file decode does: the decoder's rows are the same, their frame numbers kept).
@@ -2153,5 +2154,5 @@ def _hold_fragments(full: Frames, now: np.ndarray, pk: Packets, mine: DecodeCoun
         now = np.setdiff1d(now, new, assume_unique=True)
         frames = _take(full, now)
         mine = DecodeCounters()
-        pk = decode(frames, counters=mine, fcs_claim=fcs_claim)
+        pk = decode(frames, counters=mine, fcs_claim=fcs_claim, sum_claim=sum_claim)
     return now, held, pk, mine, len(dropped)

@@ -285,3 +285,30 @@ def test_flows_of_one_time_come_in_one_order_from_both_engines(tmp_path):
     assert sorted(p for _, _, p in tied) == [41002, 41003]
     assert [u for _, u, _ in tied] == sorted(u for _, u, _ in tied)
     assert len(analyze_files([path]).flows) == 5
+
+
+def test_a_capture_whose_addresses_were_rewritten_keeps_its_resets(tmp_path):
+    """The guard: a capture whose addresses were rewritten (anonymised) without fixing the TCP
+    checksums has every checksum wrong, the SYN-ACK's and the data's too: its resets are not
+    checked (decode.SumClaim), the refusal stays a REJ flow, no warning; whole, chunked and the
+    tshark engine alike."""
+    from scapy.layers.l2 import Ether
+    path = _refused_then_connected(tmp_path, None)
+    from kscc_traffic.capture.files import read_frames
+    fr = read_frames(path)
+    recs = []
+    for i in range(len(fr)):
+        o, c = int(fr.offset[i]), int(fr.caplen[i])
+        pkt = Ether(bytes(fr.buf[o:o + c]))
+        keep = pkt[TCP].chksum
+        for side in ("src", "dst"):
+            a = getattr(pkt[IP], side)
+            setattr(pkt[IP], side, {CLIENT: "10.1.1.1", CLOUD: "10.2.2.2"}[a])
+        del pkt[IP].chksum
+        pkt[TCP].chksum = keep                 # (the IP header fixed, the TCP checksum not)
+        recs.append((int(fr.ts_ns[i]) / 1e9, pkt))
+    anon = tmp_path / "anon.pcap"
+    anon.write_bytes(pcap_bytes(recs))
+    for mode, a in _runs(anon, tshark=shutil.which("tshark") is not None).items():
+        assert ("REJ", "Sr") in _states(a), (mode, _states(a))
+        assert not [w for w in a.warnings if "checksum" in w], (mode, a.warnings)

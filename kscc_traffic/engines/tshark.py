@@ -177,6 +177,7 @@ import numpy as np
 
 from ..capture.files import TS_MAX_NS, TS_MIN_NS, TS_RANGE_TEXT, no_timestamp_note
 from ..capture.packets import PACKET_COLUMNS, Packets
+from ..capture.decode import SumClaim
 from ..capture._ipfrag import Reassembler
 from ..capture._slowpath import GENEVE_PORT, GRE_UDP_PORT, TZSP_PORT, SlowDecoder
 from ..capture.frames import LT_DAMAGED, LT_FCS
@@ -534,9 +535,12 @@ class PacketBuilder:
         #: frames skipped (also in ``malformed``) that the capture marks damaged
         #: (:data:`_DAMAGE_FLAGS`) / whose FCS does not match (:data:`_FCS_STATUS` 0)
         self.damaged_marked = 0
-        #: TCP resets skipped for a wrong checksum (the builtin decoder's
-        #: ``capture.decode.DecodeCounters.bad_reset_sum``)
-        self.bad_reset_sum = 0
+        #: whether the capture's TCP checksums are its packets' (the builtin decoder's
+        #: ``capture.decode.SumClaim``, counted on the first TCP segments here)
+        self.sums = SumClaim()
+        #: the rows of TCP resets whose checksum is wrong (dropped by :meth:`packets` when
+        #: :attr:`sums` trusts the checksums)
+        self._bad_sum_rows: list[int] = []
         self.fcs_mismatch = 0
         #: MPLS frames whose payload Wireshark read as an IPv4 header of a bogus length (also
         #: in ``malformed``): an Ethernet pseudowire without control word, most likely
@@ -708,6 +712,8 @@ class PacketBuilder:
                 self.tunnels[row["_tunnel"]] = self.tunnels.get(row["_tunnel"], 0) + 1
             row["frame"] = frame
             row["ts_ns"] = ts_ns
+            if row.get("_bad_sum"):
+                self._bad_sum_rows.append(len(self.rows["frame"]))
             for k in _COLS:
                 self.rows[k].append(row[k])
         return True
@@ -716,6 +722,10 @@ class PacketBuilder:
         """The rows added so far as :class:`Packets` (``buf``: the collected payload bytes,
         then one block of zeros that the rows whose bytes are not dissected point to)."""
         cols = {k: np.asarray(self.rows[k], dtype=PACKET_COLUMNS[k]) for k in _COLS}
+        if self.bad_reset_sum:          # (resets whose checksum is wrong: no rows)
+            keep = np.ones(len(cols["frame"]), bool)
+            keep[self._bad_sum_rows] = False
+            cols = {k: v[keep] for k, v in cols.items()}
         buf = bytes(self.buf)
         zeros = cols["pl_off"] == _ZEROS
         if zeros.any():
@@ -843,22 +853,29 @@ class PacketBuilder:
                 j += 1
         return j == ip_idx and j < len(protos) and protos[j] in _IP and _ip_fits(protos, f, j, room)
 
+    @property
+    def bad_reset_sum(self) -> int:
+        """TCP resets skipped for a wrong checksum (the builtin decoder's
+        ``capture.decode.DecodeCounters.bad_reset_sum``): none when the capture's checksums are
+        not taken as its packets' (:attr:`sums`)."""
+        return len(self._bad_sum_rows) if self.sums.trusted else 0
+
     @staticmethod
-    def _bad_reset_sum(f: Mapping[str, Sequence[str]], k: int, row: dict, hdr_len: int, plen: int,
-                       payload: bytes) -> bool:
-        """Whether the TCP reset of ``row`` (the ``k``-th TCP layer of frame ``f``, whole in it) has a
-        wrong checksum (:func:`kscc_traffic.capture.decode.tcp_checksum_state` -1): its segment rebuilt
-        from the fields (:func:`_segment_of`); False when it cannot be."""
+    def _sum_state(f: Mapping[str, Sequence[str]], k: int, row: dict, hdr_len: int, plen: int,
+                   payload: bytes) -> int | None:
+        """:func:`kscc_traffic.capture.decode.tcp_checksum_state` of the TCP segment of ``row``
+        (the ``k``-th TCP layer of frame ``f``, whole in it): its segment rebuilt from the fields
+        (:func:`_segment_of`); None when it cannot be."""
         from ..capture.decode import tcp_checksum_state
         seg = _segment_of(f, k, row, hdr_len, plen, payload)
         if seg is None:
-            return False
+            return None
         v6 = row["ipver"] == 6
         src = (row["src_hi"].to_bytes(8, "big") + row["src_lo"].to_bytes(8, "big") if v6
                else (row["src_lo"] & 0xFFFFFFFF).to_bytes(4, "big"))
         dst = (row["dst_hi"].to_bytes(8, "big") + row["dst_lo"].to_bytes(8, "big") if v6
                else (row["dst_lo"] & 0xFFFFFFFF).to_bytes(4, "big"))
-        return tcp_checksum_state(seg, src, dst) < 0
+        return tcp_checksum_state(seg, src, dst)
 
     def _row(self, protos: list[str], f: Mapping[str, Sequence[str]], start: int = 0,
              sub: int = -1) -> dict | None:
@@ -1125,11 +1142,16 @@ class PacketBuilder:
                     self._unseen(row, plen, 0)
                 else:
                     row["pl_off"], row["pl_cap"] = self._payload(data[:plen])
-            if row["tcp_flags"] & 0x04 and row["l4_sum"] > 0 and not reas and not beyond \
-                    and self._bad_reset_sum(f, k, row, hdr_len, plen, data if plen > 0 else b""):
-                # (the builtin decoder's capture.decode.bad_reset_checksums: a receiver drops it)
-                self.bad_reset_sum += 1
-                return None
+            if row["l4_sum"] > 0 and not reas and not beyond and (row["tcp_flags"] & 0x04 or not self.sums.decided):
+                # (the builtin decoder's capture.decode.bad_reset_checksums: a reset with a wrong
+                # checksum, skipped once the capture's checksums are taken as its packets' own)
+                state = self._sum_state(f, k, row, hdr_len, plen, data[:plen] if plen > 0 else b"")
+                if row["tcp_flags"] & 0x04:
+                    row["_bad_sum"] = state == -1
+                else:
+                    self.sums.looked += 1
+                    self.sums.right += state == 1
+                    self.sums.wrong += state == -1
         elif t == "udp" and proto == 17:
             k = protos[:j].count("udp")
             row["sport"] = _int(_at(f, "udp.srcport", k))
