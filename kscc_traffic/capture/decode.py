@@ -108,7 +108,8 @@ than the decoder reads (:func:`too_deep_note`; also in ``malformed``), encrypted
 also counted in ``non_ip``), tunnels (packets decoded as their inner packet, each frame once,
 by its outermost tunnel's kind: a tunnel whose payload was not IP or was malformed is not
 counted), overlapping fragments (IPv4: the first copy of each byte kept; IPv6: the datagram
-dropped whole, RFC 5722: :func:`overlap_dropped_note`) and unreassembled fragments, and IPsec ESP packets (rows of protocol 50, kept: their payload is
+dropped whole, RFC 5722: :func:`overlap_dropped_note`) and unreassembled fragments, TCP resets
+skipped for a wrong checksum (:func:`bad_reset_checksums`, :func:`bad_reset_sum_note`: no row), and IPsec ESP packets (rows of protocol 50, kept: their payload is
 encrypted, the connections inside cannot be seen; :func:`esp_note`). A damaged or cut shim or tunnel header is ``malformed`` (but a UDP tunnel's datagram
 whose inner packet the snaplen cut before its headers end is the outer UDP row, as Wireshark's
 conversations keep it); one that is
@@ -276,7 +277,8 @@ def decode(frames: Frames, *, fast: bool = True, counters: "DecodeCounters | Non
     Returns
     -------
     Packets
-        One row per IP datagram in frame order, columns as in
+        One row per IP datagram in frame order (but a TCP reset whose checksum is wrong:
+        :func:`bad_reset_checksums`), columns as in
         :data:`~kscc_traffic.capture.packets.PACKET_COLUMNS`; ``stats`` is a copy of
         ``frames.stats`` with the decoder's counters and warnings added. Never raises on bad
         packet data: undecodable frames are counted (``malformed``, ``non_ip``,
