@@ -21,13 +21,14 @@ from .capture.stats import ReadStats
 from .errors import CaptureAccessError, CaptureError, CaptureWarning, CorruptCapture
 from .classify import _JUDGE_COLUMNS, _RETRY_COLUMNS, CLASS_COLUMNS, TLS_SILENCE_S, classified, classify
 from .columns import Columns
-from .flows import (FIRST_IP_ID, FLOW_COLUMNS, IDLE_BEFORE, ORIG_TTL, RESP_TTL, VLAN_STACK, arrays_of, build_flows, label_index,
+from .flows import (FIRST_IP_ID, FLOW_COLUMNS, forwarded_copies, IDLE_BEFORE, ORIG_TTL, RESP_TTL, VLAN_STACK, arrays_of, build_flows, label_index,
                     repeated, resent, tcp_payload_bytes)
 from .inspect import APP_COLUMNS, DnsAnswers, StraySynAcks, add_stray_synacks, cloud_ports, dns_flows, inspect_flows
 from .names import NAME_COLUMNS, assign_names
 from .rules import RuleSet, load_rules
 from .stamps import mend_lone_stamps
 from .text import name_text, path_text
+from .timeorder import ties_by_uid
 from .unreachable import attach, attach_nat_quotes, find_errors, packet_evidence
 
 #: the flow table's columns (:class:`Columns`: name -> (dtype, unit, description))
@@ -841,8 +842,11 @@ class _WholeFile:
         steps = int(np.count_nonzero(t[1:] < t[:-1] - STEP_BACK_NS))
         jumps, largest, _ = jumps_forward(t)
         end = capture_end(int(ts.max()), self.stats) if ts is not None else None
-        flows, self.duplicates = analyze_packets(self.packets, self.rules, self.name, capture_end_ns=end,
-                                                 internal=True)
+        b = analyze_batch(self.packets, self.rules, self.name, capture_end_ns=end, observed_until_ns=end)
+        flows, self.duplicates = b.flows, b.duplicates
+        if b.internal is not None and len(b.internal.columns):
+            flows = pd.concat([b.flows, b.internal], axis=1)
+        forwarded = forwarded_copies(c, b.dup_of)
         one_way = one_way_counts(flows)
         from .natpairs import NatWatch
         nat = NatWatch()
@@ -861,8 +865,8 @@ class _WholeFile:
         lookups.add(flows)
         lookups.warn(self.stats, self.name)
         nat.warn(self.stats, self.name)
-        _note_duplicates(self.stats, self.name, self.duplicates)
-        yield flows
+        _note_duplicates(self.stats, self.name, self.duplicates, forwarded)
+        yield ties_by_uid(flows)        # (flows of one time in order of uid, as the builtin engine's)
 
 
 def one_way_counts(flows: pd.DataFrame) -> np.ndarray:
@@ -885,9 +889,27 @@ def one_way_counts(flows: pd.DataFrame) -> np.ndarray:
     return np.array([np.count_nonzero(tcp), np.count_nonzero(both), np.count_nonzero(seen)], np.int64)
 
 
-def _note_duplicates(stats: ReadStats, name: str, dups: int) -> None:
-    if dups:
-        stats.warn(f"{name}: {dups} duplicated frame{'s' if dups != 1 else ''} counted once")
+def duplicates_note(name: str, dups: int, forwarded: int = 0) -> str | None:
+    """The warning line about ``dups`` duplicated frames counted once in capture ``name`` (None
+    when ``dups`` is 0); ``forwarded`` of them (:func:`kscc_traffic.flows.forwarded_copies`) were
+    a packet the capturing host forwarded, captured arriving and leaving (a capture on a router
+    or firewall): the line says so, and that a reset is compared with the packets captured as it
+    was (:data:`kscc_traffic.inspect.SENT_KEY`)."""
+    if not dups:
+        return None
+    line = f"{name}: {dups} duplicated frame{'s' if dups != 1 else ''} counted once"
+    if forwarded:
+        line += (f" ({forwarded} of them packets the capturing host forwarded, captured as they came in and "
+                 "again as they left one hop lower: a capture on a router or firewall, tcpdump -i any; a TCP "
+                 "reset is compared with its sender's packets captured the same way, so that one the router "
+                 "sent itself is not taken for the server's)")
+    return line
+
+
+def _note_duplicates(stats: ReadStats, name: str, dups: int, forwarded: int = 0) -> None:
+    line = duplicates_note(name, dups, forwarded)
+    if line:
+        stats.warn(line)
 
 
 def analyze_files(paths, rules: RuleSet | None = None, engine: str = "builtin", *,

@@ -48,16 +48,16 @@ from typing import Callable, Iterator, Mapping, Optional
 import numpy as np
 import pandas as pd
 
-from .analyze import analyze_batch, capture_end, one_way_counts
+from .analyze import analyze_batch, capture_end, duplicates_note, one_way_counts
 from .idlesplits import IdleSplits
 from .lookups import LookupsWatch
 from .natpairs import NatWatch
-from .capture.decode import DecodeCounters, FcsClaim, decode, fcs_waiting
+from .capture.decode import DecodeCounters, FcsClaim, SumClaim, decode, fcs_waiting
 from .capture.filesets import iter_capture
 from .capture.frames import Frames, concat_frames
 from .capture.packets import Packets, short_payloads
 from .capture.stats import ReadStats
-from .flows import ACK, CLOSE_DELAY_NS, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, \
+from .flows import ACK, CLOSE_DELAY_NS, forwarded_copies, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, \
     RST, TCP, UDP, VLAN_STACK, arrays_of, broadcast_evidence, content_rows, dns_flows, history_plain, isin_texts
 from .inspect import (DNS_KEYS, REFUSED_WAIT, AddressTtls, StraySynAcks, address_ttls, cloud_openers, cloud_ports, dns_response_rows,
                       refused_hint, truncated_answer)
@@ -72,7 +72,7 @@ from .names import DNS_SLACK_NS, host_masks
 from .rules import RuleSet
 from .scans import OPEN_COLUMNS, ScanWatch
 from .stamps import LoneStamps
-from .timeorder import merge_in_time
+from .timeorder import merge_in_time, ties_by_uid
 
 __all__ = ["CHUNK_BYTES", "REORDER_NS", "ChunkedAnalysis"]
 
@@ -204,6 +204,8 @@ class ChunkedAnalysis:
     progress: Optional[Callable[[int], None]] = None
     stats: ReadStats = field(default_factory=ReadStats)
     duplicates: int = 0
+    #: of :attr:`duplicates`, the packets the capturing host forwarded (:func:`~kscc_traffic.flows.forwarded_copies`)
+    forwarded: int = 0
     #: most packets carried between two chunks (open flows), for the benchmark's figures
     max_carried: int = 0
     #: packets older than the capture's clock when they arrived (see :data:`REORDER_NS`)
@@ -286,7 +288,8 @@ class ChunkedAnalysis:
         fin, self._fin = self._fin or Finisher(self.rules, self.name), None
         try:
             for flows, end in self._leaving():
-                yield from fin.put(flows, end)
+                # (flows of one time in order of uid, as the tshark engine's: timeorder.ties_by_uid)
+                yield from fin.put(ties_by_uid(flows), end)
                 del flows       # (not kept while the next batch is analysed)
             yield from fin.drain()
         finally:
@@ -339,6 +342,7 @@ class ChunkedAnalysis:
         went_idle = IdleSplits()            # open TCP connections that left idle: one may go on later
         shared = None                       # (carry, buffer): a joined chunk's buffer that starts with carry's
         fcs_claim = FcsClaim()              # the file's FCS claim taken as wrong or not: decided once
+        sum_claim = SumClaim()              # the file's TCP checksums taken as its packets' or not: decided once
 
         def then_end():
             # (no name here keeps a part handed out: the caller frees its bytes when done; the
@@ -423,7 +427,7 @@ class ChunkedAnalysis:
                 tail = full
                 continue
             mine = DecodeCounters()
-            pk = decode(frames, counters=mine, fcs_claim=fcs_claim)
+            pk = decode(frames, counters=mine, fcs_claim=fcs_claim, sum_claim=sum_claim)
             if not last:
                 wait = np.arange(cut, len(full))
                 if mine.open_fragments:
@@ -431,7 +435,7 @@ class ChunkedAnalysis:
                     # those) are decoded again with the next chunk, keeping their numbers
                     clock_now = _clock(recent_read) - REORDER_NS if len(recent_read) else None
                     now, held, pk, mine, dropped = _hold_fragments(full, now, pk, mine, clock_now,
-                                                                       fcs_claim=fcs_claim)
+                                                                       fcs_claim=fcs_claim, sum_claim=sum_claim)
                     self.fragments_not_held += dropped
                     if len(held):
                         frames = _take(full, now)
@@ -518,6 +522,7 @@ class ChunkedAnalysis:
             ttls = address_ttls(batch.cols, ttls)
             openers = cloud_openers(batch.cols, ports, openers)
             self.duplicates += b.duplicates
+            self.forwarded += forwarded_copies(batch.cols, b.dup_of, copies)
             flows = b.flows
             final, closed, idle = ends["final"], ends["closed"], ends["idle"]
             leaving_rows = None     # (handed out once the batch is freed)
@@ -646,8 +651,7 @@ class ChunkedAnalysis:
                     f"once): {'their' if k != 1 else 'its'} datagrams were not reassembled. Give --chunk-mib "
                     "more than the file's size to reassemble them")
         if self.duplicates:
-            st.warn(f"{self.name}: {self.duplicates} duplicated frame{'s' if self.duplicates != 1 else ''} "
-                    "counted once")
+            st.warn(duplicates_note(self.name, self.duplicates, self.forwarded))
         self.stats = st
 
 
@@ -2102,7 +2106,7 @@ def _join(head: Frames | None, frames: Frames, prefix=b"") -> Frames:
 
 def _hold_fragments(full: Frames, now: np.ndarray, pk: Packets, mine: DecodeCounters,
                     clock: Optional[int], limit: Optional[int] = None,
-                    fcs_claim: Optional[FcsClaim] = None):
+                    fcs_claim: Optional[FcsClaim] = None, sum_claim: Optional[SumClaim] = None):
     """Take out of a chunk's decode the frames holding fragments of datagrams it left incomplete,
     so that they are decoded again with the next chunk (and reassembled there, or given up on as
     the whole-file decode does: the decoder's rows are the same, their frame numbers kept).
@@ -2150,5 +2154,5 @@ def _hold_fragments(full: Frames, now: np.ndarray, pk: Packets, mine: DecodeCoun
         now = np.setdiff1d(now, new, assume_unique=True)
         frames = _take(full, now)
         mine = DecodeCounters()
-        pk = decode(frames, counters=mine, fcs_claim=fcs_claim)
+        pk = decode(frames, counters=mine, fcs_claim=fcs_claim, sum_claim=sum_claim)
     return now, held, pk, mine, len(dropped)

@@ -97,6 +97,30 @@ _U32_SECONDS_CEIL_NS = (0xFFFFFFFF * 10**9, 0x1_0000_0000 * 10**9)
 NO_CLOCK_SPAN_NS = 10_000_000
 
 
+def forwarded_copies(cols: dict[str, np.ndarray], dup_of: np.ndarray | None,
+                     counted_before: np.ndarray | None = None) -> int:
+    """Of the duplicates ``dup_of`` marks (int64 array, one per row of the packet columns ``cols``:
+    the row of the packet each copies, -1 for the others; None: no duplicate), how many are a
+    packet the capturing host forwarded: captured as it arrived and again as it left (``l2_out``
+    differs: a Linux cooked capture's packet types 0 and 4, ``tcpdump -i any`` on a router or
+    firewall), its TTL (IPv6 hop limit) one lower as it left. Rows of ``counted_before`` (bool
+    array like ``dup_of``: copies counted by an earlier batch, :func:`build_flows`' ``copies``)
+    are not counted again. 0 without ``l2_out`` or ``ttl`` columns."""
+    if dup_of is None or "l2_out" not in cols or "ttl" not in cols:
+        return 0
+    cp = np.flatnonzero(dup_of >= 0)
+    if counted_before is not None and len(cp):
+        cp = cp[~counted_before[cp]]
+    if not len(cp):
+        return 0
+    og = dup_of[cp]
+    out, ttl = cols["l2_out"], cols["ttl"].astype(np.int64)
+    leaving = np.where(out[cp], cp, og)             # (the copy that left, the one that came in)
+    came = np.where(out[cp], og, cp)
+    fwd = (out[cp] != out[og]) & (ttl[leaving] >= 0) & (ttl[leaving] + 1 == ttl[came])
+    return int(np.count_nonzero(fwd))
+
+
 def no_clock(ts: np.ndarray) -> np.ndarray:
     """Bool array: each time (int64 epoch ns) is no clock reading but a value standing for
     none: 0 (the epoch: a NIC or tool that writes no time) or within the epoch's first

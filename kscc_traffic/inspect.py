@@ -809,13 +809,42 @@ class AddressTtls(Mapping):
         return AddressTtls(V[o], H[o], L[o], np.r_[t, ts[new]][o], np.r_[tt, ttl[new]][o])
 
 
+#: added to the IP version of a key of :func:`address_ttls`' table for the packets the capture records
+#: as sent by the capturing host (``l2_out``: a Linux cooked capture's packet type 4 OUTGOING; every
+#: packet of a link layer that records no destination, raw IP, alike): a host that forwards (a
+#: router, a firewall, captured with ``tcpdump -i any``) is captured receiving each packet and
+#: sending it again one hop lower, and a reset it sends itself leaves as the forwarded copies do; a
+#: reset is compared with its sender's packets captured the same way (break-it s57 real #2: the
+#: router's own reset, TTL 64 leaving, was compared with the server's packets arriving, 64, not
+#: leaving, 63, and called the server's own)
+SENT_KEY = 10
+
+
+def ttl_key_ver(ipver: np.ndarray, l2_out: np.ndarray | None) -> np.ndarray:
+    """The version part of :func:`address_ttls`' keys (int64 array): ``ipver`` (4 or 6, any int
+    array), plus :data:`SENT_KEY` where ``l2_out`` (bool array of the same length; None: no such
+    column, nothing added)."""
+    ver = np.asarray(ipver).astype(np.int64)
+    if l2_out is None:
+        return ver
+    return ver + SENT_KEY * np.asarray(l2_out, bool)
+
+
+def ip_version_of_key(ver: int) -> int:
+    """The IP version (4 or 6) of a key version of :func:`address_ttls` (:func:`ttl_key_ver`)."""
+    return int(ver) % SENT_KEY
+
+
 def address_ttls(cols: dict[str, np.ndarray], prior=None) -> AddressTtls:
     """The first TCP packet that is no reset nor SYN-ACK each source address sent, among the
     packets of ``cols`` (a :class:`Packets`' columns, any flow or none), merged with ``prior`` (the
     same from earlier batches of the capture, an :class:`AddressTtls` or a dict as it maps, or None: the
     earlier packet wins): an :class:`AddressTtls`, ``(ipver, src_hi, src_lo)`` (ints) ->
-    ``(ts_ns, ttl)`` of that packet (TTL, IPv6 hop limit). Packets without a known TTL (-1, or
-    no ``ttl`` column) are left out; at most :data:`MAX_TTL_ADDRESSES` addresses (the later ones
+    ``(ts_ns, ttl)`` of that packet (TTL, IPv6 hop limit). The packets the capture records as
+    sent by the capturing host (``l2_out``) are kept apart, under ``ipver +`` :data:`SENT_KEY`
+    (:func:`ttl_key_ver`; no ``l2_out`` column: all under ``ipver``): a forwarding host captures
+    each packet twice, arriving and leaving one hop lower. Packets without a known TTL (-1, or
+    no ``ttl`` column) are left out; at most :data:`MAX_TTL_ADDRESSES` keys (the later ones
     not added). What :func:`_refused_hints` compares a refused SYN's reset with. ``prior`` is
     not changed."""
     table = AddressTtls.of(prior)
@@ -829,8 +858,8 @@ def address_ttls(cols: dict[str, np.ndarray], prior=None) -> AddressTtls:
     if not len(at):
         return table
     # (one index for the five columns: a boolean mask is read again for each)
-    ver, hi, lo = (cols[k][at].astype(np.int64 if k == "ipver" else np.uint64, copy=False)
-                   for k in ("ipver", "src_hi", "src_lo"))
+    hi, lo = (cols[k][at].astype(np.uint64, copy=False) for k in ("src_hi", "src_lo"))
+    ver = ttl_key_ver(cols["ipver"][at], cols["l2_out"][at] if "l2_out" in cols else None)
     ts, ttl = cols["ts_ns"][at].astype(np.int64, copy=False), cols["ttl"][at].astype(np.int64, copy=False)
     head = _first_per_address(ver, hi, lo, ts)
     return table.merged(ver[head], hi[head], lo[head], ts[head], ttl[head])
@@ -1149,7 +1178,8 @@ def _senders_ttls(c: dict[str, np.ndarray], rows: np.ndarray) -> AddressTtls:
     mine = np.flatnonzero((c["proto"] == TCP) & ((c["tcp_flags"] & RST) == 0) & (c["ttl"] >= 0))
     mine = mine[np.isin(c["src_lo"][mine], np.unique(c["src_lo"][rows]))]
     mine = mine[np.isin(c["src_hi"][mine], np.unique(c["src_hi"][rows]))]
-    return address_ttls({k: c[k][mine] for k in ("proto", "tcp_flags", "ttl", "ipver", "src_hi", "src_lo", "ts_ns")})
+    return address_ttls({k: c[k][mine] for k in ("proto", "tcp_flags", "ttl", "ipver", "src_hi", "src_lo", "ts_ns",
+                                                 "l2_out") if k in c})
 
 
 def _earliest(here: AddressTtls, prior, key) -> tuple[np.ndarray, np.ndarray]:
@@ -1169,7 +1199,8 @@ def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None,
     """Per flow (object array of ``n`` texts, '' where none): for a TCP flow whose responder sent
     only resets (a SYN answered by a reset, Zeek's REJ), which device sent the reset, told by its
     TTL (IPv6: hop limit) against the first packet that is no reset the same address sent on any
-    flow, before or after the reset (:func:`address_ttls` of these packets and ``prior``: an ACK,
+    flow, before or after the reset, captured as the reset was (arriving, or leaving the
+    capturing host: :data:`SENT_KEY`) (:func:`address_ttls` of these packets and ``prior``: an ACK,
     data; no SYN-ACK, which a SYN proxy may have sent for the server with its own resets' TTL):
     :func:`refused_hint` (fewer hops, a firewall refusing the port; the same TTL, most likely the
     server's own stack; as many hops from another initial TTL, another device's stack). No hint
@@ -1180,7 +1211,9 @@ def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None,
 
     :param waiting: an object array of ``n`` (filled in place) or None: where the address sent
         nothing else in these packets nor ``prior`` (a refused flow whose reset has a TTL),
-        ``(ipver, src_hi, src_lo, ttl)`` of its reset (ints), for :func:`refused_hint_later`."""
+        ``(ver, src_hi, src_lo, ttl)`` of its reset (ints; ``ver`` the key version,
+        :func:`ttl_key_ver`: its sender's packets captured as it was are looked up), for
+        :func:`refused_hint_later`."""
     out = repeated("", n)
     c, pf = ft.packets.cols, ft.pkt_flow
     if "ttl" not in c or not n:
@@ -1198,7 +1231,9 @@ def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None,
         return out
     rows = rows[np.lexsort((rows, c["ts_ns"][rows], pf[rows]))]
     rows = rows[np.r_[True, pf[rows][1:] != pf[rows][:-1]]]      # each flow's first reset
-    ver = c["ipver"][rows].astype(np.int64)
+    # (compared with its sender's packets captured as it was: arriving, or leaving the capturing
+    # host, ttl_key_ver; a forwarding host's own reset leaves as the copies it forwards)
+    ver = ttl_key_ver(c["ipver"][rows], c["l2_out"][rows] if "l2_out" in c else None)
     key = (ver, c["src_hi"][rows].astype(np.uint64), c["src_lo"][rows].astype(np.uint64))
     # per reset, the earlier (time, TTL) of this batch's first packet of its sender and the
     # earlier batches' (_NO_ROW: no such packet)
@@ -1217,12 +1252,13 @@ def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None,
 
 def refused_hint(ver: int, ttl: int, ref: int) -> str:
     """The hint of a SYN answered by a reset of TTL (IPv6: hop limit) ``ttl`` from an address
-    whose first packet that is no reset came with ``ref`` (ints; ``ver`` 4 or 6): the same,
+    whose first packet that is no reset came with ``ref`` (ints; ``ver`` 4 or 6, or a key version
+    of :func:`address_ttls`, :func:`ttl_key_ver`): the same,
     :data:`REFUSED_OWN` (most likely the server's own answer); from fewer hops (:func:`_hops`),
     a device :data:`REFUSED_NEARER` (a firewall refusing the port); at the same distance from
     another initial value (255 against 128: another stack), a device too, :data:`REFUSED_OTHER`
     (break-it s55 dp #10); else '' (farther)."""
-    field_name = "hop limit" if ver == 6 else "TTL"
+    field_name = "hop limit" if ip_version_of_key(ver) == 6 else "TTL"
     if ttl == ref:
         return f"{REFUSED_OWN}{field_name} ({ttl}, as its packets on other connections): {REFUSED_OWN_MEANS}"
     h, h_ref = (int(x) for x in _hops(np.array([ttl, ref], np.int64)))
@@ -1284,7 +1320,7 @@ def _answered_in_place_hints(ft: FlowTable, n: int, prior=None) -> np.ndarray:
     start = np.full(len(ft.flows) + 1, np.iinfo(np.int64).max, np.int64)
     rows = np.flatnonzero(tcp & _member(pf, f, len(ft.flows)))
     np.minimum.at(start, pf[rows], c["ts_ns"][rows])
-    ver = c["ipver"][sa].astype(np.int64)
+    ver = ttl_key_ver(c["ipver"][sa], c["l2_out"][sa] if "l2_out" in c else None)
     key = (ver, c["src_hi"][sa].astype(np.uint64), c["src_lo"][sa].astype(np.uint64))
     ts_ref, t_ref = _earliest(_senders_ttls(c, sa), prior, key)
     said = (ts_ref < start[f]) & (t_ref >= 0) & (t_ref != _NO_ROW)
@@ -1292,7 +1328,7 @@ def _answered_in_place_hints(ft: FlowTable, n: int, prior=None) -> np.ndarray:
     # anycast site gives, fp s54 #3)
     said &= _hops(np.where(said, t_ref, 0)) - _hops(t_sa) >= np.where(r < 0, SYNACK_PLACE_HOPS, RESET_TTL_HOPS)
     for k in np.flatnonzero(said).tolist():
-        field_name = "hop limit" if int(ver[k]) == 6 else "TTL"
+        field_name = "hop limit" if ip_version_of_key(ver[k]) == 6 else "TTL"
         d = int(_hops(np.array([t_ref[k]]))[0] - _hops(np.array([t_sa[k]]))[0])
         if r[k] < 0:
             out[int(f[k])] = (f"{SYNACK_IN_PLACE}{field_name} {int(t_sa[k])}, the server's packets on an earlier "

@@ -4,7 +4,34 @@ from __future__ import annotations
 
 import pandas as pd
 
-__all__ = ["merge_in_time"]
+__all__ = ["merge_in_time", "ties_by_uid"]
+
+
+def ties_by_uid(flows: pd.DataFrame) -> pd.DataFrame:
+    """``flows`` (a flow table in time order of first packet: ``ts_ns`` int64, not decreasing; a
+    ``uid`` text column) with the rows of one ``ts_ns`` in order of their ``uid`` (which the flow's
+    key and the capture's name give, whatever the engine or the order the analysis found the flows
+    in: the builtin engine's held flows, DNS lookups answered without data, join a batch after the
+    others, the tshark engine's do not; s57 bugs #4); ``flows`` itself when no two rows share a
+    time (the usual case: no copy). Rows of different times keep their order; the index is a
+    fresh :class:`pandas.RangeIndex` when rows moved."""
+    import numpy as np
+
+    n = len(flows)
+    if n < 2 or "uid" not in flows.columns:
+        return flows
+    ts = flows["ts_ns"].to_numpy()
+    tie = ts[1:] == ts[:-1]
+    if not tie.any():
+        return flows
+    at = np.flatnonzero(np.r_[tie, False] | np.r_[False, tie])      # (rows sharing their time)
+    _, rank = np.unique(flows["uid"].to_numpy(dtype=object)[at].astype(str), return_inverse=True)
+    o = at[np.lexsort((rank, ts[at]))]
+    if (o == at).all():
+        return flows
+    perm = np.arange(n)
+    perm[at] = o
+    return flows.iloc[perm].reset_index(drop=True)
 
 
 def merge_in_time(flows: pd.DataFrame, rows: pd.DataFrame, *more: pd.DataFrame) -> pd.DataFrame:

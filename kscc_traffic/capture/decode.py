@@ -108,7 +108,8 @@ than the decoder reads (:func:`too_deep_note`; also in ``malformed``), encrypted
 also counted in ``non_ip``), tunnels (packets decoded as their inner packet, each frame once,
 by its outermost tunnel's kind: a tunnel whose payload was not IP or was malformed is not
 counted), overlapping fragments (IPv4: the first copy of each byte kept; IPv6: the datagram
-dropped whole, RFC 5722: :func:`overlap_dropped_note`) and unreassembled fragments, and IPsec ESP packets (rows of protocol 50, kept: their payload is
+dropped whole, RFC 5722: :func:`overlap_dropped_note`) and unreassembled fragments, TCP resets
+skipped for a wrong checksum (:func:`bad_reset_checksums`, :func:`bad_reset_sum_note`: no row), and IPsec ESP packets (rows of protocol 50, kept: their payload is
 encrypted, the connections inside cannot be seen; :func:`esp_note`). A damaged or cut shim or tunnel header is ``malformed`` (but a UDP tunnel's datagram
 whose inner packet the snaplen cut before its headers end is the outer UDP row, as Wireshark's
 conversations keep it); one that is
@@ -249,7 +250,7 @@ def _be(m: np.ndarray, col: int, fmt: str) -> np.ndarray:
 
 
 def decode(frames: Frames, *, fast: bool = True, counters: "DecodeCounters | None" = None,
-           fcs_claim: "FcsClaim | None" = None) -> Packets:
+           fcs_claim: "FcsClaim | None" = None, sum_claim: "SumClaim | None" = None) -> Packets:
     """Decode every frame down to IP and transport headers.
 
     Parameters
@@ -267,11 +268,17 @@ def decode(frames: Frames, *, fast: bool = True, counters: "DecodeCounters | Non
         When given (a capture decoded chunk by chunk), whether the file's FCS claim is taken as
         wrong is decided once, on the first frames checked, and kept for the following chunks
         (:class:`FcsClaim`), so the chunks read the frames as the whole file does.
+    sum_claim:
+        When given (a capture decoded chunk by chunk), whether the capture's TCP checksums are
+        its packets' is decided once, on its first TCP segments, and kept for the following chunks
+        (:class:`SumClaim`): a TCP reset whose checksum is wrong is skipped only then
+        (:func:`bad_reset_checksums`).
 
     Returns
     -------
     Packets
-        One row per IP datagram in frame order, columns as in
+        One row per IP datagram in frame order (but a TCP reset whose checksum is wrong:
+        :func:`bad_reset_checksums`), columns as in
         :data:`~kscc_traffic.capture.packets.PACKET_COLUMNS`; ``stats`` is a copy of
         ``frames.stats`` with the decoder's counters and warnings added. Never raises on bad
         packet data: undecodable frames are counted (``malformed``, ``non_ip``,
@@ -383,6 +390,9 @@ def decode(frames: Frames, *, fast: bool = True, counters: "DecodeCounters | Non
             result[k] = np.concatenate([result[k], mcols[k]])
         result = {k: v[order] for k, v in result.items()}
     result = {k: result[k] for k in PACKET_COLUMNS}
+    bad_sum = bad_reset_checksums(buf, off, cap, result, sum_claim)
+    if bad_sum.any():
+        result = {k: v[~bad_sum] for k, v in result.items()}
 
     stats.ip_packets = len(result["frame"])
     stats.non_ip += non_ip
@@ -391,6 +401,7 @@ def decode(frames: Frames, *, fast: bool = True, counters: "DecodeCounters | Non
         buf = b"".join((buf, bytes(sd.extra)))
     mine = counters if counters is not None else DecodeCounters()
     mine.add(sd, malformed, unsupported, esp_count(result, buf))
+    mine.bad_reset_sum += int(np.count_nonzero(bad_sum))
     if damaged is not None:
         mine.damaged_marked += marked
         mine.fcs_mismatch += mismatch
@@ -572,6 +583,158 @@ def damaged_note(marked: int, mismatch: int) -> str:
             "the good retransmission, when captured, is read)")
 
 
+def bad_reset_sum_note(k: int) -> str:
+    """The warning line (without the capture's name) for ``k`` TCP resets skipped for a wrong TCP
+    checksum (:func:`bad_reset_checksums`); both engines say it."""
+    return (f"decode: {k} TCP reset{'s' if k != 1 else ''} with a wrong TCP checksum skipped "
+            f"(the receiver drops such a segment, as Zeek does: bad_TCP_checksum; {'they' if k != 1 else 'it'} "
+            "refused or ended no connection)")
+
+
+#: TCP flags: RST
+_RST = 0x04
+
+
+def tcp_checksum_state(seg: bytes, src: bytes, dst: bytes) -> int:
+    """What the checksum of TCP segment ``seg`` (header and payload, whole) between addresses
+    ``src`` and ``dst`` (4 bytes each for IPv4, 16 for IPv6: the pseudo-header's, RFC 9293 §3.1,
+    RFC 8200 §8.1) says: 1 right; 0 not known to be wrong: 0 itself, or the sum of the pseudo-header
+    alone or its complement (what a sender offloading the checksum to its NIC leaves in the packets
+    captured on it, Linux's CHECKSUM_PARTIAL: not the bytes sent, nor a damage); -1 wrong."""
+    n = len(seg)
+    pseudo = src + dst + ((6).to_bytes(2, "big") + n.to_bytes(2, "big") if len(src) == 4
+                          else n.to_bytes(4, "big") + (6).to_bytes(4, "big"))
+
+    def ones(data: bytes) -> int:
+        if len(data) % 2:
+            data += b"\0"
+        v = int(np.frombuffer(data, ">u2").sum(dtype=np.uint64))
+        while v >> 16:
+            v = (v & 0xFFFF) + (v >> 16)
+        return v
+
+    if ones(pseudo + seg) == 0xFFFF:
+        return 1
+    field = int.from_bytes(seg[16:18], "big")
+    partial = ones(pseudo)
+    return 0 if field in (0, partial, partial ^ 0xFFFF) else -1
+
+
+#: TCP segments (no reset) whose checksums tell whether a capture's checksums are its packets'
+#: (:class:`SumClaim`): right ones at least as many as wrong ones among the first of them
+SUM_SAMPLE = 16
+#: TCP rows looked at for them at most (a host offloading its checksums: its own segments tell nothing)
+SUM_LOOK = 512
+
+
+class SumClaim:
+    """Whether a capture's TCP checksums are the ones its packets were sent with, decided once on
+    its first :data:`SUM_SAMPLE` TCP segments that are no reset and whose checksum is right or wrong
+    (:func:`tcp_checksum_state` 1 or -1; among its first :data:`SUM_LOOK` TCP rows), in frame
+    order, and carried from chunk to chunk (:func:`decode`'s ``sum_claim``) so a capture read in
+    chunks decides as the whole file does. A capture whose addresses were rewritten (anonymised)
+    without fixing the checksums has every one wrong: its resets are then not checked
+    (:func:`bad_reset_checksums`). ``right``, ``wrong``: the segments counted so far; ``looked``:
+    the rows looked at; ``upto``: the last frame looked at (a chunk's frames decoded again are
+    not counted twice)."""
+
+    __slots__ = ("right", "wrong", "looked", "upto")
+
+    def __init__(self) -> None:
+        self.right = self.wrong = self.looked = 0
+        self.upto = -1
+
+    @property
+    def decided(self) -> bool:
+        """Enough segments counted (or rows looked at) to decide."""
+        return self.right + self.wrong >= SUM_SAMPLE or self.looked >= SUM_LOOK
+
+    @property
+    def trusted(self) -> bool:
+        """The checksums are taken as the packets' own: right ones at least as many as wrong ones
+        (none of either: trusted)."""
+        return self.wrong <= self.right
+
+    def count(self, buf, off: np.ndarray, cap: np.ndarray, cols: dict[str, np.ndarray]) -> None:
+        """Count the TCP segments of ``cols`` (rows in frame order; ``buf``, ``off``, ``cap`` as
+        :func:`bad_reset_checksums`) after frame :attr:`upto` until :attr:`decided`."""
+        if self.decided or not len(cols["frame"]):
+            return
+        rows = np.flatnonzero((cols["proto"] == 6) & ((cols["tcp_flags"] & _RST) == 0) & (cols["l4_sum"] > 0)
+                              & (cols["payload_len"] >= 0) & ~cols["unreassembled"] & (cols["frame"] > self.upto))
+        for i in rows[:SUM_LOOK - self.looked].tolist():
+            self.looked += 1
+            self.upto = int(cols["frame"][i])
+            state = _segment_state(buf, off, cap, cols, i)
+            self.right += state == 1
+            self.wrong += state == -1
+            if self.decided:
+                break
+
+
+def _segment_state(buf, off: np.ndarray, cap: np.ndarray, cols: dict[str, np.ndarray], i: int) -> int | None:
+    """:func:`tcp_checksum_state` of the TCP segment of row ``i`` of ``cols`` (see
+    :func:`bad_reset_checksums`), None when it cannot be told: its header not found in its frame
+    by its ports, numbers, flags and checksum, or the segment not whole there."""
+    fr = int(cols["frame"][i])
+    o, c = int(off[fr]), int(cap[fr])
+    if o < 0 or c <= 0 or o + c > len(buf):
+        return None
+    data = bytes(buf[o:o + c])
+    key = (int(cols["sport"][i]).to_bytes(2, "big") + int(cols["dport"][i]).to_bytes(2, "big")
+           + int(cols["seq"][i]).to_bytes(4, "big") + int(cols["ack"][i]).to_bytes(4, "big"))
+    p = data.find(key)
+    if p < 0 or p + 20 > len(data):
+        return None
+    doff = (data[p + 12] >> 4) * 4
+    plen = int(cols["payload_len"][i])
+    if (doff < 20 or data[p + 13] != int(cols["tcp_flags"][i]) & 0xFF
+            or int.from_bytes(data[p + 16:p + 18], "big") != int(cols["l4_sum"][i])
+            or p + doff + plen > len(data)):
+        return None
+    if plen and int(cols["pl_off"][i]) != o + p + doff:
+        return None                     # (the payload is elsewhere: not this header's)
+    if int(cols["ipver"][i]) == 6:
+        src = int(cols["src_hi"][i]).to_bytes(8, "big") + int(cols["src_lo"][i]).to_bytes(8, "big")
+        dst = int(cols["dst_hi"][i]).to_bytes(8, "big") + int(cols["dst_lo"][i]).to_bytes(8, "big")
+    else:
+        src = (int(cols["src_lo"][i]) & 0xFFFFFFFF).to_bytes(4, "big")
+        dst = (int(cols["dst_lo"][i]) & 0xFFFFFFFF).to_bytes(4, "big")
+    return tcp_checksum_state(data[p:p + doff + plen], src, dst)
+
+
+def bad_reset_checksums(buf, off: np.ndarray, cap: np.ndarray, cols: dict[str, np.ndarray],
+                        claim: SumClaim | None = None) -> np.ndarray:
+    """Rows of the decoded columns ``cols`` (:data:`~.packets.PACKET_COLUMNS`, in frame order) that
+    are TCP resets whose checksum is wrong (:func:`tcp_checksum_state` -1): a bool array of the
+    rows. Only a reset is checked (a few rows), and only when its segment is in its frame whole
+    (``buf``: the frames' bytes; ``off``/``cap``: int64 arrays, per frame, its offset and captured
+    bytes): the TCP header is found in the frame by its ports, sequence and acknowledgement
+    numbers, flags and checksum (the columns'), and the frame's captured bytes hold the header and
+    the payload. A reset that is not (cut by a snaplen, in IP fragments, its header not found), or
+    whose checksum field is 0 or the pseudo-header's sum (checksum offload on the host that sent it:
+    the packets a host sends are captured before its NIC fills the checksum in), is never taken for
+    wrong; nor is any when the capture's other TCP segments are mostly wrong too (``claim``, a
+    :class:`SumClaim` carried from chunk to chunk, counted on these rows first; None: one of these
+    rows alone): its checksums are not the packets' (addresses rewritten). A receiver drops a
+    segment whose checksum is wrong (and Zeek does not analyse it, weird ``bad_TCP_checksum``), so
+    such a reset refused or ended no connection; the decoder skips it (:func:`decode`,
+    :attr:`DecodeCounters.bad_reset_sum`, :func:`bad_reset_sum_note`). Never raises on bad data."""
+    n = len(cols["frame"])
+    out = np.zeros(n, bool)
+    if not n:
+        return out
+    claim = claim if claim is not None else SumClaim()
+    claim.count(buf, off, cap, cols)
+    cand = np.flatnonzero((cols["proto"] == 6) & ((cols["tcp_flags"] & _RST) != 0) & (cols["l4_sum"] > 0)
+                          & (cols["payload_len"] >= 0) & ~cols["unreassembled"])
+    if not len(cand) or not claim.trusted:
+        return out
+    for i in cand.tolist():
+        out[i] = _segment_state(buf, off, cap, cols, i) == -1
+    return out
+
+
 def overlap_dropped_note(k: int) -> str:
     """The warning line (without the capture's name) for ``k`` IPv6 datagrams whose fragments
     overlapped, given up on as RFC 5722 says a receiver does."""
@@ -729,6 +892,8 @@ class DecodeCounters:
     fcs_absent: int = 0
     #: 802.11 fragments dropped, their MSDU never completed (also in ``non_ip``)
     dot11_frag_lost: int = 0
+    #: TCP resets skipped for a wrong TCP checksum (:func:`bad_reset_checksums`)
+    bad_reset_sum: int = 0
     #: frame indices (of the last decode call) holding fragments of datagrams still incomplete
     #: when its frames ran out: a chunked reader may decode them again with the next chunk
     open_fragment_frames: list = dc_field(default_factory=list)
@@ -759,6 +924,7 @@ class DecodeCounters:
         self.fcs_mismatch += other.fcs_mismatch
         self.fcs_absent += other.fcs_absent
         self.dot11_frag_lost += other.dot11_frag_lost
+        self.bad_reset_sum += other.bad_reset_sum
 
     def add(self, sd: SlowDecoder, malformed: int, unsupported: dict, esp: int = 0) -> None:
         """Count in one decode's figures: the slow path's (``sd``: tunnels and the rest), the
@@ -810,6 +976,8 @@ class DecodeCounters:
             out.append(fcs_absent_note(self.fcs_absent))
         if self.dot11_frag_lost:
             out.append(dot11_fragments_note(self.dot11_frag_lost))
+        if self.bad_reset_sum:
+            out.append(bad_reset_sum_note(self.bad_reset_sum))
         if other > 0:
             out.append(f"decode: {other} {'frame' if other == 1 else 'frames'} too short or inconsistent to decode "
                        "(malformed) skipped")

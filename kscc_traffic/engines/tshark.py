@@ -177,6 +177,7 @@ import numpy as np
 
 from ..capture.files import TS_MAX_NS, TS_MIN_NS, TS_RANGE_TEXT, no_timestamp_note
 from ..capture.packets import PACKET_COLUMNS, Packets
+from ..capture.decode import SumClaim
 from ..capture._ipfrag import Reassembler
 from ..capture._slowpath import GENEVE_PORT, GRE_UDP_PORT, TZSP_PORT, SlowDecoder
 from ..capture.frames import LT_DAMAGED, LT_FCS
@@ -237,7 +238,7 @@ FIELDS: list[str] = [
     "ipv6.opt.mipv6.home_address",
     "ah.next_header", "ah.length",
     "tcp.srcport", "tcp.dstport", "tcp.flags", "tcp.seq", "tcp.ack", "tcp.len", "tcp.payload",
-    "tcp.window_size_value", "tcp.hdr_len",
+    "tcp.window_size_value", "tcp.hdr_len", "tcp.urgent_pointer", "tcp.options",
     "udp.srcport", "udp.dstport", "udp.length", "udp.payload", "tcp.checksum", "udp.checksum",
     "icmp.checksum", "icmpv6.checksum",
     "icmp.type", "icmp.code", "icmpv6.type", "icmpv6.code", "data.data", "frame.len",
@@ -534,6 +535,12 @@ class PacketBuilder:
         #: frames skipped (also in ``malformed``) that the capture marks damaged
         #: (:data:`_DAMAGE_FLAGS`) / whose FCS does not match (:data:`_FCS_STATUS` 0)
         self.damaged_marked = 0
+        #: whether the capture's TCP checksums are its packets' (the builtin decoder's
+        #: ``capture.decode.SumClaim``, counted on the first TCP segments here)
+        self.sums = SumClaim()
+        #: the rows of TCP resets whose checksum is wrong (dropped by :meth:`packets` when
+        #: :attr:`sums` trusts the checksums)
+        self._bad_sum_rows: list[int] = []
         self.fcs_mismatch = 0
         #: MPLS frames whose payload Wireshark read as an IPv4 header of a bogus length (also
         #: in ``malformed``): an Ethernet pseudowire without control word, most likely
@@ -705,6 +712,8 @@ class PacketBuilder:
                 self.tunnels[row["_tunnel"]] = self.tunnels.get(row["_tunnel"], 0) + 1
             row["frame"] = frame
             row["ts_ns"] = ts_ns
+            if row.get("_bad_sum"):
+                self._bad_sum_rows.append(len(self.rows["frame"]))
             for k in _COLS:
                 self.rows[k].append(row[k])
         return True
@@ -713,6 +722,10 @@ class PacketBuilder:
         """The rows added so far as :class:`Packets` (``buf``: the collected payload bytes,
         then one block of zeros that the rows whose bytes are not dissected point to)."""
         cols = {k: np.asarray(self.rows[k], dtype=PACKET_COLUMNS[k]) for k in _COLS}
+        if self.bad_reset_sum:          # (resets whose checksum is wrong: no rows)
+            keep = np.ones(len(cols["frame"]), bool)
+            keep[self._bad_sum_rows] = False
+            cols = {k: v[keep] for k, v in cols.items()}
         buf = bytes(self.buf)
         zeros = cols["pl_off"] == _ZEROS
         if zeros.any():
@@ -839,6 +852,30 @@ class PacketBuilder:
                 room -= 4 * (protos[j] != "ethertype")
                 j += 1
         return j == ip_idx and j < len(protos) and protos[j] in _IP and _ip_fits(protos, f, j, room)
+
+    @property
+    def bad_reset_sum(self) -> int:
+        """TCP resets skipped for a wrong checksum (the builtin decoder's
+        ``capture.decode.DecodeCounters.bad_reset_sum``): none when the capture's checksums are
+        not taken as its packets' (:attr:`sums`)."""
+        return len(self._bad_sum_rows) if self.sums.trusted else 0
+
+    @staticmethod
+    def _sum_state(f: Mapping[str, Sequence[str]], k: int, row: dict, hdr_len: int, plen: int,
+                   payload: bytes) -> int | None:
+        """:func:`kscc_traffic.capture.decode.tcp_checksum_state` of the TCP segment of ``row``
+        (the ``k``-th TCP layer of frame ``f``, whole in it): its segment rebuilt from the fields
+        (:func:`_segment_of`); None when it cannot be."""
+        from ..capture.decode import tcp_checksum_state
+        seg = _segment_of(f, k, row, hdr_len, plen, payload)
+        if seg is None:
+            return None
+        v6 = row["ipver"] == 6
+        src = (row["src_hi"].to_bytes(8, "big") + row["src_lo"].to_bytes(8, "big") if v6
+               else (row["src_lo"] & 0xFFFFFFFF).to_bytes(4, "big"))
+        dst = (row["dst_hi"].to_bytes(8, "big") + row["dst_lo"].to_bytes(8, "big") if v6
+               else (row["dst_lo"] & 0xFFFFFFFF).to_bytes(4, "big"))
+        return tcp_checksum_state(seg, src, dst)
 
     def _row(self, protos: list[str], f: Mapping[str, Sequence[str]], start: int = 0,
              sub: int = -1) -> dict | None:
@@ -1105,6 +1142,16 @@ class PacketBuilder:
                     self._unseen(row, plen, 0)
                 else:
                     row["pl_off"], row["pl_cap"] = self._payload(data[:plen])
+            if row["l4_sum"] > 0 and not reas and not beyond and (row["tcp_flags"] & 0x04 or not self.sums.decided):
+                # (the builtin decoder's capture.decode.bad_reset_checksums: a reset with a wrong
+                # checksum, skipped once the capture's checksums are taken as its packets' own)
+                state = self._sum_state(f, k, row, hdr_len, plen, data[:plen] if plen > 0 else b"")
+                if row["tcp_flags"] & 0x04:
+                    row["_bad_sum"] = state == -1
+                else:
+                    self.sums.looked += 1
+                    self.sums.right += state == 1
+                    self.sums.wrong += state == -1
         elif t == "udp" and proto == 17:
             k = protos[:j].count("udp")
             row["sport"] = _int(_at(f, "udp.srcport", k))
@@ -1148,6 +1195,27 @@ class PacketBuilder:
         if fragment:            # (a first fragment Wireshark dissected: no payload all the same)
             row["pl_off"], row["pl_cap"] = -1, 0
         return row
+
+
+def _segment_of(f: Mapping[str, Sequence[str]], k: int, row: dict, hdr_len: int, plen: int,
+                payload: bytes) -> bytes | None:
+    """The bytes of the ``k``-th TCP segment of frame ``f`` (tshark's fields), rebuilt from its
+    fields (``row``: its ports, numbers, window and checksum as read; ``tcp.flags`` with the
+    reserved bits, ``tcp.urgent_pointer``, ``tcp.options``), ``hdr_len`` bytes of header and the
+    ``plen`` bytes of ``payload``; None when a part is missing (a field not shown, the options or
+    the payload not all there)."""
+    flags = _at(f, "tcp.flags", k)
+    urg = _at(f, "tcp.urgent_pointer", k)
+    if not flags or not urg or hdr_len < 20 or len(payload) != plen:
+        return None
+    opts = _hex(_at(f, "tcp.options", k)) if hdr_len > 20 else b""
+    if len(opts) != hdr_len - 20:
+        return None
+    word = ((hdr_len // 4) << 12) | (_int(flags, 0) & 0xFFF)
+    return b"".join((row["sport"].to_bytes(2, "big"), row["dport"].to_bytes(2, "big"),
+                     (row["seq"] & 0xFFFFFFFF).to_bytes(4, "big"), (row["ack"] & 0xFFFFFFFF).to_bytes(4, "big"),
+                     word.to_bytes(2, "big"), (row["tcp_win"] & 0xFFFF).to_bytes(2, "big"),
+                     row["l4_sum"].to_bytes(2, "big"), (_int(urg, 0) & 0xFFFF).to_bytes(2, "big"), opts, payload))
 
 
 def loop_families_text(fams: Mapping[int, int]) -> str:
@@ -2358,6 +2426,9 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
     if b.damaged_marked or b.fcs_mismatch:
         from ..capture.decode import damaged_note
         stats.warn(f"{name}: {damaged_note(b.damaged_marked, b.fcs_mismatch)}")
+    if b.bad_reset_sum:     # (in the builtin decoder's order: after the damaged frames)
+        from ..capture.decode import bad_reset_sum_note
+        stats.warn(f"{name}: {bad_reset_sum_note(b.bad_reset_sum)}")
     k = b.other_malformed
     if k > 0:               # (the builtin decoder's line: capture.decode.DecodeCounters.warnings)
         stats.warn(f"{name}: decode: {k} {'frame' if k == 1 else 'frames'} too short or inconsistent "

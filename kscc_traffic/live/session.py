@@ -68,7 +68,7 @@ import numpy as np
 import pandas as pd
 
 from ..analyze import COLUMNS, _schema, analyze_packets
-from ..inspect import StraySynAcks, address_ttls, cloud_openers, cloud_ports
+from ..inspect import SENT_KEY, StraySynAcks, address_ttls, cloud_openers, cloud_ports
 from ..capture.packets import PACKET_COLUMNS, Packets
 from ..classify import END_MARGIN_S, TLS_SILENCE_S, classify, note_auth_rounds
 from ..flows import (_SEQ_TRUST, ACK, DEFAULT_IDLE_NS, DNS_IDLE_NS, DNS_PORTS, FIN, ICMP, ICMP6, IDLE_TIMEOUT_NS, RST, SYN, TCP, UDP,
@@ -1101,7 +1101,9 @@ class LiveSession:
             except ValueError:
                 out.append(f)
                 continue
-            if key in self._ttls or waiting >= self.MAX_REFUSED_WAITING:
+            # (its sender's packets captured arriving or leaving this host: inspect.SENT_KEY)
+            sent_key = (key[0] + SENT_KEY, *key[1:])
+            if key in self._ttls or sent_key in self._ttls or waiting >= self.MAX_REFUSED_WAITING:
                 f.dirty = True          # (its sender's packet may have come since it was analysed)
                 out.append(f)
             else:
