@@ -2033,7 +2033,10 @@ def _who_closed(row: dict, state: str, certs: list[str], pinned: bool = False) -
     without it: ``resp_bytes``): bytes it sent only after the client's reset answered nothing
     the client had (break-it 23 F5). ``pinned``: the server is the network's own
     (:data:`PINNED_OPENER`): a certificate refused silently is said as not the one the agent keeps
-    (:data:`PINNED_SILENT`), not a TLS-inspecting proxy's, unless an inspection product issued it."""
+    (:data:`PINNED_SILENT`), not a TLS-inspecting proxy's, unless an inspection product issued it.
+    A certificate seen in a server's flight whose bytes were never acknowledged whole (``mtu_hint``
+    about the server's bytes: a path-MTU black hole, the hint appended to the detail) gets no guess
+    at why it was refused: the client never had it (break-it real s57 #6)."""
     close = str(row.get("tls_close") or "").split()
     if len(close) < 2 or close[0] not in ("client", "server"):
         return ""
@@ -2078,7 +2081,12 @@ def _who_closed(row: dict, state: str, certs: list[str], pinned: bool = False) -
         flight = (f"the server's last flight (its certificate, for {certs[0]}{by}, seen)" if certs
                   else "the server's last answer")
         why = ""
-        if certs:
+        if certs and str(row.get("mtu_hint") or "").startswith("the server's "):
+            # (the server's flight was never acknowledged whole, segments of it lost on the way, a
+            # path-MTU black hole: the client never had the certificate the capture holds, so its
+            # silence refused none; the hint, appended, says so; break-it real s57 #6)
+            pass
+        elif certs:
             public = public_ca(issuer)
             named = row.get("sni") or row.get("dns_name") or ""
             why = (": how an agent refuses a certificate it does not trust without saying so ("
