@@ -241,7 +241,8 @@ def test_a_reset_one_hop_farther_than_the_synack_is_still_the_servers(tmp_path, 
 
 # --- #6: a certificate in a server flight the client never acknowledged ---------------------------
 
-def test_a_certificate_in_a_flight_never_acknowledged_is_no_silent_refusal(tmp_path):
+@pytest.mark.parametrize("v6", [False, True], ids=["v4", "v6"])
+def test_a_certificate_in_a_flight_never_acknowledged_is_no_silent_refusal(tmp_path, v6):
     """Seen where the server is (a router's server-side interface): its flight's first full-size
     segment, holding the certificate, sent again and again, never acknowledged, the smaller later
     one acknowledged (a duplicate acknowledgement); the client closes 12 s later. The client never
@@ -252,15 +253,15 @@ def test_a_certificate_in_a_flight_never_acknowledged_is_no_silent_refusal(tmp_p
     hello, flight = parts[0][1], b"".join(d for side, d in parts[1:] if side == "s")
     big = 1200
     assert len(flight) > big + 100, len(flight)
-    recs = _conn([("c", hello)], close=False)
+    recs = _conn([("c", hello)], v6=v6, close=False)
     c, s, t = 1001 + len(hello), 5001, 101.0
 
     def dn(at, data, seq):
-        pkt = ip_of(CLOUD[False], AGENT[False]) / TCP(sport=23101, dport=50000, flags="PA", seq=seq, ack=c) / data
+        pkt = ip_of(CLOUD[v6], AGENT[v6]) / TCP(sport=23101, dport=50000, flags="PA", seq=seq, ack=c) / data
         recs.append((at, bytes(eth(pkt, src=SERVER_MAC, dst=CLIENT_MAC))))
 
     def up(at, flags):
-        recs.append((at, bytes(eth(ip_of(AGENT[False], CLOUD[False]) / TCP(sport=50000, dport=23101, flags=flags,
+        recs.append((at, bytes(eth(ip_of(AGENT[v6], CLOUD[v6]) / TCP(sport=50000, dport=23101, flags=flags,
                                                                              seq=c, ack=s)))))
     dn(t, flight[:big], s)
     dn(t + .001, flight[big:], s + big)
@@ -268,7 +269,7 @@ def test_a_certificate_in_a_flight_never_acknowledged_is_no_silent_refusal(tmp_p
     for n in range(5):
         dn(t + .2 * 2 ** n, flight[:big], s)
     up(t + 12, "FA")
-    path = write(tmp_path, recs, name="mtu.pcap")
+    path = write(tmp_path, recs, name=f"mtu{int(v6)}.pcap")
     r = _tls_row(_engines_agree(path))
     assert (r.verdict, r.reason) == ("blocked", "tls_failed")
     assert r.detail.startswith("TLS handshake aborted: the client closed the connection (FIN, "), r.detail
