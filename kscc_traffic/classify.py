@@ -1722,7 +1722,9 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool,
         # (a certificate for another name, from no TLS-inspection product's CA, refused: an inspecting
         # proxy mints one for the name asked, so the agent most likely reached another server; from a
         # public CA surely; break-it real s57 #4, advised as TLS inspection)
-        return "blocked", "tls_failed", other_server_text(detail, issuer, f"{INTERCEPTED_ABORTED} ({why})")
+        no_sni = not asked and not unread and row.get("service") in _SSL_SERVICES and not row.get("payload_cut") \
+            and not row.get("start_lost")
+        return "blocked", "tls_failed", other_server_text(detail, issuer, f"{INTERCEPTED_ABORTED} ({why})", no_sni)
     if why:
         return "blocked", "tls_intercepted", f"{detail}; {INTERCEPTED_ABORTED} ({why}){INTERCEPTED_NO_WAY}"
     return "unexpected", "tls_intercepted", detail
@@ -1747,7 +1749,7 @@ OTHER_SERVER_WHY = ("a wrong DNS answer or hosts-file entry, a NAT or port forwa
 OTHER_SERVER_NOT_PROXY = "a TLS-inspecting proxy presents a certificate for the name asked, made by its own CA"
 
 
-def other_server_text(detail: str, issuer: str, aborted: str) -> str:
+def other_server_text(detail: str, issuer: str, aborted: str, no_sni: bool = False) -> str:
     """The detail of a TLS handshake aborted (``aborted``: ``the handshake was aborted (client:
     bad_certificate (42))``) on a certificate for another name than the one asked (``detail``:
     ``certificate for www.example.com presented for eu1.ksc.kaspersky.com``) issued by no
@@ -1756,7 +1758,10 @@ def other_server_text(detail: str, issuer: str, aborted: str) -> str:
     (:data:`OTHER_SERVER`, :data:`OTHER_SERVER_WHY`); from another CA, a private one, most likely so,
     or a device on the path answering with its own certificate (a captive portal, a filter's block
     page); either way not a TLS-inspecting proxy re-signing the connection, which keeps the name
-    (:data:`OTHER_SERVER_NOT_PROXY`). Ends with :data:`INTERCEPTED_NO_WAY`."""
+    (:data:`OTHER_SERVER_NOT_PROXY`). ``no_sni``: the ClientHello, read whole, carried no server
+    name (the name asked is the one resolved): said too, a server hosting several names answering
+    with its default one (:data:`NO_SNI_MEANS`; a public CA's such certificate is told by
+    :func:`_interception` before). Ends with :data:`INTERCEPTED_NO_WAY`."""
     public = public_ca(issuer)
     if public:
         said = (f"{detail}, issued by {_bounded(issuer)} (a public CA, {public}, not a TLS-inspection product): "
@@ -1766,6 +1771,8 @@ def other_server_text(detail: str, issuer: str, aborted: str) -> str:
         said = (f"{detail}{by}: most likely {OTHER_SERVER} ({OTHER_SERVER_WHY}), or a device on the path "
                 f"answered with its own certificate (a captive portal, a filter's block page); "
                 f"{OTHER_SERVER_NOT_PROXY}")
+    if no_sni:
+        said += f"; the ClientHello carried no SNI (server name): {NO_SNI_MEANS}"
     return f"{said}; {aborted}{INTERCEPTED_NO_WAY}"
 
 

@@ -279,3 +279,20 @@ def test_a_certificate_in_a_flight_never_acknowledged_is_no_silent_refusal(tmp_p
         r.detail
     assert "refuses a certificate" not in r.detail and "TLS-inspecting proxy" not in r.detail
     assert "path-MTU black hole" in _fix(analyze_file(path, RULES).flows)
+
+
+@pytest.mark.parametrize("sni", ["", SNI])
+def test_no_sni_and_a_private_cas_certificate_for_another_name_says_both(sni):
+    """Without an SNI (the name asked is the one resolved), a private CA's certificate for another
+    name: another server, most likely, and the missing SNI said too (a server hosting several
+    names answers with its default one); with one, not said."""
+    from kscc_traffic.classify import NO_SNI_MEANS, _interception
+    row = {"sni": sni, "dns_name": SNI, "cert_issuer": "CN=Corp Issuing CA,O=Corp", "service": "ssl",
+           "tls_alert": "client: bad_certificate (42)", "tls_established": False, "conn_state": "SF", "partial": False}
+    verdict, reason, detail = _interception(row, ["default.example"], "", False)
+    assert (verdict, reason) == ("blocked", "tls_failed")
+    assert detail.startswith(f"certificate for default.example presented for {SNI}{'' if sni else ' (from DNS)'}, "
+                             "issued by CN=Corp Issuing CA,O=Corp (a CA neither public nor a TLS-inspection "
+                             "product's): most likely the agent reached another server"), detail
+    assert (f"; the ClientHello carried no SNI (server name): {NO_SNI_MEANS}; the handshake was aborted" in detail) \
+        == (not sni), detail
