@@ -23,7 +23,9 @@ Verdicts and reasons (first match wins, in this order):
   after a public CA's certificate for the name asked (:func:`public_ca`: the agent's root
   certificates or clock, :func:`_untrusted_public`, not a proxy), and any certificate alert in
   TLS 1.3, whose certificate is encrypted (:data:`TLS13_HIDDEN`: a proxy's or the server's own
-  cannot be told). ``tls_intercepted`` (below) whose
+  cannot be told); and a certificate for another name than the one asked, issued by no
+  TLS-inspection product's CA, that the client refused (:func:`other_server_text`: another server
+  answered, not an inspecting proxy, which keeps the name). ``tls_intercepted`` (below) whose
   handshake was aborted (:func:`_interception`: the client refused the inspecting proxy's
   certificate) is ``blocked`` too: the agent cannot connect. ``wrong_source``: a UDP DNS query
   nothing answered whose answer came from another address than the one asked (a multihomed
@@ -1627,7 +1629,12 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool,
     ``pinned``: the rule's server is the network's own (:data:`PINNED_OPENER`, a distribution
     point): a certificate not for the name asked is the rule there, and one the client refuses is
     told as not the certificate the agent keeps (:data:`PINNED_REFUSED`, ``tls_failed``), unless
-    an inspection product issued it."""
+    an inspection product issued it.
+
+    A certificate for another name refused (the handshake aborted) from no inspection product's CA
+    (public, or private and unknown) is ``blocked``/``tls_failed``, :func:`other_server_text`: an
+    inspecting proxy mints one for the name asked, so another server answered (break-it real s57
+    #4); accepted, it stays ``unexpected``/``tls_intercepted``."""
     asked = row.get("sni") or ""
     if asked and is_ip_literal(asked):
         # (an address in the SNI names no host, RFC 6066 3: what a client dialling an address
@@ -1686,7 +1693,7 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool,
     if not detail and hello and alert.startswith("client:") and alert.endswith(_CERT_REFUSALS):
         # (out of date or revoked for the client: a proxy's certificate so, or the device's clock or
         # revocation check; the certificate from no public CA: break-it s56 v6 #2)
-        how = (": out of date for the client (its clock wrong?), and from a CA that is no public one: a "
+        how = (f"{CERT_DATED}, and from a CA that is no public one: a "
                "TLS-inspecting proxy's?" if alert.endswith(_CERT_EXPIRED) else
                ": revoked, as the client's revocation check found, and from a CA that is no public one: a "
                "TLS-inspecting proxy's?" if alert.endswith(_CERT_REVOKED) else
@@ -1711,9 +1718,62 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool,
             f"the ClientHello carried no SNI (server name): the server answered with its default certificate, for "
             f"{certs[0]} (issued by {_bounded(issuer)}, a public CA), not for {row.get('dns_name')} (from DNS), "
             f"and the handshake was aborted ({why}): {NO_SNI_MEANS}")
+    if why and not product and not target and certs and detail.startswith("certificate for "):
+        # (a certificate for another name, from no TLS-inspection product's CA, refused: an inspecting
+        # proxy mints one for the name asked, so the agent most likely reached another server; from a
+        # public CA surely; break-it real s57 #4, advised as TLS inspection)
+        no_sni = not asked and not unread and row.get("service") in _SSL_SERVICES and not row.get("payload_cut") \
+            and not row.get("start_lost")
+        return "blocked", "tls_failed", other_server_text(detail, issuer, f"{INTERCEPTED_ABORTED} ({why})", no_sni)
     if why:
         return "blocked", "tls_intercepted", f"{detail}; {INTERCEPTED_ABORTED} ({why}){INTERCEPTED_NO_WAY}"
     return "unexpected", "tls_intercepted", detail
+
+
+#: what the detail of a TLS handshake the client aborted as out of date (certificate_expired) on a
+#: certificate from no public CA says of it (``tls_intercepted``: a TLS-inspecting proxy's?); the
+#: report advises the agent's clock first for such flows (:func:`.report.dated_count`; break-it
+#: real s57 #4)
+CERT_DATED = ": out of date for the client (its clock wrong?)"
+
+
+#: what the detail of a TLS handshake aborted on a certificate for another name than the one asked,
+#: issued by no TLS-inspection product's CA, says (``tls_failed``: :func:`other_server_text`; the
+#: report counts such flows by it, :func:`.report.cert_counts`, and advises checking where the name
+#: leads, not TLS inspection)
+OTHER_SERVER = "the agent reached another server than the one it asked for"
+#: ... what such a server may be
+OTHER_SERVER_WHY = ("a wrong DNS answer or hosts-file entry, a NAT or port forward to another host, a load "
+                    "balancer's or web server's default certificate")
+#: ... and why not an inspecting proxy
+OTHER_SERVER_NOT_PROXY = "a TLS-inspecting proxy presents a certificate for the name asked, made by its own CA"
+
+
+def other_server_text(detail: str, issuer: str, aborted: str, no_sni: bool = False) -> str:
+    """The detail of a TLS handshake aborted (``aborted``: ``the handshake was aborted (client:
+    bad_certificate (42))``) on a certificate for another name than the one asked (``detail``:
+    ``certificate for www.example.com presented for eu1.ksc.kaspersky.com``) issued by no
+    TLS-inspection product's CA (``issuer``, the ``cert_issuer`` text, escaped; :func:`inspection_product`
+    found none): from a public CA (:func:`public_ca`) the agent reached another server
+    (:data:`OTHER_SERVER`, :data:`OTHER_SERVER_WHY`); from another CA, a private one, most likely so,
+    or a device on the path answering with its own certificate (a captive portal, a filter's block
+    page); either way not a TLS-inspecting proxy re-signing the connection, which keeps the name
+    (:data:`OTHER_SERVER_NOT_PROXY`). ``no_sni``: the ClientHello, read whole, carried no server
+    name (the name asked is the one resolved): said too, a server hosting several names answering
+    with its default one (:data:`NO_SNI_MEANS`; a public CA's such certificate is told by
+    :func:`_interception` before). Ends with :data:`INTERCEPTED_NO_WAY`."""
+    public = public_ca(issuer)
+    if public:
+        said = (f"{detail}, issued by {_bounded(issuer)} (a public CA, {public}, not a TLS-inspection product): "
+                f"{OTHER_SERVER} ({OTHER_SERVER_WHY}, a captive portal); {OTHER_SERVER_NOT_PROXY}")
+    else:
+        by = f", issued by {_bounded(issuer)} (a CA neither public nor a TLS-inspection product's)" if issuer else ""
+        said = (f"{detail}{by}: most likely {OTHER_SERVER} ({OTHER_SERVER_WHY}), or a device on the path "
+                f"answered with its own certificate (a captive portal, a filter's block page); "
+                f"{OTHER_SERVER_NOT_PROXY}")
+    if no_sni:
+        said += f"; the ClientHello carried no SNI (server name): {NO_SNI_MEANS}"
+    return f"{said}; {aborted}{INTERCEPTED_NO_WAY}"
 
 
 #: what a ClientHello without SNI answered by another name's certificate from a public CA means
@@ -2033,7 +2093,10 @@ def _who_closed(row: dict, state: str, certs: list[str], pinned: bool = False) -
     without it: ``resp_bytes``): bytes it sent only after the client's reset answered nothing
     the client had (break-it 23 F5). ``pinned``: the server is the network's own
     (:data:`PINNED_OPENER`): a certificate refused silently is said as not the one the agent keeps
-    (:data:`PINNED_SILENT`), not a TLS-inspecting proxy's, unless an inspection product issued it."""
+    (:data:`PINNED_SILENT`), not a TLS-inspecting proxy's, unless an inspection product issued it.
+    A certificate seen in a server's flight whose bytes were never acknowledged whole (``mtu_hint``
+    about the server's bytes: a path-MTU black hole, the hint appended to the detail) gets no guess
+    at why it was refused: the client never had it (break-it real s57 #6)."""
     close = str(row.get("tls_close") or "").split()
     if len(close) < 2 or close[0] not in ("client", "server"):
         return ""
@@ -2078,7 +2141,12 @@ def _who_closed(row: dict, state: str, certs: list[str], pinned: bool = False) -
         flight = (f"the server's last flight (its certificate, for {certs[0]}{by}, seen)" if certs
                   else "the server's last answer")
         why = ""
-        if certs:
+        if certs and str(row.get("mtu_hint") or "").startswith("the server's "):
+            # (the server's flight was never acknowledged whole, segments of it lost on the way, a
+            # path-MTU black hole: the client never had the certificate the capture holds, so its
+            # silence refused none; the hint, appended, says so; break-it real s57 #6)
+            pass
+        elif certs:
             public = public_ca(issuer)
             named = row.get("sni") or row.get("dns_name") or ""
             why = (": how an agent refuses a certificate it does not trust without saying so ("
@@ -2194,6 +2262,12 @@ OLD_TLS_VERSIONS = ("SSL 3.0", "TLS 1.0", "TLS 1.1")
 ALERT_RECORD_BYTES = 7
 
 
+#: what the detail of a TLS handshake the server's side ended with protocol_version says (after the
+#: alert, ": " before it): no version offered was one it accepts; the report advises the agent's TLS
+#: settings or an old device answering in the server's place, not TLS inspection (break-it real s57 #7)
+VERSION_REFUSED = "the server's side accepts none of the TLS versions the client offered"
+
+
 def _old_version_note(row: dict, why: str) -> str:
     """``why`` (the alert that aborted a TLS handshake: ``tls_alert``) with what a
     ``protocol_version`` alert means where the capture shows it: the client's, after a
@@ -2232,7 +2306,7 @@ def _old_version_note(row: dict, why: str) -> str:
                 "and 1.1 are deprecated, RFC 8996; the documented servers do not answer so): an old TLS-inspecting "
                 "proxy or firewall answering in the server's place, most likely")
     if why.startswith("server:"):
-        return f"{why}: the server's side accepts none of the TLS versions the client offered"
+        return f"{why}: {VERSION_REFUSED}"
     return why
 
 
@@ -3645,12 +3719,16 @@ INSPECTION_CAS: tuple[tuple[str, str], ...] = (
 
 #: words a CA's own name uses for what it is for, whatever product runs it (an organisation's
 #: "Muster AG SSL Inspection Root", Palo Alto's "Forward-Trust" CA an admin names after the
-#: company): markers as :data:`INSPECTION_CAS`' are, hyphens and underscores read as spaces
-#: ("SSL-Inspection"); none is in a public CA's name
+#: company, "Corp Inspection CA"): markers as :data:`INSPECTION_CAS`' are, hyphens and underscores
+#: read as spaces ("SSL-Inspection"); none is in a public CA's name. (A CA so named marks a
+#: certificate for another name as an inspecting device's own, not another server's: break-it
+#: real s57 #4, :func:`other_server_text`.)
 INSPECTION_WORDS: tuple[str, ...] = (
     "ssl inspection", "tls inspection", "https inspection", "deep inspection", "ssl decryption",
     "tls decryption", "https decryption", "ssl decrypt", "tls decrypt", "ssl interception",
     "tls interception", "https interception", "ssl intercept", "tls intercept", "forward trust",
+    "inspection ca", "inspection root", "inspection intermediate", "inspection issuing", "inspection subca",
+    "inspection sub ca",
 )
 _INSPECTION_WORDS_RE = re.compile(r"(?<![a-z0-9])(?:" + "|".join(map(re.escape, INSPECTION_WORDS)) + r")(?![a-z0-9])")
 #: the product an :data:`INSPECTION_WORDS` CA is named as (after "issued by …:", "from …")

@@ -577,8 +577,18 @@ def _first_close(ft: FlowTable, flows: np.ndarray, server_only: bool = False) ->
 #: hops by which a TCP reset's TTL (hop limit) must differ from its sender's first packet's for
 #: :func:`_reset_hints` to name another device as its sender: one connection keeps its path (ECMP
 #: hashes the 5-tuple), and an endpoint's stack sends its resets with the TTL of its other packets;
-#: a route change of a hop or two is left alone
+#: a route change of a hop or two is left alone where the reset came from farther (a longer way
+#: back); from nearer, one hop is enough (:data:`RESET_NEARER_HOPS`)
 RESET_TTL_HOPS = 3
+#: hops by which a TCP reset must have come from nearer than its sender's own packet on the same
+#: connection (its SYN-ACK, its data nearest before; :func:`_hops`) for :func:`_reset_hints` to name
+#: a device on the path as its sender: the endpoint's stack sends its reset with the TTL of its other
+#: packets, over the route they took (one 5-tuple, ECMP keeps it; the reset comes within the same
+#: connection), so a reset from even one hop nearer was sent between the capture point and that
+#: endpoint: an IPS or firewall resetting it (a REJ's reset is told from one hop too,
+#: :func:`refused_hint`; break-it real s57 #5: a reset 1 hop nearer than the SYN-ACK right after
+#: the ClientHello was "the server reset the connection")
+RESET_NEARER_HOPS = 1
 
 
 def _hops(ttl: np.ndarray) -> np.ndarray:
@@ -596,7 +606,8 @@ def _reset_hints(ft: FlowTable, n: int) -> np.ndarray:
     analysis, chunked or live, keeps), else, when it sent none before, with its first packet (the
     SYN, the SYN-ACK; the first packet and the first RST of each direction are kept too, so all
     analyses give the same answer): when that packet is no RST and the two TTLs (IPv6: hop limits)
-    differ by :data:`RESET_TTL_HOPS` or more, the hint gives both values, and says whether that
+    differ by :data:`RESET_TTL_HOPS` or more, or the reset came from :data:`RESET_NEARER_HOPS` or
+    more hops nearer (:func:`_hops`), the hint gives both values, and says whether that
     side went on sending data after the reset. When the server's SYN-ACK's TTL differs as much
     from its data's and says it came from nearer (:func:`_hops`: a SYN proxy, a firewall answering
     the handshake for the server, break-it 24 F5), the hint says so too, also when the reset is
@@ -647,7 +658,8 @@ def _reset_hints(ft: FlowTable, n: int) -> np.ndarray:
     near &= ~odd | proxy
     ref = np.where(near, data, h)
     t_ref = ttl[ref].astype(np.int64)
-    keep = ~rst[ref] & (t_rst >= 0) & (t_ref >= 0) & (np.abs(t_rst - t_ref) >= RESET_TTL_HOPS)
+    keep = ~rst[ref] & (t_rst >= 0) & (t_ref >= 0) & (
+        (np.abs(t_rst - t_ref) >= RESET_TTL_HOPS) | (_hops(t_ref) - _hops(t_rst) >= RESET_NEARER_HOPS))
     # the originator's first packet sent with a traceroute probe's TTL (tcptraceroute's SYN with TTL
     # 3, answered by time exceeded): its own stack's reset after it carries its usual TTL
     keep &= ~((g % 2 == 0) & (ref == h) & (t_ref >= 1) & (t_ref <= TRACEROUTE_MAX_TTL))

@@ -27,6 +27,7 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
 from .addresses import endpoint_text
 from .classify import ANSWERED_ELSEWHERE, DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, DP_PATH_REFUSED, PROXY_CREDENTIALS_REFUSED, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
     IDLE_GOES_ON, PATH_RESET, SESSION_GONE, STALLED, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNREAD, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
+    OTHER_SERVER, VERSION_REFUSED, CERT_DATED, \
     _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED, DNS_LOST_FRAGMENTS, FRAGS_LOST, TUNNEL_EMPTY, \
     SHARED_PORTS_BELOW, ksc_only
 from .classify import _ABSOLUTE, _str_codes
@@ -653,7 +654,21 @@ def mtu_holed(detail: str, reason: str, icmp: str = "") -> bool:
         note and note in detail for note in (too_big_note(icmp), reassembly_note(icmp)))
 
 
-def cert_counts(details, reasons) -> tuple[int, int, int, int, int]:
+#: how many kinds :func:`cert_counts` counts (the length of its tuple, ``bl_cert``)
+CERT_KINDS = 7
+#: ``bl_cert`` counting none
+NO_CERTS: tuple[int, ...] = (0,) * CERT_KINDS
+
+
+def other_server(detail: str) -> bool:
+    """Whether a ``tls_failed`` flow's ``detail`` (str) is that of a handshake aborted on a
+    certificate for another name than the one asked, from no TLS-inspection product's CA
+    (:func:`kscc_traffic.classify.other_server_text`: it starts ``certificate for`` and says
+    :data:`~kscc_traffic.classify.OTHER_SERVER`)."""
+    return detail.startswith("certificate for ") and OTHER_SERVER in detail
+
+
+def cert_counts(details, reasons) -> tuple[int, ...]:
     """Of blocked flows (their ``detail`` and ``reason`` texts, two equal-length sequences), how
     many ``tls_failed`` ones the client ended on the server's own certificate from a public CA
     (detail :data:`~kscc_traffic.classify.UNTRUSTED_PUBLIC`), how many on a certificate TLS 1.3
@@ -667,9 +682,14 @@ def cert_counts(details, reasons) -> tuple[int, int, int, int, int]:
     :data:`~kscc_traffic.classify.CERT_REQUIRED`), and how many the client ended on a distribution
     point's certificate that is not the one it keeps (detail holding
     :data:`~kscc_traffic.classify.PINNED_REFUSED` or :data:`~kscc_traffic.classify.PINNED_SILENT`):
-    ``(public, hidden, client, client_hidden, pinned)``, for :func:`cert_fix` (break-it net 33 F6,
-    newcomer 36 F3, s55 dp #3: such flows were advised as a proxy's TLS inspection)."""
-    public = hidden = client = client_hidden = pinned = 0
+    how many the client ended on a certificate for another name than the one asked from no
+    TLS-inspection product's CA (:func:`other_server`: another server answered) and how many the
+    server's side ended accepting none of the TLS versions offered (detail holding ``": "`` and
+    :data:`~kscc_traffic.classify.VERSION_REFUSED`):
+    ``(public, hidden, client, client_hidden, pinned, other, versions)``
+    (:data:`CERT_KINDS` of them), for :func:`cert_fix` (break-it net 33 F6, newcomer 36 F3, s55 dp
+    #3, real s57 #4 and #7: such flows were advised as a proxy's TLS inspection)."""
+    public = hidden = client = client_hidden = pinned = other = versions = 0
     for d, r in zip(details, reasons):
         if str(r).split(",")[0] != "tls_failed":
             continue
@@ -684,7 +704,11 @@ def cert_counts(details, reasons) -> tuple[int, int, int, int, int]:
             pinned += 1
         elif TLS13_HIDDEN in d or ONE_WAY_CERT in d or CERT_UNSEEN in d or CERT_UNREAD in d:
             hidden += 1
-    return public, hidden, client, client_hidden, pinned
+        elif other_server(d):
+            other += 1
+        elif f": {VERSION_REFUSED}" in d:
+            versions += 1
+    return public, hidden, client, client_hidden, pinned, other, versions
 
 
 #: what the advice says to check of a server that requires a client certificate and refused the
@@ -702,9 +726,12 @@ def cert_fix(r, bl_cert: tuple[int, ...], alone: bool = False) -> str:
     seen (TLS <= 1.2), and TLS inspection as well where TLS 1.3 hid it (a TLS-inspecting proxy
     cannot present the agent's certificate). Each kind's part starts with how many flows it is
     about ("2 of them: ") unless ``alone`` (they are all the blocked flows, of one kind); '' when
-    ``bl_cert`` counts none."""
-    public, hidden, client, client_hidden, pinned = (tuple(bl_cert) + (0, 0, 0, 0, 0))[:5]
-    alone = alone and sum(1 for x in (public, hidden, client, client_hidden, pinned) if x) == 1
+    ``bl_cert`` counts none. A certificate for another name from no inspection product's CA: where
+    the name leads and which server answered (:data:`OTHER_SERVER_FIX`); the server's side
+    accepting none of the TLS versions offered: the agent's TLS settings or an old device answering
+    in the server's place (:data:`VERSION_FIX`)."""
+    public, hidden, client, client_hidden, pinned, other, versions = (tuple(bl_cert) + NO_CERTS)[:CERT_KINDS]
+    alone = alone and sum(1 for x in (public, hidden, client, client_hidden, pinned, other, versions) if x) == 1
     mask = r.host_mask or "the documented servers"
     roots = ("check the agent's root certificates (DigiCert Global Root G2 among them, for the cloud's DigiCert "
              "certificates) and its system time; the page documents TCP 80 to *.digicert.com for checking the "
@@ -735,7 +762,35 @@ def cert_fix(r, bl_cert: tuple[int, ...], alone: bool = False) -> str:
                      "requires a client certificate does (certificate_required; see each flow's detail): "
                      f"{CLIENT_CERT_FIX}; TLS 1.3 hides the request and the agent's answer: if a TLS-inspecting "
                      f"proxy is in the path, it cannot present the agent's certificate: exclude {mask} from inspection")
+    if other:
+        parts.append(("" if alone else f"{other} of them: ") + OTHER_SERVER_FIX.format(mask=mask))
+    if versions:
+        parts.append(("" if alone else f"{versions} of them: ")
+                     + (VERSION_FIX_DP if r.opener == PINNED_OPENER else VERSION_FIX.format(mask=mask)))
     return "; ".join(parts)
+
+
+#: the advice for a TLS handshake the client aborted on a certificate for another name, from no
+#: TLS-inspection product's CA (:func:`other_server`): another server answered ({mask}: the rule's
+#: host mask); break-it real s57 #4
+OTHER_SERVER_FIX = ("the server that answered presented a certificate for another name (see each flow's detail): "
+                    "the agent reached another server than the one it asked for ({mask}), not through TLS "
+                    "inspection: check what the name resolves to on the agent (its DNS server's answer, the hosts "
+                    "file) and which server answers at that address (a NAT or port forward to another host, a load "
+                    "balancer's default certificate, a captive portal or block page)")
+#: the advice for a TLS handshake the server's side ended accepting none of the TLS versions the
+#: agent offered (detail :data:`~kscc_traffic.classify.VERSION_REFUSED`); break-it real s57 #7
+VERSION_FIX = ("the server's side accepted none of the TLS versions the agent offered (see each flow's detail): "
+               "check the agent's TLS settings (TLS 1.2 and 1.3 enabled: a policy or registry setting may disable "
+               "them, an old operating system may lack them), then any proxy or firewall answering in the server's "
+               "place with other TLS versions (an old one: update it, or let the agent's TLS to {mask} through "
+               "it uninspected); not the firewall's ports")
+#: ... on a distribution point's port (:data:`~kscc_traffic.classify.PINNED_OPENER`: the server is the
+#: network's own, an old Network Agent there refusing a newer agent's versions, or the other way round)
+VERSION_FIX_DP = ("the distribution point accepted none of the TLS versions the agent offered (see each flow's "
+                  "detail): update the older of the two Network Agents (the distribution point's or this one), and "
+                  "check the agent's TLS settings (TLS 1.2 and 1.3 enabled) and any device between that answers in "
+                  "the distribution point's place; not the firewall's ports")
 
 
 #: how the ``icmp_unreachable`` detail of a router that cannot deliver reads (ICMP network/host
@@ -1621,9 +1676,10 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    un_elsewhere: tuple[int, tuple[str, ...]] = (0, ()),
                    bl_redirect: dict[str, int] | None = None, un_console: int = 0, ok_other_cast: int = 0,
                    ok_other_kind: str = "",
-                   bl_cert: tuple[int, ...] = (0, 0, 0, 0, 0), ok_partial: int = 0,
+                   bl_cert: tuple[int, ...] = NO_CERTS, ok_partial: int = 0,
                    bl_restarted: tuple[int, str] = (0, ""), bl_host: int = 0, bl_local: int = 0,
-                   bl_idle: int = 0, bl_path: int = 0, bl_lost: int = 0, bl_stalled: tuple[int, int, int] = (0, 0, 0)) -> dict:
+                   bl_idle: int = 0, bl_path: int = 0, bl_lost: int = 0, bl_stalled: tuple[int, int, int] = (0, 0, 0),
+                   bl_dated: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -1712,10 +1768,14 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     (newcomer 30 F6); a unicast to the multicast port is such a datagram too (break-it s56 v6 #7);
     ``ok_other_kind`` what they were sent as (:func:`other_cast_kind`; '': the other group kind).
 
+    ``bl_dated``: of the blocked ``tls_intercepted`` ones, those the client refused as out of date
+    (:func:`dated_count`): the advice adds the agent's clock (:func:`dated_note`).
+
     ``bl_mtu``: of the blocked ``tls_failed`` ones, those whose detail tells of a path-MTU black
     hole (:data:`MTU_HOLE`): advised :data:`MTU_FIX`, not a proxy or TLS inspection.
-    ``bl_cert``: of the blocked ``tls_failed`` ones, ``(public, hidden, client, client_hidden, pinned)`` ended
-    by the client on the server's certificate, or by the server on the client's (:func:`cert_counts`):
+    ``bl_cert``: of the blocked ``tls_failed`` ones, ``(public, hidden, client, client_hidden, pinned, other,
+    versions)`` ended by the client on the server's certificate, or by the server on the client's
+    or on what the client offered (:func:`cert_counts`):
     advised :func:`cert_fix`, the agent's own certificate for the latter; for the former the agent's root
     certificates and clock (and, TLS 1.3 hiding the certificate, TLS inspection too).
     ``bl_dp_way``: of the blocked ones (a distribution point's purpose), those refused by an ICMP
@@ -1810,12 +1870,12 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open, nothing to "
                "open in the firewall), then the TLS handshake was aborted on a TLS-inspecting proxy's certificate "
                f"(see each flow's detail): tls_intercepted: {REASON_TEXT['tls_intercepted']}"
-               + (f" ({r.host_mask})" if r.host_mask else ""))
+               + (f" ({r.host_mask})" if r.host_mask else "") + dated_note(bl_dated, bl_icpt))
     elif status == "blocked" and bl == bl_tls and bl != proxied:
         # the TCP handshakes completed: the port is open, something in the path ended the TLS
         fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
                f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open), then the "
-               f"TLS handshake failed: {_tls_failed_text(r)}" + _intercepted_note(bl_icpt))
+               f"TLS handshake failed: {_tls_failed_text(r)}" + _intercepted_note(bl_icpt, bl_dated))
         if bl_mtu and bl_mtu == bl and not bl_icpt:
             # the TLS failed because the server's large segments never arrived (break-it v6 32)
             fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
@@ -2374,11 +2434,33 @@ def _once(blocked_fix: str, bl: int, un_fix: str) -> str:
                     f"one{'s' if bl != 1 else ''} (see there)", un_fix)
 
 
-def _intercepted_note(k: int) -> str:
+def _intercepted_note(k: int, dated: int = 0) -> str:
     """The note on ``k`` blocked flows of a TLS failure's advice that aborted on a TLS-inspecting
-    proxy's certificate ('' when none)."""
-    return (f" ({k} of them aborted on a TLS-inspecting proxy's certificate: exclude these names from inspection)"
-            if k else "")
+    proxy's certificate ('' when none), ``dated`` of them refused as out of date (:func:`dated_note`)."""
+    return (f" ({k} of them aborted on a TLS-inspecting proxy's certificate: exclude these names from inspection"
+            f"{dated_note(dated, k)})" if k else "")
+
+
+def dated_count(details, reasons) -> int:
+    """Of blocked flows (their ``detail`` and ``reason`` texts, two equal-length sequences), how
+    many ``tls_intercepted`` ones the client refused as out of date (certificate_expired), a
+    certificate from no public CA (detail holding :data:`~kscc_traffic.classify.CERT_DATED`)."""
+    return sum(1 for d, r in zip(details, reasons)
+               if str(r).split(",")[0] == "tls_intercepted" and CERT_DATED in str(d))
+
+
+def dated_note(k: int, n: int = 0) -> str:
+    """What the advice on ``n`` TLS-inspecting proxies' certificates adds for ``k`` of them the
+    client refused as out of date (:func:`dated_count`; '' when none): the agent's clock first,
+    which makes every certificate out of date when wrong, then the certificate itself (break-it
+    real s57 #4: the advice was the inspection's alone)."""
+    if not k:
+        return ""
+    who = "it was" if k == n == 1 else f"{'both' if k == n == 2 else 'all' if k == n else k} of them " \
+        + ("was" if k == 1 else "were")
+    return (f"; {who} refused as out of date (see each flow's detail): check the agent's system time and time "
+            "synchronisation first (a wrong clock makes every certificate out of date); else the certificate "
+            "itself is: the inspecting device's (renew its CA or certificate), or another server's, not the cloud's")
 
 
 class ProxyPaths(NamedTuple):
@@ -3527,9 +3609,10 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         un_inbound = 0
         bl_handshake = bl_cut = bl_host = bl_local = bl_idle = bl_path = bl_lost = 0
         bl_stalled = (0, 0, 0)
+        bl_dated = 0
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
         bl_route = bl_http = un_vendor = bl_mtu = bl_route_own = bl_dp_way = bl_elsewhere = 0
-        bl_cert = (0, 0, 0, 0, 0)
+        bl_cert = NO_CERTS
         bl_icmp: dict[str, int] = {}
         http_statuses: tuple[str, ...] = ()
         bl_redirect: dict[str, int] = {}
@@ -3619,6 +3702,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     bl_idle = sum(1 for x in details if str(x).startswith(IDLE_GOES_ON))
                     bl_path = sum(1 for x in details if str(x).startswith(PATH_RESET))
                     bl_stalled = stalled_counts(details, reason[at][v == "blocked"].tolist())
+                    bl_dated = dated_count(details, reason[at][v == "blocked"].tolist())
                     bl_dp_way = sum(1 for x in details if DP_PATH_REFUSED in str(x))
                     bl_elsewhere = sum(1 for x in details if str(x).startswith(ANSWERED_ELSEWHERE))
                     # (the ICMP advice from the icmp_unreachable column: names quoted in a detail
@@ -3667,7 +3751,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    ok_partial=ok_partial,
                                    bl_restarted=restarts.said(r.id) if bl_refused[1] or bl_reset[0] else (0, ""),
                                    bl_host=bl_host, bl_local=bl_local, bl_idle=bl_idle, bl_path=bl_path,
-                                   bl_stalled=bl_stalled,
+                                   bl_stalled=bl_stalled, bl_dated=bl_dated,
                                    bl_lost=bl_lost))
     no_ksc = bool(len(flows)) and not any_ksc(flows, rules)
     if no_ksc:
@@ -3854,6 +3938,7 @@ class TableSummary:
         self.bl_idle: dict[str, int] = {}        # purpose -> blocked flows going on after an idle time, unanswered
         self.bl_path: dict[str, int] = {}        # purpose -> blocked flows that worked, reset by a device (PATH_RESET)
         self.bl_stalled: dict[str, tuple[int, int, int]] = {}   # purpose -> blocked flows that stalled or whose session was gone (stalled_counts)
+        self.bl_dated: dict[str, int] = {}       # purpose -> blocked tls_intercepted flows refused as out of date (dated_count)
         self.bl_lost: dict[str, int] = {}        # purpose -> blocked flows whose SYN-ACKs never got back (SYNACK_LOST)
         self.bl_cut: dict[str, int] = {}         # purpose -> blocked no_answer flows the capture's end cut short
         self.bl_closed: dict[str, int] = {}      # purpose -> blocked flows: port unreachable from the destination
@@ -4079,10 +4164,13 @@ class TableSummary:
                                | detail.str.contains(CERT_REQUIRED, regex=False)
                                | detail.str.contains(CLIENT_CERT_ASKED, regex=False)
                                | detail.str.contains(PINNED_REFUSED, regex=False)
-                               | detail.str.contains(PINNED_SILENT, regex=False))]
+                               | detail.str.contains(PINNED_SILENT, regex=False)
+                               | (detail.str.startswith("certificate for ")
+                                  & detail.str.contains(OTHER_SERVER, regex=False))
+                               | detail.str.contains(f": {VERSION_REFUSED}", regex=False))]
             for p, g in certs.groupby("purpose", sort=False):
                 new = cert_counts(detail[g.index].tolist(), g["reason"].tolist())
-                had = self.bl_cert.get(p, (0, 0, 0, 0, 0))
+                had = self.bl_cert.get(p, NO_CERTS)
                 self.bl_cert[p] = tuple(a + b for a, b in zip(had, new))
             if detail.str.contains("by ICMP", regex=False).any():
                 for p, g in blocked.groupby("purpose", sort=False):
@@ -4125,6 +4213,9 @@ class TableSummary:
                     a, b = refused_counts(g.tolist())
                     x, y = self.bl_refused.get(p, (0, 0))
                     self.bl_refused[p] = (x + a, y + b)
+            dated = blocked[detail.str.contains(CERT_DATED, regex=False)]
+            for p, g in dated.groupby("purpose", sort=False):
+                self.bl_dated[p] = self.bl_dated.get(p, 0) + dated_count(detail[g.index].tolist(), g["reason"].tolist())
             stalled = blocked[detail.str.startswith(STALLED) | detail.str.contains(SESSION_GONE, regex=False)]
             for p, g in stalled.groupby("purpose", sort=False):
                 new = stalled_counts(detail[g.index].tolist(), g["reason"].tolist())
@@ -4290,7 +4381,7 @@ class TableSummary:
                                        un_console=self.un_console.get(r.id, 0),
                                        ok_other_cast=self.ok_other_cast.get(r.id, 0),
                                        ok_other_kind=" or ".join(sorted(self.ok_other_kinds.get(r.id, set()) - {""})),
-                                       bl_cert=self.bl_cert.get(r.id, (0, 0, 0, 0, 0)),
+                                       bl_cert=self.bl_cert.get(r.id, NO_CERTS),
                                        ok_partial=self.ok_partial.get(r.id, 0),
                                        bl_restarted=self.restarts.said(r.id)
                                        if self.bl_refused.get(r.id, (0, 0))[1] or self.bl_reset.get(r.id, 0)
@@ -4298,6 +4389,7 @@ class TableSummary:
                                        bl_host=self.bl_host.get(r.id, 0), bl_local=self.bl_local.get(r.id, 0),
                                        bl_idle=self.bl_idle.get(r.id, 0), bl_path=self.bl_path.get(r.id, 0),
                                        bl_stalled=self.bl_stalled.get(r.id, (0, 0, 0)),
+                                       bl_dated=self.bl_dated.get(r.id, 0),
                                        bl_lost=self.bl_lost.get(r.id, 0)))
         no_ksc = bool(self.no_ksc_headline(rules))
         if no_ksc:

@@ -130,12 +130,13 @@ def test_tls13_certificate_alert_is_no_proof_of_interception(tmp_path):
 
 def test_tls12_certificate_alert_still_names_the_proxy(tmp_path):
     # (the certificate seen: a private CA's for the right name, refused: a proxy, as before)
-    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Example Corp Inspection CA")])
+    # (a CA with no name of inspection: "… Inspection CA" is one named for it now, break-it real s57 #4)
+    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Example Corp Issuing CA")])
     _, r = _one(tmp_path, _refused(tmp_path, ssl.TLSVersion.TLSv1_2, issuer=issuer))
     assert (r["verdict"], r["reason"], r["cert_issuer"]) == ("blocked", "tls_intercepted",
-                                                            "CN=Example Corp Inspection CA")
+                                                            "CN=Example Corp Issuing CA")
     assert r["detail"].startswith("the client rejected the server's certificate (unknown_ca (48)) for "
-                                  "*.ksc.kaspersky.com issued by CN=Example Corp Inspection CA: a TLS-inspecting "
+                                  "*.ksc.kaspersky.com issued by CN=Example Corp Issuing CA: a TLS-inspecting "
                                   "proxy whose CA the client does not trust?")
 
 

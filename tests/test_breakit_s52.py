@@ -181,7 +181,7 @@ def test_a_tls10_answer_refused_with_protocol_version_says_so(tmp_path):
 
 @pytest.mark.parametrize("sni, issuer, reason", [
     ("", "CN=DigiCert Global G2 TLS RSA SHA256 2020 CA1,O=DigiCert Inc", "tls_failed"),
-    ("eu1.ksc.kaspersky.com", "CN=DigiCert Global G2 TLS RSA SHA256 2020 CA1,O=DigiCert Inc", "tls_intercepted"),
+    ("eu1.ksc.kaspersky.com", "CN=DigiCert Global G2 TLS RSA SHA256 2020 CA1,O=DigiCert Inc", "tls_failed"),
     ("", "CN=Corp Inspection CA,O=Corp", "tls_intercepted"),
 ])
 def test_no_sni_answered_with_a_public_default_certificate_is_the_missing_sni(sni, issuer, reason):
@@ -189,14 +189,20 @@ def test_no_sni_answered_with_a_public_default_certificate_is_the_missing_sni(sn
     server's default certificate (another name, a public CA) that the client refused, was
     "tls_intercepted … exclude these names from inspection", the missing SNI never said. Without
     SNI a server answers with its default certificate (RFC 6066 §3): the detail now says the SNI
-    was missing. With an SNI, or from a CA that is not public, it stays interception."""
+    was missing. From a CA named for inspection it stays interception; with an SNI, from a public
+    CA, another server answered (break-it real s57 #4: it was interception too)."""
     from kscc_traffic.classify import _interception
     row = {"sni": sni, "dns_name": "eu1.ksc.kaspersky.com", "cert_issuer": issuer, "service": "ssl",
            "tls_alert": "client: bad_certificate (42)", "tls_established": False, "conn_state": "SF",
            "partial": False}
     verdict, got, detail = _interception(row, ["default.kaspersky-labs.example"], "", False)
     assert (verdict, got) == ("blocked", reason)
-    if reason == "tls_failed":
+    if reason == "tls_failed" and sni:
+        assert detail.startswith(
+            "certificate for default.kaspersky-labs.example presented for eu1.ksc.kaspersky.com, issued by "
+            "CN=DigiCert Global G2 TLS RSA SHA256 2020 CA1,O=DigiCert Inc (a public CA, DigiCert, not a TLS-inspection "
+            "product): the agent reached another server than the one it asked for"), detail
+    elif reason == "tls_failed":
         assert detail.startswith(
             "the ClientHello carried no SNI (server name): the server answered with its default certificate, for "
             "default.kaspersky-labs.example (issued by CN=DigiCert Global G2 TLS RSA SHA256 2020 CA1,O=DigiCert "

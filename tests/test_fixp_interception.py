@@ -2,7 +2,9 @@
 rejects (unknown_ca, bad_certificate, certificate_expired) is the agent's trust store or clock,
 not a TLS-inspecting proxy: ``blocked``/``tls_failed``, the detail naming the issuer and the
 root certificates to check. An unknown issuer, an inspection product's, or a certificate for
-another name stays ``tls_intercepted``.
+another name from an inspection product's CA stays ``tls_intercepted`` (for another name from a
+public CA or an unknown one: another server answered, ``tls_failed``; break-it real s57 #4,
+tests/test_breakit_s58_tls.py).
 
 Real TLS 1.2 handshakes (Python's ssl in memory) in TCP sessions, as test_cert_san_cn."""
 from __future__ import annotations
@@ -45,15 +47,20 @@ def test_a_public_cas_certificate_for_the_name_rejected_is_the_trust_store(tmp_p
 
 @pytest.mark.parametrize("org, cn, names, detail_start", [
     # an unknown private CA: a TLS-inspecting proxy's, maybe
-    ("Example Corp", "Corp Inspection CA", None, "the client rejected the server's certificate (unknown_ca (48)) "
-     f"for {SNI} issued by CN=Corp Inspection CA,O=Example Corp: a TLS-inspecting proxy whose CA the client does "
+    ("Example Corp", "Corp Issuing CA", None, "the client rejected the server's certificate (unknown_ca (48)) "
+     f"for {SNI} issued by CN=Corp Issuing CA,O=Example Corp: a TLS-inspecting proxy whose CA the client does "
      "not trust?"),
+    # a CA named for inspection (break-it real s57 #4: "Inspection CA" among INSPECTION_WORDS)
+    ("Example Corp", "Corp Inspection CA", None, "the client rejected the server's certificate (unknown_ca (48)) "
+     f"for {SNI} issued by CN=Corp Inspection CA,O=Example Corp: a TLS-inspecting proxy or firewall (as its CA's "
+     "name says) re-signs"),
     # an inspection product's CA
     ("Fortinet", "FortiGate CA", None, "the client rejected the server's certificate (unknown_ca (48)) "
      f"for {SNI} issued by CN=FortiGate CA,O=Fortinet: a Fortinet FortiGate re-signs"),
-    # a public CA's name on a certificate for another name: not the server's own
-    ("DigiCert Inc", "DigiCert Global G2 TLS RSA SHA256 2020 CA1", ["proxy.corp.example"],
-     f"certificate for proxy.corp.example presented for {SNI}"),
+    # a certificate for another name from an inspection product's CA: its own (a block page's)
+    ("Zscaler Inc.", "Zscaler Root CA", ["proxy.corp.example"],
+     f"certificate for proxy.corp.example presented for {SNI}, issued by CN=Zscaler Root CA,O=Zscaler Inc.: from "
+     "Zscaler (TLS inspection)"),
 ])
 def test_other_rejected_certificates_stay_intercepted(tmp_path, org, cn, names, detail_start):
     r = _rejected(tmp_path, org, cn, names)

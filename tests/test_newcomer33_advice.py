@@ -218,9 +218,12 @@ def test_inspection_product_named_on_a_certificate_for_another_name(tmp_path, or
 
 
 def test_unknown_issuer_on_a_certificate_for_another_name_names_no_product(tmp_path):
-    r = _rejected(tmp_path, "Example Corp", "Corp Inspection CA", ["gateway.proxy.example"])
-    assert r["detail"].startswith(f"certificate for gateway.proxy.example presented for {SNI}; the handshake "
-                                  "was aborted"), r["detail"]
+    # (no product named; another server than the one asked, most likely: break-it real s57 #4)
+    r = _rejected(tmp_path, "Example Corp", "Corp Issuing CA", ["gateway.proxy.example"])
+    assert (r["verdict"], r["reason"]) == ("blocked", "tls_failed")
+    assert r["detail"].startswith(f"certificate for gateway.proxy.example presented for {SNI}, issued by "
+                                  "CN=Corp Issuing CA,O=Example Corp (a CA neither public nor a TLS-inspection "
+                                  "product's): most likely the agent reached another server"), r["detail"]
 
 
 def test_issuer_text_from_the_packet_is_escaped(tmp_path):
