@@ -25,7 +25,7 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
     from rich.console import Console
 
 from .addresses import endpoint_text
-from .classify import ANSWERED_ELSEWHERE, DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, DP_PATH_REFUSED, PROXY_CREDENTIALS_REFUSED, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
+from .classify import proxy_login, ANSWERED_ELSEWHERE, DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, DP_PATH_REFUSED, PROXY_CREDENTIALS_REFUSED, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
     IDLE_GOES_ON, PATH_RESET, SESSION_GONE, STALLED, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNREAD, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
     _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED, DNS_LOST_FRAGMENTS, FRAGS_LOST, TUNNEL_EMPTY, \
     SHARED_PORTS_BELOW, ksc_only
@@ -2392,7 +2392,9 @@ class ProxyPaths(NamedTuple):
     flows through no proxy, ``refused_status`` the ``http_status`` values (sorted, distinct;
     '' for a close or silence, ``?`` for a table without that column) of the blocked flows the
     proxy did not pass on (:func:`proxy_refused`): their advice says what a 407 or a 403 calls for
-    (:func:`_proxy_fix`). The capture holds only the TCP connection to the proxy for a
+    (:func:`_proxy_fix`); a 401 to a CONNECT, the proxy's login as a 407
+    (:func:`~kscc_traffic.classify.proxy_login`), is ``401L``, and a login answer to a request
+    that carried credentials (the proxy refused them) has a ``+`` added (``407+``, ``401L+``). The capture holds only the TCP connection to the proxy for a
     proxied flow: the proxy made the one to the server."""
     tunnel: int = 0
     tunnel_icpt: int = 0
@@ -2495,10 +2497,15 @@ def proxy_paths(flows: pd.DataFrame) -> dict[str, ProxyPaths]:
     # (a status read back from CSV may be a number, 407.0, or NaN for none)
     said = (np.array(["" if x is None or x != x else str(x).removesuffix(".0") for x in sub["http_status"].tolist()],
                      dtype=object) if "http_status" in sub else np.full(len(sub), "?", dtype=object))
+    # (a 401 to a CONNECT is the proxy's login as a 407 is, classify.proxy_login: "401L"; a 401 to a
+    # request in absolute-form stays "401", maybe the origin server's; break-it s57 #8)
+    login = np.fromiter((proxy_login(c, t) for c, t in zip(said.tolist(), sub["proxy_target"].tolist())),
+                        bool, len(sub))
+    said = np.where(login & (said == "401"), "401L", said)
     if "detail" in sub:
         # (a 407 to a request that carried credentials: the proxy refused them, "407+": _proxy_fix)
         creds = sub["detail"].astype(str).str.contains(PROXY_CREDENTIALS_REFUSED, regex=False).to_numpy()
-        said = np.where(creds & (said == "407"), "407+", said)
+        said = np.where(creds & login, np.char.add(said.astype(str), "+").astype(object), said)
     # (a CONNECT to an IP address the proxy refused with 403: named in the advice)
     target = sub["proxy_target"].to_numpy(dtype=object)
     to_ip = refused & (said == "403") & np.array([_ip_target(t) for t in target.tolist()], bool)
@@ -2639,14 +2646,18 @@ def _proxy_fix(r, bl: int, proxied: int, k: int, icpt: int, px: ProxyPaths | Non
                f"authentication, 403 = its policy denies the target): {reach}")
     else:
         parts = []
-        if "407" in said:
-            parts.append("407 (the proxy wants authentication): set the proxy account (user name and password) in the "
-                         "agent's proxy settings (Kaspersky Security Center: the Network Agent's proxy server "
+        asked = sorted(x[:3] for x in said & {"407", "401L"})
+        refused = sorted(x[:3] for x in said & {"407+", "401L+"})
+        if asked:
+            parts.append(f"{'/'.join(asked)} (the proxy wants authentication): set the proxy account (user name "
+                         "and password) in the agent's proxy settings (Kaspersky Security Center: the Network Agent's proxy server "
                          "settings, in its properties or its policy), or let the proxy allow the agent without "
                          f"authentication for {where}")
-        if "407+" in said:
-            # (the requests it refused carried the agent's credentials: break-it s56 v6 #11)
-            parts.append("407 to requests that carried the agent's credentials (the proxy refused them): check the "
+        if refused:
+            # (the requests it refused carried the agent's credentials: break-it s56 v6 #11; a
+            # 401 to a CONNECT, tinyproxy's login: break-it s57 #8)
+            parts.append(f"{'/'.join(refused)} to requests that carried the agent's credentials (the proxy refused "
+                         "them): check the "
                          "account (user name and password) in the agent's proxy settings (Kaspersky Security Center: "
                          "the Network Agent's proxy server settings, in its properties or its policy) and that the "
                          "proxy takes the scheme the agent uses (NTLM, Negotiate, Basic: see each flow's detail), or "
@@ -2665,7 +2676,7 @@ def _proxy_fix(r, bl: int, proxied: int, k: int, icpt: int, px: ProxyPaths | Non
             parts.append(f"{'/'.join(sorted(pages))} with its own HTML page where a CRL, an OCSP response or a CA "
                          f"certificate was asked for (its web filter's block page or a captive portal's login page): "
                          f"allow {where} in the proxy's URL filter, or authenticate to its portal")
-        rest = said - {"407", "407+", "403"} - pages
+        rest = said - {"407", "407+", "401L", "401L+", "403"} - pages
         if rest:
             codes = "/".join(sorted(x for x in rest if x))
             silent = "no HTTP answer (a close or silence; " if "" in rest else ""
