@@ -265,6 +265,13 @@ AAAA_OVER_IPV6 = ("its AAAA (IPv6 address) query, asked over IPv6; the agent nee
                   "without IPv4 (an IPv6-only network) cannot use the A answer and cannot connect. The "
                   "name needs an AAAA record, or the resolver's DNS64 (with a NAT64 gateway) to synthesise "
                   "one: fix the resolver (a dual-stack host connects over IPv4 with the A answer)")
+#: what the detail of a DNS flow whose only error answers were to AAAA questions says after
+#: ``DNS answer <rcode> for <query>: `` when it stays ``ok`` (asked over IPv4, or its A question
+#: answered with an address: an agent connects over IPv4 with it); report.dns_errors says so
+AAAA_ONLY = "only its AAAA (IPv6 address) query"
+#: ... and then, when the A answer came in the same flow (one socket asking both: glibc's
+#: resolver; break-it s57 #11, the detail said only "DNS answer REFUSED for …")
+A_ANSWERED_HERE = "its A (IPv4 address) query was answered in this flow"
 #: how the detail of a DNS flow starts whose answers, NOERROR, held no address (NODATA) for a name
 #: the agent needs, when no lookup of that name in the capture got one (newcomer 28 F2: an
 #: IPv6-only agent asking AAAA, a resolver with no A record for it; :func:`_note_resolved`)
@@ -821,7 +828,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                 # only the IPv6 address was refused: an agent connects over IPv4 with its A answer
                 # (a separate query, often from another source port: another flow)
                 return ("dns", "ok", "partial" if partial else "",
-                        f"{refused}: only its AAAA (IPv6 address) query; an agent connects over IPv4 with "
+                        f"{refused}: {AAAA_ONLY}; an agent connects over IPv4 with "
                         "the A answer (an IPv6-only network would need it)")
             return ("dns", "blocked", "rejected,partial" if partial else "rejected",
                     f"{refused}; the agent needs this name: without its address it cannot connect "
@@ -853,6 +860,13 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             # (a truncated answer with part of the addresses: ok, the note cleared when a retry
             # over TCP was answered, _note_truncated_partial, across the table)
             return "dns", "ok", "partial" if partial else "", truncated_partial_detail(row.get("query") or "")
+        if refused and row.get("dns_error_aaaa_only") and row.get("dns_rcode") not in DNS_NO_ERROR \
+                and usable_address(row.get("dns_answers") or ""):
+            # (an error to the AAAA question only, the A question answered with an address in the
+            # same flow: the one socket of glibc's resolver asks both; break-it s57 #11)
+            return ("dns", "ok", "partial" if partial else "",
+                    f"{refused}: {AAAA_ONLY}; {A_ANSWERED_HERE}: an agent connects over IPv4 with that answer "
+                    "(an IPv6-only network would need the AAAA one)")
         return "dns", "ok", "partial" if partial else "", refused
 
     # an explicit proxy: the purpose is that of the target (a CONNECT's, or the URI's of a request

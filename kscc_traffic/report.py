@@ -25,7 +25,7 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
     from rich.console import Console
 
 from .addresses import endpoint_text
-from .classify import proxy_login, ANSWERED_ELSEWHERE, DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, DP_PATH_REFUSED, PROXY_CREDENTIALS_REFUSED, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
+from .classify import proxy_login, AAAA_ONLY, ANSWERED_ELSEWHERE, DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, DP_PATH_REFUSED, PROXY_CREDENTIALS_REFUSED, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
     IDLE_GOES_ON, PATH_RESET, SESSION_GONE, STALLED, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNREAD, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
     _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED, DNS_LOST_FRAGMENTS, FRAGS_LOST, TUNNEL_EMPTY, \
     SHARED_PORTS_BELOW, ksc_only
@@ -3738,10 +3738,21 @@ DNS_RCODE_TEXT: dict[str, str] = {
 _DNS_ERROR_COLUMNS = ("name", "rcode", "flows")
 
 
+#: what an ``rcode`` of :func:`dns_errors` ends with when the error answered the AAAA question only
+#: (the flow's detail says :data:`~kscc_traffic.classify.AAAA_ONLY`; break-it s57 #11)
+AAAA_ONLY_RCODE = " (AAAA only)"
+
+
 def dns_answer_meaning(rcode: str) -> str:
-    """What an ``rcode`` of :func:`dns_errors` means, in words ('' when not known)."""
+    """What an ``rcode`` of :func:`dns_errors` means, in words ('' when not known); one ending
+    with :data:`AAAA_ONLY_RCODE`: the same, for the IPv6 address only (the agent connects over
+    IPv4 with the A answer)."""
     if rcode.startswith("sinkhole "):
         return "a sinkhole address (nowhere, or the client itself): a DNS filter blocks the name"
+    if rcode.endswith(AAAA_ONLY_RCODE):
+        text = DNS_RCODE_TEXT.get(rcode[:-len(AAAA_ONLY_RCODE)], "an error")
+        return (f"{text}, for the AAAA (IPv6 address) query only: an agent connects over IPv4 with the A "
+                "answer (an IPv6-only network would need the AAAA one)")
     return DNS_RCODE_TEXT.get(rcode, "")
 
 
@@ -3767,6 +3778,18 @@ def _dns_error_rows(flows: pd.DataFrame) -> pd.DataFrame:
                 bad = bad.to_numpy().copy()
                 bad[at] = True
                 rcode = pd.Series(rcode, index=flows.index)
+    if "detail" in flows and bad.any():
+        # (an error to the AAAA question only, the flow ok: said in the rcode, AAAA_ONLY_RCODE; the
+        # detail's start rebuilt from the flow's own rcode and query, so no name from the packets
+        # can fake it)
+        at = np.flatnonzero(np.asarray(bad))
+        sub = flows.iloc[at]
+        only = [str(d).startswith(f"DNS answer {r} for {q}: {AAAA_ONLY};")
+                for d, r, q in zip(sub["detail"].tolist(), sub["dns_rcode"].tolist(), sub["query"].tolist())]
+        if any(only):
+            rcode = pd.Series(np.asarray(rcode, dtype=object).copy(), index=flows.index)
+            hit = at[np.asarray(only, bool)]
+            rcode.iloc[hit] = [f"{r}{AAAA_ONLY_RCODE}" for r in rcode.iloc[hit].tolist()]
     return flows[bad].assign(dns_rcode=rcode[bad])
 
 

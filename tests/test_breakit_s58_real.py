@@ -106,3 +106,58 @@ def test_a_401_to_a_plain_request_through_a_proxy_is_no_login(tmp_path):
     path = _write(tmp_path, _records([get, TINY_401], close="s"))
     t = _tcp(analyze(str(path)))
     assert PROXY_WANTS_LOGIN not in t.at[0, "detail"] and PROXY_CREDENTIALS_REFUSED not in t.at[0, "detail"]
+
+
+# --- #11: A answered and AAAA refused in one DNS flow (glibc's one socket) ------------------------
+
+@pytest.mark.parametrize("order", ["a_first", "aaaa_first"])
+def test_one_flow_with_a_answered_and_aaaa_refused_says_only_the_aaaa(tmp_path, order):
+    """s57 #11 (dnsmasq with an A-only host record, no upstream: AAAA REFUSED): the ok flow's detail
+    said "DNS answer REFUSED for ksn-a…" and the "DNS names answered with an error" table REFUSED,
+    as though the name had been refused; only its AAAA query was, the A answer came in the same
+    flow. Whole and in small chunks, the table report and the HTML alike."""
+    from test_breakit16_findings import A_RR, _dns_pair
+
+    from kscc_traffic.classify import A_ANSWERED_HERE, AAAA_ONLY
+    from kscc_traffic.html_report import render_html
+    from kscc_traffic.report import dns_errors, render_table
+    name = "ksn-a.ksc.kaspersky.com"
+    a, aaaa = _dns_pair(name, 1, 0, 40001, 1000.0, 1, A_RR), _dns_pair(name, 28, 5, 40001, 1000.0005, 2)
+    recs = a + aaaa if order == "a_first" else aaaa + a
+    path = _write(tmp_path, sorted(recs, key=lambda r: r[0]))
+    flows = assert_same(path, [256])
+    r = flows.iloc[0]
+    assert len(flows) == 1 and (r.dns_rcode, r.verdict, r.reason) == ("REFUSED", "ok", "")
+    assert r.detail == (f"DNS answer REFUSED for {name}: {AAAA_ONLY}; {A_ANSWERED_HERE}: an agent connects over "
+                        "IPv4 with that answer (an IPv6-only network would need the AAAA one)")
+    assert dns_errors(flows).values.tolist() == [[name, "REFUSED (AAAA only)", 1]]
+    text = render_table(flows, RULES, width=400)
+    assert "REFUSED (AAAA only)" in text
+    assert ("the resolver refuses to answer this client or this name, for the AAAA (IPv6 address) query only: an "
+            "agent connects over IPv4 with the A answer") in text
+    assert "REFUSED (AAAA only)" in render_html(flows, RULES, charts=False)
+
+
+def test_a_refused_with_aaaa_answered_in_one_flow_is_no_aaaa_only_error(tmp_path):
+    """The contrast: the A query refused in the flow (the AAAA answered NOERROR, no address): no
+    "AAAA only" in the detail nor the table."""
+    from test_breakit16_findings import _dns_pair
+
+    from kscc_traffic.report import dns_errors
+    name = "ksn-a.ksc.kaspersky.com"
+    recs = _dns_pair(name, 1, 5, 40001, 1000.0, 1) + _dns_pair(name, 28, 0, 40001, 1000.0005, 2)
+    flows = analyze(str(_write(tmp_path, sorted(recs, key=lambda r: r[0]))))
+    assert "AAAA" not in flows.iloc[0].detail and flows.iloc[0].verdict == "blocked"
+    assert dns_errors(flows).values.tolist() == [[name, "REFUSED", 1]]
+
+
+def test_a_name_faking_the_aaaa_only_words_does_not_change_the_table():
+    """The table's "AAAA only" is read from the detail's start rebuilt from the flow's own rcode
+    and query: a query name holding the words changes nothing."""
+    import pandas as pd
+
+    from kscc_traffic.report import dns_errors
+    q = "x.example: only its AAAA (IPv6 address) query; y"
+    t = pd.DataFrame({"query": [q], "dns_rcode": ["REFUSED"], "dns_answers": [""], "verdict": ["ok"],
+                      "detail": [f"DNS answer REFUSED for {q}"]})
+    assert dns_errors(t).values.tolist() == [[q, "REFUSED", 1]]
