@@ -25,7 +25,7 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
     from rich.console import Console
 
 from .addresses import endpoint_text
-from .classify import proxy_login, AAAA_ONLY, ANSWERED_ELSEWHERE, DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, DP_PATH_REFUSED, PROXY_CREDENTIALS_REFUSED, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
+from .classify import proxy_login, AAAA_ONLY, REJ_DETAIL, ANSWERED_ELSEWHERE, DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, DP_PATH_REFUSED, PROXY_CREDENTIALS_REFUSED, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
     IDLE_GOES_ON, PATH_RESET, SESSION_GONE, STALLED, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNREAD, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
     _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED, DNS_LOST_FRAGMENTS, FRAGS_LOST, TUNNEL_EMPTY, \
     SHARED_PORTS_BELOW, ksc_only
@@ -1623,7 +1623,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    ok_other_kind: str = "",
                    bl_cert: tuple[int, ...] = (0, 0, 0, 0, 0), ok_partial: int = 0,
                    bl_restarted: tuple[int, str] = (0, ""), bl_host: int = 0, bl_local: int = 0,
-                   bl_idle: int = 0, bl_path: int = 0, bl_lost: int = 0, bl_stalled: tuple[int, int, int] = (0, 0, 0)) -> dict:
+                   bl_idle: int = 0, bl_path: int = 0, bl_lost: int = 0, bl_stalled: tuple[int, int, int] = (0, 0, 0),
+                   fam_same: tuple[bool | None, bool | None] = (None, None), bl_plain_reset: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -1752,6 +1753,15 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     idle timeout (detail starting :data:`~kscc_traffic.classify.IDLE_GOES_ON`) and got no answer
     any more: a firewall or NAT dropped the idle connection; advised :func:`idle_drop_fix`, not to
     allow outbound ports (the port worked before; break-it s50 #2).
+
+    ``fam_same``: :func:`same_destinations` of the purpose (the blocked flows over one address
+    family and the ok ones over the other went to a same server name: True, to other servers
+    only: False, not known: None): the split of the families is said only when not False
+    (:func:`_family_split`; break-it s57 #10). ``bl_plain_reset``: of the blocked ones, connection
+    attempts refused by a TCP reset from no device nearer than the server (:func:`plain_resets`):
+    when they are all the blocked ones, over IPv6, and IPv4 to the same servers worked, the advice
+    is :func:`fallback_fix` (the server's host does not take the port over IPv6, the client fell
+    back: nothing to open; break-it s57 #9).
 
     :returns: the row as a dict, the keys of :func:`readiness`'s columns."""
     bl_all = bl
@@ -1903,6 +1913,11 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     # other: the service runs (it answered), it listens on that family only or its firewall lacks
     # that family's rule; no route to check (no router between them: newcomer 23 F11)
     bad_family = _bad_family(ok, bl, v6) if status == "blocked" and ok and bl == resets == own else ""
+    # every blocked flow an IPv6 attempt refused by a reset from no device nearer than the server,
+    # IPv4 to the same servers worked: the client's fallback after a host that does not take the
+    # port over IPv6 (not a DP's on the client's subnet: bad_family, advised above)
+    fallback = (status == "blocked" and not un and not proxied and not bad_family and fam_same[0] is True
+                and bl_plain_reset >= bl > 0 and _bad_family(ok, bl, v6) == "IPv6" and r.transport == "tcp")
     if status == "blocked" and resets:
         # the distribution point's address answered the SYN with a reset: a service not running
         # (not enabled) there, or its own firewall; on another subnet a firewall between may be it
@@ -2108,11 +2123,13 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     nameless = status == "blocked" and bl_named == 0 and bool(r.host_mask) and r.port_hi < SHARED_PORTS_BELOW
     if status == "blocked" and bl_cut and not note:
         fix += _cut_short_more(bl_cut)
+    if fallback:
+        fix = fallback_fix(r, bl)
     if status == "blocked" and un:
         # blocked and unexpected flows: each kind counted, each with its own advice (an intercepted
         # flow's is not to open a port); the others did not all work
         kinds = un_reasons if un_reasons is not None else {}
-        split = _family_split(ok, bl, v6, others_ok=False, path=not bad_family) if ok else ""
+        split = _family_split(ok, bl, v6, others_ok=False, path=not bad_family, same=fam_same) if ok else ""
         split = "; ".join(x for x in (_captures_text(caps, ok), split) if x)
         fix = (f"{ok_of_text(ok, n, ok_partial)}, {bl_all} blocked, {un} unexpected"
                + (f" ({', '.join(f'{c} {x}' for x, c in sorted(kinds.items()))})" if kinds else "")
@@ -2126,7 +2143,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     elif ok and status in ("blocked", "unexpected"):
         # one failing flow makes the purpose blocked (or unexpected) however many worked: say so
         others_ok = status == "blocked" and ok + bl_all == n and not note
-        split = _family_split(ok, bl, v6, others_ok=others_ok, path=not bad_family) if status == "blocked" else ""
+        split = _family_split(ok, bl, v6, others_ok=others_ok, path=not bad_family, same=fam_same) \
+            if status == "blocked" and not fallback else ""
         if status == "blocked" and (path := _path_split(ok, bl, proxy_paths)):
             split, fix = path, _direct_fix(fix)
         if caps is not None and split.startswith(OTHERS_WORKED):
@@ -3072,18 +3090,22 @@ def _bad_family(ok: int, bl: int, v6: tuple[int, int] | None) -> str:
     return "IPv6" if bl6 == bl and ok6 == 0 else "IPv4" if bl6 == 0 and ok6 == ok else ""
 
 
-def _family_split(ok: int, bl: int, v6: tuple[int, int] | None, others_ok: bool = True, path: bool = True) -> str:
+def _family_split(ok: int, bl: int, v6: tuple[int, int] | None, others_ok: bool = True, path: bool = True,
+                  same: tuple[bool | None, bool | None] = (None, None)) -> str:
     """What the ``ok`` and ``bl`` (blocked) flows of a purpose have in common, ``v6`` = (ok, blocked)
     of them over IPv6: one address family failing while the other works (a dual-stack agent whose
     IPv6 path is blocked tries IPv6 first and falls back to IPv4 late or never), else, when
     ``others_ok`` (every flow not blocked was ok), a hint to compare them; else ''. ``path``
     False: the split alone, without "the IPv6 path is blocked … check its routes" (a host on the
-    client's subnet answered: no path in between, the advice that follows says what to do)."""
+    client's subnet answered: no path in between, the advice that follows says what to do). ``same``:
+    :func:`same_destinations` (blocked over IPv6 and ok over IPv4 to a same server; the other way
+    round): False, every flow named and none shared, compares nothing (the families went to other
+    servers: break-it s57 #10), as when they are not split so."""
     if v6 is not None:
         ok6, bl6 = v6
-        for bad, good, all_bad, no_good in (("IPv6", "IPv4", bl6 == bl, ok6 == 0),
-                                            ("IPv4", "IPv6", bl6 == 0, ok6 == ok)):
-            if all_bad and no_good:
+        for bad, good, all_bad, no_good, shared in (("IPv6", "IPv4", bl6 == bl, ok6 == 0, same[0]),
+                                                    ("IPv4", "IPv6", bl6 == 0, ok6 == ok, same[1])):
+            if all_bad and no_good and shared is not False:
                 if not path:
                     return f"all blocked over {bad}, the ok ones over {good}"
                 return (f"all blocked over {bad}, the ok ones over {good}: the {bad} path is blocked; allow "
@@ -3093,6 +3115,97 @@ def _family_split(ok: int, bl: int, v6: tuple[int, int] | None, others_ok: bool 
 
 #: the hint of a purpose whose flows not blocked all worked (:func:`_family_split`)
 OTHERS_WORKED = "the others worked: compare clients, addresses and ports"
+
+#: server names :func:`family_names` keeps per (purpose, verdict, address family); beyond, that
+#: family's destinations count as unknown (bounded memory in a chunked reading)
+MAX_FAMILY_NAMES = 1024
+
+
+def family_names(flows: pd.DataFrame) -> dict[tuple[str, str, bool], frozenset | None]:
+    """(purpose, verdict, over IPv6) -> the server names (``server_name``, lower case; a host name,
+    no IP literal: :func:`_names_a_server`) of the ``ok`` and ``blocked`` flows, None where one
+    such flow had none (or more than :data:`MAX_FAMILY_NAMES` names): what tells whether two
+    address families went to the same servers (an IPv4 and an IPv6 address of one server share
+    nothing but its name: :func:`same_destinations`). {} without ``server_name`` or ``resp_h``."""
+    if not len(flows) or any(c not in flows for c in ("server_name", "resp_h", "purpose", "verdict")):
+        return {}
+    verdict = flows["verdict"].to_numpy(dtype=object)
+    at = np.flatnonzero((verdict == "ok") | (verdict == "blocked"))
+    if not len(at):
+        return {}
+    names = flows["server_name"].to_numpy(dtype=object)[at]
+    named = _names_a_server(names)
+    six = _is_v6(flows["resp_h"].to_numpy(dtype=object)[at])
+    out: dict[tuple[str, str, bool], frozenset | None] = {}
+    got: dict[tuple[str, str, bool], set | None] = {}
+    for p, v, s6, n, ok in zip(flows["purpose"].to_numpy(dtype=object)[at].tolist(), verdict[at].tolist(),
+                               six.tolist(), names.tolist(), named.tolist()):
+        key = (str(p), str(v), bool(s6))
+        have = got.setdefault(key, set())
+        if have is None:
+            continue
+        if not ok or len(have) >= MAX_FAMILY_NAMES:
+            got[key] = None
+        else:
+            have.add(str(n).lower().rstrip("."))
+    for key, have in got.items():
+        out[key] = None if have is None else frozenset(have)
+    return out
+
+
+def merge_family_names(into: dict, more: dict) -> None:
+    """Add the :func:`family_names` ``more`` to ``into`` (in place): the names united, None (unknown)
+    where either is None or the union has more than :data:`MAX_FAMILY_NAMES`."""
+    for key, names in more.items():
+        if key not in into:
+            into[key] = names
+        elif into[key] is not None:
+            both = None if names is None else into[key] | names
+            into[key] = None if both is None or len(both) > MAX_FAMILY_NAMES else both
+
+
+def same_destinations(names: dict, purpose: str) -> tuple[bool | None, bool | None]:
+    """Of a purpose's :func:`family_names` ``names``: whether its blocked flows over IPv6 and its
+    ok ones over IPv4 went to a same server name, and the other way round (IPv4 blocked, IPv6
+    ok): True when some name is on both sides, False when every flow of both had a name and none
+    is shared (other servers: no statement on the address family's path, break-it s57 #10), None
+    when not known (a flow without a name: an address alone names no server across families)."""
+    def same(bad6: bool) -> bool | None:
+        if (purpose, "blocked", bad6) not in names or (purpose, "ok", not bad6) not in names:
+            return None
+        a, b = names[(purpose, "blocked", bad6)], names[(purpose, "ok", not bad6)]
+        return None if a is None or b is None else bool(a & b)
+    return same(True), same(False)
+
+
+def plain_resets(details) -> int:
+    """Of blocked flows' ``details`` (the names from the packets taken out: :func:`unquoted_details`),
+    how many are connection attempts whose SYN a TCP reset answered
+    (:data:`~kscc_traffic.classify.REJ_DETAIL`) with no sign of a device nearer than the server
+    (no :data:`~kscc_traffic.inspect.REFUSED_NEARER` nor :data:`~kscc_traffic.inspect.REFUSED_OTHER`
+    hint: the server's own TTL, or no packet of that address to compare with)."""
+    return sum(1 for x in map(str, details)
+               if x.startswith(REJ_DETAIL) and REFUSED_NEARER not in x and REFUSED_OTHER not in x)
+
+
+def fallback_fix(r, bl: int) -> str:
+    """The advice for ``bl`` blocked flows of rule ``r`` that were all connection attempts over IPv6
+    refused by a TCP reset from no device nearer than the server (:func:`plain_resets`), while IPv4
+    to the same server names worked (:func:`same_destinations`): the happy-eyeballs fallback of a
+    dual-stack client (RFC 8305) after a server host that does not take the port over IPv6; nothing
+    to open, unless a firewall of the site's own rejects IPv6 there (break-it s57 #9: "the IPv6 path
+    is blocked; allow the ports for IPv6 too")."""
+    these = "this connection attempt was" if bl == 1 else f"these {bl} connection attempts were"
+    where = f"{r.transport.upper()} {r.port_text}"
+    return (f"{these} refused over IPv6 by a TCP reset (no sign of a device nearer than the server), while "
+            f"IPv4 to the same server names worked: {FALLBACK_MEANS} {where} over IPv6, and a dual-stack client "
+            "falls back to IPv4, as it did here: the purpose works over IPv4, nothing is to be opened; only if a "
+            "firewall of this network rejects IPv6 there (its reset then comes from fewer hops than the server's "
+            f"packets) let it pass: {r.fix}")
+
+
+#: what :func:`fallback_fix` says the IPv6 refusal most likely was (before the port)
+FALLBACK_MEANS = "most likely the server's host does not take"
 
 
 def _captures_text(caps: tuple[tuple[str, ...], tuple[str, ...], bool] | None, ok: int,
@@ -3479,7 +3592,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
 
     One blocked flow makes the purpose ``blocked`` however many of its flows were ok (else one
     unexpected flow makes it ``unexpected``); ``fix`` then starts with how many were ok
-    (``395 of 436 flows ok, 41 blocked (…): allow outbound …``); when some were unexpected too,
+    (``395 of 436 flows ok, 41 blocked (…): allow outbound …``; the address families are
+    compared for the same server names only, :func:`same_destinations`); when some were unexpected too,
     each kind is counted and given its own advice (``1 of 5 flows ok, 2 blocked, 2 unexpected (2
     tls_intercepted). For the blocked ones: allow outbound …. For the unexpected ones: … exclude
     these names from inspection (*.ksc.kaspersky.com)``).
@@ -3527,6 +3641,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
     verdict = reason = refused = None
     paths = proxy_paths(flows)
     restarts = RefusedAccepted()
+    fam_names = family_names(flows)
     restarts.add(flows)
     for r in rules.rules:
         at = where.get(r.id, ())
@@ -3536,7 +3651,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         bl_reset = un_failed = bl_refused = (0, 0)
         un_elsewhere: tuple[int, tuple[str, ...]] = (0, ())
         un_inbound = 0
-        bl_handshake = bl_cut = bl_host = bl_local = bl_idle = bl_path = bl_lost = 0
+        bl_handshake = bl_cut = bl_host = bl_local = bl_idle = bl_path = bl_lost = bl_plain_reset = 0
         bl_stalled = (0, 0, 0)
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
         bl_route = bl_http = un_vendor = bl_mtu = bl_route_own = bl_dp_way = bl_elsewhere = 0
@@ -3655,6 +3770,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     bl_reset = (sum(1 for x in details if str(x).startswith(DP_RESET)),
                                 sum(1 for x in details if str(x).startswith(DP_RESET_ITSELF)))
                     bl_refused = refused_counts(details)
+                    bl_plain_reset = plain_resets(details)
                     # (a filter's HTTP refusal of the ClientHello: the port is open, as for tls_failed)
                     bl_tls += sum(1 for x in details if str(x).startswith(FILTER_ANSWER))
                     bl_cut = int(np.count_nonzero(cut_short(reason[at][v == "blocked"].tolist(), details)))
@@ -3679,7 +3795,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_restarted=restarts.said(r.id) if bl_refused[1] or bl_reset[0] else (0, ""),
                                    bl_host=bl_host, bl_local=bl_local, bl_idle=bl_idle, bl_path=bl_path,
                                    bl_stalled=bl_stalled,
-                                   bl_lost=bl_lost))
+                                   bl_lost=bl_lost, fam_same=same_destinations(fam_names, r.id),
+                                   bl_plain_reset=bl_plain_reset))
     no_ksc = bool(len(flows)) and not any_ksc(flows, rules)
     if no_ksc:
         rows = [not_ksc_row(x) for x in rows]   # (the headline: no flow is KSC's, newcomer 28 F4)
@@ -3950,6 +4067,9 @@ class TableSummary:
         self.membership = 0                      # IGMP and ICMP flows (_only_membership)
         self.join_groups: set = set()            # ... the groups they name (the first ones, bounded)
         self.v6_seen = False                     # (a table with a resp_h column was added)
+        # (purpose, verdict, over IPv6) -> server names, None: unknown (family_names)
+        self.family_names: dict[tuple[str, str, bool], frozenset | None] = {}
+        self.bl_plain_reset: dict[str, int] = {}  # purpose -> plain_resets of its blocked flows
         #: (kind, scanner) -> [probes, hosts, ports, documented ports, first ts_ns, last ts_ns] of
         #: the scan probes (reason port_scan/address_scan): :func:`scan_lines`
         self.scans: dict[tuple[str, str], list] = {}
@@ -4043,6 +4163,7 @@ class TableSummary:
             six = flows[_is_v6(flows["resp_h"].to_numpy(dtype=object))]
             for (p, v), n in six.groupby(["purpose", "verdict"], sort=False).size().items():
                 self.v6[(p, v)] = self.v6.get((p, v), 0) + int(n)
+            merge_family_names(self.family_names, family_names(flows))
         if "resp_pkts" in flows:
             self.answered_seen = True
             answered = flows[(flows["verdict"] == "ok") & (flows["resp_pkts"] > 0)]
@@ -4153,6 +4274,10 @@ class TableSummary:
                 failed = failed[vendor_names(failed["server_name"].to_numpy(dtype=object))]
                 for p, n in failed.groupby("purpose", sort=False).size().items():
                     self.un_failed_vendor[p] = self.un_failed_vendor.get(p, 0) + int(n)
+            plain = detail.str.startswith(REJ_DETAIL)
+            if plain.any():
+                for p, g in detail[plain].groupby(blocked["purpose"][plain], sort=False):
+                    self.bl_plain_reset[p] = self.bl_plain_reset.get(p, 0) + plain_resets(g.tolist())
             if detail.str.contains(REFUSED_NEARER, regex=False).any() or \
                     detail.str.contains(REFUSED_OWN, regex=False).any():
                 for p, g in detail.groupby(blocked["purpose"], sort=False):
@@ -4332,6 +4457,8 @@ class TableSummary:
                                        bl_host=self.bl_host.get(r.id, 0), bl_local=self.bl_local.get(r.id, 0),
                                        bl_idle=self.bl_idle.get(r.id, 0), bl_path=self.bl_path.get(r.id, 0),
                                        bl_stalled=self.bl_stalled.get(r.id, (0, 0, 0)),
+                                       fam_same=same_destinations(self.family_names, r.id),
+                                       bl_plain_reset=self.bl_plain_reset.get(r.id, 0),
                                        bl_lost=self.bl_lost.get(r.id, 0)))
         no_ksc = bool(self.no_ksc_headline(rules))
         if no_ksc:

@@ -8,7 +8,7 @@ from scapy.layers.l2 import Ether
 
 from chunkcmp import assert_same
 from kscc_traffic import analyze
-from kscc_traffic.classify import PROXY_CREDENTIALS_REFUSED, PROXY_WANTS_LOGIN, proxy_login
+from kscc_traffic.classify import PROXY_CREDENTIALS_REFUSED
 from kscc_traffic.report import TableSummary, readiness
 from test_proxy_connect import OK_200, RULES, _records, _tls, _write
 
@@ -38,6 +38,7 @@ def _tcp(flows):
 
 
 def test_proxy_login_is_a_407_or_a_401_to_a_connect():
+    from kscc_traffic.classify import proxy_login
     assert proxy_login("407", "a.example:443") and proxy_login("407", "http://a.example/x")
     assert proxy_login("401", "a.example:443")
     assert not proxy_login("401", "http://a.example/crl")       # (maybe the origin server's, passed on)
@@ -62,6 +63,7 @@ def test_a_401_to_a_connect_that_carried_basic_credentials_says_they_were_refuse
 
 
 def test_a_401_to_a_connect_without_credentials_asks_for_the_proxy_account(tmp_path):
+    from kscc_traffic.classify import PROXY_WANTS_LOGIN
     path = _write(tmp_path, _records([_connect(), TINY_401], close="s"))
     t = _tcp(analyze(str(path)))
     assert (t.at[0, "verdict"], t.at[0, "reason"]) == ("blocked", "rejected")
@@ -102,6 +104,7 @@ def test_basic_credentials_refused_then_another_account_accepted_is_no_round(tmp
 def test_a_401_to_a_plain_request_through_a_proxy_is_no_login(tmp_path):
     """GET http://… through a proxy answered 401: maybe the origin server's, passed on: no
     credentials advice."""
+    from kscc_traffic.classify import PROXY_WANTS_LOGIN
     get = ("c", b"GET http://crl3.digicert.com/x.crl HTTP/1.1\r\nHost: crl3.digicert.com\r\n\r\n")
     path = _write(tmp_path, _records([get, TINY_401], close="s"))
     t = _tcp(analyze(str(path)))
@@ -161,3 +164,150 @@ def test_a_name_faking_the_aaaa_only_words_does_not_change_the_table():
     t = pd.DataFrame({"query": [q], "dns_rcode": ["REFUSED"], "dns_answers": [""], "verdict": ["ok"],
                       "detail": [f"DNS answer REFUSED for {q}"]})
     assert dns_errors(t).values.tolist() == [[q, "REFUSED", 1]]
+
+
+# --- #9 and #10: the address families compared for the same servers only -------------------------
+
+V4_HOST, V6_HOST = "192.0.2.10", "2001:db8:a::10"
+RESOLVER = "198.51.100.53"
+
+
+def _dns(name: str, addrs, t: float, port: int, qid: int):
+    """(ts, frame) of a query for ``name`` from V4_HOST and the resolver's answer with ``addrs``
+    (A and AAAA records), 1 ms later."""
+    from pcapbuild import udp
+    from scapy.layers.dns import DNS, DNSQR, DNSRR
+    ask = DNS(id=qid, rd=1, qd=DNSQR(qname=name))
+    ans = DNS(id=qid, qr=1, rd=1, ra=1, qd=DNSQR(qname=name),
+              an=[DNSRR(rrname=name, type="AAAA" if ":" in a else "A", ttl=60, rdata=a) for a in addrs])
+    return [udp((V4_HOST, port), (RESOLVER, 53), bytes(ask), t=t),
+            udp((RESOLVER, 53), (V4_HOST, port), bytes(ans), t=t + 0.001,
+                src_mac="02:00:00:00:00:01", dst_mac="02:00:00:00:00:10")]
+
+
+def _v6_attempt(server: str, port: int, t: float, how: str, sport: int = 45000):
+    """(ts, frame) of V6_HOST's SYN to ``server``:``port`` answered by the server's reset (hop
+    limit 63, ``reset``), by ICMPv6 administratively prohibited from a router (``icmp``), or sent
+    3 times unanswered (``silence``)."""
+    from pcapbuild import eth
+    from scapy.layers.inet6 import ICMPv6DestUnreach, IPv6
+    syn = IPv6(src=V6_HOST, dst=server, hlim=64) / TCP(sport=sport, dport=port, flags="S", seq=7)
+    back = dict(src="02:00:00:00:00:01", dst="02:00:00:00:00:10")
+    if how == "reset":
+        rst = IPv6(src=server, dst=V6_HOST, hlim=63) / TCP(sport=port, dport=sport, flags="RA", seq=0, ack=8)
+        return [(t, eth(syn)), (t + 0.0005, eth(rst, **back))]
+    if how == "icmp":
+        err = IPv6(src="2001:db8:a::1", dst=V6_HOST) / ICMPv6DestUnreach(code=1) / bytes(syn)
+        return [(t, eth(syn)), (t + 0.0005, eth(err, **back))]
+    return [(t + k, eth(syn)) for k in (0, 1, 3)]
+
+
+def _v4_session(server: str, port: int, t: float, sport: int = 46000):
+    from pcapbuild import tcp_session
+    return tcp_session((V4_HOST, sport), (server, port), t0=t,
+                       c_data=b"GET /x.crl HTTP/1.1\r\nHost: crl3.digicert.com\r\n\r\n" if port == 80 else b"",
+                       s_data=b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n" if port == 80 else b"")
+
+
+def _checklist(tmp_path, recs, rule):
+    """(flows, the fix of ``rule``): readiness() of the whole file, the TableSummary of it, and the
+    TableSummary of a chunked reading (small chunks) all give the same fix and status. The agent's
+    connection to eu1 (IPv4) added: a capture of the agent's, not only other programs'."""
+    from pathlib import Path
+
+    from chunkcmp import RULES as R
+    from kscc_traffic.chunked import ChunkedAnalysis
+    if rule != "agent_connection":
+        recs = recs + _dns("eu1.ksc.kaspersky.com", ["198.51.100.10"], 999.0, 40009, 9) \
+            + _v4_session("198.51.100.10", 23101, 999.1, sport=46009)
+    path = _write(tmp_path, sorted(recs, key=lambda r: r[0]))
+    flows = assert_same(path, [512])
+    status, fix = _fix(flows, rule)
+    run = ChunkedAnalysis(path, R, Path(path).name, chunk_bytes=512)
+    summary = TableSummary(rules=R)
+    for part in run.batches():
+        summary.add(part)
+    c = summary.readiness(R).set_index("rule").loc[rule]
+    assert (c.fix, c.status) == (fix, status)
+    return flows, status, fix
+
+
+def test_ipv6_refused_by_the_servers_host_then_ipv4_used_is_no_ipv6_path_block(tmp_path):
+    """s57 #9 (curl to crl3.digicert.com, an http.server bound to IPv4 only): the IPv6 SYN reset by
+    the server's host, IPv4 to the same name 1 ms later worked: the checklist said "the IPv6 path is
+    blocked; allow the ports for IPv6 too". The client fell back, the purpose works over IPv4."""
+    name = "crl3.digicert.com"
+    recs = (_dns(name, ["198.51.100.11", "2001:db8:c::11"], 1000.0, 40001, 1)
+            + _v6_attempt("2001:db8:c::11", 80, 1000.01, "reset") + _v4_session("198.51.100.11", 80, 1000.011))
+    flows, status, fix = _checklist(tmp_path, recs, "cert_check")
+    tcp = flows[(flows.proto == "tcp") & (flows.resp_p == 80)].sort_values("ts_ns")
+    assert tcp.server_name.tolist() == [name, name] and tcp.verdict.tolist() == ["blocked", "ok"]
+    assert status == "blocked"
+    assert fix.startswith("1 of 2 flows ok, 1 blocked: this connection attempt was refused over IPv6 by a TCP reset "
+                          "(no sign of a device nearer than the server), while IPv4 to the same server names worked: "
+                          "most likely the server's host does not take TCP 80 over IPv6, and a dual-stack client "
+                          "falls back to IPv4, as it did here: the purpose works over IPv4, nothing is to be "
+                          "opened"), fix
+    assert "the IPv6 path is blocked" not in fix and "allow the ports for IPv6" not in fix
+
+
+@pytest.mark.parametrize("how", ["silence", "icmp"])
+def test_ipv6_dropped_or_refused_on_the_way_while_ipv4_works_is_still_an_ipv6_path_block(tmp_path, how):
+    """The contrast: IPv6 SYNs unanswered, or refused by a router's ICMPv6 administratively
+    prohibited, while IPv4 to the same name works: a real IPv6 path block, said as before."""
+    name = "crl3.digicert.com"
+    recs = (_dns(name, ["198.51.100.11", "2001:db8:c::11"], 1000.0, 40001, 1)
+            + _v6_attempt("2001:db8:c::11", 80, 1000.01, how) + _v4_session("198.51.100.11", 80, 1004.5))
+    _, status, fix = _checklist(tmp_path, recs, "cert_check")
+    assert status == "blocked"
+    assert "(all blocked over IPv6, the ok ones over IPv4: the IPv6 path is blocked; allow the ports for IPv6 " \
+           "too, or check its routes; a dual-stack agent tries IPv6 first)" in fix, fix
+    assert "nothing is to be opened" not in fix
+
+
+def test_families_of_different_servers_are_not_compared(tmp_path):
+    """s57 #10 (noroute.pcap): IPv4 to eu1 worked, IPv6 to eu2 failed (IPv4 to eu2 too, on another
+    port): "the IPv6 path is blocked" was concluded from two different servers."""
+    recs = (_dns("eu1.ksc.kaspersky.com", ["198.51.100.10"], 1000.0, 40001, 1)
+            + _dns("eu2.ksc.kaspersky.com", ["2001:db8:ffff::10"], 1000.1, 40002, 2)
+            + _v4_session("198.51.100.10", 23101, 1000.2)
+            + _v6_attempt("2001:db8:ffff::10", 23101, 1000.3, "icmp"))
+    flows, status, fix = _checklist(tmp_path, recs, "agent_connection")
+    tcp = flows[flows.proto == "tcp"].sort_values("ts_ns")
+    assert tcp.server_name.tolist() == ["eu1.ksc.kaspersky.com", "eu2.ksc.kaspersky.com"]
+    assert status == "blocked"
+    assert "IPv6" not in fix.split(": ")[0] and "the IPv6 path is blocked" not in fix, fix
+    assert fix.startswith("1 of 2 flows ok, 1 blocked (the others worked: compare clients, addresses and ports)"), fix
+
+
+def test_families_of_the_same_server_are_compared(tmp_path):
+    """The contrast: IPv6 to eu1 refused by a router, IPv4 to eu1 worked: the IPv6 path."""
+    recs = (_dns("eu1.ksc.kaspersky.com", ["198.51.100.10", "2001:db8:c::10"], 1000.0, 40001, 1)
+            + _v4_session("198.51.100.10", 23101, 1000.2)
+            + _v6_attempt("2001:db8:c::10", 23101, 1000.3, "icmp"))
+    _, _, fix = _checklist(tmp_path, recs, "agent_connection")
+    assert fix.startswith("1 of 2 flows ok, 1 blocked (all blocked over IPv6, the ok ones over IPv4: the IPv6 path "
+                          "is blocked;"), fix
+
+
+def test_same_destinations_of_family_names():
+    import pandas as pd
+
+    from kscc_traffic.report import MAX_FAMILY_NAMES, family_names, merge_family_names, same_destinations
+    t = pd.DataFrame({"purpose": ["p"] * 4, "verdict": ["ok", "blocked", "ok", "blocked"],
+                      "resp_h": ["192.0.2.1", "2001:db8::1", "192.0.2.2", "2001:db8::2"],
+                      "server_name": ["A.example.", "a.example", "b.example", "c.example"]})
+    names = family_names(t)
+    assert names[("p", "blocked", True)] == frozenset({"a.example", "c.example"})
+    assert same_destinations(names, "p") == (True, None)
+    assert same_destinations(family_names(t.iloc[2:]), "p") == (False, None)
+    # (a flow without a name, an IP literal: not known)
+    t2 = t.iloc[2:].assign(server_name=["b.example", "2001:db8::2"])
+    assert same_destinations(family_names(t2), "p") == (None, None)
+    # (merged batch by batch: the union, bounded)
+    into = family_names(t.iloc[2:])
+    merge_family_names(into, family_names(t.iloc[:2]))
+    assert same_destinations(into, "p") == (True, None)
+    many = {("p", "ok", False): frozenset(f"h{k}.example" for k in range(MAX_FAMILY_NAMES))}
+    merge_family_names(many, {("p", "ok", False): frozenset({"x.example"})})
+    assert many[("p", "ok", False)] is None
