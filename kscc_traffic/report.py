@@ -10,6 +10,7 @@ Every string that comes from packets (SNI, HTTP Host, DNS names) is untrusted:
 """
 from __future__ import annotations
 
+import bisect
 import csv
 import datetime as dt
 import functools
@@ -1624,7 +1625,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    bl_cert: tuple[int, ...] = (0, 0, 0, 0, 0), ok_partial: int = 0,
                    bl_restarted: tuple[int, str] = (0, ""), bl_host: int = 0, bl_local: int = 0,
                    bl_idle: int = 0, bl_path: int = 0, bl_lost: int = 0, bl_stalled: tuple[int, int, int] = (0, 0, 0),
-                   fam_same: tuple[bool | None, bool | None] = (None, None), bl_plain_reset: int = 0) -> dict:
+                   fam_same: tuple[bool | None, bool | None] = (None, None), bl_plain_reset: int = 0,
+                   bl_after_ok: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -1761,7 +1763,10 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     attempts refused by a TCP reset from no device nearer than the server (:func:`plain_resets`):
     when they are all the blocked ones, over IPv6, and IPv4 to the same servers worked, the advice
     is :func:`fallback_fix` (the server's host does not take the port over IPv6, the client fell
-    back: nothing to open; break-it s57 #9).
+    back: nothing to open; break-it s57 #9). ``bl_after_ok``: of the blocked ones, unanswered
+    attempts that followed a worked connection of the same client to the same server address and
+    port by at most :data:`RATE_WINDOW_S` (:class:`RateWatch`): advised :func:`rate_limit_fix`, a
+    limit on new connections (all of them: no port to open; break-it s57 #12).
 
     :returns: the row as a dict, the keys of :func:`readiness`'s columns."""
     bl_all = bl
@@ -2125,6 +2130,11 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         fix += _cut_short_more(bl_cut)
     if fallback:
         fix = fallback_fix(r, bl)
+    # (unanswered attempts right after the same client's connection to the same server and port
+    # worked: a limit on new connections; not with a proxy's refusals, advised as the proxy's)
+    rate_all = status == "blocked" and not proxied and not un and 0 < bl <= bl_after_ok
+    if status == "blocked" and bl_after_ok and not proxied and not un:
+        fix = rate_limit_fix(r, bl, min(bl_after_ok, bl), fix)
     if status == "blocked" and un:
         # blocked and unexpected flows: each kind counted, each with its own advice (an intercepted
         # flow's is not to open a port); the others did not all work
@@ -2144,7 +2154,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         # one failing flow makes the purpose blocked (or unexpected) however many worked: say so
         others_ok = status == "blocked" and ok + bl_all == n and not note
         split = _family_split(ok, bl, v6, others_ok=others_ok, path=not bad_family, same=fam_same) \
-            if status == "blocked" and not fallback else ""
+            if status == "blocked" and not fallback and not rate_all else ""
         if status == "blocked" and (path := _path_split(ok, bl, proxy_paths)):
             split, fix = path, _direct_fix(fix)
         if caps is not None and split.startswith(OTHERS_WORKED):
@@ -3207,6 +3217,118 @@ def fallback_fix(r, bl: int) -> str:
 #: what :func:`fallback_fix` says the IPv6 refusal most likely was (before the port)
 FALLBACK_MEANS = "most likely the server's host does not take"
 
+#: an unanswered connection attempt that began at most this long (s) after a connection of the
+#: same client to the same server address and port that worked (:class:`RateWatch`): the port is
+#: open and the path works, a limit on new connections dropped it (break-it s57 #12)
+RATE_WINDOW_S = 60.0
+#: :class:`RateWatch` bounds: worked connections' starts kept per (purpose, client, server, port)
+#: (beyond: any earlier start counts), such keys, and unanswered attempts kept (beyond either: no
+#: attempt is counted, no hint given: bounded memory in a chunked reading)
+MAX_RATE_STARTS = 256
+MAX_RATE_KEYS = 65_536
+MAX_RATE_TRIES = 65_536
+
+
+class RateWatch:
+    """The blocked TCP connection attempts, unanswered (``no_answer``, detail ``SYN sent …, no
+    answer``; not one the capture's end cut short: :func:`cut_short`), that began at most
+    :data:`RATE_WINDOW_S` after an ``ok`` TCP connection of the same purpose, client, server address
+    and port (``purpose``, ``orig_h``, ``resp_h``, ``resp_p``; ``capture`` when the table has one):
+    the port is open and the path works, so a limit on new connections (a firewall's rate or
+    count limit, SYN-flood protection, the server's full backlog) most likely dropped them, not a
+    port rule (:func:`rate_limit_fix`). Tables are added batch by batch in any order
+    (:meth:`add`); :meth:`counts` counts at the end."""
+
+    def __init__(self) -> None:
+        self.ok: dict[tuple, list[int]] = {}    # key -> starts (ns) of its ok connections, sorted
+        self.many: set[tuple] = set()           # keys with more than MAX_RATE_STARTS ok connections
+        self.tries: list[tuple[tuple, int]] = []  # (key, start ns) of the unanswered attempts
+        self.full = False                       # (a bound reached: nothing counted)
+
+    def add(self, flows: pd.DataFrame) -> None:
+        """Remember the ok TCP connections and the unanswered attempts of ``flows`` (a classified
+        flow table; nothing without ``ts_ns``, ``orig_h``, ``resp_h``, ``resp_p``, ``proto``)."""
+        need = ("purpose", "verdict", "reason", "ts_ns", "orig_h", "resp_h", "resp_p", "proto")
+        if self.full or not len(flows) or any(c not in flows for c in need):
+            return
+        verdict = flows["verdict"].to_numpy(dtype=object)
+        tcp = flows["proto"].to_numpy(dtype=object) == "tcp"
+        ok = np.flatnonzero(tcp & (verdict == "ok"))
+        tried = np.flatnonzero(tcp & (verdict == "blocked"))
+        if len(tried):
+            sub = flows.iloc[tried]
+            details = unquoted_details(sub)
+            reasons = sub["reason"].astype(str).tolist()
+            cut = cut_short(reasons, details)
+            keep = [k for k, (r, d) in enumerate(zip(reasons, details))
+                    if r.split(",")[0] == "no_answer" and d.startswith("SYN sent ") and not cut[k]]
+            tried = tried[keep]
+        if not len(ok) and not len(tried):
+            return
+        cap = flows["capture"].to_numpy(dtype=object) if "capture" in flows else None
+        cols = [flows[c].to_numpy(dtype=object) for c in ("purpose", "orig_h", "resp_h")]
+        port, ts = flows["resp_p"].to_numpy(), flows["ts_ns"].to_numpy(np.int64)
+
+        def key(i: int) -> tuple:
+            return (str(cols[0][i]), str(cols[1][i]), str(cols[2][i]), int(port[i]),
+                    str(cap[i]) if cap is not None else "")
+        for i in ok.tolist():
+            k = key(i)
+            if k in self.many:
+                continue
+            got = self.ok.get(k)
+            if got is None:
+                if len(self.ok) >= MAX_RATE_KEYS:
+                    self.full = True
+                    return
+                got = self.ok[k] = []
+            bisect.insort(got, int(ts[i]))
+            if len(got) > MAX_RATE_STARTS:
+                self.many.add(k)
+                self.ok[k] = [got[0]]          # (any earlier start counts: the first kept)
+        if len(self.tries) + len(tried) > MAX_RATE_TRIES:
+            self.full = True
+            return
+        self.tries += [(key(i), int(ts[i])) for i in tried.tolist()]
+
+    def counts(self) -> dict[str, int]:
+        """purpose -> its unanswered attempts that followed a worked connection of the same client
+        to the same server address and port by at most :data:`RATE_WINDOW_S` ({} when a bound was
+        reached)."""
+        if self.full:
+            return {}
+        out: dict[str, int] = {}
+        window = int(RATE_WINDOW_S * 1e9)
+        for k, t in self.tries:
+            starts = self.ok.get(k)
+            if not starts:
+                continue
+            if k in self.many:
+                hit = starts[0] < t
+            else:
+                j = bisect.bisect_left(starts, t)   # (the last start before t: starts[j - 1])
+                hit = j > 0 and t - starts[j - 1] <= window
+            if hit:
+                out[k[0]] = out.get(k[0], 0) + 1
+        return out
+
+
+def rate_limit_fix(r, bl: int, k: int, fix: str) -> str:
+    """The advice for ``k`` of the ``bl`` blocked flows of rule ``r`` that :class:`RateWatch` counts
+    (unanswered attempts shortly after the same client's connection to the same server address
+    and port worked): a limit on new connections, not a port to open; all of them: that advice
+    alone; some: added to ``fix`` (the others')."""
+    where = f"{r.transport.upper()} {r.port_text}"
+    limit = ("a limit on new connections (a firewall's connection-rate or connection-count limit, SYN-flood "
+             "protection, an IPS rule; or the server's listen backlog full) most likely dropped the later ones, "
+             f"unless the server or the path failed meanwhile: check such limits for {where} and exempt the agents")
+    if bl == k:
+        these = "this connection attempt was" if k == 1 else f"these {k} connection attempts were"
+        return (f"{these} unanswered within {RATE_WINDOW_S:g} s after the same client's connection to the same "
+                f"server address and port worked: the port was open and the path worked; {limit}")
+    return (f"{fix}; {k} of them {'was' if k == 1 else 'were'} unanswered within {RATE_WINDOW_S:g} s after the "
+            f"same client's connection to the same server address and port worked: {limit}")
+
 
 def _captures_text(caps: tuple[tuple[str, ...], tuple[str, ...], bool] | None, ok: int,
                    others_ok: bool = False) -> str:
@@ -3642,6 +3764,9 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
     paths = proxy_paths(flows)
     restarts = RefusedAccepted()
     fam_names = family_names(flows)
+    rates = RateWatch()
+    rates.add(flows)
+    after_ok = rates.counts()
     restarts.add(flows)
     for r in rules.rules:
         at = where.get(r.id, ())
@@ -3796,7 +3921,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_host=bl_host, bl_local=bl_local, bl_idle=bl_idle, bl_path=bl_path,
                                    bl_stalled=bl_stalled,
                                    bl_lost=bl_lost, fam_same=same_destinations(fam_names, r.id),
-                                   bl_plain_reset=bl_plain_reset))
+                                   bl_plain_reset=bl_plain_reset, bl_after_ok=after_ok.get(r.id, 0) if bl else 0))
     no_ksc = bool(len(flows)) and not any_ksc(flows, rules)
     if no_ksc:
         rows = [not_ksc_row(x) for x in rows]   # (the headline: no flow is KSC's, newcomer 28 F4)
@@ -4070,6 +4195,7 @@ class TableSummary:
         # (purpose, verdict, over IPv6) -> server names, None: unknown (family_names)
         self.family_names: dict[tuple[str, str, bool], frozenset | None] = {}
         self.bl_plain_reset: dict[str, int] = {}  # purpose -> plain_resets of its blocked flows
+        self.rates = RateWatch()                 # unanswered attempts after a worked connection
         #: (kind, scanner) -> [probes, hosts, ports, documented ports, first ts_ns, last ts_ns] of
         #: the scan probes (reason port_scan/address_scan): :func:`scan_lines`
         self.scans: dict[tuple[str, str], list] = {}
@@ -4164,6 +4290,7 @@ class TableSummary:
             for (p, v), n in six.groupby(["purpose", "verdict"], sort=False).size().items():
                 self.v6[(p, v)] = self.v6.get((p, v), 0) + int(n)
             merge_family_names(self.family_names, family_names(flows))
+        self.rates.add(flows)
         if "resp_pkts" in flows:
             self.answered_seen = True
             answered = flows[(flows["verdict"] == "ok") & (flows["resp_pkts"] > 0)]
@@ -4414,6 +4541,7 @@ class TableSummary:
     def readiness(self, rules: RuleSet) -> pd.DataFrame:
         """As :func:`readiness`, from the counts."""
         rows = []
+        after_ok = self.rates.counts()
         for r in rules.rules:
             ok, bl, un = (self.counts.get((r.id, k), 0) for k in ("ok", "blocked", "unexpected"))
             n = sum(c for (p, _), c in self.counts.items() if p == r.id)
@@ -4459,6 +4587,7 @@ class TableSummary:
                                        bl_stalled=self.bl_stalled.get(r.id, (0, 0, 0)),
                                        fam_same=same_destinations(self.family_names, r.id),
                                        bl_plain_reset=self.bl_plain_reset.get(r.id, 0),
+                                       bl_after_ok=after_ok.get(r.id, 0) if bl else 0,
                                        bl_lost=self.bl_lost.get(r.id, 0)))
         no_ksc = bool(self.no_ksc_headline(rules))
         if no_ksc:

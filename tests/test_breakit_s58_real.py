@@ -311,3 +311,52 @@ def test_same_destinations_of_family_names():
     many = {("p", "ok", False): frozenset(f"h{k}.example" for k in range(MAX_FAMILY_NAMES))}
     merge_family_names(many, {("p", "ok", False): frozenset({"x.example"})})
     assert many[("p", "ok", False)] is None
+
+
+# --- #12: unanswered attempts right after the same connection worked: a connection-rate limit ----
+
+def _rate_recs(later: float = 2.0, other_server: bool = False, extra_other: bool = False):
+    """The agent's connection to eu1 (198.51.100.10:23101) that worked, then 3 attempts (each SYN
+    sent 3 times, unanswered) ``later`` s after it, 3 s apart, to the same server (or to
+    203.0.113.11: ``other_server``); ``extra_other``: one more unanswered attempt to 203.0.113.11;
+    a DNS exchange 30 s after the last one (the capture goes on: none cut short)."""
+    from pcapbuild import syn_attempts
+    server = "203.0.113.11" if other_server else "198.51.100.10"
+    recs = _dns("eu1.ksc.kaspersky.com", ["198.51.100.10"], 999.0, 40001, 1) + _v4_session("198.51.100.10", 23101, 1000.0)
+    for k in range(3):
+        recs += syn_attempts(47000 + k, server, 23101, 1000.1 + later + 3 * k)
+    if extra_other:
+        recs += syn_attempts(47010, "203.0.113.11", 23101, 1000.2 + later)
+    return recs + _dns("eu1.ksc.kaspersky.com", ["198.51.100.10"], 1040.0 + later, 40002, 2)
+
+
+def test_unanswered_attempts_right_after_a_worked_connection_hint_at_a_rate_limit(tmp_path):
+    """s57 #12 (nft ``ct state new limit rate over 2/minute drop``): the first connection worked,
+    the next 3 to the same server address and port got no answer; the advice was to allow outbound
+    TCP 23100-23199 (the port was open)."""
+    flows, status, fix = _checklist(tmp_path, _rate_recs(), "agent_connection")
+    tcp = flows[flows.proto == "tcp"].sort_values("ts_ns")
+    assert tcp.verdict.tolist() == ["ok", "blocked", "blocked", "blocked"]
+    assert status == "blocked"
+    assert fix == ("1 of 4 flows ok, 3 blocked: these 3 connection attempts were unanswered within 60 s after the same "
+                   "client's connection to the same server address and port worked: the port was open and the path "
+                   "worked; a limit on new connections (a firewall's connection-rate or connection-count limit, "
+                   "SYN-flood protection, an IPS rule; or the server's listen backlog full) most likely dropped the "
+                   "later ones, unless the server or the path failed meanwhile: check such limits for TCP "
+                   "23100-23199 and exempt the agents"), fix
+
+
+@pytest.mark.parametrize("case", ["other_server", "much_later"])
+def test_unanswered_attempts_elsewhere_or_much_later_keep_the_port_advice(tmp_path, case):
+    recs = _rate_recs(other_server=True) if case == "other_server" else _rate_recs(later=200.0)
+    _, _, fix = _checklist(tmp_path, recs, "agent_connection")
+    assert "limit on new connections" not in fix
+    assert "allow outbound TCP 23100-23199" in fix, fix
+
+
+def test_some_attempts_after_a_worked_connection_are_said_apart(tmp_path):
+    _, _, fix = _checklist(tmp_path, _rate_recs(extra_other=True), "agent_connection")
+    assert fix.startswith("1 of 5 flows ok, 4 blocked (the others worked: compare clients, addresses and ports): "
+                          "allow outbound TCP 23100-23199"), fix
+    assert "; 3 of them were unanswered within 60 s after the same client's connection to the same server address " \
+           "and port worked: a limit on new connections" in fix, fix
