@@ -101,6 +101,25 @@ def test_basic_credentials_refused_then_another_account_accepted_is_no_round(tmp
     assert_same(path, [1024, 4096])
 
 
+@pytest.mark.parametrize("creds", ["none", "basic"])
+def test_live_session_judges_a_401_and_its_retry_as_the_file_analysis(tmp_path, monkeypatch, creds):
+    """The live session classifies the 401's connection and its retry apart: its final table
+    gives the 401 the file analysis' verdict (a round without credentials; a refused Basic account
+    stays blocked: the live table keeps the scheme refused)."""
+    from kscc_traffic.live.session import LiveSession
+    from test_live_session import _replay, assert_live_same
+    first = _connect(b"Basic d3Jvbmc6Y3JlZHM=" if creds == "basic" else b"")
+    recs = (_records([first, TINY_401], port=50000, close="s")
+            + _records([_connect(b"Basic cmlnaHQ6Y3JlZHM="), OK_200, *_tls(tmp_path)], port=50001, t0=100.5))
+    path = _write(tmp_path, recs)
+    assert_live_same(path, monkeypatch, step=5)
+    s = LiveSession(RULES, name=path.name)
+    _replay(path, s, step=5)
+    final = _tcp(s.final())
+    assert final.at[0, "verdict"] == ("ok" if creds == "none" else "blocked")
+    assert "proxy_auth" not in final.columns and "proxy_auth" not in s.snapshot().columns
+
+
 def test_a_401_to_a_plain_request_through_a_proxy_is_no_login(tmp_path):
     """GET http://… through a proxy answered 401: maybe the origin server's, passed on: no
     credentials advice."""
