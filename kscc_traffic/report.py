@@ -10,7 +10,6 @@ Every string that comes from packets (SNI, HTTP Host, DNS names) is untrusted:
 """
 from __future__ import annotations
 
-import bisect
 import csv
 import datetime as dt
 import functools
@@ -3143,23 +3142,24 @@ def family_names(flows: pd.DataFrame) -> dict[tuple[str, str, bool], frozenset |
     at = np.flatnonzero((verdict == "ok") | (verdict == "blocked"))
     if not len(at):
         return {}
-    names = flows["server_name"].to_numpy(dtype=object)[at]
-    named = _names_a_server(names)
-    six = _is_v6(flows["resp_h"].to_numpy(dtype=object)[at])
+    # (per distinct name: whether it names a server, its lower-case form; grouped by pandas)
+    codes, distinct = pd.factorize(flows["server_name"].to_numpy(dtype=object)[at], use_na_sentinel=False)
+    named = _names_a_server(distinct.tolist()) & np.array([isinstance(n, str) for n in distinct.tolist()], bool)
+    lower = np.array([str(n).lower().rstrip(".") for n in distinct.tolist()], dtype=object)
+    # (the groups by integer codes: purpose, verdict, address family of each distinct responder)
+    p_codes, purposes = pd.factorize(flows["purpose"].to_numpy(dtype=object)[at], use_na_sentinel=False)
+    h_codes, hosts = pd.factorize(flows["resp_h"].to_numpy(dtype=object)[at], use_na_sentinel=False)
+    six = _is_v6(np.array([str(h) for h in hosts.tolist()], dtype=object))[h_codes]
+    group = (p_codes.astype(np.int64) * 2 + (verdict[at] == "ok")) * 2 + six
+    width = max(len(distinct), 1)
+    pairs = np.unique(group * width + codes.astype(np.int64))       # (sorted: by group, then name)
+    g_of, c_of = pairs // width, pairs % width
     out: dict[tuple[str, str, bool], frozenset | None] = {}
-    got: dict[tuple[str, str, bool], set | None] = {}
-    for p, v, s6, n, ok in zip(flows["purpose"].to_numpy(dtype=object)[at].tolist(), verdict[at].tolist(),
-                               six.tolist(), names.tolist(), named.tolist()):
-        key = (str(p), str(v), bool(s6))
-        have = got.setdefault(key, set())
-        if have is None:
-            continue
-        if not ok or len(have) >= MAX_FAMILY_NAMES:
-            got[key] = None
-        else:
-            have.add(str(n).lower().rstrip("."))
-    for key, have in got.items():
-        out[key] = None if have is None else frozenset(have)
+    for g in np.unique(g_of).tolist():
+        mine = c_of[g_of == g]
+        key = (str(purposes[g // 4]), "ok" if (g // 2) % 2 else "blocked", bool(g % 2))
+        out[key] = (frozenset(lower[mine].tolist())
+                    if named[mine].all() and len(mine) <= MAX_FAMILY_NAMES else None)
     return out
 
 
@@ -3221,11 +3221,10 @@ FALLBACK_MEANS = "most likely the server's host does not take"
 #: same client to the same server address and port that worked (:class:`RateWatch`): the port is
 #: open and the path works, a limit on new connections dropped it (break-it s57 #12)
 RATE_WINDOW_S = 60.0
-#: :class:`RateWatch` bounds: worked connections' starts kept per (purpose, client, server, port)
-#: (beyond: any earlier start counts), such keys, and unanswered attempts kept (beyond either: no
-#: attempt is counted, no hint given: bounded memory in a chunked reading)
-MAX_RATE_STARTS = 256
-MAX_RATE_KEYS = 65_536
+#: :class:`RateWatch` bounds: (purpose, client, server, port, time slot) pairs of worked
+#: connections kept, and unanswered attempts kept (beyond either: no attempt is counted, no hint
+#: given: bounded memory in a chunked reading)
+MAX_RATE_KEYS = 262_144
 MAX_RATE_TRIES = 65_536
 
 
@@ -3237,13 +3236,23 @@ class RateWatch:
     the port is open and the path works, so a limit on new connections (a firewall's rate or
     count limit, SYN-flood protection, the server's full backlog) most likely dropped them, not a
     port rule (:func:`rate_limit_fix`). Tables are added batch by batch in any order
-    (:meth:`add`); :meth:`counts` counts at the end."""
+    (:meth:`add`); :meth:`counts` counts at the end. The ok connections are kept per key and slot
+    of :data:`RATE_WINDOW_S` as the first and last start in it: an attempt at ``t`` follows one
+    within the window when its slot's first start is before ``t`` or the slot before's last start
+    is at most the window before ``t`` (exact: the window spans those two slots). At most
+    :data:`MAX_RATE_KEYS` (key, slot) pairs and :data:`MAX_RATE_TRIES` attempts: beyond, nothing
+    is counted."""
 
     def __init__(self) -> None:
-        self.ok: dict[tuple, list[int]] = {}    # key -> starts (ns) of its ok connections, sorted
-        self.many: set[tuple] = set()           # keys with more than MAX_RATE_STARTS ok connections
-        self.tries: list[tuple[tuple, int]] = []  # (key, start ns) of the unanswered attempts
-        self.full = False                       # (a bound reached: nothing counted)
+        self.ok: dict[tuple, tuple[int, int]] = {}  # (key, slot) -> first and last start (ns) of ok ones
+        self.tries: list[tuple[tuple, int]] = []    # (key, start ns) of the unanswered attempts
+        self.full = False                           # (a bound reached: nothing counted)
+
+    @staticmethod
+    def _key(values: tuple) -> tuple:
+        """(purpose, client, server, port, capture) of a row's values in :meth:`add`'s column order."""
+        p, oh, rh, rp, *cap = values
+        return (str(p), str(oh), str(rh), int(rp), str(cap[0]) if cap else "")
 
     def add(self, flows: pd.DataFrame) -> None:
         """Remember the ok TCP connections and the unanswered attempts of ``flows`` (a classified
@@ -3253,7 +3262,22 @@ class RateWatch:
             return
         verdict = flows["verdict"].to_numpy(dtype=object)
         tcp = flows["proto"].to_numpy(dtype=object) == "tcp"
+        names = ["purpose", "orig_h", "resp_h", "resp_p", *(["capture"] if "capture" in flows else [])]
+        window = int(RATE_WINDOW_S * 1e9)
         ok = np.flatnonzero(tcp & (verdict == "ok"))
+        if len(ok):
+            # (first and last start per key and slot, grouped by pandas: most batches have many ok
+            # connections and few keys)
+            sub = flows.iloc[ok][[*names, "ts_ns"]]
+            sub = sub.assign(_slot=sub["ts_ns"].to_numpy(np.int64) // window)
+            got = sub.groupby([*names, "_slot"], sort=False)["ts_ns"].agg(["min", "max"])
+            for k, lo, hi in zip(got.index.tolist(), got["min"].tolist(), got["max"].tolist()):
+                at = (self._key(k[:-1]), int(k[-1]))
+                had = self.ok.get(at)
+                if had is None and len(self.ok) >= MAX_RATE_KEYS:
+                    self.full = True
+                    return
+                self.ok[at] = (int(lo), int(hi)) if had is None else (min(had[0], int(lo)), max(had[1], int(hi)))
         tried = np.flatnonzero(tcp & (verdict == "blocked"))
         if len(tried):
             sub = flows.iloc[tried]
@@ -3262,34 +3286,12 @@ class RateWatch:
             cut = cut_short(reasons, details)
             keep = [k for k, (r, d) in enumerate(zip(reasons, details))
                     if r.split(",")[0] == "no_answer" and d.startswith("SYN sent ") and not cut[k]]
-            tried = tried[keep]
-        if not len(ok) and not len(tried):
-            return
-        cap = flows["capture"].to_numpy(dtype=object) if "capture" in flows else None
-        cols = [flows[c].to_numpy(dtype=object) for c in ("purpose", "orig_h", "resp_h")]
-        port, ts = flows["resp_p"].to_numpy(), flows["ts_ns"].to_numpy(np.int64)
-
-        def key(i: int) -> tuple:
-            return (str(cols[0][i]), str(cols[1][i]), str(cols[2][i]), int(port[i]),
-                    str(cap[i]) if cap is not None else "")
-        for i in ok.tolist():
-            k = key(i)
-            if k in self.many:
-                continue
-            got = self.ok.get(k)
-            if got is None:
-                if len(self.ok) >= MAX_RATE_KEYS:
-                    self.full = True
-                    return
-                got = self.ok[k] = []
-            bisect.insort(got, int(ts[i]))
-            if len(got) > MAX_RATE_STARTS:
-                self.many.add(k)
-                self.ok[k] = [got[0]]          # (any earlier start counts: the first kept)
-        if len(self.tries) + len(tried) > MAX_RATE_TRIES:
-            self.full = True
-            return
-        self.tries += [(key(i), int(ts[i])) for i in tried.tolist()]
+            if len(self.tries) + len(keep) > MAX_RATE_TRIES:
+                self.full = True
+                return
+            sub = sub.iloc[keep]
+            self.tries += [(self._key(v[:-1]), int(v[-1]))
+                           for v in zip(*(sub[c].tolist() for c in (*names, "ts_ns")))]
 
     def counts(self) -> dict[str, int]:
         """purpose -> its unanswered attempts that followed a worked connection of the same client
@@ -3300,15 +3302,9 @@ class RateWatch:
         out: dict[str, int] = {}
         window = int(RATE_WINDOW_S * 1e9)
         for k, t in self.tries:
-            starts = self.ok.get(k)
-            if not starts:
-                continue
-            if k in self.many:
-                hit = starts[0] < t
-            else:
-                j = bisect.bisect_left(starts, t)   # (the last start before t: starts[j - 1])
-                hit = j > 0 and t - starts[j - 1] <= window
-            if hit:
+            slot = t // window
+            here, before = self.ok.get((k, slot)), self.ok.get((k, slot - 1))
+            if (here is not None and here[0] < t) or (before is not None and before[1] >= t - window):
                 out[k[0]] = out.get(k[0], 0) + 1
         return out
 
