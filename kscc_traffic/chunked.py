@@ -63,7 +63,7 @@ from .inspect import (DNS_KEYS, REFUSED_WAIT, AddressTtls, StraySynAcks, address
                       refused_hint, truncated_answer)
 from .answer_store import AnswerStore
 from .classify import (AUTH_RETRY_S, DNS_ANSWERED_TCP, DNS_RESOLVED, DNS_RESOLVED6, DNS_RESOLVED_TCP, DNS_RETRY, SEEN_IPV4, DNS_RETRY_S, PROXY_RETRY, REFUSED_RETRY, REFUSED_RETRY_S,
-                       STALE_RETRY, STALE_RETRY_S, OTHER_SOURCE_S, _CONNECTED_STATES, _agent_name, _proxy_passed_on, _str_codes,
+                       STALE_RETRY, STALE_RETRY_S, OTHER_SOURCE_S, _CONNECTED_STATES, _agent_name, _proxy_passed_on, _str_codes, proxy_login,
                        address_families, asked_families, other_source_answers, pick_dns_retry, retry_connected,
                        usable_address, usable_address6, wrong_source_answers)
 from .addresses import shows_ipv4
@@ -697,7 +697,8 @@ class _AuthRounds:
                     got.append((int(ts), str(uid)))
                     del got[:-AUTH_PASSES_KEPT]
             ask = np.zeros(len(flows), bool)
-            ask[at] = np.asarray(cols["http_status"][at], object) == "407"
+            ask[at] = [proxy_login(st, tg) for st, tg in zip(cols["http_status"][at].tolist(),
+                                                             cols["proxy_target"][at].tolist())]
             if ask.any():
                 self.held.append(flows[ask])
                 flows = flows[~ask]

@@ -267,6 +267,13 @@ AAAA_OVER_IPV6 = ("its AAAA (IPv6 address) query, asked over IPv6; the agent nee
                   "without IPv4 (an IPv6-only network) cannot use the A answer and cannot connect. The "
                   "name needs an AAAA record, or the resolver's DNS64 (with a NAT64 gateway) to synthesise "
                   "one: fix the resolver (a dual-stack host connects over IPv4 with the A answer)")
+#: what the detail of a DNS flow whose only error answers were to AAAA questions says after
+#: ``DNS answer <rcode> for <query>: `` when it stays ``ok`` (asked over IPv4, or its A question
+#: answered with an address: an agent connects over IPv4 with it); report.dns_errors says so
+AAAA_ONLY = "only its AAAA (IPv6 address) query"
+#: ... and then, when the A answer came in the same flow (one socket asking both: glibc's
+#: resolver; break-it s57 #11, the detail said only "DNS answer REFUSED for …")
+A_ANSWERED_HERE = "its A (IPv4 address) query was answered in this flow"
 #: how the detail of a DNS flow starts whose answers, NOERROR, held no address (NODATA) for a name
 #: the agent needs, when no lookup of that name in the capture got one (newcomer 28 F2: an
 #: IPv6-only agent asking AAAA, a resolver with no A record for it; :func:`_note_resolved`)
@@ -823,7 +830,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                 # only the IPv6 address was refused: an agent connects over IPv4 with its A answer
                 # (a separate query, often from another source port: another flow)
                 return ("dns", "ok", "partial" if partial else "",
-                        f"{refused}: only its AAAA (IPv6 address) query; an agent connects over IPv4 with "
+                        f"{refused}: {AAAA_ONLY}; an agent connects over IPv4 with "
                         "the A answer (an IPv6-only network would need it)")
             return ("dns", "blocked", "rejected,partial" if partial else "rejected",
                     f"{refused}; the agent needs this name: without its address it cannot connect "
@@ -855,6 +862,13 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             # (a truncated answer with part of the addresses: ok, the note cleared when a retry
             # over TCP was answered, _note_truncated_partial, across the table)
             return "dns", "ok", "partial" if partial else "", truncated_partial_detail(row.get("query") or "")
+        if refused and row.get("dns_error_aaaa_only") and row.get("dns_rcode") not in DNS_NO_ERROR \
+                and usable_address(row.get("dns_answers") or ""):
+            # (an error to the AAAA question only, the A question answered with an address in the
+            # same flow: the one socket of glibc's resolver asks both; break-it s57 #11)
+            return ("dns", "ok", "partial" if partial else "",
+                    f"{refused}: {AAAA_ONLY}; {A_ANSWERED_HERE}: an agent connects over IPv4 with that answer "
+                    "(an IPv6-only network would need the AAAA one)")
         return "dns", "ok", "partial" if partial else "", refused
 
     # an explicit proxy: the purpose is that of the target (a CONNECT's, or the URI's of a request
@@ -3226,6 +3240,10 @@ PORTAL_ANSWER = "a captive portal's answer (Network Authentication Required: the
 #: what the detail of a proxy's 407 to a request that carried credentials says (internal
 #: ``proxy_auth``); report.readiness advises the agent's proxy account by it
 PROXY_CREDENTIALS_REFUSED = "the proxy refused the credentials the agent sent"
+#: what the detail of a proxy's 401 to a CONNECT that carried no credentials says after "without
+#: credentials: " (:func:`proxy_login`: its login, as a 407); report.readiness advises the
+#: agent's proxy account by it
+PROXY_WANTS_LOGIN = "the proxy wants authentication (its 401 to a CONNECT is its login, as a 407)"
 
 
 def _proxy_refusal(row: dict, target: str, direct: bool = False) -> tuple[str, str, str] | None:
@@ -3251,12 +3269,15 @@ def _proxy_refusal(row: dict, target: str, direct: bool = False) -> tuple[str, s
                      "wants a login first)" if direct else "")
         reason = row.get("http_reason") or ""
         said = f' "{reason}"' if reason else ""
-        creds = str(row.get("proxy_auth") or "").split()
-        if status == "407" and not direct and len(creds) == 2:
+        creds = str(row.get("proxy_auth") or "").rsplit(None, 1)
+        login = not direct and proxy_login(status, target)
+        if login and len(creds) == 2:
             # (the request it refused carried credentials: the proxy refused them, not asked for
-            # them; break-it s56 v6 #11)
+            # them; break-it s56 v6 #11; a 401 to a CONNECT too, tinyproxy's: break-it s57 #8)
             asked = f", request {creds[1]} of the connection" if creds[1] != "1" else ""
             hint = f" carrying credentials (Proxy-Authorization: {creds[0]}{asked}): {PROXY_CREDENTIALS_REFUSED}"
+        elif login and status != "407":
+            hint = f" without credentials: {PROXY_WANTS_LOGIN}"
         return "blocked", "rejected", f"{proxy} answered {status}{said} to {request}{hint}"
     if int(row.get("resp_bytes", 0)) > 0:
         if direct:
@@ -3290,6 +3311,21 @@ PROXY_AUTH_ROUND = "proxy authentication round"
 PROXY_RETRY = "proxy_retry"
 
 
+#: the status a small proxy (tinyproxy…) answers a CONNECT with when it wants authentication, in
+#: place of ``407`` (RFC 9110 §15.5.2 is the origin server's login; the origin server cannot
+#: answer a CONNECT, so it is the proxy's): :func:`proxy_login`
+PROXY_LOGIN_401 = "401"
+
+
+def proxy_login(status, target) -> bool:
+    """Whether a proxy's answer ``status`` (``http_status`` text) to a request for ``target``
+    (``proxy_target``) is its login, asking for (or refusing) credentials: ``407 Proxy
+    Authentication Required``, or ``401 Unauthorized`` to a CONNECT (tinyproxy answers so; a 401
+    to a request in absolute-form, ``GET http://…``, may be the origin server's, passed on)."""
+    status, target = str(status or ""), str(target or "")
+    return status == "407" or (status == PROXY_LOGIN_401 and target != "" and not target.startswith(_ABSOLUTE))
+
+
 def _proxy_passed_on(target: str, status: str) -> bool:
     """Whether a proxy passed a request on (as :func:`_proxy_answer` decides): ``status`` 2xx,
     or 3xx for a request in absolute-form (``target`` ``http://…``)."""
@@ -3307,27 +3343,34 @@ def _columns(flows: pd.DataFrame, names) -> dict:
 def proxy_auth_retries(flows: pd.DataFrame) -> np.ndarray:
     """Per flow (object array of ``str``): the uid of the connection on which a proxy's 407 was
     answered by a retry the proxy accepted, '' where none. A TCP flow whose ``http_status`` is
-    ``407`` through an explicit proxy (``proxy_target``) gets the uid of the first other TCP
+    the proxy's login (:func:`proxy_login`: ``407``, or ``401`` to a CONNECT) through an explicit
+    proxy (``proxy_target``) gets the uid of the first other TCP
     flow of the same client (``orig_h``) to the same proxy (``resp_h``, ``resp_p``) for the same
     ``proxy_target`` (and ``capture``, when the table has one) that began after it and at most
     :data:`AUTH_RETRY_S` after it ended (``ts_ns`` + ``duration`` s) and that the proxy passed
     on (:func:`_proxy_passed_on`). Reads ``proto``, ``uid``, ``ts_ns``, ``duration``,
     ``orig_h``, ``resp_h``, ``resp_p``, ``proxy_target``, ``http_status``; all '' when one is
     missing. A non-empty :data:`PROXY_RETRY` column of the table counts as found (a retry seen
-    in another batch)."""
+    in another batch). A login answer to a request that carried Basic credentials (internal
+    ``proxy_auth``: ``Basic <n>``) gets none: Basic takes one request, so the proxy refused that
+    account, whatever a retry with another one got (NTLM, Negotiate and Digest take rounds)."""
     n = len(flows)
     out = np.full(n, "", dtype=object)
     need = ("proto", "uid", "ts_ns", "duration", "orig_h", "resp_h", "resp_p", "proxy_target", "http_status")
     if not n or any(c not in flows.columns for c in need):
         return out
-    got = _columns(flows, (*need, "capture", PROXY_RETRY))
+    got = _columns(flows, (*need, "capture", PROXY_RETRY, "proxy_auth"))
     target = np.asarray(got["proxy_target"], dtype=object)
     proto = np.asarray(got["proto"], dtype=object)
     via = np.flatnonzero((target != "") & (proto == "tcp") & pd.notna(target))
     if not len(via):
         return out
     status = [str(x or "") for x in np.asarray(got["http_status"], dtype=object)[via].tolist()]
-    asked = [i for i, c in zip(via.tolist(), status) if c == "407"]
+    creds = np.asarray(got["proxy_auth"], dtype=object) if "proxy_auth" in got else None
+    # (a Basic credential refused is no round: Basic has one leg, so the retry sent another
+    # account; NTLM, Negotiate and Digest take rounds: break-it s57 #8)
+    asked = [i for i, c in zip(via.tolist(), status) if proxy_login(c, target[i])
+             and not (creds is not None and _basic_refused(creds[i]))]
     if not asked:
         return out
     cap = np.asarray(got["capture"], dtype=object) if "capture" in got else np.full(n, "", object)
@@ -3355,13 +3398,20 @@ def proxy_auth_retries(flows: pd.DataFrame) -> np.ndarray:
     return out
 
 
+def _basic_refused(creds) -> bool:
+    """Whether an internal ``proxy_auth`` value (``"<scheme> <requests>"``) names Basic credentials."""
+    return isinstance(creds, str) and creds.split(" ", 1)[0].lower() == "basic"
+
+
 def auth_round_detail(row: dict, retry: str) -> str:
     """The detail of a 407 that was a proxy authentication round (:func:`proxy_auth_retries`):
     ``proxy authentication round; the retry on <uid> was accepted (the proxy <h>:<p> answered
-    407 to CONNECT <target>)``, an IPv6 proxy's address in brackets (``[2001:db8::1]:3128``).
-    Reads ``resp_h``, ``resp_p``, ``proxy_target``."""
+    407 to CONNECT <target>)``, an IPv6 proxy's address in brackets (``[2001:db8::1]:3128``);
+    the status is the row's ``http_status`` (a 401 to a CONNECT: :func:`proxy_login`; 407 without
+    that column). Reads ``resp_h``, ``resp_p``, ``proxy_target``, ``http_status``."""
+    said = str(row.get("http_status") or "407")
     return (f"{PROXY_AUTH_ROUND}; the retry on {retry} was accepted (the proxy "
-            f"{endpoint_text(row['resp_h'], int(row['resp_p']))} answered 407 to "
+            f"{endpoint_text(row['resp_h'], int(row['resp_p']))} answered {said} to "
             f"{_proxy_request(str(row['proxy_target']))})")
 
 
@@ -3376,7 +3426,7 @@ def _note_auth_rounds(flows: pd.DataFrame, res: np.ndarray) -> None:
     for i in np.flatnonzero(retry != "").tolist():
         parts = str(res[i, 2]).split(",")
         if res[i, 1] == "blocked" and parts[0] == "rejected":
-            row = {c: flows[c].iat[i] for c in ("resp_h", "resp_p", "proxy_target")}
+            row = {c: flows[c].iat[i] for c in ("resp_h", "resp_p", "proxy_target", "http_status")}
             res[i, 1], res[i, 2] = "ok", "partial" if "partial" in parts else ""
             res[i, 3] = auth_round_detail(row, str(retry[i]))
 

@@ -4228,9 +4228,11 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
             status, ch, sh = http.exchange(cs, mv[s0:s1], connect=connect,
                                            proxy=target is not None and not connect, auth=asked)
             cols["http_status"][f] = "" if status is None else str(status)
-            if status == 407 and asked and asked[-1] and not asked[-1].endswith(" negotiate"):
+            if (status == 407 or status == 401 and connect) and asked and asked[-1] \
+                    and not asked[-1].endswith(" negotiate"):
                 # (the request the proxy refused carried credentials: their scheme and how many
-                # requests asked, "NTLM 3"; classify says the proxy refused them, break-it s56 v6 #11)
+                # requests asked, "NTLM 3"; classify says the proxy refused them, break-it s56 v6 #11;
+                # a 401 to a CONNECT is the proxy's login too, tinyproxy's: break-it s57 #8)
                 cols["proxy_auth"][f] = f"{asked[-1]} {len(asked)}"
             if status is not None and not 200 <= status < 300:
                 cols["http_reason"][f] = http.response_reason(mv[s0:s1], status)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
     from rich.console import Console
 
 from .addresses import endpoint_text
-from .classify import ANSWERED_ELSEWHERE, DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, DP_PATH_REFUSED, PROXY_CREDENTIALS_REFUSED, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
+from .classify import proxy_login, AAAA_ONLY, REJ_DETAIL, ANSWERED_ELSEWHERE, DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, DP_PATH_REFUSED, PROXY_CREDENTIALS_REFUSED, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
     IDLE_GOES_ON, PATH_RESET, SESSION_GONE, STALLED, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNREAD, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
     OTHER_SERVER, VERSION_REFUSED, CERT_DATED, \
     _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED, DNS_LOST_FRAGMENTS, FRAGS_LOST, TUNNEL_EMPTY, \
@@ -1679,7 +1679,9 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    bl_cert: tuple[int, ...] = NO_CERTS, ok_partial: int = 0,
                    bl_restarted: tuple[int, str] = (0, ""), bl_host: int = 0, bl_local: int = 0,
                    bl_idle: int = 0, bl_path: int = 0, bl_lost: int = 0, bl_stalled: tuple[int, int, int] = (0, 0, 0),
-                   bl_dated: int = 0) -> dict:
+                   bl_dated: int = 0,
+                   fam_same: tuple[bool | None, bool | None] = (None, None), bl_plain_reset: int = 0,
+                   bl_after_ok: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -1812,6 +1814,18 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     idle timeout (detail starting :data:`~kscc_traffic.classify.IDLE_GOES_ON`) and got no answer
     any more: a firewall or NAT dropped the idle connection; advised :func:`idle_drop_fix`, not to
     allow outbound ports (the port worked before; break-it s50 #2).
+
+    ``fam_same``: :func:`same_destinations` of the purpose (the blocked flows over one address
+    family and the ok ones over the other went to a same server name: True, to other servers
+    only: False, not known: None): the split of the families is said only when not False
+    (:func:`_family_split`; break-it s57 #10). ``bl_plain_reset``: of the blocked ones, connection
+    attempts refused by a TCP reset from no device nearer than the server (:func:`plain_resets`):
+    when they are all the blocked ones, over IPv6, and IPv4 to the same servers worked, the advice
+    is :func:`fallback_fix` (the server's host does not take the port over IPv6, the client fell
+    back: nothing to open; break-it s57 #9). ``bl_after_ok``: of the blocked ones, unanswered
+    attempts that followed a worked connection of the same client to the same server address and
+    port by at most :data:`RATE_WINDOW_S` (:class:`RateWatch`): advised :func:`rate_limit_fix`, a
+    limit on new connections (all of them: no port to open; break-it s57 #12).
 
     :returns: the row as a dict, the keys of :func:`readiness`'s columns."""
     bl_all = bl
@@ -1963,6 +1977,11 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     # other: the service runs (it answered), it listens on that family only or its firewall lacks
     # that family's rule; no route to check (no router between them: newcomer 23 F11)
     bad_family = _bad_family(ok, bl, v6) if status == "blocked" and ok and bl == resets == own else ""
+    # every blocked flow an IPv6 attempt refused by a reset from no device nearer than the server,
+    # IPv4 to the same servers worked: the client's fallback after a host that does not take the
+    # port over IPv6 (not a DP's on the client's subnet: bad_family, advised above)
+    fallback = (status == "blocked" and not un and not proxied and not bad_family and fam_same[0] is True
+                and bl_plain_reset >= bl > 0 and _bad_family(ok, bl, v6) == "IPv6" and r.transport == "tcp")
     if status == "blocked" and resets:
         # the distribution point's address answered the SYN with a reset: a service not running
         # (not enabled) there, or its own firewall; on another subnet a firewall between may be it
@@ -2168,11 +2187,18 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     nameless = status == "blocked" and bl_named == 0 and bool(r.host_mask) and r.port_hi < SHARED_PORTS_BELOW
     if status == "blocked" and bl_cut and not note:
         fix += _cut_short_more(bl_cut)
+    if fallback:
+        fix = fallback_fix(r, bl)
+    # (unanswered attempts right after the same client's connection to the same server and port
+    # worked: a limit on new connections; not with a proxy's refusals, advised as the proxy's)
+    rate_all = status == "blocked" and not proxied and not un and 0 < bl <= bl_after_ok
+    if status == "blocked" and bl_after_ok and not proxied and not un:
+        fix = rate_limit_fix(r, bl, min(bl_after_ok, bl), fix)
     if status == "blocked" and un:
         # blocked and unexpected flows: each kind counted, each with its own advice (an intercepted
         # flow's is not to open a port); the others did not all work
         kinds = un_reasons if un_reasons is not None else {}
-        split = _family_split(ok, bl, v6, others_ok=False, path=not bad_family) if ok else ""
+        split = _family_split(ok, bl, v6, others_ok=False, path=not bad_family, same=fam_same) if ok else ""
         split = "; ".join(x for x in (_captures_text(caps, ok), split) if x)
         fix = (f"{ok_of_text(ok, n, ok_partial)}, {bl_all} blocked, {un} unexpected"
                + (f" ({', '.join(f'{c} {x}' for x, c in sorted(kinds.items()))})" if kinds else "")
@@ -2186,7 +2212,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     elif ok and status in ("blocked", "unexpected"):
         # one failing flow makes the purpose blocked (or unexpected) however many worked: say so
         others_ok = status == "blocked" and ok + bl_all == n and not note
-        split = _family_split(ok, bl, v6, others_ok=others_ok, path=not bad_family) if status == "blocked" else ""
+        split = _family_split(ok, bl, v6, others_ok=others_ok, path=not bad_family, same=fam_same) \
+            if status == "blocked" and not fallback and not rate_all else ""
         if status == "blocked" and (path := _path_split(ok, bl, proxy_paths)):
             split, fix = path, _direct_fix(fix)
         if caps is not None and split.startswith(OTHERS_WORKED):
@@ -2474,7 +2501,9 @@ class ProxyPaths(NamedTuple):
     flows through no proxy, ``refused_status`` the ``http_status`` values (sorted, distinct;
     '' for a close or silence, ``?`` for a table without that column) of the blocked flows the
     proxy did not pass on (:func:`proxy_refused`): their advice says what a 407 or a 403 calls for
-    (:func:`_proxy_fix`). The capture holds only the TCP connection to the proxy for a
+    (:func:`_proxy_fix`); a 401 to a CONNECT, the proxy's login as a 407
+    (:func:`~kscc_traffic.classify.proxy_login`), is ``401L``, and a login answer to a request
+    that carried credentials (the proxy refused them) has a ``+`` added (``407+``, ``401L+``). The capture holds only the TCP connection to the proxy for a
     proxied flow: the proxy made the one to the server."""
     tunnel: int = 0
     tunnel_icpt: int = 0
@@ -2577,10 +2606,15 @@ def proxy_paths(flows: pd.DataFrame) -> dict[str, ProxyPaths]:
     # (a status read back from CSV may be a number, 407.0, or NaN for none)
     said = (np.array(["" if x is None or x != x else str(x).removesuffix(".0") for x in sub["http_status"].tolist()],
                      dtype=object) if "http_status" in sub else np.full(len(sub), "?", dtype=object))
+    # (a 401 to a CONNECT is the proxy's login as a 407 is, classify.proxy_login: "401L"; a 401 to a
+    # request in absolute-form stays "401", maybe the origin server's; break-it s57 #8)
+    login = np.fromiter((proxy_login(c, t) for c, t in zip(said.tolist(), sub["proxy_target"].tolist())),
+                        bool, len(sub))
+    said = np.where(login & (said == "401"), "401L", said)
     if "detail" in sub:
         # (a 407 to a request that carried credentials: the proxy refused them, "407+": _proxy_fix)
         creds = sub["detail"].astype(str).str.contains(PROXY_CREDENTIALS_REFUSED, regex=False).to_numpy()
-        said = np.where(creds & (said == "407"), "407+", said)
+        said = np.where(creds & login, np.char.add(said.astype(str), "+").astype(object), said)
     # (a CONNECT to an IP address the proxy refused with 403: named in the advice)
     target = sub["proxy_target"].to_numpy(dtype=object)
     to_ip = refused & (said == "403") & np.array([_ip_target(t) for t in target.tolist()], bool)
@@ -2721,14 +2755,18 @@ def _proxy_fix(r, bl: int, proxied: int, k: int, icpt: int, px: ProxyPaths | Non
                f"authentication, 403 = its policy denies the target): {reach}")
     else:
         parts = []
-        if "407" in said:
-            parts.append("407 (the proxy wants authentication): set the proxy account (user name and password) in the "
-                         "agent's proxy settings (Kaspersky Security Center: the Network Agent's proxy server "
+        asked = sorted(x[:3] for x in said & {"407", "401L"})
+        refused = sorted(x[:3] for x in said & {"407+", "401L+"})
+        if asked:
+            parts.append(f"{'/'.join(asked)} (the proxy wants authentication): set the proxy account (user name "
+                         "and password) in the agent's proxy settings (Kaspersky Security Center: the Network Agent's proxy server "
                          "settings, in its properties or its policy), or let the proxy allow the agent without "
                          f"authentication for {where}")
-        if "407+" in said:
-            # (the requests it refused carried the agent's credentials: break-it s56 v6 #11)
-            parts.append("407 to requests that carried the agent's credentials (the proxy refused them): check the "
+        if refused:
+            # (the requests it refused carried the agent's credentials: break-it s56 v6 #11; a
+            # 401 to a CONNECT, tinyproxy's login: break-it s57 #8)
+            parts.append(f"{'/'.join(refused)} to requests that carried the agent's credentials (the proxy refused "
+                         "them): check the "
                          "account (user name and password) in the agent's proxy settings (Kaspersky Security Center: "
                          "the Network Agent's proxy server settings, in its properties or its policy) and that the "
                          "proxy takes the scheme the agent uses (NTLM, Negotiate, Basic: see each flow's detail), or "
@@ -2747,7 +2785,7 @@ def _proxy_fix(r, bl: int, proxied: int, k: int, icpt: int, px: ProxyPaths | Non
             parts.append(f"{'/'.join(sorted(pages))} with its own HTML page where a CRL, an OCSP response or a CA "
                          f"certificate was asked for (its web filter's block page or a captive portal's login page): "
                          f"allow {where} in the proxy's URL filter, or authenticate to its portal")
-        rest = said - {"407", "407+", "403"} - pages
+        rest = said - {"407", "407+", "401L", "401L+", "403"} - pages
         if rest:
             codes = "/".join(sorted(x for x in rest if x))
             silent = "no HTTP answer (a close or silence; " if "" in rest else ""
@@ -3143,18 +3181,22 @@ def _bad_family(ok: int, bl: int, v6: tuple[int, int] | None) -> str:
     return "IPv6" if bl6 == bl and ok6 == 0 else "IPv4" if bl6 == 0 and ok6 == ok else ""
 
 
-def _family_split(ok: int, bl: int, v6: tuple[int, int] | None, others_ok: bool = True, path: bool = True) -> str:
+def _family_split(ok: int, bl: int, v6: tuple[int, int] | None, others_ok: bool = True, path: bool = True,
+                  same: tuple[bool | None, bool | None] = (None, None)) -> str:
     """What the ``ok`` and ``bl`` (blocked) flows of a purpose have in common, ``v6`` = (ok, blocked)
     of them over IPv6: one address family failing while the other works (a dual-stack agent whose
     IPv6 path is blocked tries IPv6 first and falls back to IPv4 late or never), else, when
     ``others_ok`` (every flow not blocked was ok), a hint to compare them; else ''. ``path``
     False: the split alone, without "the IPv6 path is blocked … check its routes" (a host on the
-    client's subnet answered: no path in between, the advice that follows says what to do)."""
+    client's subnet answered: no path in between, the advice that follows says what to do). ``same``:
+    :func:`same_destinations` (blocked over IPv6 and ok over IPv4 to a same server; the other way
+    round): False, every flow named and none shared, compares nothing (the families went to other
+    servers: break-it s57 #10), as when they are not split so."""
     if v6 is not None:
         ok6, bl6 = v6
-        for bad, good, all_bad, no_good in (("IPv6", "IPv4", bl6 == bl, ok6 == 0),
-                                            ("IPv4", "IPv6", bl6 == 0, ok6 == ok)):
-            if all_bad and no_good:
+        for bad, good, all_bad, no_good, shared in (("IPv6", "IPv4", bl6 == bl, ok6 == 0, same[0]),
+                                                    ("IPv4", "IPv6", bl6 == 0, ok6 == ok, same[1])):
+            if all_bad and no_good and shared is not False:
                 if not path:
                     return f"all blocked over {bad}, the ok ones over {good}"
                 return (f"all blocked over {bad}, the ok ones over {good}: the {bad} path is blocked; allow "
@@ -3164,6 +3206,206 @@ def _family_split(ok: int, bl: int, v6: tuple[int, int] | None, others_ok: bool 
 
 #: the hint of a purpose whose flows not blocked all worked (:func:`_family_split`)
 OTHERS_WORKED = "the others worked: compare clients, addresses and ports"
+
+#: server names :func:`family_names` keeps per (purpose, verdict, address family); beyond, that
+#: family's destinations count as unknown (bounded memory in a chunked reading)
+MAX_FAMILY_NAMES = 1024
+
+
+def family_names(flows: pd.DataFrame) -> dict[tuple[str, str, bool], frozenset | None]:
+    """(purpose, verdict, over IPv6) -> the server names (``server_name``, lower case; a host name,
+    no IP literal: :func:`_names_a_server`) of the ``ok`` and ``blocked`` flows, None where one
+    such flow had none (or more than :data:`MAX_FAMILY_NAMES` names): what tells whether two
+    address families went to the same servers (an IPv4 and an IPv6 address of one server share
+    nothing but its name: :func:`same_destinations`). {} without ``server_name`` or ``resp_h``."""
+    if not len(flows) or any(c not in flows for c in ("server_name", "resp_h", "purpose", "verdict")):
+        return {}
+    verdict = flows["verdict"].to_numpy(dtype=object)
+    at = np.flatnonzero((verdict == "ok") | (verdict == "blocked"))
+    if not len(at):
+        return {}
+    # (per distinct name: whether it names a server, its lower-case form; grouped by pandas)
+    codes, distinct = pd.factorize(flows["server_name"].to_numpy(dtype=object)[at], use_na_sentinel=False)
+    named = _names_a_server(distinct.tolist()) & np.array([isinstance(n, str) for n in distinct.tolist()], bool)
+    lower = np.array([str(n).lower().rstrip(".") for n in distinct.tolist()], dtype=object)
+    # (the groups by integer codes: purpose, verdict, address family of each distinct responder)
+    p_codes, purposes = pd.factorize(flows["purpose"].to_numpy(dtype=object)[at], use_na_sentinel=False)
+    h_codes, hosts = pd.factorize(flows["resp_h"].to_numpy(dtype=object)[at], use_na_sentinel=False)
+    six = _is_v6(np.array([str(h) for h in hosts.tolist()], dtype=object))[h_codes]
+    group = (p_codes.astype(np.int64) * 2 + (verdict[at] == "ok")) * 2 + six
+    width = max(len(distinct), 1)
+    pairs = np.unique(group * width + codes.astype(np.int64))       # (sorted: by group, then name)
+    g_of, c_of = pairs // width, pairs % width
+    out: dict[tuple[str, str, bool], frozenset | None] = {}
+    for g in np.unique(g_of).tolist():
+        mine = c_of[g_of == g]
+        key = (str(purposes[g // 4]), "ok" if (g // 2) % 2 else "blocked", bool(g % 2))
+        out[key] = (frozenset(lower[mine].tolist())
+                    if named[mine].all() and len(mine) <= MAX_FAMILY_NAMES else None)
+    return out
+
+
+def merge_family_names(into: dict, more: dict) -> None:
+    """Add the :func:`family_names` ``more`` to ``into`` (in place): the names united, None (unknown)
+    where either is None or the union has more than :data:`MAX_FAMILY_NAMES`."""
+    for key, names in more.items():
+        if key not in into:
+            into[key] = names
+        elif into[key] is not None:
+            both = None if names is None else into[key] | names
+            into[key] = None if both is None or len(both) > MAX_FAMILY_NAMES else both
+
+
+def same_destinations(names: dict, purpose: str) -> tuple[bool | None, bool | None]:
+    """Of a purpose's :func:`family_names` ``names``: whether its blocked flows over IPv6 and its
+    ok ones over IPv4 went to a same server name, and the other way round (IPv4 blocked, IPv6
+    ok): True when some name is on both sides, False when every flow of both had a name and none
+    is shared (other servers: no statement on the address family's path, break-it s57 #10), None
+    when not known (a flow without a name: an address alone names no server across families)."""
+    def same(bad6: bool) -> bool | None:
+        if (purpose, "blocked", bad6) not in names or (purpose, "ok", not bad6) not in names:
+            return None
+        a, b = names[(purpose, "blocked", bad6)], names[(purpose, "ok", not bad6)]
+        return None if a is None or b is None else bool(a & b)
+    return same(True), same(False)
+
+
+def plain_resets(details) -> int:
+    """Of blocked flows' ``details`` (the names from the packets taken out: :func:`unquoted_details`),
+    how many are connection attempts whose SYN a TCP reset answered
+    (:data:`~kscc_traffic.classify.REJ_DETAIL`) with no sign of a device nearer than the server
+    (no :data:`~kscc_traffic.inspect.REFUSED_NEARER` nor :data:`~kscc_traffic.inspect.REFUSED_OTHER`
+    hint: the server's own TTL, or no packet of that address to compare with)."""
+    return sum(1 for x in map(str, details)
+               if x.startswith(REJ_DETAIL) and REFUSED_NEARER not in x and REFUSED_OTHER not in x)
+
+
+def fallback_fix(r, bl: int) -> str:
+    """The advice for ``bl`` blocked flows of rule ``r`` that were all connection attempts over IPv6
+    refused by a TCP reset from no device nearer than the server (:func:`plain_resets`), while IPv4
+    to the same server names worked (:func:`same_destinations`): the happy-eyeballs fallback of a
+    dual-stack client (RFC 8305) after a server host that does not take the port over IPv6; nothing
+    to open, unless a firewall of the site's own rejects IPv6 there (break-it s57 #9: "the IPv6 path
+    is blocked; allow the ports for IPv6 too")."""
+    these = "this connection attempt was" if bl == 1 else f"these {bl} connection attempts were"
+    where = f"{r.transport.upper()} {r.port_text}"
+    return (f"{these} refused over IPv6 by a TCP reset (no sign of a device nearer than the server), while "
+            f"IPv4 to the same server names worked: {FALLBACK_MEANS} {where} over IPv6, and a dual-stack client "
+            "falls back to IPv4, as it did here: the purpose works over IPv4, nothing is to be opened; only if a "
+            "firewall of this network rejects IPv6 there (its reset then comes from fewer hops than the server's "
+            f"packets) let it pass: {r.fix}")
+
+
+#: what :func:`fallback_fix` says the IPv6 refusal most likely was (before the port)
+FALLBACK_MEANS = "most likely the server's host does not take"
+
+#: an unanswered connection attempt that began at most this long (s) after a connection of the
+#: same client to the same server address and port that worked (:class:`RateWatch`): the port is
+#: open and the path works, a limit on new connections dropped it (break-it s57 #12)
+RATE_WINDOW_S = 60.0
+#: :class:`RateWatch` bounds: (purpose, client, server, port, time slot) pairs of worked
+#: connections kept, and unanswered attempts kept (beyond either: no attempt is counted, no hint
+#: given: bounded memory in a chunked reading)
+MAX_RATE_KEYS = 262_144
+MAX_RATE_TRIES = 65_536
+
+
+class RateWatch:
+    """The blocked TCP connection attempts, unanswered (``no_answer``, detail ``SYN sent …, no
+    answer``; not one the capture's end cut short: :func:`cut_short`), that began at most
+    :data:`RATE_WINDOW_S` after an ``ok`` TCP connection of the same purpose, client, server address
+    and port (``purpose``, ``orig_h``, ``resp_h``, ``resp_p``; ``capture`` when the table has one):
+    the port is open and the path works, so a limit on new connections (a firewall's rate or
+    count limit, SYN-flood protection, the server's full backlog) most likely dropped them, not a
+    port rule (:func:`rate_limit_fix`). Tables are added batch by batch in any order
+    (:meth:`add`); :meth:`counts` counts at the end. The ok connections are kept per key and slot
+    of :data:`RATE_WINDOW_S` as the first and last start in it: an attempt at ``t`` follows one
+    within the window when its slot's first start is before ``t`` or the slot before's last start
+    is at most the window before ``t`` (exact: the window spans those two slots). At most
+    :data:`MAX_RATE_KEYS` (key, slot) pairs and :data:`MAX_RATE_TRIES` attempts: beyond, nothing
+    is counted."""
+
+    def __init__(self) -> None:
+        self.ok: dict[tuple, tuple[int, int]] = {}  # (key, slot) -> first and last start (ns) of ok ones
+        self.tries: list[tuple[tuple, int]] = []    # (key, start ns) of the unanswered attempts
+        self.full = False                           # (a bound reached: nothing counted)
+
+    @staticmethod
+    def _key(values: tuple) -> tuple:
+        """(purpose, client, server, port, capture) of a row's values in :meth:`add`'s column order."""
+        p, oh, rh, rp, *cap = values
+        return (str(p), str(oh), str(rh), int(rp), str(cap[0]) if cap else "")
+
+    def add(self, flows: pd.DataFrame) -> None:
+        """Remember the ok TCP connections and the unanswered attempts of ``flows`` (a classified
+        flow table; nothing without ``ts_ns``, ``orig_h``, ``resp_h``, ``resp_p``, ``proto``)."""
+        need = ("purpose", "verdict", "reason", "ts_ns", "orig_h", "resp_h", "resp_p", "proto")
+        if self.full or not len(flows) or any(c not in flows for c in need):
+            return
+        verdict = flows["verdict"].to_numpy(dtype=object)
+        tcp = flows["proto"].to_numpy(dtype=object) == "tcp"
+        names = ["purpose", "orig_h", "resp_h", "resp_p", *(["capture"] if "capture" in flows else [])]
+        window = int(RATE_WINDOW_S * 1e9)
+        ok = np.flatnonzero(tcp & (verdict == "ok"))
+        if len(ok):
+            # (first and last start per key and slot, grouped by pandas: most batches have many ok
+            # connections and few keys)
+            sub = flows.iloc[ok][[*names, "ts_ns"]]
+            sub = sub.assign(_slot=sub["ts_ns"].to_numpy(np.int64) // window)
+            got = sub.groupby([*names, "_slot"], sort=False)["ts_ns"].agg(["min", "max"])
+            for k, lo, hi in zip(got.index.tolist(), got["min"].tolist(), got["max"].tolist()):
+                at = (self._key(k[:-1]), int(k[-1]))
+                had = self.ok.get(at)
+                if had is None and len(self.ok) >= MAX_RATE_KEYS:
+                    self.full = True
+                    return
+                self.ok[at] = (int(lo), int(hi)) if had is None else (min(had[0], int(lo)), max(had[1], int(hi)))
+        tried = np.flatnonzero(tcp & (verdict == "blocked"))
+        if len(tried):
+            sub = flows.iloc[tried]
+            details = unquoted_details(sub)
+            reasons = sub["reason"].astype(str).tolist()
+            cut = cut_short(reasons, details)
+            keep = [k for k, (r, d) in enumerate(zip(reasons, details))
+                    if r.split(",")[0] == "no_answer" and d.startswith("SYN sent ") and not cut[k]]
+            if len(self.tries) + len(keep) > MAX_RATE_TRIES:
+                self.full = True
+                return
+            sub = sub.iloc[keep]
+            self.tries += [(self._key(v[:-1]), int(v[-1]))
+                           for v in zip(*(sub[c].tolist() for c in (*names, "ts_ns")))]
+
+    def counts(self) -> dict[str, int]:
+        """purpose -> its unanswered attempts that followed a worked connection of the same client
+        to the same server address and port by at most :data:`RATE_WINDOW_S` ({} when a bound was
+        reached)."""
+        if self.full:
+            return {}
+        out: dict[str, int] = {}
+        window = int(RATE_WINDOW_S * 1e9)
+        for k, t in self.tries:
+            slot = t // window
+            here, before = self.ok.get((k, slot)), self.ok.get((k, slot - 1))
+            if (here is not None and here[0] < t) or (before is not None and before[1] >= t - window):
+                out[k[0]] = out.get(k[0], 0) + 1
+        return out
+
+
+def rate_limit_fix(r, bl: int, k: int, fix: str) -> str:
+    """The advice for ``k`` of the ``bl`` blocked flows of rule ``r`` that :class:`RateWatch` counts
+    (unanswered attempts shortly after the same client's connection to the same server address
+    and port worked): a limit on new connections, not a port to open; all of them: that advice
+    alone; some: added to ``fix`` (the others')."""
+    where = f"{r.transport.upper()} {r.port_text}"
+    limit = ("a limit on new connections (a firewall's connection-rate or connection-count limit, SYN-flood "
+             "protection, an IPS rule; or the server's listen backlog full) most likely dropped the later ones, "
+             f"unless the server or the path failed meanwhile: check such limits for {where} and exempt the agents")
+    if bl == k:
+        these = "this connection attempt was" if k == 1 else f"these {k} connection attempts were"
+        return (f"{these} unanswered within {RATE_WINDOW_S:g} s after the same client's connection to the same "
+                f"server address and port worked: the port was open and the path worked; {limit}")
+    return (f"{fix}; {k} of them {'was' if k == 1 else 'were'} unanswered within {RATE_WINDOW_S:g} s after the "
+            f"same client's connection to the same server address and port worked: {limit}")
 
 
 def _captures_text(caps: tuple[tuple[str, ...], tuple[str, ...], bool] | None, ok: int,
@@ -3550,7 +3792,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
 
     One blocked flow makes the purpose ``blocked`` however many of its flows were ok (else one
     unexpected flow makes it ``unexpected``); ``fix`` then starts with how many were ok
-    (``395 of 436 flows ok, 41 blocked (…): allow outbound …``); when some were unexpected too,
+    (``395 of 436 flows ok, 41 blocked (…): allow outbound …``; the address families are
+    compared for the same server names only, :func:`same_destinations`); when some were unexpected too,
     each kind is counted and given its own advice (``1 of 5 flows ok, 2 blocked, 2 unexpected (2
     tls_intercepted). For the blocked ones: allow outbound …. For the unexpected ones: … exclude
     these names from inspection (*.ksc.kaspersky.com)``).
@@ -3598,6 +3841,10 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
     verdict = reason = refused = None
     paths = proxy_paths(flows)
     restarts = RefusedAccepted()
+    fam_names = family_names(flows)
+    rates = RateWatch()
+    rates.add(flows)
+    after_ok = rates.counts()
     restarts.add(flows)
     for r in rules.rules:
         at = where.get(r.id, ())
@@ -3607,7 +3854,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         bl_reset = un_failed = bl_refused = (0, 0)
         un_elsewhere: tuple[int, tuple[str, ...]] = (0, ())
         un_inbound = 0
-        bl_handshake = bl_cut = bl_host = bl_local = bl_idle = bl_path = bl_lost = 0
+        bl_handshake = bl_cut = bl_host = bl_local = bl_idle = bl_path = bl_lost = bl_plain_reset = 0
         bl_stalled = (0, 0, 0)
         bl_dated = 0
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
@@ -3728,6 +3975,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     bl_reset = (sum(1 for x in details if str(x).startswith(DP_RESET)),
                                 sum(1 for x in details if str(x).startswith(DP_RESET_ITSELF)))
                     bl_refused = refused_counts(details)
+                    bl_plain_reset = plain_resets(details)
                     # (a filter's HTTP refusal of the ClientHello: the port is open, as for tls_failed)
                     bl_tls += sum(1 for x in details if str(x).startswith(FILTER_ANSWER))
                     bl_cut = int(np.count_nonzero(cut_short(reason[at][v == "blocked"].tolist(), details)))
@@ -3752,7 +4000,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_restarted=restarts.said(r.id) if bl_refused[1] or bl_reset[0] else (0, ""),
                                    bl_host=bl_host, bl_local=bl_local, bl_idle=bl_idle, bl_path=bl_path,
                                    bl_stalled=bl_stalled, bl_dated=bl_dated,
-                                   bl_lost=bl_lost))
+                                   bl_lost=bl_lost, fam_same=same_destinations(fam_names, r.id),
+                                   bl_plain_reset=bl_plain_reset, bl_after_ok=after_ok.get(r.id, 0) if bl else 0))
     no_ksc = bool(len(flows)) and not any_ksc(flows, rules)
     if no_ksc:
         rows = [not_ksc_row(x) for x in rows]   # (the headline: no flow is KSC's, newcomer 28 F4)
@@ -3811,10 +4060,21 @@ DNS_RCODE_TEXT: dict[str, str] = {
 _DNS_ERROR_COLUMNS = ("name", "rcode", "flows")
 
 
+#: what an ``rcode`` of :func:`dns_errors` ends with when the error answered the AAAA question only
+#: (the flow's detail says :data:`~kscc_traffic.classify.AAAA_ONLY`; break-it s57 #11)
+AAAA_ONLY_RCODE = " (AAAA only)"
+
+
 def dns_answer_meaning(rcode: str) -> str:
-    """What an ``rcode`` of :func:`dns_errors` means, in words ('' when not known)."""
+    """What an ``rcode`` of :func:`dns_errors` means, in words ('' when not known); one ending
+    with :data:`AAAA_ONLY_RCODE`: the same, for the IPv6 address only (the agent connects over
+    IPv4 with the A answer)."""
     if rcode.startswith("sinkhole "):
         return "a sinkhole address (nowhere, or the client itself): a DNS filter blocks the name"
+    if rcode.endswith(AAAA_ONLY_RCODE):
+        text = DNS_RCODE_TEXT.get(rcode[:-len(AAAA_ONLY_RCODE)], "an error")
+        return (f"{text}, for the AAAA (IPv6 address) query only: an agent connects over IPv4 with the A "
+                "answer (an IPv6-only network would need the AAAA one)")
     return DNS_RCODE_TEXT.get(rcode, "")
 
 
@@ -3840,6 +4100,18 @@ def _dns_error_rows(flows: pd.DataFrame) -> pd.DataFrame:
                 bad = bad.to_numpy().copy()
                 bad[at] = True
                 rcode = pd.Series(rcode, index=flows.index)
+    if "detail" in flows and bad.any():
+        # (an error to the AAAA question only, the flow ok: said in the rcode, AAAA_ONLY_RCODE; the
+        # detail's start rebuilt from the flow's own rcode and query, so no name from the packets
+        # can fake it)
+        at = np.flatnonzero(np.asarray(bad))
+        sub = flows.iloc[at]
+        only = [str(d).startswith(f"DNS answer {r} for {q}: {AAAA_ONLY};")
+                for d, r, q in zip(sub["detail"].tolist(), sub["dns_rcode"].tolist(), sub["query"].tolist())]
+        if any(only):
+            rcode = pd.Series(np.asarray(rcode, dtype=object).copy(), index=flows.index)
+            hit = at[np.asarray(only, bool)]
+            rcode.iloc[hit] = [f"{r}{AAAA_ONLY_RCODE}" for r in rcode.iloc[hit].tolist()]
     return flows[bad].assign(dns_rcode=rcode[bad])
 
 
@@ -4001,6 +4273,10 @@ class TableSummary:
         self.membership = 0                      # IGMP and ICMP flows (_only_membership)
         self.join_groups: set = set()            # ... the groups they name (the first ones, bounded)
         self.v6_seen = False                     # (a table with a resp_h column was added)
+        # (purpose, verdict, over IPv6) -> server names, None: unknown (family_names)
+        self.family_names: dict[tuple[str, str, bool], frozenset | None] = {}
+        self.bl_plain_reset: dict[str, int] = {}  # purpose -> plain_resets of its blocked flows
+        self.rates = RateWatch()                 # unanswered attempts after a worked connection
         #: (kind, scanner) -> [probes, hosts, ports, documented ports, first ts_ns, last ts_ns] of
         #: the scan probes (reason port_scan/address_scan): :func:`scan_lines`
         self.scans: dict[tuple[str, str], list] = {}
@@ -4094,6 +4370,8 @@ class TableSummary:
             six = flows[_is_v6(flows["resp_h"].to_numpy(dtype=object))]
             for (p, v), n in six.groupby(["purpose", "verdict"], sort=False).size().items():
                 self.v6[(p, v)] = self.v6.get((p, v), 0) + int(n)
+            merge_family_names(self.family_names, family_names(flows))
+        self.rates.add(flows)
         if "resp_pkts" in flows:
             self.answered_seen = True
             answered = flows[(flows["verdict"] == "ok") & (flows["resp_pkts"] > 0)]
@@ -4207,6 +4485,10 @@ class TableSummary:
                 failed = failed[vendor_names(failed["server_name"].to_numpy(dtype=object))]
                 for p, n in failed.groupby("purpose", sort=False).size().items():
                     self.un_failed_vendor[p] = self.un_failed_vendor.get(p, 0) + int(n)
+            plain = detail.str.startswith(REJ_DETAIL)
+            if plain.any():
+                for p, g in detail[plain].groupby(blocked["purpose"][plain], sort=False):
+                    self.bl_plain_reset[p] = self.bl_plain_reset.get(p, 0) + plain_resets(g.tolist())
             if detail.str.contains(REFUSED_NEARER, regex=False).any() or \
                     detail.str.contains(REFUSED_OWN, regex=False).any():
                 for p, g in detail.groupby(blocked["purpose"], sort=False):
@@ -4346,6 +4628,7 @@ class TableSummary:
     def readiness(self, rules: RuleSet) -> pd.DataFrame:
         """As :func:`readiness`, from the counts."""
         rows = []
+        after_ok = self.rates.counts()
         for r in rules.rules:
             ok, bl, un = (self.counts.get((r.id, k), 0) for k in ("ok", "blocked", "unexpected"))
             n = sum(c for (p, _), c in self.counts.items() if p == r.id)
@@ -4390,6 +4673,9 @@ class TableSummary:
                                        bl_idle=self.bl_idle.get(r.id, 0), bl_path=self.bl_path.get(r.id, 0),
                                        bl_stalled=self.bl_stalled.get(r.id, (0, 0, 0)),
                                        bl_dated=self.bl_dated.get(r.id, 0),
+                                       fam_same=same_destinations(self.family_names, r.id),
+                                       bl_plain_reset=self.bl_plain_reset.get(r.id, 0),
+                                       bl_after_ok=after_ok.get(r.id, 0) if bl else 0,
                                        bl_lost=self.bl_lost.get(r.id, 0)))
         no_ksc = bool(self.no_ksc_headline(rules))
         if no_ksc:

@@ -614,7 +614,20 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         if ok and bl:
             six = sub["resp_h"].astype(str).str.contains(":", regex=False)
             ok6, bl6 = (int((six & (sub["verdict"] == k)).sum()) for k in ("ok", "blocked"))
-            if bl6 == bl and ok6 == 0:
+
+            def names_of(rows):
+                got = [str(x) for x in rows["server_name"]] if "server_name" in rows else [""]
+                return None if any(x == "" or is_ip_literal(x) for x in got) else {x.lower() for x in got}
+
+            def other_servers(bad6):
+                # (s57 #10: every flow named, the failing family's and the working one's names
+                # disjoint: the families went to other servers, not compared)
+                a = names_of(sub[(sub["verdict"] == "blocked") & (six if bad6 else ~six)])
+                b = names_of(sub[(sub["verdict"] == "ok") & (~six if bad6 else six)])
+                return a is not None and b is not None and not (a & b)
+            if bl6 == bl and ok6 == 0 and other_servers(True) or bl6 == 0 and ok6 == ok and other_servers(False):
+                pass
+            elif bl6 == bl and ok6 == 0:
                 why = ("all blocked over IPv6, the ok ones over IPv4: the IPv6 path is blocked; allow the ports "
                        "for IPv6 too, or check its routes; a dual-stack agent tries IPv6 first")
             elif bl6 == 0 and ok6 == ok:

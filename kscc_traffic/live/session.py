@@ -446,6 +446,9 @@ class _Flow:
 #: (the SYN's ISN: a stale connection's reset attempt cleared only by a retry of the same ISN, as
 #: :func:`kscc_traffic.classify.stale_retries` pairs them); left out of what the session returns
 _ISN = "syn_isn"
+#: ... and the scheme of the credentials a proxy's login answer refused (internal ``proxy_auth``: a
+#: refused Basic account is no authentication round, :func:`kscc_traffic.classify.proxy_auth_retries`)
+_AUTH = "proxy_auth"
 
 
 class FlowLog:
@@ -462,7 +465,7 @@ class FlowLog:
         self.counts: collections.Counter = collections.Counter()
 
     def add(self, rows: pd.DataFrame) -> None:
-        """Append final rows (columns :data:`kscc_traffic.analyze.COLUMNS`, and :data:`_ISN`)."""
+        """Append final rows (columns :data:`kscc_traffic.analyze.COLUMNS`, and :data:`_ISN`, :data:`_AUTH`)."""
         if not len(rows):
             return
         self._parts.append(rows)
@@ -561,7 +564,8 @@ class LiveSession:
         self.active: dict[tuple, _Flow] = {}
         self._by_fid: dict[int, _Flow] = {}
         self._next_fid = 0
-        self.table = _schema(pd.DataFrame()).assign(**{_ISN: pd.Series(dtype="int64"), "_fid": pd.Series(dtype="int64")})
+        self.table = _schema(pd.DataFrame()).assign(**{_ISN: pd.Series(dtype="int64"), _AUTH: pd.Series(dtype=object),
+                                                       "_fid": pd.Series(dtype="int64")})
         self._answers: dict[str, collections.deque] = {}
         self._answer_seen: set = set()
         self._announced: dict[str, set] = {}
@@ -936,7 +940,9 @@ class LiveSession:
             table = self._adjust(table, adjust, given)
         if _ISN not in table.columns:
             table[_ISN] = -1
-        return table[list(COLUMNS) + [_ISN, "_fid"]]
+        if _AUTH not in table.columns:
+            table[_AUTH] = pd.Series([""] * len(table), dtype=object, index=table.index)
+        return table[list(COLUMNS) + [_ISN, _AUTH, "_fid"]]
 
     @staticmethod
     def _weights(flows: list[_Flow], held: list[list], n: int) -> tuple[Optional[np.ndarray], dict]:
@@ -1194,7 +1200,7 @@ class LiveSession:
         out = pd.concat([done, act], ignore_index=True) if len(done) else act
         # (a proxy's 407 and the accepted retry on another connection: classified apart here)
         out = note_auth_rounds(out.sort_values("ts_ns", kind="stable").reset_index(drop=True))
-        return out.drop(columns=[_ISN], errors="ignore")
+        return out.drop(columns=[_ISN, _AUTH], errors="ignore")
 
     def counts(self) -> dict[tuple[str, str], int]:
         """(purpose, live verdict) -> flows, summarised and active (cheap: no table copy)."""
@@ -1230,7 +1236,7 @@ class LiveSession:
         # (a proxy's 407 answered by an accepted retry on another connection: each flow was
         # classified when it changed, the two apart; judged across the table as classify does;
         # a stale connection's reset attempt and its retry by their SYN's ISN: the internal _ISN)
-        return note_auth_rounds(self.log.frame()).drop(columns=[_ISN], errors="ignore")
+        return note_auth_rounds(self.log.frame()).drop(columns=[_ISN, _AUTH], errors="ignore")
 
     def close(self) -> None:
         """Release the spill file."""
