@@ -607,7 +607,8 @@ def _reset_hints(ft: FlowTable, n: int) -> np.ndarray:
     SYN, the SYN-ACK; the first packet and the first RST of each direction are kept too, so all
     analyses give the same answer): when that packet is no RST and the two TTLs (IPv6: hop limits)
     differ by :data:`RESET_TTL_HOPS` or more, or the reset came from :data:`RESET_NEARER_HOPS` or
-    more hops nearer (:func:`_hops`), the hint gives both values, and says whether that
+    more hops nearer (:func:`_hops`, and a higher TTL: a reset with a lower one came a longer way,
+    also where the two values straddle an initial one, 33 and 32), the hint gives both values, and says whether that
     side went on sending data after the reset. When the server's SYN-ACK's TTL differs as much
     from its data's and says it came from nearer (:func:`_hops`: a SYN proxy, a firewall answering
     the handshake for the server, break-it 24 F5), the hint says so too, also when the reset is
@@ -658,8 +659,11 @@ def _reset_hints(ft: FlowTable, n: int) -> np.ndarray:
     near &= ~odd | proxy
     ref = np.where(near, data, h)
     t_ref = ttl[ref].astype(np.int64)
+    # (from nearer: fewer hops and a higher TTL; a lower TTL is a longer way back, whatever initial
+    # value the two suggest across a boundary: 33 -> 32 is one hop farther, not "31 nearer")
     keep = ~rst[ref] & (t_rst >= 0) & (t_ref >= 0) & (
-        (np.abs(t_rst - t_ref) >= RESET_TTL_HOPS) | (_hops(t_ref) - _hops(t_rst) >= RESET_NEARER_HOPS))
+        (np.abs(t_rst - t_ref) >= RESET_TTL_HOPS)
+        | ((_hops(t_ref) - _hops(t_rst) >= RESET_NEARER_HOPS) & (t_rst > t_ref)))
     # the originator's first packet sent with a traceroute probe's TTL (tcptraceroute's SYN with TTL
     # 3, answered by time exceeded): its own stack's reset after it carries its usual TTL
     keep &= ~((g % 2 == 0) & (ref == h) & (t_ref >= 1) & (t_ref <= TRACEROUTE_MAX_TTL))
