@@ -707,7 +707,9 @@ def bad_reset_checksums(buf, off: np.ndarray, cap: np.ndarray, cols: dict[str, n
                         claim: SumClaim | None = None) -> np.ndarray:
     """Rows of the decoded columns ``cols`` (:data:`~.packets.PACKET_COLUMNS`, in frame order) that
     are TCP resets whose checksum is wrong (:func:`tcp_checksum_state` -1): a bool array of the
-    rows. Only a reset is checked (a few rows), and only when its segment is in its frame whole
+    rows. Only a reset carrying no payload is checked (a few rows; one with payload, such as a
+    Windows stack's reset cause text, is not, as the tshark engine cannot rebuild its bytes), and
+    only when its segment is in its frame whole
     (``buf``: the frames' bytes; ``off``/``cap``: int64 arrays, per frame, its offset and captured
     bytes): the TCP header is found in the frame by its ports, sequence and acknowledgement
     numbers, flags and checksum (the columns'), and the frame's captured bytes hold the header and
@@ -726,8 +728,10 @@ def bad_reset_checksums(buf, off: np.ndarray, cap: np.ndarray, cols: dict[str, n
         return out
     claim = claim if claim is not None else SumClaim()
     claim.count(buf, off, cap, cols)
+    # (a reset carrying no payload only: the tshark engine rebuilds a segment from its fields, and
+    # Wireshark shows a reset's payload as tcp.reset_cause text, not its bytes; both engines so agree)
     cand = np.flatnonzero((cols["proto"] == 6) & ((cols["tcp_flags"] & _RST) != 0) & (cols["l4_sum"] > 0)
-                          & (cols["payload_len"] >= 0) & ~cols["unreassembled"])
+                          & (cols["payload_len"] == 0) & ~cols["unreassembled"])
     if not len(cand) or not claim.trusted:
         return out
     for i in cand.tolist():
