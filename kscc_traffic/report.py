@@ -774,10 +774,11 @@ def cert_fix(r, bl_cert: tuple[int, ...], alone: bool = False) -> str:
 #: TLS-inspection product's CA (:func:`other_server`): another server answered ({mask}: the rule's
 #: host mask); break-it real s57 #4
 OTHER_SERVER_FIX = ("the server that answered presented a certificate for another name (see each flow's detail): "
-                    "the agent reached another server than the one it asked for ({mask}), not through TLS "
-                    "inspection: check what the name resolves to on the agent (its DNS server's answer, the hosts "
-                    "file) and which server answers at that address (a NAT or port forward to another host, a load "
-                    "balancer's default certificate, a captive portal or block page)")
+                    "most likely the agent reached another server than the one it asked for ({mask}), not a "
+                    "TLS-inspecting proxy (which presents a certificate for the name asked): check what the name "
+                    "resolves to on the agent (its DNS server's answer, the hosts file) and which server answers at "
+                    "that address (a NAT or port forward to another host, a load balancer's default certificate, a "
+                    "captive portal or block page)")
 #: the advice for a TLS handshake the server's side ended accepting none of the TLS versions the
 #: agent offered (detail :data:`~kscc_traffic.classify.VERSION_REFUSED`); break-it real s57 #7
 VERSION_FIX = ("the server's side accepted none of the TLS versions the agent offered (see each flow's detail): "
