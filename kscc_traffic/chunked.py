@@ -1867,6 +1867,15 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     fs_start = start | np.r_[True, slot[1:] != slot[:-1]]
     fs_end = end | np.r_[slot[1:] != slot[:-1], True]
     keep |= fs_start | fs_end
+    if b.dup_of is not None and "l2_out" in c:
+        # the copies captured the other way (a packet the capturing host forwarded: arriving, and
+        # leaving one hop lower) of each direction's first TCP packet and first MAX_SEGMENTS + 1
+        # TCP data segments: what inspect._reset_hints compares a reset captured that way with
+        # (its _ttl_as_sent; a router's own reset only leaves)
+        other = _other_way_copies(b.dup_of, c["l2_out"],
+                                  rows[first_of(fd, tcp) | (data & (rank_in(data) <= MAX_SEGMENTS))])
+        if len(other):
+            copies = np.union1d(copies, other)
     w = np.take(weights, rows, axis=0)     # (a copy; faster than weights[rows] for 2-D rows)
     gone = ~keep
     if gone.any():
@@ -1886,6 +1895,20 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     copy = np.arange(len(out_rows)) >= len(kept)
     order = np.argsort(out_rows, kind="stable")   # back to capture order
     return out_rows[order], trim[order], w[order], copy[order]
+
+
+def _other_way_copies(dup_of: np.ndarray, l2_out: np.ndarray, of: np.ndarray) -> np.ndarray:
+    """The rows (sorted int64 array) of the duplicates ``dup_of`` marks (one per packet row: the row
+    each copies, -1 for the others) that copy a packet of the rows ``of`` (int array) and were
+    captured the other way (``l2_out``, bool per row: leaving the capturing host, or arriving)."""
+    cp = np.flatnonzero(dup_of >= 0)
+    if not len(cp) or not len(of):
+        return np.zeros(0, np.int64)
+    og = dup_of[cp]
+    cp, og = cp[l2_out[cp] != l2_out[og]], og[l2_out[cp] != l2_out[og]]
+    if not len(cp):
+        return cp
+    return cp[np.isin(og, of)]
 
 
 #: glibc malloc settings for a chunked analysis (mallopt parameters)

@@ -598,6 +598,36 @@ def _hops(ttl: np.ndarray) -> np.ndarray:
     return initial - ttl
 
 
+def _ttl_as_sent(ft: FlowTable, rows: np.ndarray, way: np.ndarray) -> np.ndarray:
+    """The TTL (hop limit) of each packet of ``rows`` (kept rows of ``ft``: int array) as captured
+    ``way`` (bool array like ``rows``: leaving the capturing host, ``l2_out``, or arriving): its
+    own where it was captured so, else that of its copy captured so (a duplicate build_flows
+    dropped: ``dup_of``; a forwarded packet, captured arriving and again leaving one hop lower),
+    -1 when there is none (int64 array like ``rows``)."""
+    c = ft.packets.cols
+    out = c["ttl"][rows].astype(np.int64)
+    other = c["l2_out"][rows] != way
+    if not other.any():
+        return out
+    out[other] = -1
+    if ft.dup_of is None:
+        return out
+    cp = np.flatnonzero(ft.dup_of >= 0)
+    og = ft.dup_of[cp]
+    cp, og = cp[c["l2_out"][cp] != c["l2_out"][og]], og[c["l2_out"][cp] != c["l2_out"][og]]
+    if not len(cp):
+        return out
+    o = np.lexsort((cp, og))                 # (per original its first copy the other way)
+    cp, og = cp[o], og[o]
+    want = rows[other]
+    i = np.minimum(np.searchsorted(og, want), len(og) - 1)
+    found = og[i] == want
+    got = np.full(len(want), -1, np.int64)
+    got[found] = c["ttl"][cp[i[found]]]
+    out[other] = got
+    return out
+
+
 def _reset_hints(ft: FlowTable, n: int) -> np.ndarray:
     """Per flow (object array of ``n`` texts, '' where none): a hint that a TCP reset came from a
     device on the path (a firewall or IPS ending the connection, a DPI reset injection), not from
@@ -615,7 +645,11 @@ def _reset_hints(ft: FlowTable, n: int) -> np.ndarray:
     the path, as its reset) is not compared: the reset is compared with the first packet. Packets
     without a known TTL (``ttl`` -1, or no such column) give no hint, nor does a client's reset
     compared with its first packet sent with a TTL (hop limit) of at most
-    :data:`~kscc_traffic.unreachable.TRACEROUTE_MAX_TTL` (a traceroute probe's)."""
+    :data:`~kscc_traffic.unreachable.TRACEROUTE_MAX_TTL` (a traceroute probe's). The packet compared
+    with is taken as captured the reset's way (``l2_out``: arriving at or leaving the capturing
+    host, :func:`_ttl_as_sent`): on a router's ``tcpdump -i any`` its forwarded copy that left
+    (a duplicate, dropped) stands for the kept one that came in, so that the router's own reset,
+    which only leaves, is told (s58 real #1); none captured that way, no hint."""
     out = repeated("", n)
     c, pf = ft.packets.cols, ft.pkt_flow
     if "ttl" not in c or not n:
@@ -658,6 +692,17 @@ def _reset_hints(ft: FlowTable, n: int) -> np.ndarray:
     near &= ~odd | proxy
     ref = np.where(near, data, h)
     t_ref = ttl[ref].astype(np.int64)
+    # a reset is compared with its sender's packets captured the same way: both arriving at the
+    # capturing host or both leaving it (``l2_out``: tcpdump -i any on a router keeps the copy of
+    # each forwarded packet that came in, one hop higher than the one that left, and the router's
+    # own reset only leaves); the other way, the copy of that packet captured as the reset was
+    # (a duplicate, dropped) stands for it, and without one there is no like-for-like value
+    t_said_head = t_head
+    if "l2_out" in c:
+        way = c["l2_out"]
+        if (way[ref] != way[r]).any() or (way[h] != way[r]).any():
+            t_ref = _ttl_as_sent(ft, ref, way[r])
+            t_said_head = _ttl_as_sent(ft, h, way[r])
     keep = ~rst[ref] & (t_rst >= 0) & (t_ref >= 0) & (
         (np.abs(t_rst - t_ref) >= RESET_TTL_HOPS) | (_hops(t_ref) - _hops(t_rst) >= RESET_NEARER_HOPS))
     # the originator's first packet sent with a traceroute probe's TTL (tcptraceroute's SYN with TTL
@@ -675,11 +720,11 @@ def _reset_hints(ft: FlowTable, n: int) -> np.ndarray:
         if not keep[k]:
             notes[gk // 2] = f"{synproxy}; its reset came with {int(t_rst[k])}, as its data: the server's own"
             continue
-        if near[k] and t_ref[k] != t_head[k]:   # (the same TTL as its first packet: that one named)
+        if near[k] and t_ref[k] != t_said_head[k]:   # (the same TTL as its first packet: that one named)
             first_pkt, t_said = "data", int(t_ref[k])
         else:
             first_pkt = ("SYN" if side == "client" else "SYN-ACK") if c["tcp_flags"][hk] & SYN else "first packet"
-            t_said = int(t_head[k])
+            t_said = int(t_said_head[k])
         mine = rows[lo[k]:np.searchsorted(grp, gk, side="right")]
         mine = mine[c["payload_len"][mine] > 0][:MAX_SEGMENTS + 1]
         after = " (it went on sending data after it)" if np.any(c["ts_ns"][mine] > c["ts_ns"][rk]) else ""
