@@ -1872,10 +1872,10 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
         # leaving one hop lower) of each direction's first TCP packet and first MAX_SEGMENTS + 1
         # TCP data segments: what inspect._reset_hints compares a reset captured that way with
         # (its _ttl_as_sent; a router's own reset only leaves)
-        other = _other_way_copies(b.dup_of, c["l2_out"],
-                                  rows[first_of(fd, tcp) | (data & (rank_in(data) <= MAX_SEGMENTS))])
+        other = _other_way_copies(b.dup_of, c["l2_out"])
         if len(other):
-            copies = np.union1d(copies, other)
+            refs = rows[first_of(fd, tcp) | (data & (rank_in(data) <= MAX_SEGMENTS))]
+            copies = np.union1d(copies, other[np.isin(b.dup_of[other], refs)])
     w = np.take(weights, rows, axis=0)     # (a copy; faster than weights[rows] for 2-D rows)
     gone = ~keep
     if gone.any():
@@ -1897,18 +1897,12 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     return out_rows[order], trim[order], w[order], copy[order]
 
 
-def _other_way_copies(dup_of: np.ndarray, l2_out: np.ndarray, of: np.ndarray) -> np.ndarray:
+def _other_way_copies(dup_of: np.ndarray, l2_out: np.ndarray) -> np.ndarray:
     """The rows (sorted int64 array) of the duplicates ``dup_of`` marks (one per packet row: the row
-    each copies, -1 for the others) that copy a packet of the rows ``of`` (int array) and were
-    captured the other way (``l2_out``, bool per row: leaving the capturing host, or arriving)."""
+    each copies, -1 for the others) that were captured the other way than the packet they copy
+    (``l2_out``, bool per row: leaving the capturing host, or arriving): a forwarded packet's."""
     cp = np.flatnonzero(dup_of >= 0)
-    if not len(cp) or not len(of):
-        return np.zeros(0, np.int64)
-    og = dup_of[cp]
-    cp, og = cp[l2_out[cp] != l2_out[og]], og[l2_out[cp] != l2_out[og]]
-    if not len(cp):
-        return cp
-    return cp[np.isin(og, of)]
+    return cp[l2_out[cp] != l2_out[dup_of[cp]]]
 
 
 #: glibc malloc settings for a chunked analysis (mallopt parameters)

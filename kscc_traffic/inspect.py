@@ -57,6 +57,10 @@ LONE_FINISHED_LENGTHS = (4 + 32 + 1 + 16, 4 + 48 + 1 + 16, 4 + 32 + 1 + 8)
 #: record length (header left out) of a TLS 1.3 encrypted alert: 2 bytes, the inner content
 #: type, a 16-byte tag (a close_notify is one)
 ALERT_SEALED = 2 + 1 + 16
+#: the most bytes a TLS 1.3 client sends after the server's first data when it drops the session
+#: right after its handshake (:func:`_sessions_quit`): a ChangeCipherSpec (6), its Finished (the
+#: longest of :data:`LONE_FINISHED_LENGTHS` and its 5-byte header) and an alert (5 + ALERT_SEALED)
+QUIT_BYTES_13 = 6 + 5 + max(LONE_FINISHED_LENGTHS) + 5 + ALERT_SEALED
 #: IP bytes from which a TCP segment counts as full-size for a path-MTU black hole
 #: (:func:`_mtu_holes`): below any Ethernet MTU's segment (1500), above any a 1280-byte IPv6
 #: link's MTU lets through once the headers are taken off (1220 bytes of payload)
@@ -2577,6 +2581,11 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     if len(cand):
         cand = cand[_history_has(flows["history"].to_numpy(dtype=object)[cand], "FR")]
     if len(cand):
+        # (TLS 1.3: no more client bytes after the server's first data than a ChangeCipherSpec, a
+        # Finished and an alert: most sessions go no further, at the cost of a few array passes)
+        v13 = version[cand] == "TLS 1.3"
+        cand = cand[~v13 | (_client_bytes_after_server(ft, cand) <= QUIT_BYTES_13)]
+    if len(cand):
         _, _, c2, _ = _went_on(ft, cand, parts=True)
         _, when = _first_close(ft, cand)
         soon = (c2 >= 0) & (when >= c2) & (when - c2 <= REFUSAL_WITHIN_NS)
@@ -2731,6 +2740,27 @@ def _tcp_rows_by_flow(ft: FlowTable, flows: np.ndarray, also: np.ndarray | None 
     for r in rows[np.lexsort((rows, c["ts_ns"][rows], pf[rows]))].tolist():
         per.setdefault(int(pf[r]), []).append(r)
     return per
+
+
+def _client_bytes_after_server(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
+    """Per flow row of ``flows`` (int array, distinct; TCP flows): the payload bytes of the
+    client's TCP segments captured after the server's first data segment (retransmissions
+    counted again; 0 where the server sent none): int64 array like ``flows``."""
+    c, pf = ft.packets.cols, ft.pkt_flow
+    rows = _tcp_rows_of(ft, flows, c["payload_len"] > 0)
+    out = np.zeros(len(flows), np.int64)
+    if not len(rows):
+        return out
+    pos = np.full(len(ft.flows) + 1, -1, np.int64)
+    pos[flows] = np.arange(len(flows))
+    fl = pos[pf[rows]]
+    orig = np.asarray(ft.pkt_from_orig, bool)[rows]
+    ts = c["ts_ns"][rows]
+    s1 = np.full(len(flows), np.iinfo(np.int64).max, np.int64)
+    np.minimum.at(s1, fl[~orig], ts[~orig])
+    m = orig & (ts > s1[fl])
+    np.add.at(out, fl[m], c["payload_len"][rows][m].astype(np.int64))
+    return out
 
 
 def _client_stream(ft: FlowTable, rs: list[int], isn: int) -> tuple[bytes, list[tuple[int, int]], bool]:
