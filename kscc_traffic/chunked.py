@@ -1867,6 +1867,15 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     fs_start = start | np.r_[True, slot[1:] != slot[:-1]]
     fs_end = end | np.r_[slot[1:] != slot[:-1], True]
     keep |= fs_start | fs_end
+    if b.dup_of is not None and "l2_out" in c:
+        # the copies captured the other way (a packet the capturing host forwarded: arriving, and
+        # leaving one hop lower) of each direction's first TCP packet and first MAX_SEGMENTS + 1
+        # TCP data segments: what inspect._reset_hints compares a reset captured that way with
+        # (its _ttl_as_sent; a router's own reset only leaves)
+        other = _other_way_copies(b.dup_of, c["l2_out"])
+        if len(other):
+            refs = rows[first_of(fd, tcp) | (data & (rank_in(data) <= MAX_SEGMENTS))]
+            copies = np.union1d(copies, other[np.isin(b.dup_of[other], refs)])
     w = np.take(weights, rows, axis=0)     # (a copy; faster than weights[rows] for 2-D rows)
     gone = ~keep
     if gone.any():
@@ -1886,6 +1895,14 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     copy = np.arange(len(out_rows)) >= len(kept)
     order = np.argsort(out_rows, kind="stable")   # back to capture order
     return out_rows[order], trim[order], w[order], copy[order]
+
+
+def _other_way_copies(dup_of: np.ndarray, l2_out: np.ndarray) -> np.ndarray:
+    """The rows (sorted int64 array) of the duplicates ``dup_of`` marks (one per packet row: the row
+    each copies, -1 for the others) that were captured the other way than the packet they copy
+    (``l2_out``, bool per row: leaving the capturing host, or arriving): a forwarded packet's."""
+    cp = np.flatnonzero(dup_of >= 0)
+    return cp[l2_out[cp] != l2_out[dup_of[cp]]]
 
 
 #: glibc malloc settings for a chunked analysis (mallopt parameters)

@@ -1265,6 +1265,14 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                         f"{refused} bytes, an encrypted alert's size, and closed the connection ({state}): it "
                         "refused the client after the handshake (certificate_required: a client certificate "
                         "it asks for and did not get, e.g. through a TLS-inspecting proxy)")
+        quit_ = _number(row, "tls_client_quit", int, 0)
+        if quit_ > 0 and row.get("tls_version") == "TLS 1.3" and not certs and not target:
+            # (TLS 1.3 hides the certificate: the client's drop right after its Finished, an
+            # alert's size and the close, is all there is; a health check closing at once looks
+            # the same: said; break-it real s58 #2, judged ok)
+            return done("blocked", "tls_failed", f"TLS 1.3: {client_quit_text(quit_, state)}: most likely it refused "
+                        f"the server's certificate (another server than the one asked? {OTHER_SERVER_WHY}), or it "
+                        f"only tested the connection (a health check); {TLS13_HIDDEN}")
         split = str(row.get("hello_split") or "")
         if hello and not row.get("tls_established") and not unread and not target and HELLO_UNACKED in split \
                 and not row.get("tls_alert"):
@@ -1648,7 +1656,11 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool,
     A certificate for another name refused (the handshake aborted) from no inspection product's CA
     (public, or private and unknown) is ``blocked``/``tls_failed``, :func:`other_server_text`: an
     inspecting proxy mints one for the name asked, so another server answered (break-it real s57
-    #4); accepted, it stays ``unexpected``/``tls_intercepted``."""
+    #4); accepted in the handshake and then dropped unused by the client (``tls_client_quit``: an
+    encrypted alert right after its Finished, no application data, the connection closed: a client
+    that checks the name after the handshake, curl with OpenSSL; break-it real s58 #2) the same,
+    :func:`other_server_text` with :func:`client_quit_text`; accepted and used, it stays
+    ``unexpected``/``tls_intercepted``."""
     asked = row.get("sni") or ""
     if asked and is_ip_literal(asked):
         # (an address in the SNI names no host, RFC 6066 3: what a client dialling an address
@@ -1739,9 +1751,37 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool,
         no_sni = not asked and not unread and row.get("service") in _SSL_SERVICES and not row.get("payload_cut") \
             and not row.get("start_lost")
         return "blocked", "tls_failed", other_server_text(detail, issuer, f"{INTERCEPTED_ABORTED} ({why})", no_sni)
+    quit_ = _number(row, "tls_client_quit", int, 0)
+    if not why and quit_ > 0 and not product and not target and certs and detail.startswith("certificate for "):
+        # (the same certificate accepted in the handshake, then the session dropped unused with an
+        # alert: a client that checks the name only after the handshake, curl with OpenSSL; no
+        # inspecting proxy either: break-it real s58 #2, advised as TLS inspection)
+        no_sni = not asked and not unread and row.get("service") in _SSL_SERVICES and not row.get("payload_cut") \
+            and not row.get("start_lost")
+        return "blocked", "tls_failed", other_server_text(
+            detail, issuer, client_quit_text(quit_, str(row.get("conn_state") or "")), no_sni, ending=QUIT_NO_WAY)
     if why:
         return "blocked", "tls_intercepted", f"{detail}; {INTERCEPTED_ABORTED} ({why}){INTERCEPTED_NO_WAY}"
     return "unexpected", "tls_intercepted", detail
+
+
+#: how the detail of a TLS session the client completed and then dropped at once, unused, says it
+#: (``tls_client_quit``, :func:`.inspect._sessions_quit`; :func:`client_quit_text`)
+CLIENT_QUIT = "the client completed the handshake, then dropped the session unused"
+#: ... what such a client does (curl with OpenSSL, and programs built like it, check the
+#: certificate's name only after the handshake)
+CLIENT_QUIT_WHY = "a client that checks the certificate's name after the handshake, as curl with OpenSSL does"
+#: ... how it goes on (in place of :data:`INTERCEPTED_NO_WAY`)
+QUIT_NO_WAY = ": the agent cannot use this connection"
+
+
+def client_quit_text(quit_bytes: int, state: str) -> str:
+    """What a TLS session the client dropped right after its handshake says of it
+    (:data:`CLIENT_QUIT`): after its Finished the client sent only ``quit_bytes`` bytes, an
+    encrypted alert (``tls_client_quit``), no request, and the connection closed (``state``, its
+    ``conn_state``); :data:`CLIENT_QUIT_WHY`."""
+    return (f"{CLIENT_QUIT}: after its Finished it sent only {quit_bytes} bytes, an encrypted alert, no request, "
+            f"and the connection closed ({state}) ({CLIENT_QUIT_WHY})")
 
 
 #: what the detail of a TLS handshake the client aborted as out of date (certificate_expired) on a
@@ -1763,7 +1803,8 @@ OTHER_SERVER_WHY = ("a wrong DNS answer or hosts-file entry, a NAT or port forwa
 OTHER_SERVER_NOT_PROXY = "a TLS-inspecting proxy presents a certificate for the name asked, made by its own CA"
 
 
-def other_server_text(detail: str, issuer: str, aborted: str, no_sni: bool = False) -> str:
+def other_server_text(detail: str, issuer: str, aborted: str, no_sni: bool = False,
+                      ending: str | None = None) -> str:
     """The detail of a TLS handshake aborted (``aborted``: ``the handshake was aborted (client:
     bad_certificate (42))``) on a certificate for another name than the one asked (``detail``:
     ``certificate for www.example.com presented for eu1.ksc.kaspersky.com``) issued by no
@@ -1775,7 +1816,8 @@ def other_server_text(detail: str, issuer: str, aborted: str, no_sni: bool = Fal
     (:data:`OTHER_SERVER_NOT_PROXY`). ``no_sni``: the ClientHello, read whole, carried no server
     name (the name asked is the one resolved): said too, a server hosting several names answering
     with its default one (:data:`NO_SNI_MEANS`; a public CA's such certificate is told by
-    :func:`_interception` before). Ends with :data:`INTERCEPTED_NO_WAY`."""
+    :func:`_interception` before). Ends with ``ending``, by default :data:`INTERCEPTED_NO_WAY`
+    (a session the client completed and then dropped, ``aborted`` saying so: :data:`QUIT_NO_WAY`)."""
     public = public_ca(issuer)
     if public:
         said = (f"{detail}, issued by {_bounded(issuer)} (a public CA, {public}, not a TLS-inspection product): "
@@ -1787,7 +1829,7 @@ def other_server_text(detail: str, issuer: str, aborted: str, no_sni: bool = Fal
                 f"{OTHER_SERVER_NOT_PROXY}")
     if no_sni:
         said += f"; the ClientHello carried no SNI (server name): {NO_SNI_MEANS}"
-    return f"{said}; {aborted}{INTERCEPTED_NO_WAY}"
+    return f"{said}; {aborted}{INTERCEPTED_NO_WAY if ending is None else ending}"
 
 
 #: what a ClientHello without SNI answered by another name's certificate from a public CA means
@@ -3814,7 +3856,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "blind_client_next", "blind_closer", "blind_wait_s", "blind_server_next",
                   "blind_client_alert", "blind_unacked", "blind_window", "tunnel_http_status", "tunnel_close_s", "stall_from_s",
                   "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary", "syn_answer",
-                  "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
+                  "tls13_refused", "tls_client_quit", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                   "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "http_page", "flight_cut", "http_later", "mcast_groups",
                   "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
@@ -3825,7 +3867,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                      "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "blind_window",
                      "tunnel_http_status", "tunnel_close_s", "stall_from_s", "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
-                     "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
+                     "syn_answer", "tls13_refused", "tls_client_quit", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                      "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "http_page", "flight_cut", "http_later", "mcast_groups",
                      "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
@@ -3839,7 +3881,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "tls_established", "tls_alert", "dns_rcode", "payload_cut", "proxy_target", "orig_resent",
                   "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
-                  "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
+                  "syn_answer", "tls13_refused", "tls_client_quit", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                   "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location", "http_reason", "http_page", "flight_cut", "http_later",
                   "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
 #: exact columns read only on a TLS purpose (:func:`_client_cleartext` quotes them): keyed '' for

@@ -57,6 +57,10 @@ LONE_FINISHED_LENGTHS = (4 + 32 + 1 + 16, 4 + 48 + 1 + 16, 4 + 32 + 1 + 8)
 #: record length (header left out) of a TLS 1.3 encrypted alert: 2 bytes, the inner content
 #: type, a 16-byte tag (a close_notify is one)
 ALERT_SEALED = 2 + 1 + 16
+#: the most bytes a TLS 1.3 client sends after the server's first data when it drops the session
+#: right after its handshake (:func:`_sessions_quit`): a ChangeCipherSpec (6), its Finished (the
+#: longest of :data:`LONE_FINISHED_LENGTHS` and its 5-byte header) and an alert (5 + ALERT_SEALED)
+QUIT_BYTES_13 = 6 + 5 + max(LONE_FINISHED_LENGTHS) + 5 + ALERT_SEALED
 #: IP bytes from which a TCP segment counts as full-size for a path-MTU black hole
 #: (:func:`_mtu_holes`): below any Ethernet MTU's segment (1500), above any a 1280-byte IPv6
 #: link's MTU lets through once the headers are taken off (1220 bytes of payload)
@@ -598,6 +602,36 @@ def _hops(ttl: np.ndarray) -> np.ndarray:
     return initial - ttl
 
 
+def _ttl_as_sent(ft: FlowTable, rows: np.ndarray, way: np.ndarray) -> np.ndarray:
+    """The TTL (hop limit) of each packet of ``rows`` (kept rows of ``ft``: int array) as captured
+    ``way`` (bool array like ``rows``: leaving the capturing host, ``l2_out``, or arriving): its
+    own where it was captured so, else that of its copy captured so (a duplicate build_flows
+    dropped: ``dup_of``; a forwarded packet, captured arriving and again leaving one hop lower),
+    -1 when there is none (int64 array like ``rows``)."""
+    c = ft.packets.cols
+    out = c["ttl"][rows].astype(np.int64)
+    other = c["l2_out"][rows] != way
+    if not other.any():
+        return out
+    out[other] = -1
+    if ft.dup_of is None:
+        return out
+    cp = np.flatnonzero(ft.dup_of >= 0)
+    og = ft.dup_of[cp]
+    cp, og = cp[c["l2_out"][cp] != c["l2_out"][og]], og[c["l2_out"][cp] != c["l2_out"][og]]
+    if not len(cp):
+        return out
+    o = np.lexsort((cp, og))                 # (per original its first copy the other way)
+    cp, og = cp[o], og[o]
+    want = rows[other]
+    i = np.minimum(np.searchsorted(og, want), len(og) - 1)
+    found = og[i] == want
+    got = np.full(len(want), -1, np.int64)
+    got[found] = c["ttl"][cp[i[found]]]
+    out[other] = got
+    return out
+
+
 def _reset_hints(ft: FlowTable, n: int) -> np.ndarray:
     """Per flow (object array of ``n`` texts, '' where none): a hint that a TCP reset came from a
     device on the path (a firewall or IPS ending the connection, a DPI reset injection), not from
@@ -616,7 +650,11 @@ def _reset_hints(ft: FlowTable, n: int) -> np.ndarray:
     the path, as its reset) is not compared: the reset is compared with the first packet. Packets
     without a known TTL (``ttl`` -1, or no such column) give no hint, nor does a client's reset
     compared with its first packet sent with a TTL (hop limit) of at most
-    :data:`~kscc_traffic.unreachable.TRACEROUTE_MAX_TTL` (a traceroute probe's)."""
+    :data:`~kscc_traffic.unreachable.TRACEROUTE_MAX_TTL` (a traceroute probe's). The packet compared
+    with is taken as captured the reset's way (``l2_out``: arriving at or leaving the capturing
+    host, :func:`_ttl_as_sent`): on a router's ``tcpdump -i any`` its forwarded copy that left
+    (a duplicate, dropped) stands for the kept one that came in, so that the router's own reset,
+    which only leaves, is told (s58 real #1); none captured that way, no hint."""
     out = repeated("", n)
     c, pf = ft.packets.cols, ft.pkt_flow
     if "ttl" not in c or not n:
@@ -659,6 +697,17 @@ def _reset_hints(ft: FlowTable, n: int) -> np.ndarray:
     near &= ~odd | proxy
     ref = np.where(near, data, h)
     t_ref = ttl[ref].astype(np.int64)
+    # a reset is compared with its sender's packets captured the same way: both arriving at the
+    # capturing host or both leaving it (``l2_out``: tcpdump -i any on a router keeps the copy of
+    # each forwarded packet that came in, one hop higher than the one that left, and the router's
+    # own reset only leaves); the other way, the copy of that packet captured as the reset was
+    # (a duplicate, dropped) stands for it, and without one there is no like-for-like value
+    t_said_head = t_head
+    if "l2_out" in c:
+        way = c["l2_out"]
+        if (way[ref] != way[r]).any() or (way[h] != way[r]).any():
+            t_ref = _ttl_as_sent(ft, ref, way[r])
+            t_said_head = _ttl_as_sent(ft, h, way[r])
     # (from nearer: fewer hops and a higher TTL; a lower TTL is a longer way back, whatever initial
     # value the two suggest across a boundary: 33 -> 32 is one hop farther, not "31 nearer")
     keep = ~rst[ref] & (t_rst >= 0) & (t_ref >= 0) & (
@@ -679,11 +728,11 @@ def _reset_hints(ft: FlowTable, n: int) -> np.ndarray:
         if not keep[k]:
             notes[gk // 2] = f"{synproxy}; its reset came with {int(t_rst[k])}, as its data: the server's own"
             continue
-        if near[k] and t_ref[k] != t_head[k]:   # (the same TTL as its first packet: that one named)
+        if near[k] and t_ref[k] != t_said_head[k]:   # (the same TTL as its first packet: that one named)
             first_pkt, t_said = "data", int(t_ref[k])
         else:
             first_pkt = ("SYN" if side == "client" else "SYN-ACK") if c["tcp_flags"][hk] & SYN else "first packet"
-            t_said = int(t_head[k])
+            t_said = int(t_said_head[k])
         mine = rows[lo[k]:np.searchsorted(grp, gk, side="right")]
         mine = mine[c["payload_len"][mine] > 0][:MAX_SEGMENTS + 1]
         after = " (it went on sending data after it)" if np.any(c["ts_ns"][mine] > c["ts_ns"][rk]) else ""
@@ -1409,6 +1458,8 @@ def _tls_columns(rows: np.ndarray, b: tls_batch.TlsBatch, cols: dict[str, np.nda
     cols["tls_version"][rows] = np.array([_version_text(None if v < 0 else v) for v in u.tolist()],
                                          object)[inv]
     cols["tls_established"][rows] = b.established
+    cols["tls_no_app"][rows] = ~np.asarray(b.client_app_data, bool) & ~np.asarray(b.server_app_data, bool) \
+        & (b.version >= 0) & (b.version != tls.TLS1_3)
     # one code per (side, level, description); 0 = no alert (the client's is reported first)
     ca, sa = b.client_alert.astype(np.int64), b.server_alert.astype(np.int64)
     code = np.where(ca[:, 0] >= 0, (1 << 17) | (ca[:, 0] << 8) | ca[:, 1],
@@ -2236,6 +2287,12 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # (likewise, a TLS 1.3 connection whose server, after the client's Finished, sent only an
     # encrypted alert's size and closed first: those bytes, 0 where not; see below)
     cols["tls13_refused"] = np.zeros(n, np.int64)
+    # (likewise: a TLS session the client completed and then dropped at once, unused: the bytes
+    # of the encrypted alert record it sent right after its Finished, no application data, then
+    # the connection closed; 0 where not: _sessions_quit. classify reads it with the certificate)
+    cols["tls_client_quit"] = np.zeros(n, np.int64)
+    # (for _sessions_quit: a TLS <= 1.2 flow read as TLS with no application-data record either way)
+    cols["tls_no_app"] = np.zeros(n, bool)
     cols["resp_stall_from_s"] = np.full(n, -1.0)       # (the same, roles swapped)
     cols["tls_wait_after"] = repeated("", n)
     # (likewise, a TLS handshake not completed on a closed connection: who sent the first FIN or
@@ -2367,6 +2424,7 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     service = flows["service"].to_numpy(dtype=object).copy() if n else np.zeros(0, object)
     answers = DnsAnswers()
     if n == 0:
+        cols.pop("tls_no_app")
         out = flows.copy()
         for k, v in cols.items():
             out[k] = pd.Series(v, dtype=v.dtype, index=out.index)
@@ -2515,6 +2573,29 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
         # (and looks like one: asked for a certificate, at once, not an answer: _tls13_refusals)
         refused[refused] = _tls13_refusals(ft, cand[refused], c2[refused], client_first[refused])
         cols["tls13_refused"][cand[refused]] = srv[refused]
+    # a TLS session read whole that the client completed and then dropped unused, closing right
+    # after an alert (curl with OpenSSL checks the certificate's name only after the handshake,
+    # then quits: s58 real #2): TLS <= 1.2 with no application data either way, TLS 1.3 whose
+    # client sent nothing after its Finished but an alert's size; closed soon after the client's
+    # Finished flight (an idle connection's close is not this)
+    version = cols["tls_version"]
+    cand = np.flatnonzero(tcp & cols["tls_established"].astype(bool) & ~cols["payload_cut"].astype(bool)
+                          & (cols["proxy_target"] == "") & ~partial
+                          & ((version == "TLS 1.3") | cols.pop("tls_no_app")))
+    if len(cand):
+        cand = cand[_history_has(flows["history"].to_numpy(dtype=object)[cand], "FR")]
+    if len(cand):
+        # (TLS 1.3: no more client bytes after the server's first data than a ChangeCipherSpec, a
+        # Finished and an alert: most sessions go no further, at the cost of a few array passes)
+        v13 = version[cand] == "TLS 1.3"
+        cand = cand[~v13 | (_client_bytes_after_server(ft, cand) <= QUIT_BYTES_13)]
+    if len(cand):
+        _, _, c2, _ = _went_on(ft, cand, parts=True)
+        _, when = _first_close(ft, cand)
+        soon = (c2 >= 0) & (when >= c2) & (when - c2 <= REFUSAL_WITHIN_NS)
+        cand = cand[soon]
+    if len(cand):
+        cols["tls_client_quit"][cand] = _sessions_quit(ft, cand, version[cand] == "TLS 1.3")
     # a responder that never opened its receive window (a tarpit): by the SYN-ACK and the last
     # packets (no data either way by the byte counts, the originator's packets after its ACK)
     cand = np.flatnonzero(tcp & ~partial
@@ -2663,6 +2744,125 @@ def _tcp_rows_by_flow(ft: FlowTable, flows: np.ndarray, also: np.ndarray | None 
     for r in rows[np.lexsort((rows, c["ts_ns"][rows], pf[rows]))].tolist():
         per.setdefault(int(pf[r]), []).append(r)
     return per
+
+
+def _client_bytes_after_server(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
+    """Per flow row of ``flows`` (int array, distinct; TCP flows): the payload bytes of the
+    client's TCP segments captured after the server's first data segment (retransmissions
+    counted again; 0 where the server sent none): int64 array like ``flows``."""
+    c, pf = ft.packets.cols, ft.pkt_flow
+    rows = _tcp_rows_of(ft, flows, c["payload_len"] > 0)
+    out = np.zeros(len(flows), np.int64)
+    if not len(rows):
+        return out
+    pos = np.full(len(ft.flows) + 1, -1, np.int64)
+    pos[flows] = np.arange(len(flows))
+    fl = pos[pf[rows]]
+    orig = np.asarray(ft.pkt_from_orig, bool)[rows]
+    ts = c["ts_ns"][rows]
+    s1 = np.full(len(flows), np.iinfo(np.int64).max, np.int64)
+    np.minimum.at(s1, fl[~orig], ts[~orig])
+    m = orig & (ts > s1[fl])
+    np.add.at(out, fl[m], c["payload_len"][rows][m].astype(np.int64))
+    return out
+
+
+def _client_stream(ft: FlowTable, rs: list[int], isn: int) -> tuple[bytes, list[tuple[int, int]], bool]:
+    """The client's stream of one TCP flow (``rs``: its TCP packet rows in time order; ``isn``:
+    the sequence number of its first byte) from its first :data:`~kscc_traffic.streams.MAX_SEGMENTS`
+    data segments, followed in sequence order: its bytes, ``(offset, first sent ns)`` per segment,
+    and whether it was followed to the end of those segments (no gap, nothing cut) and they were
+    all the client's data segments."""
+    c, buf = ft.packets.cols, ft.packets.buf
+    orig = ft.pkt_from_orig
+    raw, spans, expect = b"", [], isn
+    data = [r for r in rs if orig[r] and int(c["payload_len"][r]) > 0]
+    whole = len(data) <= MAX_SEGMENTS
+    for r in data[:MAX_SEGMENTS]:
+        seq, cap, plen = int(c["seq"][r]) & 0xFFFFFFFF, int(c["pl_cap"][r]), int(c["payload_len"][r])
+        if seq != expect:
+            if (seq - expect) & 0xFFFFFFFF < 0x80000000:
+                return raw, spans, False    # (a gap: the rest cannot be followed)
+            continue                        # (bytes already read)
+        if cap < plen or int(c["pl_off"][r]) < 0:
+            return raw, spans, False
+        o = int(c["pl_off"][r])
+        spans.append((len(raw), int(c["ts_ns"][r])))
+        raw += bytes(buf[o:o + cap])
+        expect = (expect + plen) & 0xFFFFFFFF
+    return raw, spans, whole
+
+
+def _sessions_quit(ft: FlowTable, flows: np.ndarray, v13: np.ndarray) -> np.ndarray:
+    """Per flow row of ``flows`` (int array, distinct; TCP flows read whole whose TLS handshake
+    completed and that closed soon after the client's Finished flight; ``v13``, bool array like
+    it: TLS 1.3, else TLS <= 1.2 with no application-data record either way): the bytes (header
+    included) of the encrypted alert record with which the client dropped the session right after
+    its handshake, unused, else 0 (int64 array). That is the client's last record, sent within
+    :data:`REFUSAL_FLOOR_NS` of its Finished, and:
+
+    - TLS <= 1.2: a type-21 record after its ChangeCipherSpec and Finished (an alert, encrypted);
+    - TLS 1.3: the second and last encrypted record it sent after the server's first data, of an
+      alert's length (:data:`ALERT_SEALED`), the first being its Finished (no request between);
+
+    and the client closed the connection too (a FIN or RST of its own), the first close coming
+    within :data:`REFUSAL_WITHIN_NS` of the alert; in TLS 1.3, where that alert's size is also a
+    close_notify's, the client aborted: it reset the connection within as long (closing with the
+    server's tickets or alert unread), while a health check that sends its close_notify and closes
+    gracefully (a FIN) is left alone. What curl with OpenSSL (and programs built like it) does on a
+    certificate for another name: it checks the name only after the handshake. A health check
+    that resets at once looks the same (classify hedges).
+    Reads the client's first :data:`~kscc_traffic.streams.MAX_SEGMENTS` data segments (all of
+    them: a client that sent more gives 0), which a chunked or live analysis keeps."""
+    out = np.zeros(len(flows), np.int64)
+    c = ft.packets.cols
+    orig = np.asarray(ft.pkt_from_orig, bool)
+    where = {int(x): k for k, x in enumerate(flows.tolist())}
+    for fl, rs in _tcp_rows_by_flow(ft, flows).items():
+        k = where[fl]
+        flags = [int(c["tcp_flags"][r]) for r in rs]
+        syn = next((i for i, r in enumerate(rs) if orig[r] and (flags[i] & (SYN | ACK)) == SYN), None)
+        s_data = [r for r in rs if not orig[r] and int(c["payload_len"][r]) > 0]
+        closes = [int(c["ts_ns"][r]) for i, r in enumerate(rs) if flags[i] & (FIN | RST)]
+        if syn is None or not s_data or not closes \
+                or not any(orig[r] and flags[i] & (FIN | RST) for i, r in enumerate(rs)):
+            continue
+        raw, spans, whole = _client_stream(ft, rs, (int(c["seq"][rs[syn]]) + 1) & 0xFFFFFFFF)
+        if not whole or not spans:
+            continue
+        s1 = int(c["ts_ns"][s_data[0]])
+
+        def sent_at(off: int) -> int:
+            return next(t for o, t in reversed(spans) if o <= off)
+
+        recs, p = [], 0         # (content type, length, first sent) of each whole record
+        while p + 5 <= len(raw):
+            n = int.from_bytes(raw[p + 3:p + 5], "big")
+            if p + 5 + n > len(raw):
+                break
+            recs.append((raw[p], n, sent_at(p)))
+            p += 5 + n
+        if p != len(raw) or not recs:
+            continue                        # (not records to the end: not judged)
+        last_type, last_len, last_t = recs[-1]
+        if v13[k]:
+            sealed = [(n, t) for ct, n, t in recs if ct == 23 and t > s1]
+            if len(sealed) != 2 or last_type != 23 or last_len != ALERT_SEALED or sealed[0][0] == ALERT_SEALED:
+                continue
+            finished_t = sealed[0][1]
+        else:
+            ccs = [i for i, (ct, _, _) in enumerate(recs) if ct == 20]
+            if not ccs or last_type != 21 or [ct for ct, _, _ in recs[ccs[-1] + 1:]] != [22, 21]:
+                continue
+            finished_t = recs[ccs[-1] + 1][2]
+        if last_t - finished_t > REFUSAL_FLOOR_NS or min(closes) < last_t or min(closes) - last_t > REFUSAL_WITHIN_NS:
+            continue
+        if v13[k] and not any(orig[r] and flags[i] & RST and 0 <= int(c["ts_ns"][r]) - last_t <= REFUSAL_WITHIN_NS
+                              for i, r in enumerate(rs)):
+            continue                        # (TLS 1.3: closed gracefully, a FIN: a health check's close_notify)
+        out[k] = 5 + last_len
+        out[k] = 5 + last_len
+    return out
 
 
 def _tls13_refusals(ft: FlowTable, flows: np.ndarray, finished_ns: np.ndarray,

@@ -323,3 +323,108 @@ def test_a_capture_whose_addresses_were_rewritten_keeps_its_resets(tmp_path):
     for mode, a in _runs(anon, tshark=shutil.which("tshark") is not None).items():
         assert ("REJ", "Sr") in _states(a), (mode, _states(a))
         assert not [w for w in a.warnings if "checksum" in w], (mode, a.warnings)
+
+
+# ------------------------------------------------------------ a router's own reset in a connection
+def _router_session(tmp_path, link, own_reset, v6=False):
+    """``tcpdump -i any`` on a router between the agent and the server: a TLS 1.3 session to TCP
+    23101 forwarded (each packet captured as it came in, packet type 0, TTL 64, and as it left,
+    type 4, TTL 63), some application data both ways, then the agent's next record answered by a
+    reset in the server's name. ``own_reset``: the router's own (an IPS-like ``reject with tcp
+    reset``, or a conntrack-invalid one: leaving on the agent's side with TTL 64, the agent's record
+    not forwarded); else the server's own, forwarded as its other packets."""
+    from scapy.layers.inet import IP as IP4
+    from scapy.layers.inet6 import IPv6
+    from test_newcomer30_findings import _hello
+    from test_tls_stall import FLIGHT13 as sh
+    wrap, lt = (_sll, 113) if link == "sll" else (_sll2, 276)
+    agent, server = ("2001:db8:a::10", "2001:db8:c::10") if v6 else (AGENT, SERVER)
+    ethertype = 0x86DD if v6 else 0x0800
+
+    def rec(pkttype, ip, ifindex):
+        b = wrap(pkttype, bytes(ip), ifindex)
+        # (the protocol field of the cooked header: IPv6 where the packet is)
+        return b.replace(struct.pack(">H", 0x0800), struct.pack(">H", ethertype), 1) if v6 else b
+
+    def ip(src, dst, ttl, ipid):
+        return IPv6(src=src, dst=dst, hlim=ttl) if v6 else IP4(src=src, dst=dst, ttl=ttl, id=ipid)
+
+    n = [0]
+
+    def pkt(from_agent, ttl=64, **kw):
+        n[0] += 1
+        src, dst = (agent, server) if from_agent else (server, agent)
+        sp, dp = (40100, 23101) if from_agent else (23101, 40100)
+        raw = kw.pop("raw", b"")
+        p = ip(src, dst, ttl, n[0]) / TCP(sport=sp, dport=dp, **kw)
+        return p / raw if raw else p
+
+    def both(t, from_agent, **kw):
+        came, left = (AGENT_SIDE, SERVER_SIDE) if from_agent else (SERVER_SIDE, AGENT_SIDE)
+        a = pkt(from_agent, **kw)
+        out = a.copy()
+        if v6:
+            out.hlim -= 1
+        else:
+            out.ttl -= 1
+            del out.chksum
+        return [(t, rec(0, a, came)), (t + 0.00001, rec(4, out, left))]
+
+    hello = _hello(b"eu1.ksc.kaspersky.com")
+    cs, ss = 101 + len(hello), 901 + len(sh)
+    recs = []
+    recs += both(1000.0, True, flags="S", seq=100)
+    recs += both(1000.01, False, flags="SA", seq=900, ack=101)
+    recs += both(1000.02, True, flags="A", seq=101, ack=901)
+    recs += both(1000.03, True, flags="PA", seq=101, ack=901, raw=hello)
+    recs += both(1000.05, False, flags="PA", seq=901, ack=cs, raw=sh)
+    rec_ = bytes.fromhex("1703030020") + bytes(32)
+    t = 1000.1
+    for _ in range(3):
+        recs += both(t, True, flags="PA", seq=cs, ack=ss, raw=rec_)
+        recs += both(t + 0.02, False, flags="PA", seq=ss, ack=cs + 37, raw=rec_)
+        cs, ss, t = cs + 37, ss + 37, t + 0.5
+    if own_reset:
+        # the agent's record comes in, is not forwarded; the router answers it itself
+        recs.append((t, rec(0, pkt(True, flags="PA", seq=cs, ack=ss, raw=rec_), AGENT_SIDE)))
+        recs.append((t + 0.00002, rec(4, pkt(False, flags="R", seq=ss), AGENT_SIDE)))
+    else:
+        recs += both(t, True, flags="PA", seq=cs, ack=ss, raw=rec_)
+        recs += both(t + 0.02, False, flags="R", seq=ss)
+    path = tmp_path / f"session_{link}{'_v6' if v6 else ''}{'_own' if own_reset else '_srv'}.pcap"
+    path.write_bytes(pcap_bytes(recs, linktype=lt))
+    return path
+
+
+@pytest.mark.parametrize("v6", [False, True])
+@pytest.mark.parametrize("link", ["sll", "sll2"])
+def test_a_routers_own_reset_ending_a_connection_is_told(tmp_path, link, v6):
+    """s58 real #1: the router's own reset ending a working connection (leaving with TTL 64) was
+    compared with the server's packets as they came in (64, the copies duplicate removal keeps):
+    the connection stayed ok. It is compared with the server's packets as they left (63, their
+    dropped copies): a device on the path, as on the agent's capture; whole file, chunked (the
+    copies carried) and tshark engine alike."""
+    path = _router_session(tmp_path, link, own_reset=True, v6=v6)
+    field = "hop limit" if v6 else "TTL"
+    for mode, a in _runs(path, tshark=shutil.which("tshark") is not None).items():
+        rows = a.flows[a.flows.resp_p == 23101]
+        assert len(rows) == 1, mode
+        row = rows.iloc[0]
+        assert (row.conn_state, row.verdict, row.reason) == ("RSTR", "blocked", "rejected"), (mode, row.detail)
+        assert row.detail.startswith("the connection worked, then a reset in the server's name ended it, sent by a "
+                                     "device on the path"), (mode, row.detail)
+        assert f"the reset in the server's name came with {field} 64, its SYN-ACK with 63" in row.detail, \
+            (mode, row.detail)
+
+
+@pytest.mark.parametrize("v6", [False, True])
+@pytest.mark.parametrize("link", ["sll", "sll2"])
+def test_the_servers_reset_ending_a_connection_forwarded_stays_the_servers(tmp_path, link, v6):
+    """The contrast: the server's own reset, forwarded by the router (captured arriving with 64 and
+    leaving with 63, as its other packets): no device named, the connection ok."""
+    path = _router_session(tmp_path, link, own_reset=False, v6=v6)
+    for mode, a in _runs(path, tshark=shutil.which("tshark") is not None).items():
+        row = a.flows[a.flows.resp_p == 23101].iloc[0]
+        assert row.conn_state == "RSTR", mode
+        assert row.verdict == "ok", (mode, row.reason, row.detail)
+        assert "device on the path" not in row.detail, (mode, row.detail)
