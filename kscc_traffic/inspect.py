@@ -593,6 +593,12 @@ RESET_TTL_HOPS = 3
 #: :func:`refused_hint`; break-it real s57 #5: a reset 1 hop nearer than the SYN-ACK right after
 #: the ClientHello was "the server reset the connection")
 RESET_NEARER_HOPS = 1
+#: seconds within which the packet a reset is compared with (:data:`RESET_NEARER_HOPS`) must have
+#: come before it for one hop to count: a connection kept for hours (an agent's to the cloud) may
+#: meet a route one hop shorter in between, or an IPv6 flow label rehashed onto another path after
+#: a timeout, and its endpoint's own reset would be "a device on the path" by one hop (s58 review
+#: F2); older, :data:`RESET_TTL_HOPS` still tells one
+RESET_NEARER_WINDOW_NS = 60_000_000_000
 
 
 def _hops(ttl: np.ndarray) -> np.ndarray:
@@ -642,7 +648,8 @@ def _reset_hints(ft: FlowTable, n: int) -> np.ndarray:
     analyses give the same answer): when that packet is no RST and the two TTLs (IPv6: hop limits)
     differ by :data:`RESET_TTL_HOPS` or more, or the reset came from :data:`RESET_NEARER_HOPS` or
     more hops nearer (:func:`_hops`, and a higher TTL: a reset with a lower one came a longer way,
-    also where the two values straddle an initial one, 33 and 32), the hint gives both values, and says whether that
+    also where the two values straddle an initial one, 33 and 32) with that packet at most
+    :data:`RESET_NEARER_WINDOW_NS` before it, the hint gives both values, and says whether that
     side went on sending data after the reset. When the server's SYN-ACK's TTL differs as much
     from its data's and says it came from nearer (:func:`_hops`: a SYN proxy, a firewall answering
     the handshake for the server, break-it 24 F5), the hint says so too, also when the reset is
@@ -710,9 +717,12 @@ def _reset_hints(ft: FlowTable, n: int) -> np.ndarray:
             t_said_head = _ttl_as_sent(ft, h, way[r])
     # (from nearer: fewer hops and a higher TTL; a lower TTL is a longer way back, whatever initial
     # value the two suggest across a boundary: 33 -> 32 is one hop farther, not "31 nearer")
+    # (one hop only against a packet of the last RESET_NEARER_WINDOW_NS: the route of a long
+    # connection may have changed since)
+    recent = c["ts_ns"][r] - c["ts_ns"][ref] <= RESET_NEARER_WINDOW_NS
     keep = ~rst[ref] & (t_rst >= 0) & (t_ref >= 0) & (
         (np.abs(t_rst - t_ref) >= RESET_TTL_HOPS)
-        | ((_hops(t_ref) - _hops(t_rst) >= RESET_NEARER_HOPS) & (t_rst > t_ref)))
+        | ((_hops(t_ref) - _hops(t_rst) >= RESET_NEARER_HOPS) & (t_rst > t_ref) & recent))
     # the originator's first packet sent with a traceroute probe's TTL (tcptraceroute's SYN with TTL
     # 3, answered by time exceeded): its own stack's reset after it carries its usual TTL
     keep &= ~((g % 2 == 0) & (ref == h) & (t_ref >= 1) & (t_ref <= TRACEROUTE_MAX_TTL))
