@@ -2286,8 +2286,9 @@ def stalled_fix(r, bl: int, counts: tuple[int, int, int], fix: str) -> str:
     """The advice for the blocked flows of rule ``r`` (``bl`` of them) that stalled, or whose
     session was gone (:func:`stalled_counts`: ``(k, mtu, gone)``): the connection was made, so the
     port is open; a device on the path lost or dropped it (its session state lost, a session
-    timeout, an asymmetric route past a stateful firewall), or, with the black hole's hint,
-    full-size segments were lost (:data:`MTU_FIX`). All of them: that advice alone (no port to
+    timeout, an asymmetric route past a stateful firewall; a session gone: the server itself too, as
+    the reset's TTL may show), or, with the black hole's hint, full-size segments were lost
+    (:data:`MTU_FIX`). All of them: that advice alone (no port to
     open); some: added to ``fix`` (the others'; break-it s57 real #1: "allow outbound TCP
     23100-23199" for a connection whose TLS handshake had completed; #3)."""
     k, mtu, gone = counts
@@ -2298,7 +2299,8 @@ def stalled_fix(r, bl: int, counts: tuple[int, int, int], fix: str) -> str:
     if gone:
         # (begun before the capture, its data answered only by resets: the session was gone there)
         what = (f"begun before the capture, {'its' if gone == 1 else 'their'} data answered only by TCP resets: the "
-                f"session no longer existed on the other side: {drop}")
+                f"session no longer existed on the other side: the server itself no longer knew it (restarted, or it "
+                f"timed the session out), or {drop}")
         if bl == gone:
             fix = f"{'this connection was' if bl == 1 else f'these {bl} connections were'} {what}; no port is to be opened"
         else:

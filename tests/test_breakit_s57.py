@@ -315,5 +315,6 @@ def test_a_reset_to_data_of_a_connection_begun_before_the_capture_is_no_refused_
     for check in (readiness(flows, rules), TableSummary.of(flows).readiness(rules)):
         fix = check.set_index("rule").loc["agent_connection"].fix
         assert "this connection was begun before the capture, its data answered only by TCP resets: the session no " \
-               "longer existed on the other side" in fix, fix
+               "longer existed on the other side: the server itself no longer knew it (restarted, or it timed the " \
+               "session out), or a firewall or NAT on the path lost or dropped" in fix, fix
         assert "restarting" not in fix and "allow outbound" not in fix, fix
