@@ -133,6 +133,7 @@ from ._slowpath import (AF_INET6, ETH_BRIDGED, GENEVE_PORT, GTPU_PORT, IPPROTO_E
                         SlowDecoder)
 from .frames import LT_DAMAGED, LT_FCS, LT_MASK, Frames
 from .packets import PACKET_COLUMNS, Packets
+from .resync import sum16
 
 try:   # the fast path's header decode compiled (optional: _chunk's numpy gives the same rows)
     from . import _headers
@@ -604,19 +605,10 @@ def tcp_checksum_state(seg: bytes, src: bytes, dst: bytes) -> int:
     n = len(seg)
     pseudo = src + dst + ((6).to_bytes(2, "big") + n.to_bytes(2, "big") if len(src) == 4
                           else n.to_bytes(4, "big") + (6).to_bytes(4, "big"))
-
-    def ones(data: bytes) -> int:
-        if len(data) % 2:
-            data += b"\0"
-        v = int(np.frombuffer(data, ">u2").sum(dtype=np.uint64))
-        while v >> 16:
-            v = (v & 0xFFFF) + (v >> 16)
-        return v
-
-    if ones(pseudo + seg) == 0xFFFF:
+    if sum16(pseudo + seg) == 0xFFFF:
         return 1
     field = int.from_bytes(seg[16:18], "big")
-    partial = ones(pseudo)
+    partial = sum16(pseudo)
     return 0 if field in (0, partial, partial ^ 0xFFFF) else -1
 
 
@@ -663,13 +655,17 @@ class SumClaim:
         rows = np.flatnonzero((cols["proto"] == 6) & ((cols["tcp_flags"] & _RST) == 0) & (cols["l4_sum"] > 0)
                               & (cols["payload_len"] >= 0) & ~cols["unreassembled"] & (cols["frame"] > self.upto))
         for i in rows[:SUM_LOOK - self.looked].tolist():
-            self.looked += 1
             self.upto = int(cols["frame"][i])
-            state = _segment_state(buf, off, cap, cols, i)
-            self.right += state == 1
-            self.wrong += state == -1
+            self.add(_segment_state(buf, off, cap, cols, i))
             if self.decided:
                 break
+
+    def add(self, state: int | None) -> None:
+        """Count one TCP segment looked at (no reset), its :func:`tcp_checksum_state` ``state``
+        (None: not known)."""
+        self.looked += 1
+        self.right += state == 1
+        self.wrong += state == -1
 
 
 def _segment_state(buf, off: np.ndarray, cap: np.ndarray, cols: dict[str, np.ndarray], i: int) -> int | None:
@@ -694,13 +690,15 @@ def _segment_state(buf, off: np.ndarray, cap: np.ndarray, cols: dict[str, np.nda
         return None
     if plen and int(cols["pl_off"][i]) != o + p + doff:
         return None                     # (the payload is elsewhere: not this header's)
-    if int(cols["ipver"][i]) == 6:
-        src = int(cols["src_hi"][i]).to_bytes(8, "big") + int(cols["src_lo"][i]).to_bytes(8, "big")
-        dst = int(cols["dst_hi"][i]).to_bytes(8, "big") + int(cols["dst_lo"][i]).to_bytes(8, "big")
-    else:
-        src = (int(cols["src_lo"][i]) & 0xFFFFFFFF).to_bytes(4, "big")
-        dst = (int(cols["dst_lo"][i]) & 0xFFFFFFFF).to_bytes(4, "big")
-    return tcp_checksum_state(data[p:p + doff + plen], src, dst)
+    v = int(cols["ipver"][i])
+    return tcp_checksum_state(data[p:p + doff + plen], address_bytes(v, int(cols["src_hi"][i]), int(cols["src_lo"][i])),
+                              address_bytes(v, int(cols["dst_hi"][i]), int(cols["dst_lo"][i])))
+
+
+def address_bytes(ipver: int, hi: int, lo: int) -> bytes:
+    """An address of the packet columns (``src_hi``/``src_lo`` ints) as sent: 16 bytes for IPv6
+    (``ipver`` 6), else the 4 of IPv4 (the low 32 bits of ``lo``)."""
+    return hi.to_bytes(8, "big") + lo.to_bytes(8, "big") if ipver == 6 else (lo & 0xFFFFFFFF).to_bytes(4, "big")
 
 
 def bad_reset_checksums(buf, off: np.ndarray, cap: np.ndarray, cols: dict[str, np.ndarray],

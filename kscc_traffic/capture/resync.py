@@ -276,7 +276,7 @@ def _network_at(frame: bytes, linktype: int) -> tuple[int, int] | None:
     return (p, 4) if et == 0x0800 else (p, 6) if et == 0x86DD else None
 
 
-def _sum16(data) -> int:
+def sum16(data) -> int:
     """The ones' complement sum (folded to 16 bits) of ``data`` as big-endian 16-bit words."""
     b = bytes(data)
     if len(b) % 2:
@@ -312,7 +312,7 @@ def headers_proven(frame, linktype: int) -> bool:
             return False
         ihl = (frame[p] & 15) * 4
         total = int.from_bytes(frame[p + 2:p + 4], "big")
-        if ihl < 20 or total < ihl or p + ihl > n or _sum16(frame[p:p + ihl]) != 0xFFFF:
+        if ihl < 20 or total < ihl or p + ihl > n or sum16(frame[p:p + ihl]) != 0xFFFF:
             return False
         proto, seg = frame[p + 9], total - ihl
         if int.from_bytes(frame[p + 6:p + 8], "big") & 0x3FFF or proto not in (6, 17):
@@ -330,4 +330,4 @@ def headers_proven(frame, linktype: int) -> bool:
     if proto not in (6, 17, 58):
         return False
     pseudo = bytes(frame[p + 8:p + 40]) + plen.to_bytes(4, "big") + bytes((0, 0, 0, proto))
-    return _sum16(pseudo + bytes(body)) == 0xFFFF
+    return sum16(pseudo + bytes(body)) == 0xFFFF

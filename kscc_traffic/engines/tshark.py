@@ -866,16 +866,13 @@ class PacketBuilder:
         """:func:`kscc_traffic.capture.decode.tcp_checksum_state` of the TCP segment of ``row``
         (the ``k``-th TCP layer of frame ``f``, whole in it): its segment rebuilt from the fields
         (:func:`_segment_of`); None when it cannot be."""
-        from ..capture.decode import tcp_checksum_state
+        from ..capture.decode import address_bytes, tcp_checksum_state
         seg = _segment_of(f, k, row, hdr_len, plen, payload)
         if seg is None:
             return None
-        v6 = row["ipver"] == 6
-        src = (row["src_hi"].to_bytes(8, "big") + row["src_lo"].to_bytes(8, "big") if v6
-               else (row["src_lo"] & 0xFFFFFFFF).to_bytes(4, "big"))
-        dst = (row["dst_hi"].to_bytes(8, "big") + row["dst_lo"].to_bytes(8, "big") if v6
-               else (row["dst_lo"] & 0xFFFFFFFF).to_bytes(4, "big"))
-        return tcp_checksum_state(seg, src, dst)
+        v = row["ipver"]
+        return tcp_checksum_state(seg, address_bytes(v, row["src_hi"], row["src_lo"]),
+                                  address_bytes(v, row["dst_hi"], row["dst_lo"]))
 
     def _row(self, protos: list[str], f: Mapping[str, Sequence[str]], start: int = 0,
              sub: int = -1) -> dict | None:
@@ -1149,9 +1146,7 @@ class PacketBuilder:
                 if row["tcp_flags"] & 0x04:
                     row["_bad_sum"] = state == -1
                 else:
-                    self.sums.looked += 1
-                    self.sums.right += state == 1
-                    self.sums.wrong += state == -1
+                    self.sums.add(state)
         elif t == "udp" and proto == 17:
             k = protos[:j].count("udp")
             row["sport"] = _int(_at(f, "udp.srcport", k))
