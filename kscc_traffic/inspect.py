@@ -713,8 +713,7 @@ def _reset_hints(ft: FlowTable, n: int) -> np.ndarray:
     if "l2_out" in c:
         way = c["l2_out"]
         if (way[ref] != way[r]).any() or (way[h] != way[r]).any():
-            t_ref = _ttl_as_sent(ft, ref, way[r])
-            t_said_head = _ttl_as_sent(ft, h, way[r])
+            t_ref, t_said_head = np.split(_ttl_as_sent(ft, np.r_[ref, h], np.r_[way[r], way[r]]), 2)
     # (from nearer: fewer hops and a higher TTL; a lower TTL is a longer way back, whatever initial
     # value the two suggest across a boundary: 33 -> 32 is one hop farther, not "31 nearer")
     # (one hop only against a packet of the last RESET_NEARER_WINDOW_NS: the route of a long
@@ -2846,12 +2845,11 @@ def _sessions_quit(ft: FlowTable, flows: np.ndarray, v13: np.ndarray) -> np.ndar
             return next(t for o, t in reversed(spans) if o <= off)
 
         recs, p = [], 0         # (content type, length, first sent) of each whole record
-        while p + 5 <= len(raw):
-            n = int.from_bytes(raw[p + 3:p + 5], "big")
-            if p + 5 + n > len(raw):
+        for ct, _, body, whole in tls._records(raw):
+            if not whole:
                 break
-            recs.append((raw[p], n, sent_at(p)))
-            p += 5 + n
+            recs.append((ct, len(body), sent_at(p)))
+            p += 5 + len(body)
         if p != len(raw) or not recs:
             continue                        # (not records to the end: not judged)
         last_type, last_len, last_t = recs[-1]
@@ -2870,7 +2868,6 @@ def _sessions_quit(ft: FlowTable, flows: np.ndarray, v13: np.ndarray) -> np.ndar
         if v13[k] and not any(orig[r] and flags[i] & RST and 0 <= int(c["ts_ns"][r]) - last_t <= REFUSAL_WITHIN_NS
                               for i, r in enumerate(rs)):
             continue                        # (TLS 1.3: closed gracefully, a FIN: a health check's close_notify)
-        out[k] = 5 + last_len
         out[k] = 5 + last_len
     return out
 
