@@ -57,7 +57,7 @@ from .capture.filesets import iter_capture
 from .capture.frames import Frames, concat_frames
 from .capture.packets import Packets, short_payloads
 from .capture.stats import ReadStats
-from .flows import ACK, CLOSE_DELAY_NS, forwarded_copies, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, \
+from .flows import ACK, CLOSE_DELAY_NS, forwarded_copies, other_way_copies, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, \
     RST, TCP, UDP, VLAN_STACK, arrays_of, broadcast_evidence, content_rows, dns_flows, history_plain, isin_texts
 from .inspect import (DNS_KEYS, REFUSED_WAIT, AddressTtls, StraySynAcks, address_ttls, cloud_openers, cloud_ports, dns_response_rows,
                       refused_hint, truncated_answer)
@@ -1872,7 +1872,7 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
         # leaving one hop lower) of each direction's first TCP packet and first MAX_SEGMENTS + 1
         # TCP data segments: what inspect._reset_hints compares a reset captured that way with
         # (its _ttl_as_sent; a router's own reset only leaves)
-        other = _other_way_copies(b.dup_of, c["l2_out"])
+        other = other_way_copies(b.dup_of, c["l2_out"])
         if len(other):
             refs = rows[first_of(fd, tcp) | (data & (rank_in(data) <= MAX_SEGMENTS))]
             copies = np.union1d(copies, other[np.isin(b.dup_of[other], refs)])
@@ -1895,14 +1895,6 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     copy = np.arange(len(out_rows)) >= len(kept)
     order = np.argsort(out_rows, kind="stable")   # back to capture order
     return out_rows[order], trim[order], w[order], copy[order]
-
-
-def _other_way_copies(dup_of: np.ndarray, l2_out: np.ndarray) -> np.ndarray:
-    """The rows (sorted int64 array) of the duplicates ``dup_of`` marks (one per packet row: the row
-    each copies, -1 for the others) that were captured the other way than the packet they copy
-    (``l2_out``, bool per row: leaving the capturing host, or arriving): a forwarded packet's."""
-    cp = np.flatnonzero(dup_of >= 0)
-    return cp[l2_out[cp] != l2_out[dup_of[cp]]]
 
 
 #: glibc malloc settings for a chunked analysis (mallopt parameters)

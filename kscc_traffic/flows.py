@@ -108,17 +108,25 @@ def forwarded_copies(cols: dict[str, np.ndarray], dup_of: np.ndarray | None,
     are not counted again. 0 without ``l2_out`` or ``ttl`` columns."""
     if dup_of is None or "l2_out" not in cols or "ttl" not in cols:
         return 0
-    cp = np.flatnonzero(dup_of >= 0)
+    out, ttl = cols["l2_out"], cols["ttl"].astype(np.int64)
+    cp = other_way_copies(dup_of, out)
     if counted_before is not None and len(cp):
         cp = cp[~counted_before[cp]]
     if not len(cp):
         return 0
     og = dup_of[cp]
-    out, ttl = cols["l2_out"], cols["ttl"].astype(np.int64)
     leaving = np.where(out[cp], cp, og)             # (the copy that left, the one that came in)
     came = np.where(out[cp], og, cp)
-    fwd = (out[cp] != out[og]) & (ttl[leaving] >= 0) & (ttl[leaving] + 1 == ttl[came])
+    fwd = (ttl[leaving] >= 0) & (ttl[leaving] + 1 == ttl[came])
     return int(np.count_nonzero(fwd))
+
+
+def other_way_copies(dup_of: np.ndarray, l2_out: np.ndarray) -> np.ndarray:
+    """The rows (sorted int64 array) of the duplicates ``dup_of`` marks (one per packet row: the row
+    each copies, -1 for the others) that were captured the other way than the packet they copy
+    (``l2_out``, bool per row: leaving the capturing host, or arriving): a forwarded packet's."""
+    cp = np.flatnonzero(dup_of >= 0)
+    return cp[l2_out[cp] != l2_out[dup_of[cp]]]
 
 
 def no_clock(ts: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from .addresses import endpoint_text
 from .flows import (ACK, FIN, ICMP6, RST, SKEW_MAX_NS, SYN, TCP, UDP, FlowTable, address_text, content_rows, first_rows,
-                    history_plain, frame_of, isin_texts, label_index, repeated, resent, seq_extents)
+                    history_plain, other_way_copies, frame_of, isin_texts, label_index, repeated, resent, seq_extents)
 from .protocols import dns, dns_batch, http, mcast, tls, tls_batch
 from .streams import CUT_GAP, CUT_LIMIT, CUT_SNAPLEN, MAX_SEGMENTS, _syn_rows, initial_streams, stable_order
 from .unreachable import MTU_FILTERED, TRACEROUTE_MAX_TTL
@@ -622,9 +622,8 @@ def _ttl_as_sent(ft: FlowTable, rows: np.ndarray, way: np.ndarray) -> np.ndarray
     out[other] = -1
     if ft.dup_of is None:
         return out
-    cp = np.flatnonzero(ft.dup_of >= 0)
+    cp = other_way_copies(ft.dup_of, c["l2_out"])
     og = ft.dup_of[cp]
-    cp, og = cp[c["l2_out"][cp] != c["l2_out"][og]], og[c["l2_out"][cp] != c["l2_out"][og]]
     if not len(cp):
         return out
     o = np.lexsort((cp, og))                 # (per original its first copy the other way)
