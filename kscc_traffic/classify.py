@@ -1744,20 +1744,17 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool,
             f"the ClientHello carried no SNI (server name): the server answered with its default certificate, for "
             f"{certs[0]} (issued by {_bounded(issuer)}, a public CA), not for {row.get('dns_name')} (from DNS), "
             f"and the handshake was aborted ({why}): {NO_SNI_MEANS}")
-    if why and not product and not target and certs and detail.startswith("certificate for "):
+    quit_ = 0 if why else _number(row, "tls_client_quit", int, 0)
+    if (why or quit_ > 0) and not product and not target and certs and detail.startswith("certificate for "):
         # (a certificate for another name, from no TLS-inspection product's CA, refused: an inspecting
         # proxy mints one for the name asked, so the agent most likely reached another server; from a
-        # public CA surely; break-it real s57 #4, advised as TLS inspection)
+        # public CA surely; break-it real s57 #4, advised as TLS inspection. Or accepted in the
+        # handshake, then the session dropped unused with an alert: a client that checks the name only
+        # after the handshake, curl with OpenSSL; break-it real s58 #2)
         no_sni = not asked and not unread and row.get("service") in _SSL_SERVICES and not row.get("payload_cut") \
             and not row.get("start_lost")
-        return "blocked", "tls_failed", other_server_text(detail, issuer, f"{INTERCEPTED_ABORTED} ({why})", no_sni)
-    quit_ = _number(row, "tls_client_quit", int, 0)
-    if not why and quit_ > 0 and not product and not target and certs and detail.startswith("certificate for "):
-        # (the same certificate accepted in the handshake, then the session dropped unused with an
-        # alert: a client that checks the name only after the handshake, curl with OpenSSL; no
-        # inspecting proxy either: break-it real s58 #2, advised as TLS inspection)
-        no_sni = not asked and not unread and row.get("service") in _SSL_SERVICES and not row.get("payload_cut") \
-            and not row.get("start_lost")
+        if why:
+            return "blocked", "tls_failed", other_server_text(detail, issuer, f"{INTERCEPTED_ABORTED} ({why})", no_sni)
         return "blocked", "tls_failed", other_server_text(
             detail, issuer, client_quit_text(quit_, str(row.get("conn_state") or "")), no_sni, ending=QUIT_NO_WAY)
     if why:
