@@ -2192,8 +2192,9 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         fix = fallback_fix(r, bl)
     # (unanswered attempts right after the same client's connection to the same server and port
     # worked: a limit on new connections; not with a proxy's refusals, advised as the proxy's)
-    rate_all = status == "blocked" and not proxied and not un and 0 < bl <= bl_after_ok
-    if status == "blocked" and bl_after_ok and not proxied and not un:
+    limited = status == "blocked" and not proxied and not un and bl_after_ok > 0
+    rate_all = limited and 0 < bl <= bl_after_ok
+    if limited:
         fix = rate_limit_fix(r, bl, min(bl_after_ok, bl), fix)
     if status == "blocked" and un:
         # blocked and unexpected flows: each kind counted, each with its own advice (an intercepted
