@@ -56,6 +56,9 @@ TOO_DEEP = -5
 TCP_HDR_CUT = -1
 
 TPIDS = frozenset((0x8100, 0x88A8, 0x9100))
+#: the ARPHRD type of a Linux monitor-mode (radiotap) interface, in a LINUX_SLL/SLL2 header: the
+#: record holds a radiotap header and an 802.11 frame, whatever its protocol field says
+ARPHRD_IEEE80211_RADIOTAP = 803
 #: "jumbo frame" LLC (Wireshark's ETHERTYPE_JUMBO_LLC, scapy's ``Ether()/LLC()``): an LLC header
 #: follows the ethertype as it follows an 802.3 length field
 JUMBO_LLC = 0x8870
@@ -578,12 +581,16 @@ class SlowDecoder:
         if lt == 113:                                   # LINUX_SLL
             if end - pos < 16:
                 return MALFORMED
+            if _u16(d, pos + 2)[0] == ARPHRD_IEEE80211_RADIOTAP:
+                return self._radiotap(d, pos + 16, end, ctx)
             ptype = _u16(d, pos)[0]
             ctx.bcast, ctx.out = ptype == 1, ptype == 4
             return self._sll_proto(_u16(d, pos + 14)[0], d, pos + 16, end, ctx)
         if lt == 276:                                   # LINUX_SLL2
             if end - pos < 20:
                 return MALFORMED
+            if _u16(d, pos + 8)[0] == ARPHRD_IEEE80211_RADIOTAP:
+                return self._radiotap(d, pos + 20, end, ctx)
             ctx.bcast, ctx.out = d[pos + 10] == 1, d[pos + 10] == 4
             return self._sll_proto(_u16(d, pos)[0], d, pos + 20, end, ctx)
         if lt in (101, 12, 14, 228, 229):
@@ -604,25 +611,7 @@ class SlowDecoder:
                 return self._ip(d, pos + 4, end, 0, ctx, 6, 0)
             return NONIP
         if lt == 127:                                   # radiotap + 802.11
-            if end - pos < 8 or d[pos] != 0:
-                return MALFORMED
-            rlen = _le16(d, pos + 2)[0]
-            if rlen < 8 or rlen > end - pos:
-                return MALFORMED
-            flags = radiotap_flags(d, pos, rlen)
-            if flags < 0:
-                return MALFORMED
-            if flags & RADIOTAP_F_BADFCS:               # failed its FCS check: not what was sent
-                self.bad_fcs += 1
-                return DAMAGED
-            if flags & RADIOTAP_F_FCS:                  # FCS: the last 4 bytes of the frame
-                # (behind data padding the FCS covers the frame without the pad the driver
-                # put in: not checked, only taken off; the bad-FCS flag above still counts)
-                r = self._strip_fcs(d, pos + rlen, end, ctx, check=not flags & RADIOTAP_F_DATAPAD)
-                if r < 0:
-                    return DAMAGED
-                end = r
-            return self._dot11(d, pos + rlen, end, ctx, bool(flags & RADIOTAP_F_DATAPAD))
+            return self._radiotap(d, pos, end, ctx)
         if lt == 105:
             return self._dot11(d, pos, end, ctx, False)
         if lt in (119, 163):                            # Prism or AVS monitor header + 802.11
@@ -978,6 +967,32 @@ class SlowDecoder:
         ctx.end = end
         ctx.missing = max(0, ctx.missing - 4)
         return end
+
+    def _radiotap(self, d: Any, pos: int, end: int, ctx: _Ctx) -> Any:
+        """A radiotap header at ``pos``, then the 802.11 frame: LINKTYPE_IEEE802_11_RADIOTAP's
+        frames, and a LINUX_SLL/SLL2 record of a monitor-mode interface (ARPHRD_IEEE80211_RADIOTAP,
+        ``tcpdump -i any`` beside a ``wlan0mon``; its protocol field, ETH_P_802_2, says nothing of
+        the frame), as Wireshark reads both. MALFORMED when the header is cut or inconsistent,
+        DAMAGED when its flags mark a bad FCS or the FCS it announces does not match."""
+        if end - pos < 8 or d[pos] != 0:
+            return MALFORMED
+        rlen = _le16(d, pos + 2)[0]
+        if rlen < 8 or rlen > end - pos:
+            return MALFORMED
+        flags = radiotap_flags(d, pos, rlen)
+        if flags < 0:
+            return MALFORMED
+        if flags & RADIOTAP_F_BADFCS:                   # failed its FCS check: not what was sent
+            self.bad_fcs += 1
+            return DAMAGED
+        if flags & RADIOTAP_F_FCS:                      # FCS: the last 4 bytes of the frame
+            # (behind data padding the FCS covers the frame without the pad the driver
+            # put in: not checked, only taken off; the bad-FCS flag above still counts)
+            r = self._strip_fcs(d, pos + rlen, end, ctx, check=not flags & RADIOTAP_F_DATAPAD)
+            if r < 0:
+                return DAMAGED
+            end = r
+        return self._dot11(d, pos + rlen, end, ctx, bool(flags & RADIOTAP_F_DATAPAD))
 
     def _sll_proto(self, proto: int, d: Any, pos: int, end: int, ctx: _Ctx) -> Any:
         if proto < 0x600:
