@@ -115,3 +115,21 @@ def test_other_cooked_records_keep_their_protocol_field(tmp_path):
     a = analyze_file(path, load_rules())
     assert len(a.flows) == 1 and a.flows.iloc[0].orig_pkts == 1
     assert a.stats[str(path)].non_ip == 1
+
+
+@pytest.mark.parametrize("linktype, said", [
+    (290, "decode: 1 frame of link type 290 (Event Tracing for Windows events: no IP traffic) skipped"),
+    (293, "decode: 1 frame of link type 293 (USB: no IP traffic) skipped"),
+    (295, "decode: 1 frame of link type 295 (USB: no IP traffic) skipped"),
+    # (ATSC ALP carries IP: not called "no IP traffic", nor USB)
+    (289, "decode: 1 frame of unsupported link type 289 skipped (--engine tshark reads more link types)"),
+    (291, "decode: 1 frame of unsupported link type 291 skipped (--engine tshark reads more link types)"),
+])
+def test_link_types_without_ip_are_named_by_what_they_are(tmp_path, linktype, said):
+    """289-291 were all called USB (ATSC ALP, ETW, netANALYZER NG: tcpdump.org's list and
+    Wireshark 4.0 give 290 as ETW), and the USB 2.0 low/full/high-speed types 293-295 got the
+    hint that the tshark engine reads more link types (it reads them as USB, no IP)."""
+    path = tmp_path / f"lt{linktype}.pcap"
+    path.write_bytes(pcap_bytes([(1000.0, bytes(8))], linktype=linktype))
+    a = analyze_file(path, load_rules())
+    assert f"{path.name}: {said}" in a.stats[str(path)].warnings, a.stats[str(path)].warnings

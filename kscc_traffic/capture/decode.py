@@ -183,7 +183,10 @@ SUPPORTED_LINKTYPES = frozenset(LINKTYPE_NAMES)
 #: engine reads more link types, which would read nothing there either (newcomer 35 F7);
 #: numbers from tcpdump.org's link-layer header types
 NON_IP_LINKTYPES: dict[int, str] = {
-    **dict.fromkeys((186, 189, 220, 249, 266, 288, 289, 290, 291), "USB"),
+    # (288 USB 2.0 from an Ellisys analyser, 293-295 its low/full/high-speed variants; 289 is ATSC
+    # ALP, which carries IP, and 291 netANALYZER NG: neither is USB, break-it s59)
+    **dict.fromkeys((186, 189, 220, 249, 266, 288, 293, 294, 295), "USB"),
+    290: "Event Tracing for Windows events",
     **dict.fromkeys((187, 201, 251, 254, 255, 256, 272), "Bluetooth"),
     **dict.fromkeys((190, 227), "CAN bus"),
     **dict.fromkeys((195, 215, 230, 283), "IEEE 802.15.4"),
