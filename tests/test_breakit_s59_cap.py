@@ -117,6 +117,19 @@ def test_other_cooked_records_keep_their_protocol_field(tmp_path):
     assert a.stats[str(path)].non_ip == 1
 
 
+@pytest.mark.parametrize("proto, rows, malformed", [(0x0019, 1, 0), (0x0800, 0, 1)])
+def test_a_monitor_record_is_radiotap_only_under_a_linux_protocol_type(tmp_path, proto, rows, malformed):
+    """As Wireshark's sll.hatype table: ARPHRD 803 means radiotap when the protocol field is a Linux
+    protocol type (below 0x600: ETH_P_802_2, ETH_P_80211_RAW 0x0019); an ethertype there is read
+    as one (0x0800 over radiotap bytes: "Bogus IPv4 version", malformed), both paths alike."""
+    from decodecheck import decoded
+    ip = IP(src=AGENT, dst=DP) / TCP(sport=50100, dport=13000, flags="S")
+    path = tmp_path / "mon.pcap"
+    path.write_bytes(pcap_bytes([(1000.0, _sll(ARPHRD_RADIOTAP, proto, _wifi(ip, True)))], linktype=113))
+    p = decoded(path)
+    assert (len(p), p.stats.malformed) == (rows, malformed)
+
+
 @pytest.mark.parametrize("linktype, said", [
     (290, "decode: 1 frame of link type 290 (Event Tracing for Windows events: no IP traffic) skipped"),
     (293, "decode: 1 frame of link type 293 (USB: no IP traffic) skipped"),

@@ -57,7 +57,9 @@ TCP_HDR_CUT = -1
 
 TPIDS = frozenset((0x8100, 0x88A8, 0x9100))
 #: the ARPHRD type of a Linux monitor-mode (radiotap) interface, in a LINUX_SLL/SLL2 header: the
-#: record holds a radiotap header and an 802.11 frame, whatever its protocol field says
+#: record holds a radiotap header and an 802.11 frame when its protocol field is a Linux protocol
+#: type (below 0x600: ETH_P_802_2 from mac80211), as Wireshark's sll.hatype table reads it; an
+#: ethertype there is read as such
 ARPHRD_IEEE80211_RADIOTAP = 803
 #: "jumbo frame" LLC (Wireshark's ETHERTYPE_JUMBO_LLC, scapy's ``Ether()/LLC()``): an LLC header
 #: follows the ethertype as it follows an 802.3 length field
@@ -581,7 +583,7 @@ class SlowDecoder:
         if lt == 113:                                   # LINUX_SLL
             if end - pos < 16:
                 return MALFORMED
-            if _u16(d, pos + 2)[0] == ARPHRD_IEEE80211_RADIOTAP:
+            if _u16(d, pos + 2)[0] == ARPHRD_IEEE80211_RADIOTAP and _u16(d, pos + 14)[0] < 0x600:
                 return self._radiotap(d, pos + 16, end, ctx)
             ptype = _u16(d, pos)[0]
             ctx.bcast, ctx.out = ptype == 1, ptype == 4
@@ -589,7 +591,7 @@ class SlowDecoder:
         if lt == 276:                                   # LINUX_SLL2
             if end - pos < 20:
                 return MALFORMED
-            if _u16(d, pos + 8)[0] == ARPHRD_IEEE80211_RADIOTAP:
+            if _u16(d, pos + 8)[0] == ARPHRD_IEEE80211_RADIOTAP and _u16(d, pos)[0] < 0x600:
                 return self._radiotap(d, pos + 20, end, ctx)
             ctx.bcast, ctx.out = d[pos + 10] == 1, d[pos + 10] == 4
             return self._sll_proto(_u16(d, pos)[0], d, pos + 20, end, ctx)
@@ -972,7 +974,7 @@ class SlowDecoder:
         """A radiotap header at ``pos``, then the 802.11 frame: LINKTYPE_IEEE802_11_RADIOTAP's
         frames, and a LINUX_SLL/SLL2 record of a monitor-mode interface (ARPHRD_IEEE80211_RADIOTAP,
         ``tcpdump -i any`` beside a ``wlan0mon``; its protocol field, ETH_P_802_2, says nothing of
-        the frame), as Wireshark reads both. MALFORMED when the header is cut or inconsistent,
+        the frame; a protocol field that is an ethertype is read as one), as Wireshark reads both. MALFORMED when the header is cut or inconsistent,
         DAMAGED when its flags mark a bad FCS or the FCS it announces does not match."""
         if end - pos < 8 or d[pos] != 0:
             return MALFORMED
