@@ -8,7 +8,7 @@ import struct
 
 import pytest
 from scapy.layers.dot11 import Dot11, RadioTap
-from scapy.layers.inet import IP, TCP
+from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import LLC, SNAP
 
 from pcapbuild import pcap_bytes
@@ -146,3 +146,57 @@ def test_link_types_without_ip_are_named_by_what_they_are(tmp_path, linktype, sa
     path.write_bytes(pcap_bytes([(1000.0, bytes(8))], linktype=linktype))
     a = analyze_file(path, load_rules())
     assert f"{path.name}: {said}" in a.stats[str(path)].warnings, a.stats[str(path)].warnings
+
+
+ARPHRD_FRAD, ETH_P_HDLC = 770, 0x0019
+
+
+def _fr(ip) -> bytes:
+    """A Frame Relay frame (RFC 2427): Q.922 address of DLCI 100, UI control, NLPID IPv4."""
+    return b"\x18\x41\x03\xcc" + bytes(ip)
+
+
+@pytest.mark.parametrize("link", ["sll", "sll2"])
+def test_a_frame_relay_device_in_a_cooked_capture_is_read_as_frame_relay(tmp_path, link):
+    """ARPHRD_FRAD (770) is in Wireshark's sll.hatype table too: the record holds the Frame Relay
+    frame (read as under link type 107), not an LLC frame (it was "no IP packet")."""
+    from decodecheck import decoded
+    wrap, lt = (_sll, 113) if link == "sll" else (_sll2, 276)
+    up = lambda **kw: IP(src=AGENT, dst=DP) / TCP(sport=50100, dport=13000, **kw)  # noqa: E731
+    dn = lambda **kw: IP(src=DP, dst=AGENT) / TCP(sport=13000, dport=50100, **kw)  # noqa: E731
+    pkts = [up(flags="S", seq=100), dn(flags="SA", seq=500, ack=101), up(flags="A", seq=101, ack=501)]
+    bcast = IP(src=AGENT, dst="192.0.2.255") / UDP(sport=15000, dport=15000) / b"k"
+    path = tmp_path / f"frad_{link}.pcap"
+    path.write_bytes(pcap_bytes([(1000.0 + i * 0.01, wrap(ARPHRD_FRAD, ETH_P_HDLC, _fr(p)))
+                                 for i, p in enumerate(pkts + [bcast])], linktype=lt))
+    p = decoded(path)
+    assert len(p) == 4 and p.stats.non_ip == 0
+    for mode, flows in _runs(path).items():
+        tcp = flows[flows.proto == "tcp"].iloc[0]
+        assert (tcp.orig_h, tcp.resp_p, tcp.conn_state, tcp.history) == (AGENT, 13000, "S1", "ShA"), mode
+        udp = flows[flows.proto == "udp"].iloc[0]
+        # (no link-layer destination, as under link type 107: the subnet broadcast told by its address)
+        assert (udp.resp_h, udp.cast, udp.purpose) == ("192.0.2.255", "broadcast", "agent_broadcast"), mode
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark (Wireshark) not installed: the tshark engine is compared here")
+@pytest.mark.parametrize("link", ["sll", "sll2"])
+def test_the_engines_take_the_link_facts_of_the_kept_link_layer(tmp_path, link):
+    """``l2_bcast``/``l2_out`` of a cooked record that keeps its device's link layer are that layer's,
+    with both engines: an 802.11 frame to ff:ff:ff:ff:ff:ff is a broadcast whatever the cooked
+    packet type (the tshark engine read the packet type: 0, not a broadcast), a Frame Relay frame
+    records no destination (l2_out, as under link type 107; the tshark engine read packet type 0:
+    not sent by the host)."""
+    from decodecheck import decoded
+    from kscc_traffic.engines.tshark import read_packets
+    wrap, lt = (_sll, 113) if link == "sll" else (_sll2, 276)
+    ip = IP(src=AGENT, dst=DP) / UDP(sport=15000, dport=15000) / b"k"
+    wifi = _wifi(ip, True)
+    wifi = wifi[:8 + 16] + b"\xff" * 6 + wifi[8 + 22:]          # (addr3, the DA of a to-DS frame)
+    path = tmp_path / f"facts_{link}.pcap"
+    path.write_bytes(pcap_bytes([(1000.0, wrap(ARPHRD_RADIOTAP, ETH_P_802_2, wifi)),
+                                 (1000.1, wrap(ARPHRD_FRAD, ETH_P_HDLC, _fr(ip)))], linktype=lt))
+    want = {"l2_bcast": [True, False], "l2_out": [False, True]}
+    for engine, p in (("builtin", decoded(path)), ("tshark", read_packets(path))):
+        for col, values in want.items():
+            assert p.cols[col].tolist() == values, (engine, col)

@@ -14,8 +14,8 @@ Two paths fill the same per-frame columns:
 - a per-frame pure-Python **slow path** (:mod:`._slowpath`) for everything else: other link types
   (802.11 with its fragments reassembled and 802.11s Mesh Control skipped, radiotap with its
   FCS, data-pad and bad-FCS flags (also behind a LINUX_SLL/SLL2 header of ARPHRD type 803, a
-  monitor-mode interface in ``tcpdump -i any``: its protocol field, ETH_P_802_2, leaves such a
-  frame to this path), PPI's FCS flags, PPP, Cisco HDLC, ATM LLC/SNAP; the headers
+  monitor-mode interface in ``tcpdump -i any``, as a Frame Relay frame behind one of type 770:
+  their protocol field, below 0x600, leaves such a frame to this path), PPI's FCS flags, PPP, Cisco HDLC, ATM LLC/SNAP; the headers
   that give the packet's start or family: NFLOG's TLVs in either byte order, PFLOG, ENC, IPNET,
   PKTAP and PPI with the frame they announce; ERF records, PPPoE sessions, FDDI, Token Ring, Sun
   ATM, IEEE 1394, IP over FC and Frame Relay: ``SlowDecoder._other_link``; Ethernet behind a
