@@ -56,6 +56,14 @@ TOO_DEEP = -5
 TCP_HDR_CUT = -1
 
 TPIDS = frozenset((0x8100, 0x88A8, 0x9100))
+#: ARPHRD types whose LINUX_SLL/SLL2 records keep the device's own link-layer header, read by it
+#: when the protocol field is a Linux protocol type (below 0x600: ETH_P_802_2 from mac80211,
+#: ETH_P_HDLC from a Frame Relay device), as Wireshark's sll.hatype table reads them (an ethertype
+#: there is read as such): a monitor-mode interface's radiotap header and 802.11 frame, a Frame
+#: Relay device's frame (:meth:`SlowDecoder._sll_hatype`)
+ARPHRD_IEEE80211_RADIOTAP = 803
+ARPHRD_FRAD = 770
+SLL_HATYPES = frozenset((ARPHRD_IEEE80211_RADIOTAP, ARPHRD_FRAD))
 #: "jumbo frame" LLC (Wireshark's ETHERTYPE_JUMBO_LLC, scapy's ``Ether()/LLC()``): an LLC header
 #: follows the ethertype as it follows an 802.3 length field
 JUMBO_LLC = 0x8870
@@ -578,12 +586,16 @@ class SlowDecoder:
         if lt == 113:                                   # LINUX_SLL
             if end - pos < 16:
                 return MALFORMED
+            if _u16(d, pos + 2)[0] in SLL_HATYPES and _u16(d, pos + 14)[0] < 0x600:
+                return self._sll_hatype(_u16(d, pos + 2)[0], d, pos + 16, end, ctx)
             ptype = _u16(d, pos)[0]
             ctx.bcast, ctx.out = ptype == 1, ptype == 4
             return self._sll_proto(_u16(d, pos + 14)[0], d, pos + 16, end, ctx)
         if lt == 276:                                   # LINUX_SLL2
             if end - pos < 20:
                 return MALFORMED
+            if _u16(d, pos + 8)[0] in SLL_HATYPES and _u16(d, pos)[0] < 0x600:
+                return self._sll_hatype(_u16(d, pos + 8)[0], d, pos + 20, end, ctx)
             ctx.bcast, ctx.out = d[pos + 10] == 1, d[pos + 10] == 4
             return self._sll_proto(_u16(d, pos)[0], d, pos + 20, end, ctx)
         if lt in (101, 12, 14, 228, 229):
@@ -604,25 +616,7 @@ class SlowDecoder:
                 return self._ip(d, pos + 4, end, 0, ctx, 6, 0)
             return NONIP
         if lt == 127:                                   # radiotap + 802.11
-            if end - pos < 8 or d[pos] != 0:
-                return MALFORMED
-            rlen = _le16(d, pos + 2)[0]
-            if rlen < 8 or rlen > end - pos:
-                return MALFORMED
-            flags = radiotap_flags(d, pos, rlen)
-            if flags < 0:
-                return MALFORMED
-            if flags & RADIOTAP_F_BADFCS:               # failed its FCS check: not what was sent
-                self.bad_fcs += 1
-                return DAMAGED
-            if flags & RADIOTAP_F_FCS:                  # FCS: the last 4 bytes of the frame
-                # (behind data padding the FCS covers the frame without the pad the driver
-                # put in: not checked, only taken off; the bad-FCS flag above still counts)
-                r = self._strip_fcs(d, pos + rlen, end, ctx, check=not flags & RADIOTAP_F_DATAPAD)
-                if r < 0:
-                    return DAMAGED
-                end = r
-            return self._dot11(d, pos + rlen, end, ctx, bool(flags & RADIOTAP_F_DATAPAD))
+            return self._radiotap(d, pos, end, ctx)
         if lt == 105:
             return self._dot11(d, pos, end, ctx, False)
         if lt in (119, 163):                            # Prism or AVS monitor header + 802.11
@@ -978,6 +972,42 @@ class SlowDecoder:
         ctx.end = end
         ctx.missing = max(0, ctx.missing - 4)
         return end
+
+    def _sll_hatype(self, hatype: int, d: Any, pos: int, end: int, ctx: _Ctx) -> Any:
+        """The payload at ``pos`` of a LINUX_SLL/SLL2 record whose ARPHRD type ``hatype`` (one of
+        :data:`SLL_HATYPES`) says it keeps the device's link-layer header: radiotap + 802.11
+        (803), a Frame Relay frame (770: no link-layer destination, ``l2_out`` as under link
+        type 107). A row or a status, as :meth:`_link`."""
+        if hatype == ARPHRD_FRAD:
+            ctx.bcast, ctx.out = False, _NO_DST
+            return self._frelay(d, pos, end, ctx)
+        return self._radiotap(d, pos, end, ctx)
+
+    def _radiotap(self, d: Any, pos: int, end: int, ctx: _Ctx) -> Any:
+        """A radiotap header at ``pos``, then the 802.11 frame: LINKTYPE_IEEE802_11_RADIOTAP's
+        frames, and a LINUX_SLL/SLL2 record of a monitor-mode interface (ARPHRD_IEEE80211_RADIOTAP,
+        ``tcpdump -i any`` beside a ``wlan0mon``; its protocol field, ETH_P_802_2, says nothing of
+        the frame; a protocol field that is an ethertype is read as one), as Wireshark reads both. MALFORMED when the header is cut or inconsistent,
+        DAMAGED when its flags mark a bad FCS or the FCS it announces does not match."""
+        if end - pos < 8 or d[pos] != 0:
+            return MALFORMED
+        rlen = _le16(d, pos + 2)[0]
+        if rlen < 8 or rlen > end - pos:
+            return MALFORMED
+        flags = radiotap_flags(d, pos, rlen)
+        if flags < 0:
+            return MALFORMED
+        if flags & RADIOTAP_F_BADFCS:                   # failed its FCS check: not what was sent
+            self.bad_fcs += 1
+            return DAMAGED
+        if flags & RADIOTAP_F_FCS:                      # FCS: the last 4 bytes of the frame
+            # (behind data padding the FCS covers the frame without the pad the driver
+            # put in: not checked, only taken off; the bad-FCS flag above still counts)
+            r = self._strip_fcs(d, pos + rlen, end, ctx, check=not flags & RADIOTAP_F_DATAPAD)
+            if r < 0:
+                return DAMAGED
+            end = r
+        return self._dot11(d, pos + rlen, end, ctx, bool(flags & RADIOTAP_F_DATAPAD))
 
     def _sll_proto(self, proto: int, d: Any, pos: int, end: int, ctx: _Ctx) -> Any:
         if proto < 0x600:

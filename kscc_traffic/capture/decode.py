@@ -13,7 +13,9 @@ Two paths fill the same per-frame columns:
   (:mod:`._headers`, ``capture/_headers.c``: the same rows, ``tests/test_headers_compiled.py``);
 - a per-frame pure-Python **slow path** (:mod:`._slowpath`) for everything else: other link types
   (802.11 with its fragments reassembled and 802.11s Mesh Control skipped, radiotap with its
-  FCS, data-pad and bad-FCS flags, PPI's FCS flags, PPP, Cisco HDLC, ATM LLC/SNAP; the headers
+  FCS, data-pad and bad-FCS flags (also behind a LINUX_SLL/SLL2 header of ARPHRD type 803, a
+  monitor-mode interface in ``tcpdump -i any``, as a Frame Relay frame behind one of type 770:
+  their protocol field, below 0x600, leaves such a frame to this path), PPI's FCS flags, PPP, Cisco HDLC, ATM LLC/SNAP; the headers
   that give the packet's start or family: NFLOG's TLVs in either byte order, PFLOG, ENC, IPNET,
   PKTAP and PPI with the frame they announce; ERF records, PPPoE sessions, FDDI, Token Ring, Sun
   ATM, IEEE 1394, IP over FC and Frame Relay: ``SlowDecoder._other_link``; Ethernet behind a
@@ -181,7 +183,10 @@ SUPPORTED_LINKTYPES = frozenset(LINKTYPE_NAMES)
 #: engine reads more link types, which would read nothing there either (newcomer 35 F7);
 #: numbers from tcpdump.org's link-layer header types
 NON_IP_LINKTYPES: dict[int, str] = {
-    **dict.fromkeys((186, 189, 220, 249, 266, 288, 289, 290, 291), "USB"),
+    # (288 USB 2.0 from an Ellisys analyser, 293-295 its low/full/high-speed variants; 289 is ATSC
+    # ALP, which carries IP, and 291 netANALYZER NG: neither is USB, break-it s59)
+    **dict.fromkeys((186, 189, 220, 249, 266, 288, 293, 294, 295), "USB"),
+    290: "Event Tracing for Windows events",
     **dict.fromkeys((187, 201, 251, 254, 255, 256, 272), "Bluetooth"),
     **dict.fromkeys((190, 227), "CAN bus"),
     **dict.fromkeys((195, 215, 230, 283), "IEEE 802.15.4"),

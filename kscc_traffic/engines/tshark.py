@@ -83,7 +83,9 @@ How a dissection becomes one row (units: bytes, nanoseconds):
   frame's own link layer (SLL ``sll.pkttype`` 1, 802.11 ``wlan.da`` broadcast); a tunnel that
   carries IP directly (IP-in-IP, GRE with an IP protocol type, PPP, Teredo) gives 0 and False.
   ``l2_out``: the frame's SLL/SLL2 ``sll.pkttype`` is 4 (sent by the capturing host), for the
-  packet of the frame's own link layer (no IP layer before it).
+  packet of the frame's own link layer (no IP layer before it). A cooked record that keeps its
+  device's link layer (``sll:radiotap``, ``sll:fr``: ARPHRD 803 and 770) takes both from that
+  layer instead, as the builtin decoder (802.11's destination; Frame Relay records none).
 
 A TCP header the snaplen cut before its 16th byte (Wireshark: ports only, no ``tcp.flags`` nor
 ``tcp.len``) gives ``payload_len`` -1 and flags, seq, ack 0, as the builtin
@@ -1514,18 +1516,22 @@ def _link_facts(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int, 
         if p in ("vlan", "ieee8021ad"):
             tags.append(_int(_at(f, f"{p}.id", protos[:k].count(p)), 0))
     bcast = sent = False
+    # a cooked record that keeps its device's own link layer (ARPHRD 803 radiotap, 770 Frame Relay:
+    # _slowpath.SLL_HATYPES): that layer's destination, not the cooked header's packet type
+    kept = len(protos) > 1 and protos[0] in ("sll", "sll2") and protos[1] in ("radiotap", "fr")
+    cooked = bool(protos) and protos[0] in ("sll", "sll2") and not kept
     if pbb_dst is not None:
         bcast = pbb_dst.lower() == _BCAST
     elif eth >= 0:
         bcast = _at(f, "eth.dst", protos[:eth].count("eth")).lower() == _BCAST
     elif prev_ip < 0 and protos:
-        if protos[0] in ("sll", "sll2"):
+        if cooked:
             bcast = _at(f, "sll.pkttype", 0) == "1"
         elif "wlan" in protos[:ip_idx]:
             # 802.11, after any monitor header (radiotap, PPI, Prism, AVS ``wlancap``…); an
             # A-MSDU subframe's own destination follows the header's (``sub`` >= 0)
             bcast = _at(f, "wlan.da", sub + 1).lower() == _BCAST
-    if prev_ip < 0 and protos and protos[0] in ("sll", "sll2"):
+    if prev_ip < 0 and cooked:
         # sent by the capturing host (packet type 4 OUTGOING): the cooked header keeps no
         # link-layer destination (whatever it carries: the builtin decoder's ``l2_out``)
         sent = _at(f, "sll.pkttype", 0) == "4"
@@ -1534,7 +1540,7 @@ def _link_facts(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int, 
         # builtin decoder's _slowpath.NO_L2_DST), no Ethernet or 802.11 frame in it (an A-MSDU
         # subframe's layers start with its LLC: review s52 #2)
         sent = eth < 0 and pbb_dst is None and "wlan" not in protos[:ip_idx] and \
-            (ip_idx == start or protos[start] in _NO_L2_DST)
+            (ip_idx == start or protos[start + kept] in _NO_L2_DST)
     else:
         # a tunnel that carries IP directly (as a raw-IP capture of it), not in a frame of its own
         sent = eth < 0 and pbb_dst is None and "wlan" not in protos[prev_ip:ip_idx]
