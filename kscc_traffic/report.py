@@ -32,7 +32,7 @@ from .classify import proxy_login, AAAA_ONLY, REJ_DETAIL, ANSWERED_ELSEWHERE, DN
     SHARED_PORTS_BELOW, ksc_only
 from .classify import _ABSOLUTE, _str_codes
 from .classify import MCAST_JOINS_RE, PORTAL_STATUS, SCAN_DOCUMENTED, SCAN_NOT_KSC
-from .classify import DNS_NO_ADDRESS, V6_ONLY_A, V6_ONLY_HEAD
+from .classify import DNS_NO_ADDRESS, FALLBACK_S, V6_ONLY_A, V6_ONLY_HEAD
 from .scans import ADDRESS_SCAN, PORT_SCAN
 from .outfile import write_all
 from .flows import arrays_of, carried_data
@@ -3287,17 +3287,22 @@ def plain_resets(details) -> int:
 def fallback_fix(r, bl: int) -> str:
     """The advice for ``bl`` blocked flows of rule ``r`` that were all connection attempts over IPv6
     refused by a TCP reset from no device nearer than the server (:func:`plain_resets`), while IPv4
-    to the same server names worked (:func:`same_destinations`): the happy-eyeballs fallback of a
-    dual-stack client (RFC 8305) after a server host that does not take the port over IPv6; nothing
-    to open, unless a firewall of the site's own rejects IPv6 there (break-it s57 #9: "the IPv6 path
-    is blocked; allow the ports for IPv6 too")."""
+    to the same server names worked (:func:`same_destinations`), but not right after them: an
+    attempt its client followed over IPv4 within :data:`~kscc_traffic.classify.FALLBACK_S` is
+    ``ok`` in the flow table (:func:`kscc_traffic.classify.family_fallbacks`: the happy-eyeballs
+    fallback of a dual-stack client, RFC 8305), so these are attempts after which no fallback was
+    seen: the server's host most likely does not take the port over IPv6 and this client did
+    not fall back at once; no port to open, unless a firewall of the site's own rejects IPv6
+    there in the server's name (break-it s57 #9: "the IPv6 path is blocked; allow the ports for
+    IPv6 too"; newcomer s58 #1: the advice said "nothing is to be opened" under a ``blocked``)."""
     these = "this connection attempt was" if bl == 1 else f"these {bl} connection attempts were"
     where = f"{r.transport.upper()} {r.port_text}"
-    return (f"{these} refused over IPv6 by a TCP reset (no sign of a device nearer than the server), while "
-            f"IPv4 to the same server names worked: {FALLBACK_MEANS} {where} over IPv6, and a dual-stack client "
-            "falls back to IPv4, as it did here: the purpose works over IPv4, nothing is to be opened; only if a "
-            "firewall of this network rejects IPv6 there (its reset then comes from fewer hops than the server's "
-            f"packets) let it pass: {r.fix}")
+    return (f"{these} refused over IPv6 by a TCP reset (no sign of a device nearer than the server), and no "
+            f"connection over IPv4 to the same server name and port followed within {FALLBACK_S:g} s (no fallback "
+            f"seen), while IPv4 to the same server names worked: {FALLBACK_MEANS} {where} over IPv6, and this client "
+            "did not fall back to IPv4 at once (set to use IPv6, or retrying later): let it use IPv4 for these "
+            "servers; no port is to be opened, unless a firewall of this network rejects IPv6 there in the "
+            f"server's name: then {r.fix}")
 
 
 #: what :func:`fallback_fix` says the IPv6 refusal most likely was (before the port)
