@@ -2320,6 +2320,12 @@ ALERT_RECORD_BYTES = 7
 #: alert, ": " before it): no version offered was one it accepts; the report advises the agent's TLS
 #: settings or an old device answering in the server's place, not TLS inspection (break-it real s57 #7)
 VERSION_REFUSED = "the server's side accepts none of the TLS versions the client offered"
+#: ... and what the detail of one the server's side ended with handshake_failure or
+#: insufficient_security answering the ClientHello itself (with a server name) says: none of the
+#: cipher suites, groups or signature algorithms offered was one it accepts; the report advises
+#: the agent's TLS policy first, as for the versions (newcomer s58 #2)
+SUITES_REFUSED = ("the server's side accepts none of the cipher suites, key-exchange groups or signature algorithms "
+                  "the client offered")
 
 
 def _old_version_note(row: dict, why: str) -> str:
@@ -2344,8 +2350,7 @@ def _old_version_note(row: dict, why: str) -> str:
             return (f"{why}: the ClientHello carried no server name (SNI), which a server or front end that routes "
                     "by name refuses so; else the server's side accepts none of the cipher suites, key-exchange "
                     "groups or signature algorithms the client offered (a TLS policy on the agent's device)")
-        return (f"{why}: the server's side accepts none of the cipher suites, key-exchange groups or signature "
-                "algorithms the client offered (a TLS policy on the agent's device restricting them, a cipher-suite "
+        return (f"{why}: {SUITES_REFUSED} (a TLS policy on the agent's device restricting them, a cipher-suite "
                 "GPO or FIPS mode, or a device answering in the server's place)")
     if str(why).startswith("client:") and str(why).endswith("internal_error (80)"):
         # (after the server's answer, also what it sent: a certificate or parameters the client's

@@ -27,7 +27,7 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
 from .addresses import endpoint_text
 from .classify import proxy_login, AAAA_ONLY, REJ_DETAIL, ANSWERED_ELSEWHERE, DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, DP_PATH_REFUSED, PROXY_CREDENTIALS_REFUSED, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
     IDLE_GOES_ON, PATH_RESET, SESSION_GONE, STALLED, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNREAD, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
-    OTHER_SERVER, VERSION_REFUSED, CERT_DATED, \
+    OTHER_SERVER, SUITES_REFUSED, VERSION_REFUSED, CERT_DATED, \
     _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED, DNS_LOST_FRAGMENTS, FRAGS_LOST, TUNNEL_EMPTY, \
     SHARED_PORTS_BELOW, ksc_only
 from .classify import _ABSOLUTE, _str_codes
@@ -655,7 +655,7 @@ def mtu_holed(detail: str, reason: str, icmp: str = "") -> bool:
 
 
 #: how many kinds :func:`cert_counts` counts (the length of its tuple, ``bl_cert``)
-CERT_KINDS = 7
+CERT_KINDS = 8
 #: ``bl_cert`` counting none
 NO_CERTS: tuple[int, ...] = (0,) * CERT_KINDS
 
@@ -685,11 +685,12 @@ def cert_counts(details, reasons) -> tuple[int, ...]:
     how many the client ended on a certificate for another name than the one asked from no
     TLS-inspection product's CA (:func:`other_server`: another server answered) and how many the
     server's side ended accepting none of the TLS versions offered (detail holding ``": "`` and
-    :data:`~kscc_traffic.classify.VERSION_REFUSED`):
-    ``(public, hidden, client, client_hidden, pinned, other, versions)``
+    :data:`~kscc_traffic.classify.VERSION_REFUSED`), and how many none of the cipher suites,
+    groups or signature algorithms offered (``": "`` and :data:`~kscc_traffic.classify.SUITES_REFUSED`):
+    ``(public, hidden, client, client_hidden, pinned, other, versions, suites)``
     (:data:`CERT_KINDS` of them), for :func:`cert_fix` (break-it net 33 F6, newcomer 36 F3, s55 dp
-    #3, real s57 #4 and #7: such flows were advised as a proxy's TLS inspection)."""
-    public = hidden = client = client_hidden = pinned = other = versions = 0
+    #3, real s57 #4 and #7, newcomer s58 #2: such flows were advised as a proxy's TLS inspection)."""
+    public = hidden = client = client_hidden = pinned = other = versions = suites = 0
     for d, r in zip(details, reasons):
         if str(r).split(",")[0] != "tls_failed":
             continue
@@ -708,7 +709,9 @@ def cert_counts(details, reasons) -> tuple[int, ...]:
             other += 1
         elif f": {VERSION_REFUSED}" in d:
             versions += 1
-    return public, hidden, client, client_hidden, pinned, other, versions
+        elif f": {SUITES_REFUSED}" in d:
+            suites += 1
+    return public, hidden, client, client_hidden, pinned, other, versions, suites
 
 
 #: what the advice says to check of a server that requires a client certificate and refused the
@@ -729,9 +732,12 @@ def cert_fix(r, bl_cert: tuple[int, ...], alone: bool = False) -> str:
     ``bl_cert`` counts none. A certificate for another name from no inspection product's CA: where
     the name leads and which server answered (:data:`OTHER_SERVER_FIX`); the server's side
     accepting none of the TLS versions offered: the agent's TLS settings or an old device answering
-    in the server's place (:data:`VERSION_FIX`)."""
-    public, hidden, client, client_hidden, pinned, other, versions = (tuple(bl_cert) + NO_CERTS)[:CERT_KINDS]
-    alone = alone and sum(1 for x in (public, hidden, client, client_hidden, pinned, other, versions) if x) == 1
+    in the server's place (:data:`VERSION_FIX`); none of the cipher suites, groups or signature
+    algorithms offered: the agent's TLS policy (a cipher-suite GPO, FIPS mode) or such a device
+    (:data:`SUITES_FIX`)."""
+    public, hidden, client, client_hidden, pinned, other, versions, suites = (tuple(bl_cert) + NO_CERTS)[:CERT_KINDS]
+    alone = alone and sum(1 for x in (public, hidden, client, client_hidden, pinned, other, versions, suites)
+                          if x) == 1
     mask = r.host_mask or "the documented servers"
     roots = ("check the agent's root certificates (DigiCert Global Root G2 among them, for the cloud's DigiCert "
              "certificates) and its system time; the page documents TCP 80 to *.digicert.com for checking the "
@@ -767,6 +773,9 @@ def cert_fix(r, bl_cert: tuple[int, ...], alone: bool = False) -> str:
     if versions:
         parts.append(("" if alone else f"{versions} of them: ")
                      + (VERSION_FIX_DP if r.opener == PINNED_OPENER else VERSION_FIX.format(mask=mask)))
+    if suites:
+        parts.append(("" if alone else f"{suites} of them: ")
+                     + (SUITES_FIX_DP if r.opener == PINNED_OPENER else SUITES_FIX.format(mask=mask)))
     return "; ".join(parts)
 
 
@@ -786,6 +795,21 @@ VERSION_FIX = ("the server's side accepted none of the TLS versions the agent of
                "them, an old operating system may lack them), then any proxy or firewall answering in the server's "
                "place with other TLS versions (an old one: update it, or let the agent's TLS to {mask} through "
                "it uninspected); not the firewall's ports")
+#: the advice for a TLS handshake the server's side ended accepting none of the cipher suites, groups
+#: or signature algorithms the agent offered (detail :data:`~kscc_traffic.classify.SUITES_REFUSED`):
+#: the agent's TLS policy first, as the detail says (newcomer s58 #2: the advice was a proxy's TLS
+#: inspection alone)
+SUITES_FIX = ("the server's side accepted none of the cipher suites, key-exchange groups or signature algorithms "
+              "the agent offered (see each flow's detail): check the agent's TLS settings (a cipher-suite policy "
+              "(GPO) or FIPS mode restricting them, an old operating system lacking current ones), then any proxy "
+              "or firewall answering in the server's place (an old one: update it, or let the agent's TLS to "
+              "{mask} through it uninspected); not the firewall's ports")
+#: ... on a distribution point's port (the server is the network's own Network Agent)
+SUITES_FIX_DP = ("the distribution point accepted none of the cipher suites, key-exchange groups or signature "
+                 "algorithms the agent offered (see each flow's detail): check both devices' TLS settings (a "
+                 "cipher-suite policy (GPO) or FIPS mode on one of them), update the older of the two Network Agents, "
+                 "and check any device between that answers in the distribution point's place; not the firewall's "
+                 "ports")
 #: ... on a distribution point's port (:data:`~kscc_traffic.classify.PINNED_OPENER`: the server is the
 #: network's own, an old Network Agent there refusing a newer agent's versions, or the other way round)
 VERSION_FIX_DP = ("the distribution point accepted none of the TLS versions the agent offered (see each flow's "
@@ -1777,7 +1801,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     ``bl_mtu``: of the blocked ``tls_failed`` ones, those whose detail tells of a path-MTU black
     hole (:data:`MTU_HOLE`): advised :data:`MTU_FIX`, not a proxy or TLS inspection.
     ``bl_cert``: of the blocked ``tls_failed`` ones, ``(public, hidden, client, client_hidden, pinned, other,
-    versions)`` ended by the client on the server's certificate, or by the server on the client's
+    versions, suites)`` ended by the client on the server's certificate, or by the server on the client's
     or on what the client offered (:func:`cert_counts`):
     advised :func:`cert_fix`, the agent's own certificate for the latter; for the former the agent's root
     certificates and clock (and, TLS 1.3 hiding the certificate, TLS inspection too).
@@ -4454,7 +4478,8 @@ class TableSummary:
                                | detail.str.contains(PINNED_SILENT, regex=False)
                                | (detail.str.startswith("certificate for ")
                                   & detail.str.contains(OTHER_SERVER, regex=False))
-                               | detail.str.contains(f": {VERSION_REFUSED}", regex=False))]
+                               | detail.str.contains(f": {VERSION_REFUSED}", regex=False)
+                               | detail.str.contains(f": {SUITES_REFUSED}", regex=False))]
             for p, g in certs.groupby("purpose", sort=False):
                 new = cert_counts(detail[g.index].tolist(), g["reason"].tolist())
                 had = self.bl_cert.get(p, NO_CERTS)
