@@ -217,3 +217,27 @@ def test_cipher_suite_refusals_are_counted_and_advised_apart():
     assert cert_counts(details[2:], ["tls_failed"]) == (0,) * 8
     dp = [r for r in RULES.rules if r.id == "dp_agent_connection"][0]
     assert cert_fix(dp, (0, 0, 0, 0, 0, 0, 0, 2), alone=True) == SUITES_FIX_DP
+
+
+# --- #6: unexpected flows alone fail the run under the default --fail-on: a Note says so -------------
+
+def test_unexpected_flows_alone_get_a_note_on_the_exit_status():
+    """unexpected_agent.pcap (a bundled sample: host_mismatch flows, "nothing to change for the Cloud
+    Console"): the status stays 1 under the default (the documented contract of --fail-on flagged),
+    with one Note: line saying --fail-on blocked; none with --fail-on given, nor when something is
+    blocked (blocked_agent.pcap)."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from kscc_traffic.cli import UNEXPECTED_ONLY_LINE
+
+    def run(name, *extra):
+        p = subprocess.run([sys.executable, "-m", "kscc_traffic", "analyze",
+                            str(ROOT / "samples" / "captures" / name), "-f", "jsonl", *extra],
+                           capture_output=True, text=True, cwd=ROOT, timeout=120)
+        return p.returncode, [x for x in p.stderr.splitlines() if x.startswith("Note:")]
+    assert run("unexpected_agent.pcap") == (1, [f"Note: {UNEXPECTED_ONLY_LINE}"])
+    assert run("unexpected_agent.pcap", "--fail-on", "flagged") == (1, [])
+    assert run("unexpected_agent.pcap", "--fail-on", "blocked") == (0, [])
+    assert run("blocked_agent.pcap") == (1, [])
