@@ -3767,7 +3767,7 @@ FALLBACK_S = 2.0
 #: how the detail of such a refused attempt starts (its verdict ``ok``, reason '')
 FALLBACK_CLEARED = "refused over IPv6 at "
 #: what that detail says the refusal means, after the fallback
-FALLBACK_MEANS = ("most likely the server's host does not take this port over IPv6; the purpose works over IPv4, "
+FALLBACK_MEANS = ("most likely the server's host does not take this port over IPv6, and it took the IPv4 connection: "
                   "nothing needs to be opened")
 #: the internal column that may give, per flow, the IPv4 connection of a refused IPv6 attempt
 #: found outside the table (a tuple ``(ts_ns, uid)``: :mod:`kscc_traffic.chunked`, the connection
