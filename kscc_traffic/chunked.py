@@ -43,7 +43,7 @@ an ICMP flow of its own, as when the quoted flow was never seen).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterator, Mapping, Optional
+from typing import Callable, Iterable, Iterator, Mapping, Optional
 
 import numpy as np
 import pandas as pd
@@ -62,9 +62,9 @@ from .flows import ACK, CLOSE_DELAY_NS, forwarded_copies, other_way_copies, FIN,
 from .inspect import (DNS_KEYS, REFUSED_WAIT, AddressTtls, StraySynAcks, address_ttls, cloud_openers, cloud_ports, dns_response_rows,
                       refused_hint, truncated_answer)
 from .answer_store import AnswerStore
-from .classify import (AUTH_RETRY_S, DNS_ANSWERED_TCP, DNS_RESOLVED, DNS_RESOLVED6, DNS_RESOLVED_TCP, DNS_RETRY, SEEN_IPV4, DNS_RETRY_S, PROXY_RETRY, REFUSED_RETRY, REFUSED_RETRY_S,
+from .classify import (AUTH_RETRY_S, DNS_ANSWERED_TCP, DNS_RESOLVED, DNS_RESOLVED6, DNS_RESOLVED_TCP, DNS_RETRY, SEEN_IPV4, DNS_RETRY_S, FALLBACK, FALLBACK_S, PROXY_RETRY, REFUSED_RETRY, REFUSED_RETRY_S,
                        STALE_RETRY, STALE_RETRY_S, OTHER_SOURCE_S, _CONNECTED_STATES, _agent_name, _proxy_passed_on, _str_codes, proxy_login,
-                       address_families, asked_families, other_source_answers, pick_dns_retry, retry_connected,
+                       address_families, asked_families, fallback_name, other_source_answers, pick_dns_retry, retry_connected,
                        usable_address, usable_address6, wrong_source_answers)
 from .addresses import shows_ipv4
 from .finishing import Finisher
@@ -315,6 +315,7 @@ class ChunkedAnalysis:
         stale = _StaleRetries()             # SYNs answered by a stale connection: held until their retry is known
         scans = ScanWatch()                 # scan probes: held until their scan is known (scans.py)
         retried = _RefusedRetries()         # refused SYNs (REJ): held until a later connection's state is known
+        fallen = _FamilyFallbacks()         # refused IPv6 SYNs (REJ): held until an IPv4 fallback's state is known
         other = _OtherSource()              # one-way DNS flows: held while their answer from another address may come
         dretry = _DnsRetries()              # failed lookups: held while a lookup that makes them good may come
         broadcasts: dict[int, int] = {}     # link-layer broadcast destinations seen (flows.broadcast_evidence)
@@ -477,13 +478,16 @@ class ChunkedAnalysis:
                 carry_w, carry_known = np.zeros((0, 3), np.int64), np.full(0, None, object)
                 carry_copy = np.zeros(0, bool)
                 if last:
-                    if auth.held or nodata.held or refused.held or stale.held or scans.count or other.held or dretry.held:
+                    if auth.held or nodata.held or refused.held or stale.held or scans.count or other.held or dretry.held \
+                            or retried.held or fallen.held:
                         # (a proxy's 407s held for a retry: none came)
                         out = scans.step(pd.DataFrame(), pd.DataFrame(), None, True) if scans.count else pd.DataFrame()
                         out = stale.hold(refused.hold(nodata.hold(auth.hold(out, None))))
                         out = auth.release(out, pd.DataFrame(), None, True) if auth.held else out
                         out = refused.release(nodata.release(out, True), ttls, True)
                         out = other.release(stale.release(out, pd.DataFrame(), None, True), [], True)
+                        out = retried.release(retried.hold(out), [], None, True) if retried.held else out
+                        out = fallen.release(fallen.hold(out), [], None, True) if fallen.held else out
                         out = dretry.step(out, [], None, True)
                         lookups.add(out)
                         yield out, capture_end(cap_end, reader_stats)
@@ -526,8 +530,8 @@ class ChunkedAnalysis:
             flows = b.flows
             final, closed, idle = ends["final"], ends["closed"], ends["idle"]
             leaving_rows = None     # (handed out once the batch is freed)
-            if final.any() or auth.held or nodata.held or refused.held or stale.held or retried.held or scans.count \
-                    or other.held or dretry.held:
+            if final.any() or auth.held or nodata.held or refused.held or stale.held or retried.held or fallen.held \
+                    or scans.count or other.held or dretry.held:
                 # (the leaving rows taken once: a boolean take of every column)
                 out = flows[final] if not final.all() else flows
                 # (a connection going on after it left idle in an earlier batch: said so, not
@@ -562,6 +566,12 @@ class ChunkedAnalysis:
                 if retried.held:
                     out = retried.release(out, [(flows, ~final), *(part for h in (auth, refused, stale)
                                                                     for part in h.held)], clock, last)
+                # (after the refused attempts' retries: a REJ row over IPv6 they let go is held here for
+                # its IPv4 fallback; the rows the others still hold may be that fallback, not known yet)
+                out = fallen.hold(out, elsewhere=[part for h in (auth, refused, stale, retried) for part in h.held])
+                if fallen.held:
+                    out = fallen.release(out, [(flows, ~final), *(part for h in (auth, refused, stale, retried)
+                                                                   for part in h.held)], clock, last)
                 # (last: a DNS query and its answer from another address judged together; after
                 # the others, whose held DNS flows, answered with no address, may be partners)
                 # (not ``pending``: then_end's nonlocal, a cell that kept this batch's flow table
@@ -949,6 +959,8 @@ class _StaleRetries:
     SAME_ISN = True
     #: held frames (one per batch that held rows) kept apart at most; beyond, joined into one
     PARTS = 8
+    #: columns besides KEY that :meth:`_near` reads
+    ALSO: tuple = ()
 
     def __init__(self) -> None:
         self.held: list[pd.DataFrame] = []      # rows held back (unfinished rows)
@@ -1014,10 +1026,11 @@ class _StaleRetries:
         if self.keys and len(seen) and all(c in seen.columns for c in (*self.KEY, "proto")):
             # (the columns read at once, ~1 µs each: flows.arrays_of; the rows then only the few
             # near a held key, no frame taken)
-            names = [*self.KEY, "proto", *(c for c in ("conn_state", "ts_ns", "uid", "history", "syn_answer",
-                                                         "syn_isn") if c in seen.columns)]
+            names = [*self.KEY, "proto", *self.ALSO, *(c for c in ("conn_state", "ts_ns", "uid", "history",
+                                                                     "syn_answer", "syn_isn") if c in seen.columns)]
             cols = arrays_of(seen, names)
-            cols["orig_h"] = np.asarray(cols["orig_h"], object)
+            for c in (self.KEY[0], *self.ALSO):
+                cols[c] = np.asarray(cols[c], object)
             cand = self._near(seen, cols) & (np.asarray(cols["proto"], object) == "tcp")
             if "conn_state" in cols:
                 # (of a connection that connected: retry_connected reads it again)
@@ -1068,8 +1081,9 @@ class _StaleRetries:
                 continue
             # (only the open flows on a held row's port and client: numpy first, the keys then;
             # no copy of the frame, its columns read at once: flows.arrays_of)
-            cols = arrays_of(o, [*self.KEY, "proto", "ts_ns"])
-            cols["orig_h"] = np.asarray(cols["orig_h"], object)
+            cols = arrays_of(o, [*self.KEY, "proto", *self.ALSO, "ts_ns"])
+            for c in (self.KEY[0], *self.ALSO):
+                cols[c] = np.asarray(cols[c], object)
             at = self._near(o, cols) & (np.asarray(cols["proto"], object) == "tcp")
             if mask is not None:
                 at &= mask
@@ -1588,6 +1602,97 @@ class _RefusedRetries(_StaleRetries):
         if "conn_state" not in flows.columns:
             return None
         return (flows["conn_state"].to_numpy(dtype=object) == "REJ") & (flows["proto"].to_numpy(dtype=object) == "tcp")
+
+
+class _FamilyFallbacks(_StaleRetries):
+    """An IPv6 connection attempt refused by a TCP reset (Zeek's ``REJ``) that a connection over
+    IPv4 to the same server name and port followed is a dual-stack client's fallback
+    (:func:`kscc_traffic.classify.family_fallbacks`), also when the two flows leave with
+    different batches: a leaving ``REJ`` flow over IPv6 with a server name is held back as
+    :class:`_StaleRetries` holds a stale connection's reset attempt, keyed by server name (lower
+    case: :func:`~kscc_traffic.classify.fallback_name`), port and VLAN stack, for
+    :data:`~kscc_traffic.classify.FALLBACK_S`, its :data:`~kscc_traffic.classify.FALLBACK` column
+    then giving ``(ts_ns, uid)`` of the first such IPv4 connection that connected (None: none).
+    An IPv4 connection still open is waited for when the analysis has named it (from DNS, as
+    every flow still open is); one named only by its own TLS or HTTP once it leaves, with no DNS
+    answer for it in the capture, is not (the refused attempt, named by DNS alone, then had an
+    answer naming both addresses in most captures)."""
+
+    KEY = ("server_name", "resp_p", VLAN_STACK)
+    PORT = 1
+    WINDOW_S = FALLBACK_S
+    COLUMN = FALLBACK
+    SAME_ISN = False
+    ALSO = ("resp_h",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.expect: dict[tuple, int] = {}      # keys of the rows other holders keep back (hold)
+
+    @classmethod
+    def _key(cls, values) -> tuple:
+        name, port, stack = values
+        return (fallback_name(name), int(port), int(stack))
+
+    def hold(self, flows: pd.DataFrame, seen: Optional[pd.DataFrame] = None,
+             elsewhere: Iterable[pd.DataFrame] = ()) -> pd.DataFrame:
+        """As :meth:`_StaleRetries.hold`; ``elsewhere``: the frames of rows other holders keep
+        back (a refused attempt waiting for its reset's hint or its retry): their IPv6 ``REJ``
+        rows reach this holder later, so the IPv4 connections leaving meanwhile on their keys are
+        remembered too (the fallback may leave before the refused attempt reaches this one)."""
+        expect: dict[tuple, int] = {}
+        for part in elsewhere:
+            keep = self._holds(part) if len(part) and all(c in part.columns for c in self.KEY) else None
+            at = np.flatnonzero(keep) if keep is not None else ()
+            if len(at):
+                cols = arrays_of(part, self.KEY)
+                for v in zip(*(cols[c][at].tolist() for c in self.KEY)):
+                    expect[self._key(v)] = 0
+        self.expect = expect
+        try:
+            return super().hold(flows, seen)
+        finally:
+            self.expect = {}
+
+    def _remember(self, seen: pd.DataFrame) -> None:
+        """As :meth:`_StaleRetries._remember`, for the keys of the rows held here and of those
+        other holders keep back (:attr:`expect`)."""
+        if not self.expect:
+            return super()._remember(seen)
+        saved = self.keys
+        self.keys = {**self.expect, **saved}
+        try:
+            super()._remember(seen)
+        finally:
+            self.keys = saved
+
+    def _near(self, flows: pd.DataFrame, cols: Optional[Mapping] = None) -> np.ndarray:
+        """Per row of ``flows``, bool: over IPv4 (``resp_h`` without a colon), on a held row's port
+        and with a held row's server name (the candidates for a fallback)."""
+        ports = np.fromiter({k[self.PORT] for k in self.keys}, np.int64)
+        col = cols["resp_p"] if cols is not None else flows["resp_p"].to_numpy()
+        near = np.isin(col, ports, kind="sort" if col.dtype.kind in "iu" else None)
+        at = np.flatnonzero(near)
+        if len(at):
+            names = {k[0] for k in self.keys}
+            rh = (cols["resp_h"] if cols is not None else flows["resp_h"].to_numpy(dtype=object))[at].tolist()
+            sn = (cols["server_name"] if cols is not None else flows["server_name"].to_numpy(dtype=object))[at].tolist()
+            near[at] = np.fromiter((":" not in str(h) and fallback_name(n) in names for h, n in zip(rh, sn)),
+                                   bool, len(at))
+        return near
+
+    def _holds(self, flows: pd.DataFrame) -> Optional[np.ndarray]:
+        """Per leaving row, bool: held (a TCP flow over IPv6 in Zeek's ``REJ`` state with a
+        server name)."""
+        if any(c not in flows.columns for c in ("conn_state", "resp_h", "server_name")):
+            return None
+        out = (flows["conn_state"].to_numpy(dtype=object) == "REJ") & (flows["proto"].to_numpy(dtype=object) == "tcp")
+        at = np.flatnonzero(out)
+        if len(at):
+            rh = flows["resp_h"].to_numpy(dtype=object)[at].tolist()
+            sn = flows["server_name"].to_numpy(dtype=object)[at].tolist()
+            out[at] = [":" in str(h) and bool(fallback_name(n)) for h, n in zip(rh, sn)]
+        return out
 
 
 def _closed_and_idle(flows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

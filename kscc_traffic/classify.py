@@ -137,7 +137,8 @@ from .flows import arrays_of, history_plain, repeated, vlan_key
 from .streams import MAX_BYTES, MAX_SEGMENTS
 from .inspect import (_ENCRYPTED_ALERT as ENCRYPTED_ALERT, DNS_ASKED_A, DNS_ASKED_AAAA, DNS_CUT, DNS_KEYS,
                       DNS_TRUNCATED, DNS_UNREADABLE, HELLO_PQ, asked_has, truncated_answer,
-                      HELLO_UNACKED, REFUSED_OWN, REFUSED_OWN_MEANS, REFUSED_PORT, SMALLEST_SEALED, SYNACK_IN_PLACE,
+                      HELLO_UNACKED, REFUSED_NEARER, REFUSED_OTHER, REFUSED_OWN, REFUSED_OWN_MEANS, REFUSED_PORT,
+                      SMALLEST_SEALED, SYNACK_IN_PLACE,
                       CLIENT_CERT_NONE, CLIENT_CERT_SENT, CLIENT_CERT_UNSEEN,
                       _qtype_text, split_cert_names, split_dns_key, tls_record_cut_parse)
 from .names import _copy, _labels_back, is_ip_literal
@@ -2319,6 +2320,12 @@ ALERT_RECORD_BYTES = 7
 #: alert, ": " before it): no version offered was one it accepts; the report advises the agent's TLS
 #: settings or an old device answering in the server's place, not TLS inspection (break-it real s57 #7)
 VERSION_REFUSED = "the server's side accepts none of the TLS versions the client offered"
+#: ... and what the detail of one the server's side ended with handshake_failure or
+#: insufficient_security answering the ClientHello itself (with a server name) says: none of the
+#: cipher suites, groups or signature algorithms offered was one it accepts; the report advises
+#: the agent's TLS policy first, as for the versions (newcomer s58 #2)
+SUITES_REFUSED = ("the server's side accepts none of the cipher suites, key-exchange groups or signature algorithms "
+                  "the client offered")
 
 
 def _old_version_note(row: dict, why: str) -> str:
@@ -2343,8 +2350,7 @@ def _old_version_note(row: dict, why: str) -> str:
             return (f"{why}: the ClientHello carried no server name (SNI), which a server or front end that routes "
                     "by name refuses so; else the server's side accepts none of the cipher suites, key-exchange "
                     "groups or signature algorithms the client offered (a TLS policy on the agent's device)")
-        return (f"{why}: the server's side accepts none of the cipher suites, key-exchange groups or signature "
-                "algorithms the client offered (a TLS policy on the agent's device restricting them, a cipher-suite "
+        return (f"{why}: {SUITES_REFUSED} (a TLS policy on the agent's device restricting them, a cipher-suite "
                 "GPO or FIPS mode, or a device answering in the server's place)")
     if str(why).startswith("client:") and str(why).endswith("internal_error (80)"):
         # (after the server's answer, also what it sent: a certificate or parameters the client's
@@ -3750,6 +3756,147 @@ def _note_refused_retries(flows: pd.DataFrame, res: np.ndarray) -> None:
             res[i, 3] = f"{head}; {refused_cleared_detail(int(ts[i]), retry, failed)}"
 
 
+#: an IPv6 connection attempt refused by a TCP reset from no device nearer than the server
+#: (:data:`REJ_DETAIL` with no :data:`~kscc_traffic.inspect.REFUSED_NEARER` nor
+#: :data:`~kscc_traffic.inspect.REFUSED_OTHER` hint) followed, at most this long (s) after it
+#: ended, by a TCP connection over IPv4 to the same server name and port that connected: a
+#: dual-stack client's fallback (RFC 8305 happy eyeballs tries the next address at once after a
+#: refusal, and at most 2 s (its longest Connection Attempt Delay) after an attempt still
+#: unanswered): :func:`family_fallbacks` (newcomer s58 #1)
+FALLBACK_S = 2.0
+#: how the detail of such a refused attempt starts (its verdict ``ok``, reason '')
+FALLBACK_CLEARED = "refused over IPv6 at "
+#: what that detail says the refusal means, after the fallback
+FALLBACK_MEANS = ("most likely the server's host does not take this port over IPv6, and it took the IPv4 connection: "
+                  "nothing needs to be opened")
+#: the internal column that may give, per flow, the IPv4 connection of a refused IPv6 attempt
+#: found outside the table (a tuple ``(ts_ns, uid)``: :mod:`kscc_traffic.chunked`, the connection
+#: left with another batch); None elsewhere
+FALLBACK = "ipv6_fallback"
+
+
+def _fallback_candidate(r) -> bool:
+    """Whether a ``res`` row (purpose, verdict, reason, detail) is a SYN answered by a TCP reset
+    with no sign of a device nearer than the server: ``blocked``/``rejected``, a detail starting
+    with :data:`REJ_DETAIL` (not a distribution point's reset, :data:`DP_RESET`, whose advice is
+    the distribution point's own) and holding neither :data:`~kscc_traffic.inspect.REFUSED_NEARER`
+    nor :data:`~kscc_traffic.inspect.REFUSED_OTHER`."""
+    d = str(r[3])
+    return (r[1] == "blocked" and str(r[2]).split(",")[0] == "rejected" and d.startswith(REJ_DETAIL)
+            and not d.startswith(DP_RESET) and REFUSED_NEARER not in d and REFUSED_OTHER not in d)
+
+
+def fallback_name(name) -> str:
+    """The server name a refused IPv6 attempt and its IPv4 fallback are paired by: ``name``
+    (``server_name``) lower case, without a trailing dot; '' when it names no host (empty, not
+    text, an IP literal: an IPv4 and an IPv6 address of one server share nothing but its name)."""
+    if not isinstance(name, str) or not name or is_ip_literal(name):
+        return ""
+    return name.lower().rstrip(".")
+
+
+def family_fallbacks(flows: pd.DataFrame, res: np.ndarray) -> list:
+    """Per flow (list, None where none): ``(ts_ns, uid)`` of the IPv4 connection a dual-stack
+    client fell back to, for each TCP flow over IPv6 (``resp_h`` holds a colon) in Zeek's ``REJ``
+    state judged ``blocked``/``rejected`` for a reset from no device nearer than the server
+    (:func:`_fallback_candidate`) with a server name (:func:`fallback_name`): the first TCP flow
+    over IPv4 to the same server name and port (``resp_p``; and the VLAN stack, ``capture`` when
+    the table has them) that began after it and at most :data:`FALLBACK_S` after it ended
+    (``ts_ns`` + ``duration`` s) and connected (:func:`retry_connected`; ``syn_answer`` read
+    where the table has it, and no :data:`STALE_ANSWER` in its ``res`` detail). The client is
+    not compared (its IPv4 and IPv6 addresses share nothing a flow table keeps): the time and the
+    name pair them, so on a capture of many clients another client's IPv4 connection in that
+    window counts too. A non-empty :data:`FALLBACK` column counts as found (the connection left
+    with another batch of a chunked reading). ``res``: rows ``(purpose, verdict, reason,
+    detail)`` as :func:`classify` fills them."""
+    n = len(flows)
+    out: list = [None] * n
+    need = ("proto", "uid", "ts_ns", "duration", "resp_h", "resp_p", "conn_state", "history", "server_name")
+    if not n or any(c not in flows.columns for c in need):
+        return out
+    got = _columns(flows, (*need, FALLBACK, "capture", "syn_answer"))
+    state = np.asarray(got["conn_state"], dtype=object)
+    tcp = np.asarray(got["proto"], dtype=object) == "tcp"
+    rh = np.asarray(got["resp_h"], dtype=object)
+    # (the few REJ rows judged blocked looked at one by one)
+    refused = [i for i in np.flatnonzero(tcp & (state == "REJ") & (res[:, 1] == "blocked")).tolist()
+               if ":" in str(rh[i]) and _fallback_candidate(res[i])]
+    names = np.asarray(got["server_name"], dtype=object)
+    refused = [i for i in refused if fallback_name(names[i])]
+    if not refused:
+        return out
+    given = np.asarray(got[FALLBACK], dtype=object) if FALLBACK in got else None
+    rp = got["resp_p"]
+    history, uid = np.asarray(got["history"], dtype=object), np.asarray(got["uid"], dtype=object)
+    ts, dur = np.asarray(got["ts_ns"], dtype=np.int64), np.asarray(got["duration"], dtype=float)
+    stack = vlan_key(flows)
+    extra = [np.asarray(got[c], dtype=object) for c in ("capture",) if c in got] + \
+        ([stack] if stack is not None else [])
+    answer = np.asarray(got["syn_answer"], dtype=object) if "syn_answer" in got else None
+
+    def key(i: int) -> tuple:
+        return (fallback_name(names[i]), int(rp[i]), *(str(e[i]) for e in extra))
+    wanted = {key(i) for i in refused}
+    cand = np.flatnonzero(tcp & np.isin(rp, np.fromiter({int(rp[i]) for i in refused}, np.int64)))
+    if len(cand):
+        cand = cand[np.fromiter(map(_CONNECTED_STATES.__contains__, state[cand].tolist()), bool, len(cand))]
+    found: dict[tuple, list[int]] = {}
+    for j in cand.tolist():
+        if ":" not in str(rh[j]) and key(j) in wanted and STALE_ANSWER not in str(res[j, 3]) and retry_connected(
+                state[j], history[j], answer[j] if answer is not None else ""):
+            found.setdefault(key(j), []).append(j)
+    for i in refused:
+        d = float(dur[i])
+        end = int(ts[i]) + int((d if d > 0 else 0.0) * 1e9) + int(FALLBACK_S * 1e9)
+        later = [j for j in found.get(key(i), ()) if int(ts[i]) < int(ts[j]) <= end]
+        if later:
+            j = min(later, key=lambda j: (int(ts[j]), str(uid[j])))
+            out[i] = (int(ts[j]), str(uid[j]))
+        elif given is not None and isinstance(given[i], tuple):
+            out[i] = given[i]
+    return out
+
+
+def fallback_detail(ts_ns: int, fallback: tuple, detail: str = "") -> str:
+    """The detail of a refused IPv6 attempt its client followed over IPv4
+    (:func:`family_fallbacks`): ``refused over IPv6 at 08:22:14.241 UTC, the client fell back to
+    IPv4 0.002 s later (on <uid>): the SYN was answered by a TCP reset, and a connection to the
+    same server name and port over IPv4 followed and connected (a dual-stack client's fallback,
+    happy eyeballs): most likely …`` (:data:`FALLBACK_MEANS`), then the hints of the attempt's
+    own ``detail``
+    (which device sent the reset: :func:`.inspect.refused_hint`; "nothing listens on this port",
+    said otherwise here, left out). ``ts_ns``: the attempt's start (its SYN); ``fallback``:
+    ``(ts_ns, uid)`` of the IPv4 connection."""
+    at, uid = int(fallback[0]), str(fallback[1])
+    said = (f"{FALLBACK_CLEARED}{_clock_text(int(ts_ns))} UTC, the client fell back to IPv4 "
+            f"{_seconds_text(max(at - int(ts_ns), 0) / 1e9)} s later (on {uid}): {REJ_DETAIL}, and a "
+            "connection to the same server name and port over IPv4 followed and connected (a dual-stack client's "
+            f"fallback, happy eyeballs): {FALLBACK_MEANS}")
+    hints = []
+    for h in str(detail).split("; ")[1:]:
+        if h.startswith(REFUSED_OWN) and f"): {REFUSED_OWN_MEANS}" in h:
+            h = h.split(f"): {REFUSED_OWN_MEANS}", 1)[0] + ")"
+        if h:
+            hints.append(h)
+    return "; ".join([said, *hints])
+
+
+def _note_family_fallbacks(flows: pd.DataFrame, res: np.ndarray) -> None:
+    """Judge again (``res`` rows, in place) each IPv6 connection attempt refused by a reset from
+    no device nearer than the server that its client followed over IPv4 to the same server name
+    and port (:func:`family_fallbacks`): ``blocked``/``rejected`` becomes ``ok``, reason '', the
+    detail :func:`fallback_detail` (``conn_state`` and ``history`` stay ``REJ``, ``Sr``: what
+    Zeek logs). A reset from a nearer device, another stack's, an ICMPv6 error or silence keeps
+    its verdict (a firewall of the site's own may refuse IPv6 there)."""
+    found = family_fallbacks(flows, res)
+    if found.count(None) == len(found):     # (none found: counted in C, not a generator per row)
+        return
+    ts = flows["ts_ns"].to_numpy(np.int64)
+    for i, fb in enumerate(found):
+        if fb is not None:
+            res[i, 1], res[i, 2], res[i, 3] = "ok", "", fallback_detail(int(ts[i]), fb, str(res[i, 3]))
+
+
 def note_auth_rounds(flows: pd.DataFrame) -> pd.DataFrame:
     """A classified flow table (:data:`CLASS_COLUMNS` filled in) with each proxy's 407 that an
     accepted retry on another connection answered judged again as :func:`classify` judges it
@@ -3766,6 +3913,7 @@ def note_auth_rounds(flows: pd.DataFrame) -> pd.DataFrame:
     _note_auth_rounds(flows, res)
     _note_stale_retries(flows, res)     # (a stale connection's reset attempt, its retry connected)
     _note_refused_retries(flows, res)   # (a refused attempt, a later connection worked)
+    _note_family_fallbacks(flows, res)  # (a refused IPv6 attempt, the client fell back to IPv4)
     _note_resolved(flows, res)      # (a DNS flow with no address, its name resolved by another)
     _note_truncated_partial(flows, res)
     _note_dns_retries(flows, res)   # (a failed lookup, a later one of its client got an address)
@@ -4698,6 +4846,7 @@ def classified(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None =
         _note_auth_rounds(out, res)
         _note_stale_retries(out, res)
         _note_refused_retries(out, res)
+        _note_family_fallbacks(out, res)
         _note_resolved(out, res)
         _note_truncated_partial(out, res)
         _note_other_source(out, res)

@@ -155,16 +155,28 @@ NO_KSC_LINE = ("no KSC agent traffic: no flow {what} goes to a Kaspersky name or
                "(captured on the wrong machine, or at the wrong time?): exit status 1 (--fail-on no-ksc)")
 
 
+#: the stderr line of a run that ends with status 1 under the default ``--fail-on`` (flagged) for
+#: unexpected flows alone, none blocked: what gates on blocked flows only (newcomer s58 #6: exit status
+#: 1 beside advice such as "nothing to change for the Cloud Console")
+UNEXPECTED_ONLY_LINE = ("exit status 1 for unexpected flows alone, none blocked: --fail-on flagged (the default) "
+                        "counts them, traffic not as the port page documents it, some of which needs a change and "
+                        "some not (see each one's advice); --fail-on blocked counts blocked flows only")
+
+
 def _exit_status(verdicts, fail_on: frozenset, ksc: bool, captures: int = 1) -> int:
     """The run's exit status from its flagged ``verdicts``
     (:func:`kscc_traffic.output.flagged_verdicts`), the ``--fail-on`` conditions and whether a
     flow is KSC agent traffic (``ksc``, over all ``captures``): :data:`EXIT_FLAGGED` or
     :data:`EXIT_OK`. When ``no-ksc`` is what fails the run, one ``Warning:`` line on stderr
-    (:data:`NO_KSC_LINE`) says so."""
+    (:data:`NO_KSC_LINE`) says so; when unexpected flows alone fail it under the default
+    ``--fail-on``, one ``Note:`` line (:data:`UNEXPECTED_ONLY_LINE`)."""
     from .output import FAIL_ON, NO_KSC, fails
     failed = fails(verdicts, fail_on, ksc)
     if failed and not ksc and NO_KSC in fail_on:
         _say("Warning", NO_KSC_LINE.format(what="in the capture" if captures <= 1 else "in these captures"))
+    elif failed and ksc and not getattr(fail_on, "explicit", False) and "unexpected" in verdicts \
+            and "blocked" not in verdicts:
+        _say("Note", UNEXPECTED_ONLY_LINE)
     elif not failed and not ksc and getattr(fail_on, "explicit", False) and fails(verdicts, fail_on, True):
         # (`--fail-on blocked` on a capture whose blocked flows are all other programs': a script
         # asking "is anything blocked?" must hear why the answer is 0; newcomer 31 F2)

@@ -27,12 +27,12 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
 from .addresses import endpoint_text
 from .classify import proxy_login, AAAA_ONLY, REJ_DETAIL, ANSWERED_ELSEWHERE, DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, DP_PATH_REFUSED, PROXY_CREDENTIALS_REFUSED, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
     IDLE_GOES_ON, PATH_RESET, SESSION_GONE, STALLED, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNREAD, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
-    OTHER_SERVER, VERSION_REFUSED, CERT_DATED, \
+    OTHER_SERVER, SUITES_REFUSED, VERSION_REFUSED, CERT_DATED, \
     _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED, DNS_LOST_FRAGMENTS, FRAGS_LOST, TUNNEL_EMPTY, \
     SHARED_PORTS_BELOW, ksc_only
 from .classify import _ABSOLUTE, _str_codes
 from .classify import MCAST_JOINS_RE, PORTAL_STATUS, SCAN_DOCUMENTED, SCAN_NOT_KSC
-from .classify import DNS_NO_ADDRESS, V6_ONLY_A, V6_ONLY_HEAD
+from .classify import DNS_NO_ADDRESS, FALLBACK_S, V6_ONLY_A, V6_ONLY_HEAD
 from .scans import ADDRESS_SCAN, PORT_SCAN
 from .outfile import write_all
 from .flows import arrays_of, carried_data
@@ -655,7 +655,7 @@ def mtu_holed(detail: str, reason: str, icmp: str = "") -> bool:
 
 
 #: how many kinds :func:`cert_counts` counts (the length of its tuple, ``bl_cert``)
-CERT_KINDS = 7
+CERT_KINDS = 8
 #: ``bl_cert`` counting none
 NO_CERTS: tuple[int, ...] = (0,) * CERT_KINDS
 
@@ -685,11 +685,12 @@ def cert_counts(details, reasons) -> tuple[int, ...]:
     how many the client ended on a certificate for another name than the one asked from no
     TLS-inspection product's CA (:func:`other_server`: another server answered) and how many the
     server's side ended accepting none of the TLS versions offered (detail holding ``": "`` and
-    :data:`~kscc_traffic.classify.VERSION_REFUSED`):
-    ``(public, hidden, client, client_hidden, pinned, other, versions)``
+    :data:`~kscc_traffic.classify.VERSION_REFUSED`), and how many none of the cipher suites,
+    groups or signature algorithms offered (``": "`` and :data:`~kscc_traffic.classify.SUITES_REFUSED`):
+    ``(public, hidden, client, client_hidden, pinned, other, versions, suites)``
     (:data:`CERT_KINDS` of them), for :func:`cert_fix` (break-it net 33 F6, newcomer 36 F3, s55 dp
-    #3, real s57 #4 and #7: such flows were advised as a proxy's TLS inspection)."""
-    public = hidden = client = client_hidden = pinned = other = versions = 0
+    #3, real s57 #4 and #7, newcomer s58 #2: such flows were advised as a proxy's TLS inspection)."""
+    public = hidden = client = client_hidden = pinned = other = versions = suites = 0
     for d, r in zip(details, reasons):
         if str(r).split(",")[0] != "tls_failed":
             continue
@@ -708,7 +709,9 @@ def cert_counts(details, reasons) -> tuple[int, ...]:
             other += 1
         elif f": {VERSION_REFUSED}" in d:
             versions += 1
-    return public, hidden, client, client_hidden, pinned, other, versions
+        elif f": {SUITES_REFUSED}" in d:
+            suites += 1
+    return public, hidden, client, client_hidden, pinned, other, versions, suites
 
 
 #: what the advice says to check of a server that requires a client certificate and refused the
@@ -729,9 +732,12 @@ def cert_fix(r, bl_cert: tuple[int, ...], alone: bool = False) -> str:
     ``bl_cert`` counts none. A certificate for another name from no inspection product's CA: where
     the name leads and which server answered (:data:`OTHER_SERVER_FIX`); the server's side
     accepting none of the TLS versions offered: the agent's TLS settings or an old device answering
-    in the server's place (:data:`VERSION_FIX`)."""
-    public, hidden, client, client_hidden, pinned, other, versions = (tuple(bl_cert) + NO_CERTS)[:CERT_KINDS]
-    alone = alone and sum(1 for x in (public, hidden, client, client_hidden, pinned, other, versions) if x) == 1
+    in the server's place (:data:`VERSION_FIX`); none of the cipher suites, groups or signature
+    algorithms offered: the agent's TLS policy (a cipher-suite GPO, FIPS mode) or such a device
+    (:data:`SUITES_FIX`)."""
+    public, hidden, client, client_hidden, pinned, other, versions, suites = (tuple(bl_cert) + NO_CERTS)[:CERT_KINDS]
+    alone = alone and sum(1 for x in (public, hidden, client, client_hidden, pinned, other, versions, suites)
+                          if x) == 1
     mask = r.host_mask or "the documented servers"
     roots = ("check the agent's root certificates (DigiCert Global Root G2 among them, for the cloud's DigiCert "
              "certificates) and its system time; the page documents TCP 80 to *.digicert.com for checking the "
@@ -767,6 +773,9 @@ def cert_fix(r, bl_cert: tuple[int, ...], alone: bool = False) -> str:
     if versions:
         parts.append(("" if alone else f"{versions} of them: ")
                      + (VERSION_FIX_DP if r.opener == PINNED_OPENER else VERSION_FIX.format(mask=mask)))
+    if suites:
+        parts.append(("" if alone else f"{suites} of them: ")
+                     + (SUITES_FIX_DP if r.opener == PINNED_OPENER else SUITES_FIX.format(mask=mask)))
     return "; ".join(parts)
 
 
@@ -786,6 +795,21 @@ VERSION_FIX = ("the server's side accepted none of the TLS versions the agent of
                "them, an old operating system may lack them), then any proxy or firewall answering in the server's "
                "place with other TLS versions (an old one: update it, or let the agent's TLS to {mask} through "
                "it uninspected); not the firewall's ports")
+#: the advice for a TLS handshake the server's side ended accepting none of the cipher suites, groups
+#: or signature algorithms the agent offered (detail :data:`~kscc_traffic.classify.SUITES_REFUSED`):
+#: the agent's TLS policy first, as the detail says (newcomer s58 #2: the advice was a proxy's TLS
+#: inspection alone)
+SUITES_FIX = ("the server's side accepted none of the cipher suites, key-exchange groups or signature algorithms "
+              "the agent offered (see each flow's detail): check the agent's TLS settings (a cipher-suite policy "
+              "(GPO) or FIPS mode restricting them, an old operating system lacking current ones), then any proxy "
+              "or firewall answering in the server's place (an old one: update it, or let the agent's TLS to "
+              "{mask} through it uninspected); not the firewall's ports")
+#: ... on a distribution point's port (the server is the network's own Network Agent)
+SUITES_FIX_DP = ("the distribution point accepted none of the cipher suites, key-exchange groups or signature "
+                 "algorithms the agent offered (see each flow's detail): check both devices' TLS settings (a "
+                 "cipher-suite policy (GPO) or FIPS mode on one of them), update the older of the two Network Agents, "
+                 "and check any device between that answers in the distribution point's place; not the firewall's "
+                 "ports")
 #: ... on a distribution point's port (:data:`~kscc_traffic.classify.PINNED_OPENER`: the server is the
 #: network's own, an old Network Agent there refusing a newer agent's versions, or the other way round)
 VERSION_FIX_DP = ("the distribution point accepted none of the TLS versions the agent offered (see each flow's "
@@ -1777,7 +1801,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     ``bl_mtu``: of the blocked ``tls_failed`` ones, those whose detail tells of a path-MTU black
     hole (:data:`MTU_HOLE`): advised :data:`MTU_FIX`, not a proxy or TLS inspection.
     ``bl_cert``: of the blocked ``tls_failed`` ones, ``(public, hidden, client, client_hidden, pinned, other,
-    versions)`` ended by the client on the server's certificate, or by the server on the client's
+    versions, suites)`` ended by the client on the server's certificate, or by the server on the client's
     or on what the client offered (:func:`cert_counts`):
     advised :func:`cert_fix`, the agent's own certificate for the latter; for the former the agent's root
     certificates and clock (and, TLS 1.3 hiding the certificate, TLS inspection too).
@@ -3287,17 +3311,22 @@ def plain_resets(details) -> int:
 def fallback_fix(r, bl: int) -> str:
     """The advice for ``bl`` blocked flows of rule ``r`` that were all connection attempts over IPv6
     refused by a TCP reset from no device nearer than the server (:func:`plain_resets`), while IPv4
-    to the same server names worked (:func:`same_destinations`): the happy-eyeballs fallback of a
-    dual-stack client (RFC 8305) after a server host that does not take the port over IPv6; nothing
-    to open, unless a firewall of the site's own rejects IPv6 there (break-it s57 #9: "the IPv6 path
-    is blocked; allow the ports for IPv6 too")."""
+    to the same server names worked (:func:`same_destinations`), but not right after them: an
+    attempt its client followed over IPv4 within :data:`~kscc_traffic.classify.FALLBACK_S` is
+    ``ok`` in the flow table (:func:`kscc_traffic.classify.family_fallbacks`: the happy-eyeballs
+    fallback of a dual-stack client, RFC 8305), so these are attempts after which no fallback was
+    seen: the server's host most likely does not take the port over IPv6 and this client did
+    not fall back at once; no port to open, unless a firewall of the site's own rejects IPv6
+    there in the server's name (break-it s57 #9: "the IPv6 path is blocked; allow the ports for
+    IPv6 too"; newcomer s58 #1: the advice said "nothing is to be opened" under a ``blocked``)."""
     these = "this connection attempt was" if bl == 1 else f"these {bl} connection attempts were"
     where = f"{r.transport.upper()} {r.port_text}"
-    return (f"{these} refused over IPv6 by a TCP reset (no sign of a device nearer than the server), while "
-            f"IPv4 to the same server names worked: {FALLBACK_MEANS} {where} over IPv6, and a dual-stack client "
-            "falls back to IPv4, as it did here: the purpose works over IPv4, nothing is to be opened; only if a "
-            "firewall of this network rejects IPv6 there (its reset then comes from fewer hops than the server's "
-            f"packets) let it pass: {r.fix}")
+    return (f"{these} refused over IPv6 by a TCP reset (no sign of a device nearer than the server), and no "
+            f"connection over IPv4 to the same server name and port followed within {FALLBACK_S:g} s (no fallback "
+            f"seen), while IPv4 to the same server names worked: {FALLBACK_MEANS} {where} over IPv6, and this client "
+            "did not fall back to IPv4 at once (set to use IPv6, or retrying later): let it use IPv4 for these "
+            "servers; no port is to be opened, unless a firewall of this network rejects IPv6 there in the "
+            f"server's name: then {r.fix}")
 
 
 #: what :func:`fallback_fix` says the IPv6 refusal most likely was (before the port)
@@ -4449,7 +4478,8 @@ class TableSummary:
                                | detail.str.contains(PINNED_SILENT, regex=False)
                                | (detail.str.startswith("certificate for ")
                                   & detail.str.contains(OTHER_SERVER, regex=False))
-                               | detail.str.contains(f": {VERSION_REFUSED}", regex=False))]
+                               | detail.str.contains(f": {VERSION_REFUSED}", regex=False)
+                               | detail.str.contains(f": {SUITES_REFUSED}", regex=False))]
             for p, g in certs.groupby("purpose", sort=False):
                 new = cert_counts(detail[g.index].tolist(), g["reason"].tolist())
                 had = self.bl_cert.get(p, NO_CERTS)

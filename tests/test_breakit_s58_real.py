@@ -260,13 +260,11 @@ def test_ipv6_refused_by_the_servers_host_then_ipv4_used_is_no_ipv6_path_block(t
             + _v6_attempt("2001:db8:c::11", 80, 1000.01, "reset") + _v4_session("198.51.100.11", 80, 1000.011))
     flows, status, fix = _checklist(tmp_path, recs, "cert_check")
     tcp = flows[(flows.proto == "tcp") & (flows.resp_p == 80)].sort_values("ts_ns")
-    assert tcp.server_name.tolist() == [name, name] and tcp.verdict.tolist() == ["blocked", "ok"]
-    assert status == "blocked"
-    assert fix.startswith("1 of 2 flows ok, 1 blocked: this connection attempt was refused over IPv6 by a TCP reset "
-                          "(no sign of a device nearer than the server), while IPv4 to the same server names worked: "
-                          "most likely the server's host does not take TCP 80 over IPv6, and a dual-stack client "
-                          "falls back to IPv4, as it did here: the purpose works over IPv4, nothing is to be "
-                          "opened"), fix
+    # (newcomer s58 #1: the fallback is paired in the flow table, the refused attempt ok, keeping
+    # Zeek's REJ; the purpose verified: test_newcomer_s58_verdicts)
+    assert tcp.server_name.tolist() == [name, name] and tcp.verdict.tolist() == ["ok", "ok"]
+    assert tcp.conn_state.tolist() == ["REJ", "SF"]
+    assert status == "verified"
     assert "the IPv6 path is blocked" not in fix and "allow the ports for IPv6" not in fix
 
 

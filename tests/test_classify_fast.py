@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from conftest import ROOT, shared_corpus
 from kscc_traffic import load_rules
 from kscc_traffic.classify import _JUDGE_COLUMNS, CLASS_COLUMNS, _judge, _note_auth_rounds, _note_mcast_groups, \
-    _note_dns_retries, _note_idle, _note_nat64, _note_refused_retries, _note_resolved, _note_scans, _note_stale_retries, \
-    _verdict_groups, classified, classify
+    _note_dns_retries, _note_family_fallbacks, _note_idle, _note_nat64, _note_refused_retries, _note_resolved, \
+    _note_scans, _note_stale_retries, _verdict_groups, classified, classify
 from kscc_traffic.errors import CaptureError
 from kscc_traffic.inspect import DnsAnswers
 from kscc_traffic.addresses import embedded_ipv4
@@ -45,6 +45,7 @@ def reference_classify(flows: pd.DataFrame, rules) -> pd.DataFrame:
         _note_auth_rounds(out, res)
         _note_stale_retries(out, res)   # (and a stale connection's reset attempt whose retry connected: session 32)
         _note_refused_retries(out, res)     # (and a refused attempt a connection followed: session 33)
+        _note_family_fallbacks(out, res)    # (and a refused IPv6 attempt followed over IPv4: session 59)
         _note_resolved(out, res)    # (and a DNS flow with no address whose name another lookup resolved)
         _note_dns_retries(out, res)     # (and a failed lookup a later one of its client made good: session 36)
         _note_mcast_groups(out, res)    # (and the groups an IGMP/MLD flow's reports join: session 29)

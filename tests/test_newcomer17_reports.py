@@ -129,9 +129,12 @@ def test_a_partly_blocked_purpose_says_how_many_flows_were_ok():
         f"{ok} of {n} flows ok, {bl} blocked (in blocked_agent.pcap; the others worked, in another capture: "
         "compare the machines, addresses and ports): "
         f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on TCP 23100-23199 "
-        "(the TCP handshake completed: the port is open), then the TLS handshake failed: a proxy, TLS "
-        "inspection or an application-aware firewall in the path (see each flow's detail): let the agent's "
-        "TLS to *.ksc.kaspersky.com through uninspected")
+        "(the TCP handshake completed: the port is open, nothing to open in the firewall), then the server's side "
+        "accepted none of the cipher suites, key-exchange groups or signature algorithms the agent offered (see each "
+        "flow's detail): check the agent's TLS settings (a cipher-suite policy (GPO) or FIPS mode restricting them, "
+        "an old operating system lacking current ones), then any proxy or firewall answering in the server's place "
+        "(an old one: update it, or let the agent's TLS to *.ksc.kaspersky.com through it uninspected); not the "
+        "firewall's ports")
     text = render_table(flows, RULES, width=400)
     assert f"agent_connection (blocked: tls_failed): {ok} of {n} flows ok, {bl} blocked" in text
 

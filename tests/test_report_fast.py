@@ -199,6 +199,20 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    f"TLS handshake failed: {report.MTU_FIX}")
         elif status == "blocked" and bl == bl_tls and bl != proxied and bl_mtu:
             fix += f"; {bl_mtu} of them: {report.MTU_FIX}"
+        # (newcomer s58 #2: every blocked flow a handshake_failure answering the ClientHello, none of
+        # the cipher suites offered accepted: the agent's TLS policy first, as the flows' detail says)
+        suites = int(((sub["verdict"] == "blocked") & (sub["reason"].str.split(",").str[0] == "tls_failed")
+                      & sub["detail"].str.contains(": the server's side accepts none of the cipher suites",
+                                                   regex=False)).sum()) if len(sub) and "detail" in sub else 0
+        if status == "blocked" and bl == bl_tls == suites and bl != proxied and not bl_icpt and not bl_mtu:
+            fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
+                   f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open, nothing to "
+                   "open in the firewall), then the server's side accepted none of the cipher suites, key-exchange "
+                   "groups or signature algorithms the agent offered (see each flow's detail): check the agent's TLS "
+                   "settings (a cipher-suite policy (GPO) or FIPS mode restricting them, an old operating system "
+                   "lacking current ones), then any proxy or firewall answering in the server's place (an old one: "
+                   f"update it, or let the agent's TLS to {r.host_mask or 'the documented servers'} through it "
+                   "uninspected); not the firewall's ports")
         if status == "blocked" and bl == bl_tls and bl != proxied and px and px.tunnel:
             fix = report._tunnel_fix(r, bl, bl_icpt, px, "this connection" if bl == 1 else f"these {bl} connections")
         # break-it 16 F2: SYNs answered by an old connection's packets: clear it, no port to open
