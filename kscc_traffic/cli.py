@@ -158,9 +158,9 @@ NO_KSC_LINE = ("no KSC agent traffic: no flow {what} goes to a Kaspersky name or
 #: the stderr line of a run that ends with status 1 under the default ``--fail-on`` (flagged) for
 #: unexpected flows alone, none blocked: what gates on blocked flows only (newcomer s58 #6: exit status
 #: 1 beside advice such as "nothing to change for the Cloud Console")
-UNEXPECTED_ONLY_LINE = ("exit status 1 for unexpected flows alone, none blocked: --fail-on flagged (the default) "
-                        "counts them, traffic not as the port page documents it, some of which needs a change and "
-                        "some not (see each one's advice); --fail-on blocked counts blocked flows only")
+UNEXPECTED_ONLY_LINE = ("exit status 1 for unexpected flows, none blocked: traffic other than the port page documents, "
+                        "not all of it needing a change (see each flow's advice); --fail-on blocked fails on blocked "
+                        "flows only")
 
 
 def _exit_status(verdicts, fail_on: frozenset, ksc: bool, captures: int = 1) -> int:
