@@ -41,6 +41,8 @@ VPN_PORTS = {("udp", 500): "IPsec IKE", ("udp", 4500): "IPsec NAT-T", ("udp", 51
 VPN_PROTOCOLS = {"esp": "IPsec ESP", "gre": "GRE (PPTP)"}
 #: VPN endpoints remembered per capture at most (the line names the first few)
 MAX_VPN = 16
+#: the columns :meth:`LookupsWatch._add_vpn` reads
+_VPN_COLUMNS = ("proto", "resp_h", "resp_p", "orig_h", "orig_p")
 
 
 class LookupsWatch:
@@ -93,7 +95,8 @@ class LookupsWatch:
                 self.addresses.setdefault(name, set()).update(addrs)
                 self.v6_clients[name] = self.v6_clients.get(name, True) and six
         if other.any() and len(self.vpn) < MAX_VPN and "proto" in flows.columns:
-            self._add_vpn(flows[other])
+            # (only the columns it reads taken at the rows: not the batch's ~100 columns)
+            self._add_vpn(flows.loc[other, [c for c in _VPN_COLUMNS if c in flows.columns]])
         if other.any():
             # (each distinct value once: a batch's flows share a few responders and names)
             self.contacted.update(pd.unique(flows["resp_h"].to_numpy(dtype=object)[other]).tolist())
