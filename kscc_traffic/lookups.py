@@ -24,6 +24,7 @@ import pandas as pd
 
 from .addresses import shows_ipv4
 from .classify import _SINKHOLES, VENDOR_DOMAIN, _under_domain, wrong_source_answers
+from .flows import arrays_of
 from .text import escape_terminal
 
 __all__ = ["LookupsWatch"]
@@ -41,6 +42,8 @@ VPN_PORTS = {("udp", 500): "IPsec IKE", ("udp", 4500): "IPsec NAT-T", ("udp", 51
 VPN_PROTOCOLS = {"esp": "IPsec ESP", "gre": "GRE (PPTP)"}
 #: VPN endpoints remembered per capture at most (the line names the first few)
 MAX_VPN = 16
+#: the columns :meth:`LookupsWatch._add_vpn` reads
+_VPN_COLUMNS = ("proto", "resp_h", "resp_p", "orig_h", "orig_p")
 
 
 class LookupsWatch:
@@ -93,7 +96,10 @@ class LookupsWatch:
                 self.addresses.setdefault(name, set()).update(addrs)
                 self.v6_clients[name] = self.v6_clients.get(name, True) and six
         if other.any() and len(self.vpn) < MAX_VPN and "proto" in flows.columns:
-            self._add_vpn(flows[other])
+            # (only the columns it reads, as arrays taken at the rows: not the batch's ~100
+            # columns, nor a frame made of five, whose fixed cost is more for a small batch)
+            cols = arrays_of(flows, [c for c in _VPN_COLUMNS if c in flows.columns])
+            self._add_vpn({c: v[other] for c, v in cols.items()}, int(np.count_nonzero(other)))
         if other.any():
             # (each distinct value once: a batch's flows share a few responders and names)
             self.contacted.update(pd.unique(flows["resp_h"].to_numpy(dtype=object)[other]).tolist())
@@ -108,20 +114,20 @@ class LookupsWatch:
                 self.contacted.clear()
                 self.named.clear()
 
-    def _add_vpn(self, flows: pd.DataFrame) -> None:
-        """Remember the VPN endpoints (:data:`VPN_PORTS`, :data:`VPN_PROTOCOLS`) of ``flows``
-        (``proto``, ``resp_h``, ``resp_p``; ``orig_h``, ``orig_p``): the responder of an ESP/GRE
+    def _add_vpn(self, cols: dict, n: int) -> None:
+        """Remember the VPN endpoints (:data:`VPN_PORTS`, :data:`VPN_PROTOCOLS`) of ``n`` flows
+        given by their columns ``cols`` (label -> 1-D array of ``n`` values, as
+        :func:`~kscc_traffic.flows.arrays_of` reads them: ``proto``, ``resp_h``, ``resp_p``;
+        ``orig_h``, ``orig_p``; a missing port column counts as unknown, -1): the responder of an ESP/GRE
         flow or of one to a VPN port (the responder's port only: a client's ephemeral source port
         may be 51820 or 4500), and the originator of a UDP flow from a VPN port to a high port (a
         tunnel captured from its middle, its first packet the server's). The ports are compared as
         integers first, the protocol texts then only where one matched (a batch's thousands of
         flows cost a few vectorised comparisons)."""
-        n = len(flows)
-
         def ints(col: str) -> np.ndarray:
-            return (pd.to_numeric(flows[col], errors="coerce").fillna(-1).to_numpy(np.int64) if col in flows.columns
+            return (pd.to_numeric(pd.Series(cols[col]), errors="coerce").fillna(-1).to_numpy(np.int64) if col in cols
                     else np.full(n, -1, np.int64))
-        proto = flows["proto"].to_numpy(dtype=object)
+        proto = np.asarray(cols["proto"], dtype=object)
         rp, op = ints("resp_p"), ints("orig_p")
         ports = sorted({p for _, p in VPN_PORTS})
         cand = np.isin(rp, ports)
@@ -131,8 +137,8 @@ class LookupsWatch:
         hit = np.flatnonzero(cand | back)
         if not len(hit):
             return
-        resp = flows["resp_h"].to_numpy(dtype=object)
-        host = np.where(back, flows["orig_h"].to_numpy(dtype=object), resp) if back.any() else resp
+        resp = np.asarray(cols["resp_h"], dtype=object)
+        host = np.where(back, np.asarray(cols["orig_h"], dtype=object), resp) if back.any() else resp
         port = np.where(back, op, rp)
         for p, h, k in zip(proto[hit].tolist(), host[hit].tolist(), port[hit].tolist()):
             kind = VPN_PROTOCOLS.get(p) or VPN_PORTS.get((p, k), "")

@@ -271,10 +271,11 @@ def test_a_clients_ephemeral_port_is_no_vpn():
     import pandas as pd
     from kscc_traffic.lookups import LookupsWatch
     w = LookupsWatch()
-    w._add_vpn(pd.DataFrame({"proto": ["tcp", "udp", "udp", "esp", "udp"], "resp_h": ["a", "b", "c", "d", "agent"],
-                             "orig_h": ["x", "x", "x", "x", "server"],
-                             "orig_p": [51820, 4500, 40000, -1, 51820], "resp_p": [443, 53, 51820, -1, 43000]}))
-    # (the last: a tunnel captured from its middle, the server's packet first: break-it s51 pass 4 #8)
+    w.add(pd.DataFrame({"proto": ["tcp", "udp", "udp", "udp", "esp", "udp"], "resp_h": ["a", "b", "dns", "c", "d", "agent"],
+                        "orig_h": ["x", "x", "x", "x", "x", "server"], "query": ["", "", "vpn.example", "", "", ""],
+                        "orig_p": [51820, 4500, 40000, 40000, -1, 51820], "resp_p": [443, 53, 4500, 51820, -1, 43000]}))
+    # (the last: a tunnel captured from its middle, the server's packet first: break-it s51 pass 4 #8;
+    # the third a DNS lookup, whatever its port: only the flows that are not DNS are looked at)
     assert w.vpn == {"c": "WireGuard", "d": "IPsec ESP", "server": "WireGuard"}
 
 
