@@ -80,14 +80,13 @@ def test_the_run_exits_0_and_every_output_agrees(tmp_path):
     """analyze's exit status (also --fail-on blocked), its JSON Lines and the HTML report's line."""
     import json
 
-    from click.testing import CliRunner
-    from typer.main import get_command
+    from typer.testing import CliRunner     # (typer's own: click is typer's vendored copy, not installed)
 
     from chunkcmp import write
     from kscc_traffic.cli import app
     path = write(tmp_path, sorted(_recs(), key=lambda r: r[0]))
     run = CliRunner()
-    cli = get_command(app)
+    cli = app
     table = run.invoke(cli, ["analyze", str(path)])
     assert table.exit_code == 0, table.output
     assert "0 blocked" in table.output and "refused over IPv6" not in table.output   # (no flagged flow)
