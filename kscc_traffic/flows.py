@@ -1051,8 +1051,9 @@ def _simultaneous_open(p: np.ndarray, q: np.ndarray, cand: np.ndarray, from_a: n
     answer). Such a SYN is part of the connection ``p`` opened, as Wireshark has it (one TCP
     conversation), not a new one. ``from_a``: per row, sent from side A. Bool array like ``q``.
 
-    The connection's history then has both SYNs and both SYN-ACKs (``SshH``…: the first of
-    each event per side, as always here; Zeek keeps one SYN letter per side) and its endpoints
+    The connection's history then has both SYNs and neither SYN-ACK (``Ss``…: a side's SYN-ACK
+    after its SYN writes no letter, as in Zeek, whose ``init_endpoint`` restarts an unclosed
+    side's sequence space at each SYN: :func:`history_codes`) and its endpoints
     are established by the peer's SYN (Zeek's ``UpdateInactiveState``), so a completed one is
     ``SF``. (Zeek's ``TCPSessionAdapter::IsReuse`` itself would start a new connection at such
     a SYN, with the weird ``SYN_seq_jump``: its ``simultaneous_open`` branch is not reached in
@@ -2266,7 +2267,9 @@ def history_codes(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray,
     or ``R``: the first of its kind per direction (SYN and SYN-ACK are one kind), and again
     whenever its sequence number (for a FIN: the sequence number after its payload) differs
     from that of the direction's previous packet of the kind (at most
-    :data:`MAX_HISTORY_REPEATS` times); FIN+RST writes ``I``, SYN with FIN or RST ``Q``; a
+    :data:`MAX_HISTORY_REPEATS` times) — for ``S``/``H`` only once the direction has closed
+    (:func:`_closed_before`: before, Zeek's ``init_endpoint`` restarts its sequence space at
+    each SYN, whose relative number is 0 as the first one's was); FIN+RST writes ``I``, SYN with FIN or RST ``Q``; a
     packet with none of them writes ``D`` when it carries payload, else ``A`` when it has ACK;
     ``I``, ``Q``, ``D``, ``A`` only once per direction.
 
@@ -2305,9 +2308,11 @@ def history_codes_py(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarr
         if len(at):
             first = first_rows(fd, at)[1]
             code[first] = j + len(_LETTERS) * d[first]
-    # S/H, F, R: the first of the kind and every one whose sequence number changed
+    # S/H, F, R: the first of the kind and every one whose sequence number changed (S/H: only
+    # once the direction has closed, _closed_before)
     single = (ev[:, 0] | ev[:, 1], ev[:, 4] & ~ev[:, 5] & ~ev[:, 7], ev[:, 5] & ~ev[:, 4] & ~ev[:, 7])
     sq = np.asarray(seq, np.int64) & 0xFFFF_FFFF
+    closed = _closed_before(fd, flags, is_tcp, plen)
     for kind, m in enumerate(single):
         at = np.flatnonzero(m)
         if not len(at):
@@ -2321,15 +2326,56 @@ def history_codes_py(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarr
         start = np.r_[True, g[1:] != g[:-1]]
         last = np.r_[g[1:] != g[:-1], True]
         writes = start | np.r_[False, v[1:] != v[:-1]]
+        last_open = np.zeros(len(at), bool)
+        if kind == 0:
+            # (Zeek's init_endpoint restarts an unclosed direction's sequence space at its SYN,
+            # whose relative number is then 0 as the first one's was: no letter)
+            writes &= start | closed[at]
+            # (the last one before the direction closed: the number a later one is compared with)
+            last_open = ~closed[at] & (last | np.r_[closed[at][1:], True])
         w = np.cumsum(writes)
         first_w = np.maximum.accumulate(np.where(start, w - 1, 0))
         nth = w - first_w            # 1 for the first letter of the group
         ok = writes & (nth <= 1 + MAX_HISTORY_REPEATS)
+        keep[at[last_open]] = True
         letter = np.where(kind == 0, np.where((np.asarray(flags)[at] & ACK) != 0, 1, 0), 4 if kind == 1 else 5)
         code[at[ok]] = letter[ok] + len(_LETTERS) * d[at[ok]]
         keep[at[ok | (last & (nth <= 1 + MAX_HISTORY_REPEATS))]] = True
     keep |= code >= 0
     return code, keep
+
+
+def _closed_before(fd: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray, plen: np.ndarray) -> np.ndarray:
+    """Per row (``fd``: flow * 2 + direction per row, rows in time order within each flow),
+    whether its direction had closed before it, for Zeek's repeated ``S``/``H``: it had sent a
+    packet with FIN or RST (Zeek's endpoint is then CLOSED or RESET, where ``init_endpoint`` no
+    longer restarts the sequence space at a SYN), unless its first packet was a RST alone (RESET
+    from INACTIVE, where it still does). A TCP row with a cut header (``plen`` < 0) is no packet
+    (Zeek skips it). Bool array like ``fd``."""
+    fd = np.asarray(fd, np.int64)
+    n = len(fd)
+    if n == 0:
+        return np.zeros(0, bool)
+    fl = np.asarray(flags, np.int64)
+    pk = np.asarray(is_tcp, bool) & (np.asarray(plen) >= 0)
+    syn, fin, rst = (fl & SYN) != 0, (fl & FIN) != 0, (fl & RST) != 0
+    o = np.argsort(fd, kind="stable")
+    g = fd[o]
+    start = np.r_[True, g[1:] != g[:-1]]
+    closing = (pk & (fin | rst))[o]
+    before = np.cumsum(closing) - closing          # closing packets of the group before the row
+    base = np.maximum.accumulate(np.where(start, before, 0))
+    gid = np.cumsum(start) - 1
+    # the group's first packet a RST alone: never closed for this
+    never = np.zeros(int(gid[-1]) + 1, bool)
+    pk_o = np.flatnonzero(pk[o])
+    if len(pk_o):
+        _, first = first_rows(gid, pk_o)
+        r = o[first]
+        never[gid[first]] = rst[r] & ~syn[r] & ~fin[r]
+    out = np.empty(n, bool)
+    out[o] = ((before - base) > 0) & ~never[gid]
+    return out
 
 
 def _history(flow_of, from_orig, flags, is_tcp, seq, plen, nflows, flipped) -> np.ndarray:
@@ -2375,16 +2421,23 @@ class HistoryState:
     letters as all of them (a packet that writes none repeats the last one's sequence number of
     its kind, or comes after the last letter of its kind)."""
 
-    __slots__ = ("once", "last", "count")
+    __slots__ = ("once", "last", "count", "closed")
 
     def __init__(self) -> None:
         self.once = [0, 0]                  # per direction: bits of the A, D, I, Q letters written
         self.last: list = [None] * 6        # per (direction, kind S/H, F, R): the last packet's number
         self.count = [0] * 6                # ... and its letters written
+        self.closed = [0, 0]                # per direction: 0 no packet, 1 open, 2 closed, 3 first a RST
 
     def step(self, d: int, flags: int, is_tcp: bool, seq: int, plen: int) -> int:
         """The code of the letter this packet writes (see the class), -1 for none."""
         syn, fin, rst = bool(flags & SYN), bool(flags & FIN), bool(flags & RST)
+        closed = self.closed[d] == 2       # (before this packet: _closed_before)
+        if is_tcp and plen >= 0:
+            if self.closed[d] == 0:
+                self.closed[d] = 3 if rst and not syn and not fin else (2 if fin or rst else 1)
+            elif self.closed[d] == 1 and (fin or rst):
+                self.closed[d] = 2
         bits = syn + fin + rst
         if not is_tcp or bits == 0:
             j = 3 if plen > 0 else (2 if is_tcp and flags & ACK else -1)
@@ -2395,7 +2448,7 @@ class HistoryState:
             v = ((seq + max(plen, 0)) if fin else seq) & 0xFFFF_FFFF
             k = 3 * d + kind
             prev, self.last[k] = self.last[k], v
-            if (prev is not None and prev == v) or self.count[k] > MAX_HISTORY_REPEATS:
+            if (prev is not None and (prev == v or (kind == 0 and not closed))) or self.count[k] > MAX_HISTORY_REPEATS:
                 return -1
             self.count[k] += 1
             letter = (1 if flags & ACK else 0) if syn else (4 if fin else 5)
