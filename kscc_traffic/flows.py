@@ -1043,6 +1043,55 @@ def _after_fins(p: np.ndarray, q: np.ndarray, new: np.ndarray, key_id: np.ndarra
     return ((key_id[q] == key_id[p]) & ~new & (fin_a[q - 1] - fin_a[p] > 0) & (fin_b[q - 1] - fin_b[p] > 0))
 
 
+#: a SYN is of the connection whose packets came before it on its 5-tuple when their sequence
+#: or acknowledgement numbers are within this many bytes after its ISN (:func:`_syn_after_other`)
+SYN_NEAR = 1 << 20
+
+
+def _syn_after_other(si: np.ndarray, new_flow: np.ndarray, flags: np.ndarray, from_a: np.ndarray,
+                     seq: np.ndarray, ack: np.ndarray) -> np.ndarray:
+    """The rows (positions along the flow order) of SYNs without ACK (``si``: all such rows,
+    increasing) that start a new connection because packets of another one came before them in
+    their flow (``new_flow``: bool per row, the flow starts so far): the flow's first SYN, not its
+    first row, whose sequence number is near neither its side's first packet in the flow (that
+    packet's sequence number 0 to :data:`SYN_NEAR` after the SYN's, as a data packet or ACK of
+    the connection captured before its SYN) nor the other side's first packet's
+    acknowledgement (that packet with ACK, acknowledging the SYN's number + 1 to
+    :data:`SYN_NEAR` after it, as a SYN-ACK or RST captured before the SYN it answers). Zeek's
+    ``TCPSessionAdapter::IsReuse`` makes such a SYN a new connection (any SYN once the
+    connection closed; before, one whose number is not the originator's start): the capture
+    began inside a connection on the 5-tuple, which ended (or died), and the client then opened
+    a new one from the same port; without the split the new connection took the old one's
+    letters, bytes and fate (``DdFfAShFf``, ``RSTR``, judged on the old bytes). ``flags``,
+    ``from_a`` (side A sent it), ``seq``, ``ack``: per row. Int64 array of rows."""
+    si = np.asarray(si, np.int64)
+    if not len(si):
+        return np.zeros(0, np.int64)
+    fid = np.cumsum(new_flow) - 1
+    fa = np.asarray(from_a, bool)
+    _, q = first_rows(fid, si)                      # each flow's first SYN
+    q = q[~new_flow[q]]
+    if not len(q):
+        return q
+    n = len(fid)
+    side = fid * 2 + (~fa).astype(np.int64)
+    first = np.full(2 * (int(fid[-1]) + 1), n, np.int64)
+    k, r = first_rows(side, np.arange(n))
+    first[k] = r
+    f = fid[q]
+    own = first[f * 2 + (~fa[q]).astype(np.int64)]
+    other = first[f * 2 + fa[q].astype(np.int64)]
+    sq = np.asarray(seq, np.int64)
+    ak = np.asarray(ack, np.int64)
+    fl = np.asarray(flags, np.int64)
+    near = np.zeros(len(q), bool)
+    m = own < q
+    near[m] = ((sq[own[m]] - sq[q[m]]) & 0xFFFF_FFFF) <= SYN_NEAR
+    m = (other < q) & ((fl[np.minimum(other, n - 1)] & ACK) != 0)
+    near[m] |= ((ak[other[m]] - sq[q[m]] - 1) & 0xFFFF_FFFF) <= SYN_NEAR
+    return q[~near]
+
+
 def _simultaneous_open(p: np.ndarray, q: np.ndarray, cand: np.ndarray, from_a: np.ndarray) -> np.ndarray:
     """Which SYNs ``q`` (rows along the flow order, each with ``p`` the SYN without ACK before
     it on the same 5-tuple; only where ``cand``) are the other side's SYN of a simultaneous open
@@ -1416,6 +1465,8 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
             new_flow[q[_answered_retry(p, q, new, key_id, o_flags, o_tcp, o_src_first, o_seq,
                                        c["ack"][at], new_flow)]] = True
             new_flow[q[_after_fins(p, q, new, key_id, o_flags, o_tcp, o_src_first)]] = True
+        if len(si):
+            new_flow[_syn_after_other(si, new_flow, o_flags, o_src_first, o_seq, c["ack"][at])] = True
         _split_after_close(new_flow, o_ts, o_flags, o_tcp, o_src_first)
     flow_of = np.cumsum(new_flow) - 1  # per kept sorted row
     nflows = int(flow_of[-1]) + 1 if len(flow_of) else 0

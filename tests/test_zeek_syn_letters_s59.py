@@ -68,3 +68,65 @@ def test_syn_letters_like_zeek_live(tmp_path, monkeypatch, name):
     path = write(tmp_path, _records(steps))
     assert list(analyze_file(path, RULES).flows.history) == [history]
     assert_live_same(path, monkeypatch, step=2)
+
+
+# --- a SYN after another connection's packets on the 5-tuple: a new flow (Zeek's IsReuse) -------
+
+#: the capture begins inside a connection (data each way), which closes (FINs, or the server's
+#: RST, or nothing), then the client opens a new one from the same port 1 s later (ISN 1000);
+#: Zeek: two connections, the first partial ('DdFfA' SF, 'Ddr' RSTRH, 'Dd' OTH), the second 'ShAFf'
+_OLD = [("c", "PA", 400, 9000, b"abc"), ("s", "PA", 9000, 403, b"defg")]
+_NEW = [("c", "S", 1000), ("s", "SA", 5000, 1001), ("c", "A", 1001, 5001), ("c", "FA", 1001, 5001),
+        ("s", "FA", 5001, 1002), ("c", "A", 1002, 5002)]
+REUSE = {
+    "fins": (_OLD + [("c", "FA", 403, 9004), ("s", "FA", 9004, 404), ("c", "A", 404, 9005)], "SF", "DdFfA"),
+    "rst": (_OLD + [("s", "RA", 9004, 403)], "RSTRH", "Ddr"),
+    "silent": (_OLD, "OTH", "Dd"),
+}
+
+
+def _reuse_records(name):
+    old, _, _ = REUSE[name]
+    return _records(old, gap=0.01) + _records(_NEW, t0=1001.0, gap=0.01)
+
+
+def _rows(f):
+    return sorted(zip(f.conn_state, f.history, f.orig_bytes, f.resp_bytes, f.partial))
+
+
+@pytest.mark.parametrize("name", sorted(REUSE))
+def test_syn_after_another_connection_is_a_new_flow(tmp_path, name):
+    _, state, history = REUSE[name]
+    path = write(tmp_path, _reuse_records(name))
+    f = analyze_file(path, RULES).flows
+    assert _rows(f) == sorted([(state, history, 3, 4, True), ("SF", "ShAFf", 0, 0, False)])
+    assert list(f.sort_values("ts").verdict)[1] == "ok"
+    w = assert_same(path, (200, 400))
+    assert _rows(w) == _rows(f)
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark (Wireshark) not installed")
+@pytest.mark.parametrize("name", sorted(REUSE))
+def test_syn_after_another_connection_tshark_engine(tmp_path, name):
+    path = write(tmp_path, _reuse_records(name))
+    assert _rows(analyze_file(path, RULES, engine="tshark").flows) == _rows(analyze_file(path, RULES).flows)
+
+
+@pytest.mark.parametrize("name", sorted(REUSE))
+def test_syn_after_another_connection_live(tmp_path, monkeypatch, name):
+    path = write(tmp_path, _reuse_records(name))
+    assert len(analyze_file(path, RULES).flows) == 2
+    assert_live_same(path, monkeypatch, step=2)
+
+
+@pytest.mark.parametrize("steps", [
+    # the SYN-ACK captured before the SYN it answers; the client's ACK before its SYN: one flow
+    [("s", "SA", 5000, 1001), ("c", "S", 1000), ("c", "A", 1001, 5001)],
+    [("c", "A", 1001, 5001), ("c", "S", 1000), ("s", "SA", 5000, 1001), ("c", "A", 1001, 5001)],
+    # the server's refusal captured before the SYN: one REJ flow
+    [("s", "RA", 0, 1001), ("c", "S", 1000)],
+])
+def test_packets_of_the_same_connection_before_its_syn_stay_one_flow(tmp_path, monkeypatch, steps):
+    path = write(tmp_path, _records(steps, gap=0.005))
+    assert len(analyze_file(path, RULES).flows) == 1
+    assert_live_same(path, monkeypatch, step=1)
