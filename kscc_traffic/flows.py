@@ -5,8 +5,9 @@ IPv4-mapped addresses is not the IPv4 packet of the same numbers) in both direct
 key, a new flow starts at a SYN whose sequence number differs from the key's previous SYN (port
 reuse; not a simultaneous open's second SYN, see :func:`_simultaneous_open`), at a SYN with the
 same ISN sent again after a RST and accepted (:func:`_answered_retry`) or after a FIN from each
-side (:func:`_after_fins`), and after
-an idle gap longer than the protocol's inactivity timeout (Zeek's defaults: TCP 5 min, UDP 1 min,
+side (:func:`_after_fins`), at a flow's first SYN after packets of another connection on the key
+(:func:`_syn_after_other`: the capture began inside an earlier connection from the same port), and
+after an idle gap longer than the protocol's inactivity timeout (Zeek's defaults: TCP 5 min, UDP 1 min,
 ICMP 1 min), and, once a TCP connection has closed (FIN both ways, or RST), at a packet more than
 :data:`CLOSE_DELAY_NS` (5 s, Zeek's ``tcp_close_delay``) after the one before. Every flow therefore
 ends by a rule that looks only backwards in time, so a capture can be analysed in chunks and a
