@@ -2471,7 +2471,10 @@ class HistoryState:
     letter it writes, as :func:`history_codes`' code (index into ``SHADFRIQ`` + 8 for ``d`` 1),
     or -1. A set of a flow's packets that holds every packet writing a letter writes the same
     letters as all of them (a packet that writes none repeats the last one's sequence number of
-    its kind, or comes after the last letter of its kind)."""
+    its kind, or comes after the last letter of its kind), provided it also holds each side's
+    last SYN / SYN-ACK before that side's first FIN or RST: the number a later SYN of the closed
+    side is compared with (:func:`history_codes` keeps it; a live flow keeps SYN packets while
+    its flag-packet budget lasts)."""
 
     __slots__ = ("once", "last", "count", "closed")
 
