@@ -525,8 +525,8 @@ history_codes(PyObject *self, PyObject *args)
     long long max_repeats;
     int held = 0;
     PyObject *result = NULL;
-    int64_t *last_at = NULL, *last_v = NULL, *count = NULL;
-    unsigned char *once = NULL;
+    int64_t *last_at = NULL, *last_v = NULL, *count = NULL, *last_open = NULL;
+    unsigned char *once = NULL, *cst = NULL;
     static const char *const names[8] = {"flow", "from_orig", "flags", "is_tcp", "seq", "plen", "code", "keep"};
     static const int one_byte[8] = {0, 1, 0, 1, 0, 0, 0, 1};
 
@@ -556,22 +556,44 @@ history_codes(PyObject *self, PyObject *args)
     last_v = calloc(cells, sizeof(int64_t));
     count = calloc(cells, sizeof(int64_t));
     once = calloc(ng > 0 ? ng : 1, 1);
-    if (!last_at || !last_v || !count || !once) {
+    cst = calloc(ng > 0 ? ng : 1, 1);
+    last_open = malloc((ng > 0 ? ng : 1) * sizeof(int64_t));
+    if (!last_at || !last_v || !count || !once || !cst || !last_open) {
         PyErr_NoMemory();
         goto done;
     }
     for (size_t k = 0; k < cells; k++)
         last_at[k] = -1;
+    for (size_t k = 0; k < (ng > 0 ? ng : 1); k++)
+        last_open[k] = -1;
     /* each row's kind of single letter (S/H 0, F 1, R 2; -1 none), and the last row of each
      * (group, kind) */
 #define KIND(fl, tcp) \
     (!(tcp) ? -1 : ((((fl) & F_SYN) != 0) + (((fl) & F_FIN) != 0) + (((fl) & F_RST) != 0)) != 1 ? -1 \
      : ((fl) & F_SYN) ? 0 : ((fl) & F_FIN) ? 1 : 2)
+    /* CLOSE_STEP: a direction's state for Zeek's SYN letters (cst: 0 no packet yet, 1 open, 2
+     * closed: it sent a FIN or RST, 3 its first packet was a RST alone, which Zeek's init_endpoint
+     * treats as open for ever); a row of a cut TCP header (plen < 0) is no packet (Zeek skips it) */
+#define CLOSE_STEP(c, fl, tcp, ln) \
+    do { \
+        if ((tcp) && (ln) >= 0) { \
+            int c_syn = ((fl) & F_SYN) != 0, c_fin = ((fl) & F_FIN) != 0, c_rst = ((fl) & F_RST) != 0; \
+            if ((c) == 0) \
+                (c) = c_rst && !c_syn && !c_fin ? 3 : (c_fin || c_rst) ? 2 : 1; \
+            else if ((c) == 1 && (c_fin || c_rst)) \
+                (c) = 2; \
+        } \
+    } while (0)
     for (Py_ssize_t i = 0; i < n; i++) {
         int kind = KIND(FG[i], TC[i]);
+        size_t g = (size_t)F[i] * 2 + (IO[i] ? 0 : 1);
         if (kind >= 0)
-            last_at[((size_t)F[i] * 2 + (IO[i] ? 0 : 1)) * 3 + kind] = i;
+            last_at[g * 3 + kind] = i;
+        if (kind == 0 && cst[g] != 2)
+            last_open[g] = i;
+        CLOSE_STEP(cst[g], FG[i], TC[i], LN[i]);
     }
+    memset(cst, 0, ng > 0 ? ng : 1);
     for (Py_ssize_t i = 0; i < n; i++) {
         int64_t fl = FG[i];
         int tcp = TC[i] != 0, d = IO[i] ? 0 : 1;
@@ -597,6 +619,13 @@ history_codes(PyObject *self, PyObject *args)
             int writes = count[k] == 0 ? 1 : (int64_t)val != last_v[k];
             /* (count[k] == 0: the group's first row; every first row writes, so a group with
              * rows has count >= 1 after it) */
+            /* a SYN or SYN-ACK again from a direction that has not closed writes nothing: Zeek's
+             * init_endpoint restarts its sequence space at it, so its relative number is 0 as the
+             * first one's was (only after a FIN or RST is it compared) */
+            if (kind == 0 && count[k] > 0 && cst[g] != 2)
+                writes = 0;
+            if (kind == 0 && last_open[g] == i)
+                keep = 1;
             last_v[k] = (int64_t)val;
             if (writes)
                 count[k]++;
@@ -610,8 +639,10 @@ history_codes(PyObject *self, PyObject *args)
         }
         CODE[i] = code;
         KEEP[i] = (unsigned char)(keep || code >= 0);
+        CLOSE_STEP(cst[g], fl, tcp, LN[i]);
     }
 #undef KIND
+#undef CLOSE_STEP
     Py_INCREF(Py_None);
     result = Py_None;
 done:
@@ -619,6 +650,8 @@ done:
     free(last_v);
     free(count);
     free(once);
+    free(cst);
+    free(last_open);
     while (held > 0)
         PyBuffer_Release(&v[--held]);
     return result;

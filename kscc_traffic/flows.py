@@ -5,8 +5,9 @@ IPv4-mapped addresses is not the IPv4 packet of the same numbers) in both direct
 key, a new flow starts at a SYN whose sequence number differs from the key's previous SYN (port
 reuse; not a simultaneous open's second SYN, see :func:`_simultaneous_open`), at a SYN with the
 same ISN sent again after a RST and accepted (:func:`_answered_retry`) or after a FIN from each
-side (:func:`_after_fins`), and after
-an idle gap longer than the protocol's inactivity timeout (Zeek's defaults: TCP 5 min, UDP 1 min,
+side (:func:`_after_fins`), at a flow's first SYN after packets of another connection on the key
+(:func:`_syn_after_other`: the capture began inside an earlier connection from the same port), and
+after an idle gap longer than the protocol's inactivity timeout (Zeek's defaults: TCP 5 min, UDP 1 min,
 ICMP 1 min), and, once a TCP connection has closed (FIN both ways, or RST), at a packet more than
 :data:`CLOSE_DELAY_NS` (5 s, Zeek's ``tcp_close_delay``) after the one before. Every flow therefore
 ends by a rule that looks only backwards in time, so a capture can be analysed in chunks and a
@@ -1043,6 +1044,55 @@ def _after_fins(p: np.ndarray, q: np.ndarray, new: np.ndarray, key_id: np.ndarra
     return ((key_id[q] == key_id[p]) & ~new & (fin_a[q - 1] - fin_a[p] > 0) & (fin_b[q - 1] - fin_b[p] > 0))
 
 
+#: a SYN is of the connection whose packets came before it on its 5-tuple when their sequence
+#: or acknowledgement numbers are within this many bytes after its ISN (:func:`_syn_after_other`)
+SYN_NEAR = 1 << 20
+
+
+def _syn_after_other(si: np.ndarray, new_flow: np.ndarray, flags: np.ndarray, from_a: np.ndarray,
+                     seq: np.ndarray, ack: np.ndarray) -> np.ndarray:
+    """The rows (positions along the flow order) of SYNs without ACK (``si``: all such rows,
+    increasing) that start a new connection because packets of another one came before them in
+    their flow (``new_flow``: bool per row, the flow starts so far): the flow's first SYN, not its
+    first row, whose sequence number is near neither its side's first packet in the flow (that
+    packet's sequence number 0 to :data:`SYN_NEAR` after the SYN's, as a data packet or ACK of
+    the connection captured before its SYN) nor the other side's first packet's
+    acknowledgement (that packet with ACK, acknowledging the SYN's number + 1 to
+    :data:`SYN_NEAR` after it, as a SYN-ACK or RST captured before the SYN it answers). Zeek's
+    ``TCPSessionAdapter::IsReuse`` makes such a SYN a new connection (any SYN once the
+    connection closed; before, one whose number is not the originator's start): the capture
+    began inside a connection on the 5-tuple, which ended (or died), and the client then opened
+    a new one from the same port; without the split the new connection took the old one's
+    letters, bytes and fate (``DdFfAShFf``, ``RSTR``, judged on the old bytes). ``flags``,
+    ``from_a`` (side A sent it), ``seq``, ``ack``: per row. Int64 array of rows."""
+    si = np.asarray(si, np.int64)
+    if not len(si):
+        return np.zeros(0, np.int64)
+    fid = np.cumsum(new_flow) - 1
+    fa = np.asarray(from_a, bool)
+    _, q = first_rows(fid, si)                      # each flow's first SYN
+    q = q[~new_flow[q]]
+    if not len(q):
+        return q
+    n = len(fid)
+    side = fid * 2 + (~fa).astype(np.int64)
+    first = np.full(2 * (int(fid[-1]) + 1), n, np.int64)
+    k, r = first_rows(side, np.arange(n))
+    first[k] = r
+    f = fid[q]
+    own = first[f * 2 + (~fa[q]).astype(np.int64)]
+    other = first[f * 2 + fa[q].astype(np.int64)]
+    sq = np.asarray(seq, np.int64)
+    ak = np.asarray(ack, np.int64)
+    fl = np.asarray(flags, np.int64)
+    near = np.zeros(len(q), bool)
+    m = own < q
+    near[m] = ((sq[own[m]] - sq[q[m]]) & 0xFFFF_FFFF) <= SYN_NEAR
+    m = (other < q) & ((fl[np.minimum(other, n - 1)] & ACK) != 0)
+    near[m] |= ((ak[other[m]] - sq[q[m]] - 1) & 0xFFFF_FFFF) <= SYN_NEAR
+    return q[~near]
+
+
 def _simultaneous_open(p: np.ndarray, q: np.ndarray, cand: np.ndarray, from_a: np.ndarray) -> np.ndarray:
     """Which SYNs ``q`` (rows along the flow order, each with ``p`` the SYN without ACK before
     it on the same 5-tuple; only where ``cand``) are the other side's SYN of a simultaneous open
@@ -1051,8 +1101,9 @@ def _simultaneous_open(p: np.ndarray, q: np.ndarray, cand: np.ndarray, from_a: n
     answer). Such a SYN is part of the connection ``p`` opened, as Wireshark has it (one TCP
     conversation), not a new one. ``from_a``: per row, sent from side A. Bool array like ``q``.
 
-    The connection's history then has both SYNs and both SYN-ACKs (``SshH``…: the first of
-    each event per side, as always here; Zeek keeps one SYN letter per side) and its endpoints
+    The connection's history then has both SYNs and neither SYN-ACK (``Ss``…: a side's SYN-ACK
+    after its SYN writes no letter, as in Zeek, whose ``init_endpoint`` restarts an unclosed
+    side's sequence space at each SYN: :func:`history_codes`) and its endpoints
     are established by the peer's SYN (Zeek's ``UpdateInactiveState``), so a completed one is
     ``SF``. (Zeek's ``TCPSessionAdapter::IsReuse`` itself would start a new connection at such
     a SYN, with the weird ``SYN_seq_jump``: its ``simultaneous_open`` branch is not reached in
@@ -1415,6 +1466,8 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
             new_flow[q[_answered_retry(p, q, new, key_id, o_flags, o_tcp, o_src_first, o_seq,
                                        c["ack"][at], new_flow)]] = True
             new_flow[q[_after_fins(p, q, new, key_id, o_flags, o_tcp, o_src_first)]] = True
+        if len(si):
+            new_flow[_syn_after_other(si, new_flow, o_flags, o_src_first, o_seq, c["ack"][at])] = True
         _split_after_close(new_flow, o_ts, o_flags, o_tcp, o_src_first)
     flow_of = np.cumsum(new_flow) - 1  # per kept sorted row
     nflows = int(flow_of[-1]) + 1 if len(flow_of) else 0
@@ -2266,7 +2319,9 @@ def history_codes(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray,
     or ``R``: the first of its kind per direction (SYN and SYN-ACK are one kind), and again
     whenever its sequence number (for a FIN: the sequence number after its payload) differs
     from that of the direction's previous packet of the kind (at most
-    :data:`MAX_HISTORY_REPEATS` times); FIN+RST writes ``I``, SYN with FIN or RST ``Q``; a
+    :data:`MAX_HISTORY_REPEATS` times) — for ``S``/``H`` only once the direction has closed
+    (:func:`_closed_before`: before, Zeek's ``init_endpoint`` restarts its sequence space at
+    each SYN, whose relative number is 0 as the first one's was); FIN+RST writes ``I``, SYN with FIN or RST ``Q``; a
     packet with none of them writes ``D`` when it carries payload, else ``A`` when it has ACK;
     ``I``, ``Q``, ``D``, ``A`` only once per direction.
 
@@ -2305,9 +2360,11 @@ def history_codes_py(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarr
         if len(at):
             first = first_rows(fd, at)[1]
             code[first] = j + len(_LETTERS) * d[first]
-    # S/H, F, R: the first of the kind and every one whose sequence number changed
+    # S/H, F, R: the first of the kind and every one whose sequence number changed (S/H: only
+    # once the direction has closed, _closed_before)
     single = (ev[:, 0] | ev[:, 1], ev[:, 4] & ~ev[:, 5] & ~ev[:, 7], ev[:, 5] & ~ev[:, 4] & ~ev[:, 7])
     sq = np.asarray(seq, np.int64) & 0xFFFF_FFFF
+    closed = _closed_before(fd, flags, is_tcp, plen)
     for kind, m in enumerate(single):
         at = np.flatnonzero(m)
         if not len(at):
@@ -2321,15 +2378,56 @@ def history_codes_py(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarr
         start = np.r_[True, g[1:] != g[:-1]]
         last = np.r_[g[1:] != g[:-1], True]
         writes = start | np.r_[False, v[1:] != v[:-1]]
+        last_open = np.zeros(len(at), bool)
+        if kind == 0:
+            # (Zeek's init_endpoint restarts an unclosed direction's sequence space at its SYN,
+            # whose relative number is then 0 as the first one's was: no letter)
+            writes &= start | closed[at]
+            # (the last one before the direction closed: the number a later one is compared with)
+            last_open = ~closed[at] & (last | np.r_[closed[at][1:], True])
         w = np.cumsum(writes)
         first_w = np.maximum.accumulate(np.where(start, w - 1, 0))
         nth = w - first_w            # 1 for the first letter of the group
         ok = writes & (nth <= 1 + MAX_HISTORY_REPEATS)
+        keep[at[last_open]] = True
         letter = np.where(kind == 0, np.where((np.asarray(flags)[at] & ACK) != 0, 1, 0), 4 if kind == 1 else 5)
         code[at[ok]] = letter[ok] + len(_LETTERS) * d[at[ok]]
         keep[at[ok | (last & (nth <= 1 + MAX_HISTORY_REPEATS))]] = True
     keep |= code >= 0
     return code, keep
+
+
+def _closed_before(fd: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray, plen: np.ndarray) -> np.ndarray:
+    """Per row (``fd``: flow * 2 + direction per row, rows in time order within each flow),
+    whether its direction had closed before it, for Zeek's repeated ``S``/``H``: it had sent a
+    packet with FIN or RST (Zeek's endpoint is then CLOSED or RESET, where ``init_endpoint`` no
+    longer restarts the sequence space at a SYN), unless its first packet was a RST alone (RESET
+    from INACTIVE, where it still does). A TCP row with a cut header (``plen`` < 0) is no packet
+    (Zeek skips it). Bool array like ``fd``."""
+    fd = np.asarray(fd, np.int64)
+    n = len(fd)
+    if n == 0:
+        return np.zeros(0, bool)
+    fl = np.asarray(flags, np.int64)
+    pk = np.asarray(is_tcp, bool) & (np.asarray(plen) >= 0)
+    syn, fin, rst = (fl & SYN) != 0, (fl & FIN) != 0, (fl & RST) != 0
+    o = np.argsort(fd, kind="stable")
+    g = fd[o]
+    start = np.r_[True, g[1:] != g[:-1]]
+    closing = (pk & (fin | rst))[o]
+    before = np.cumsum(closing) - closing          # closing packets of the group before the row
+    base = np.maximum.accumulate(np.where(start, before, 0))
+    gid = np.cumsum(start) - 1
+    # the group's first packet a RST alone: never closed for this
+    never = np.zeros(int(gid[-1]) + 1, bool)
+    pk_o = np.flatnonzero(pk[o])
+    if len(pk_o):
+        _, first = first_rows(gid, pk_o)
+        r = o[first]
+        never[gid[first]] = rst[r] & ~syn[r] & ~fin[r]
+    out = np.empty(n, bool)
+    out[o] = ((before - base) > 0) & ~never[gid]
+    return out
 
 
 def _history(flow_of, from_orig, flags, is_tcp, seq, plen, nflows, flipped) -> np.ndarray:
@@ -2373,18 +2471,28 @@ class HistoryState:
     letter it writes, as :func:`history_codes`' code (index into ``SHADFRIQ`` + 8 for ``d`` 1),
     or -1. A set of a flow's packets that holds every packet writing a letter writes the same
     letters as all of them (a packet that writes none repeats the last one's sequence number of
-    its kind, or comes after the last letter of its kind)."""
+    its kind, or comes after the last letter of its kind), provided it also holds each side's
+    last SYN / SYN-ACK before that side's first FIN or RST: the number a later SYN of the closed
+    side is compared with (:func:`history_codes` keeps it; a live flow keeps SYN packets while
+    its flag-packet budget lasts)."""
 
-    __slots__ = ("once", "last", "count")
+    __slots__ = ("once", "last", "count", "closed")
 
     def __init__(self) -> None:
         self.once = [0, 0]                  # per direction: bits of the A, D, I, Q letters written
         self.last: list = [None] * 6        # per (direction, kind S/H, F, R): the last packet's number
         self.count = [0] * 6                # ... and its letters written
+        self.closed = [0, 0]                # per direction: 0 no packet, 1 open, 2 closed, 3 first a RST
 
     def step(self, d: int, flags: int, is_tcp: bool, seq: int, plen: int) -> int:
         """The code of the letter this packet writes (see the class), -1 for none."""
         syn, fin, rst = bool(flags & SYN), bool(flags & FIN), bool(flags & RST)
+        closed = self.closed[d] == 2       # (before this packet: _closed_before)
+        if is_tcp and plen >= 0:
+            if self.closed[d] == 0:
+                self.closed[d] = 3 if rst and not syn and not fin else (2 if fin or rst else 1)
+            elif self.closed[d] == 1 and (fin or rst):
+                self.closed[d] = 2
         bits = syn + fin + rst
         if not is_tcp or bits == 0:
             j = 3 if plen > 0 else (2 if is_tcp and flags & ACK else -1)
@@ -2395,7 +2503,7 @@ class HistoryState:
             v = ((seq + max(plen, 0)) if fin else seq) & 0xFFFF_FFFF
             k = 3 * d + kind
             prev, self.last[k] = self.last[k], v
-            if (prev is not None and prev == v) or self.count[k] > MAX_HISTORY_REPEATS:
+            if (prev is not None and (prev == v or (kind == 0 and not closed))) or self.count[k] > MAX_HISTORY_REPEATS:
                 return -1
             self.count[k] += 1
             letter = (1 if flags & ACK else 0) if syn else (4 if fin else 5)

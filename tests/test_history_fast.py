@@ -12,6 +12,10 @@ def _history_reference(flow_of, from_orig, flags, is_tcp, seq, plen, nflows, fli
     """Zeek's TCPSessionAdapter::UpdateHistory, packet by packet (UDP and the rest: D for payload)."""
     hist = ["^" if f else "" for f in flipped]
     seen, last, reps = set(), {}, {}
+    # per (flow, side): 0 no packet, 1 open, 2 closed (sent a FIN or RST), 3 its first packet a
+    # RST alone; and the start of its sequence space, which init_endpoint sets at every SYN
+    # until it closes (so a SYN's relative number is 0 there)
+    state, start = {}, {}
 
     def check(f, o, key, ch):           # Connection::CheckHistory: write once per mask
         ch = ch if o else ch.lower()
@@ -43,7 +47,9 @@ def _history_reference(flow_of, from_orig, flags, is_tcp, seq, plen, nflows, fli
             else:
                 check(f, o, "Q", "Q")
         elif S:
-            again(f, o, "S", "H" if A else "S", sq)
+            if state.get((f, o), 0) != 2:
+                start[(f, o)] = sq
+            again(f, o, "S", "H" if A else "S", (sq - start.setdefault((f, o), sq)) & 0xFFFFFFFF)
         elif F:
             again(f, o, "F", "F", (sq + max(ln, 0)) & 0xFFFFFFFF)
         elif R:
@@ -52,6 +58,12 @@ def _history_reference(flow_of, from_orig, flags, is_tcp, seq, plen, nflows, fli
             check(f, o, "D", "D")
         elif A:
             check(f, o, "A", "A")
+        if ln >= 0:
+            st_ = state.get((f, o), 0)
+            if st_ == 0:
+                state[(f, o)] = 3 if R and not S and not F else (2 if F or R else 1)
+            elif st_ == 1 and (F or R):
+                state[(f, o)] = 2
     return hist
 
 
@@ -88,15 +100,18 @@ def test_every_event_both_ways_fits():
 
 
 def test_repeats_follow_the_sequence_number():
-    # Zeek writes S/H, F and R again when the sequence number (a FIN's: after its payload)
-    # differs from the last of that kind; the same number again writes nothing
-    flags = np.array([0x02, 0x02, 0x02, 0x12, 0x04, 0x04, 0x04, 0x11, 0x19, 0x11])
-    seq = np.array([100, 100, 200, 250, 300, 300, 301, 400, 398, 401])
-    plen = np.array([0, 0, 0, 0, 0, 7, 0, 0, 2, 0])
+    # Zeek writes F and R again when the sequence number (a FIN's: after its payload) differs
+    # from the last of that kind; the same number again writes nothing. S/H again only once the
+    # side has closed: before, init_endpoint restarts its sequence space at each SYN (relative
+    # number 0, as the first SYN's), so the SYN at 200 and the SYN-ACK at 250 write nothing; the
+    # SYN-ACKs after the RSTs are compared (500: another number, written; 500 again: not)
+    flags = np.array([0x02, 0x02, 0x02, 0x12, 0x04, 0x04, 0x04, 0x11, 0x19, 0x11, 0x12, 0x12])
+    seq = np.array([100, 100, 200, 250, 300, 300, 301, 400, 398, 401, 500, 500])
+    plen = np.array([0, 0, 0, 0, 0, 7, 0, 0, 2, 0, 0, 0])
     n = len(flags)
     got = _history(np.zeros(n, np.int64), np.ones(n, bool), flags, np.ones(n, bool), seq, plen, 1,
                    np.array([False]))
-    assert got.tolist() == ["SSHRRFF"]
+    assert got.tolist() == ["SRRFFH"]
 
 
 def test_repeats_are_capped():

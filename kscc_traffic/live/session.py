@@ -72,7 +72,7 @@ from ..inspect import SENT_KEY, StraySynAcks, address_ttls, cloud_openers, cloud
 from ..capture.packets import PACKET_COLUMNS, Packets
 from ..classify import END_MARGIN_S, TLS_SILENCE_S, classify, note_auth_rounds
 from ..flows import (_SEQ_TRUST, ACK, DEFAULT_IDLE_NS, DNS_IDLE_NS, DNS_PORTS, FIN, ICMP, ICMP6, IDLE_TIMEOUT_NS, RST, SYN, TCP, UDP,
-                     HistoryState, address_text, both_sides_closed, icmp_ports, vlan_key)
+                     SYN_NEAR, HistoryState, address_text, both_sides_closed, icmp_ports, vlan_key)
 from ..inspect import MAX_DNS_ANSWERS, DnsAnswers
 from ..protocols import dns
 from ..rules import RuleSet
@@ -168,7 +168,7 @@ class _Flow:
                  "aliases", "dirty", "dns_resp", "dns_err", "dns_addrs", "dns_kept", "fr", "plain0", "quiet_at",
                  "syn_dir", "since_syn", "fend", "fack", "paysum", "ndata", "top_end", "after_top",
                  "fafter", "flast", "top_data", "kept_ts", "bridge", "nbridge", "rst_since_syn", "retry", "nreset",
-                 "stand")
+                 "stand", "tfirst")
 
     def __init__(self, fid: int, key: tuple, tkey: tuple, ts: int) -> None:
         self.fid = fid
@@ -188,6 +188,7 @@ class _Flow:
         self.last_sig: Optional[tuple] = None
         self.syn_seq: Optional[int] = None
         self.syn_dir = -1             # direction of the last SYN without ACK (-1: none yet)
+        self.tfirst: list = [None, None]  # per direction: its first TCP packet's (seq, ack or None)
         self.since_syn = [False, False]   # a packet sent since that SYN, per direction
         self.fin = [False, False]
         self.rst = False
@@ -316,6 +317,19 @@ class _Flow:
     @property
     def closed(self) -> bool:
         return self.rst or (self.fin[0] and self.fin[1])
+
+    def syn_near(self, d: int, isn: int) -> bool:
+        """Whether a SYN from direction ``d`` with sequence number ``isn``, the flow's first SYN,
+        is of the connection whose packets the flow holds (:func:`kscc_traffic.flows._syn_after_other`:
+        the side's first packet at most SYN_NEAR after the ISN, or the other side's first one
+        acknowledging ISN + 1 to SYN_NEAR after it; a flow without TCP packets: yes), else a new
+        connection on the 5-tuple."""
+        own, other = self.tfirst[d], self.tfirst[1 - d]
+        if own is None and other is None:
+            return True
+        if own is not None and ((own[0] - isn) & 0xFFFF_FFFF) <= SYN_NEAR:
+            return True
+        return other is not None and other[1] is not None and ((other[1] - isn - 1) & 0xFFFF_FFFF) <= SYN_NEAR
 
     def retry_step(self, d: int, fg: int, seq: int, ack: int) -> bool:
         """:func:`kscc_traffic.flows._answered_retry` packet by packet, for a TCP packet of
@@ -668,11 +682,14 @@ class LiveSession:
                 # simultaneous open, the same connection, as flows._simultaneous_open)
                 if t - fl.last_ts > self.timeouts.idle_ns(pr, (a_p[i], b_p[i])) or (
                         syn_only and fl.syn_seq is not None and seq[i] != fl.syn_seq
-                        and not (d != fl.syn_dir and not fl.since_syn[d])):
+                        and not (d != fl.syn_dir and not fl.since_syn[d])) or (
+                        syn_only and fl.syn_seq is None and not fl.syn_near(d, int(seq[i]))):
                     self._finalize([fl])
                     fl = None
             if fl is None:
                 fl = self._new_flow(key, t)
+            if is_tcp and fl.tfirst[d] is None:
+                fl.tfirst[d] = (int(seq[i]), int(ack[i]) if fg & ACK else None)
             first_since_syn = False
             if is_tcp:
                 fl.retry_step(d, fg, seq[i], ack[i])
