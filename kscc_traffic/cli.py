@@ -86,6 +86,10 @@ def _print_version(value: bool) -> None:
 def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
                                        metavar="", help="Print the version and how many compiled parts are built, and exit.")) -> None:
     """Check captured traffic against the ports KSC Cloud Console documents."""
+    from .compiled import stale_line
+    line = stale_line()     # (a source tree whose C changed since its build: git pull, an edit)
+    if line:
+        _say("Warning", line)
 
 EXIT_OK, EXIT_FLAGGED, EXIT_UNUSABLE = 0, 1, 2
 #: the reader of standard output went away (``| head``): what a shell reports for a program

@@ -9,6 +9,9 @@ and ``bench/run.py`` say how many are built (:func:`summary`).
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
+import re
 
 #: (module, what it does instead of its Python fallback); setup.py's Extension list, in its order
 #: (tests/test_compiled.py keeps the two the same)
@@ -37,14 +40,74 @@ def missing() -> list[str]:
     return out
 
 
+#: ``#include "…"`` lines of a C source (the headers beside it that it is built from)
+_INCLUDE = re.compile(rb'^\s*#\s*include\s+"([^"]+)"', re.M)
+
+
+def stale() -> list[str]:
+    """Names (``kscc_traffic.`` left off) of the compiled parts, in :data:`PARTS` order, that are
+    older than their own C source or a header it includes (``#include "…"``): built before a
+    ``git pull`` or an edit changed the source, so they run the old C steps while the Python
+    beside them is new (the results may differ from the fallbacks'); rebuilt by ``pip install -e
+    .`` or ``python setup.py build_ext --inplace``. Only where the source sits beside the built
+    file (a source tree, an editable install): empty for an installed wheel, and for parts not
+    built (:func:`missing`). Compares modification times (s): a fresh clone's sources are as old
+    as its checkout, older than the build after it (by more than :data:`STALE_SLACK_S`). Never raises."""
+    out = []
+    for name, _ in PARTS:
+        try:
+            spec = importlib.util.find_spec(name)
+            built = spec.origin if spec is not None else None
+            if not built or not built.endswith((".so", ".pyd")):
+                continue
+            folder = os.path.dirname(built)
+            source = os.path.join(folder, name.rsplit(".", 1)[1] + ".c")
+            if not os.path.exists(source):
+                continue
+            with open(source, "rb") as f:
+                text = f.read()
+            newest = os.stat(source).st_mtime
+            for inc in _INCLUDE.findall(text):
+                header = os.path.normpath(os.path.join(folder, inc.decode("utf-8", "replace")))
+                if os.path.exists(header):
+                    newest = max(newest, os.stat(header).st_mtime)
+            if newest > os.stat(built).st_mtime + STALE_SLACK_S:
+                out.append(name.removeprefix("kscc_traffic."))
+        except Exception:  # noqa: BLE001 - a check of the install must not stop a run
+            continue
+    return out
+
+
+#: a source counts as newer than its build beyond this many seconds only (distutils copies an
+#: in-place build with its time cut to whole seconds; a clone and its build may share a second)
+STALE_SLACK_S = 2.0
+
+#: the advice of :func:`stale_line`
+REBUILD = "rebuild them: pip install -e . (or python setup.py build_ext --inplace)"
+
+
+def stale_line() -> str:
+    """One line naming the :func:`stale` compiled parts and the rebuild (:data:`REBUILD`),
+    '' when none is: the CLI says it as a ``Warning:`` before analysing."""
+    old = stale()
+    if not old:
+        return ""
+    return (f"compiled parts older than their C source (built before the source changed): {', '.join(old)}: "
+            f"their old steps run beside the new Python, results may differ; {REBUILD}")
+
+
 def summary() -> str:
     """One line for ``--version``: ``compiled parts: 7 of 7 built``, or which are missing and
     what that means, e.g. ``compiled parts: 5 of 7 built (missing: _keyhash, _textcodes):
     their Python fallbacks run (same results, slower); rebuild with a C compiler: pip install
-    -e .`` (bench/run.py looks for the ``N of M built`` words)."""
+    -e .``; parts built before their source changed (:func:`stale`) are named after it (bench/run.py
+    looks for the ``N of M built`` words)."""
     gone = missing()
     line = f"compiled parts: {len(PARTS) - len(gone)} of {len(PARTS)} built"
     if gone:
         line += (f" (missing: {', '.join(gone)}): their Python fallbacks run (same results, slower);"
                  " rebuild with a C compiler: pip install -e .")
+    old = stale()
+    if old:
+        line += f" (older than their C source: {', '.join(old)}: {REBUILD})"
     return line

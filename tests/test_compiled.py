@@ -87,3 +87,60 @@ def test_the_benchmark_reads_the_count_from_the_install_it_times(tmp_path):
     assert got["of"] == 7 and got["built"] <= 5 and "_keyhash" in got["line"] and "_tcpstate" in got["line"]
     assert run.compiled_parts([sys.executable, "-c", "print('kscc-traffic 0.0')"])["built"] is None
     assert run.compiled_parts([str(tmp_path / "no-such-program")])["built"] is None
+
+
+def _fake_part(tmp_path, monkeypatch, name="stalepkg"):
+    """A package ``name`` with a built part ``_x`` (an empty file with this Python's extension
+    suffix: found, never loaded), its C source ``_x.c`` including ``_h.h``, and :data:`PARTS`
+    naming only it; returns (built file, source, header)."""
+    import importlib.machinery
+    pkg = tmp_path / name
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    built = pkg / f"_x{importlib.machinery.EXTENSION_SUFFIXES[0]}"
+    built.write_bytes(b"")
+    source, header = pkg / "_x.c", pkg / "_h.h"
+    source.write_text('#include <Python.h>\n  #  include "_h.h"\n')
+    header.write_text("/* */\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(compiled, "PARTS", ((f"{name}._x", "a fake part"),))
+    return built, source, header
+
+
+def _times(built, source, header, b, s, h):
+    import os
+    for path, t in ((built, b), (source, s), (header, h)):
+        os.utime(path, (t, t))
+
+
+def test_a_part_built_before_its_source_or_header_changed_is_stale(tmp_path, monkeypatch):
+    built, source, header = _fake_part(tmp_path, monkeypatch)
+    _times(built, source, header, 1_000_000, 999_000, 999_000)       # built after both
+    assert compiled.stale() == [] and compiled.stale_line() == ""
+    _times(built, source, header, 1_000_000, 1_000_001, 999_000)     # within the slack (whole seconds)
+    assert compiled.stale() == []
+    _times(built, source, header, 1_000_000, 1_000_010, 999_000)     # the source edited after the build
+    assert compiled.stale() == ["stalepkg._x"]
+    _times(built, source, header, 1_000_000, 999_000, 1_000_010)     # the header it includes edited
+    assert compiled.stale() == ["stalepkg._x"]
+    line = compiled.stale_line()
+    assert line.startswith("compiled parts older than their C source") and "stalepkg._x" in line
+    assert compiled.summary().endswith(f"(older than their C source: stalepkg._x: {compiled.REBUILD})")
+
+
+def test_a_part_without_its_source_beside_it_is_not_stale(tmp_path, monkeypatch):
+    built, source, header = _fake_part(tmp_path, monkeypatch, "wheelpkg")
+    _times(built, source, header, 1_000_000, 1_000_010, 1_000_010)
+    source.unlink()                         # (an installed wheel: no C source beside the build)
+    assert compiled.stale() == []
+
+
+def test_the_cli_warns_of_stale_parts_before_analysing(monkeypatch):
+    from typer.testing import CliRunner
+
+    from kscc_traffic.cli import app
+    monkeypatch.setattr(compiled, "stale", lambda: ["_tcpstate"])
+    out = CliRunner().invoke(app, ["analyze", "/nonexistent/x.pcap"])
+    assert out.exit_code == 2
+    assert out.output.startswith("Warning: compiled parts older than their C source (built before the source "
+                                 "changed): _tcpstate: ")
