@@ -1,0 +1,43 @@
+"""Review of session 59's IPv6 fallback rule (classify.family_fallbacks): findings fixed."""
+from __future__ import annotations
+
+from test_breakit_s58_real import _checklist
+from test_newcomer_s58_verdicts import NAME, SRV4, SRV6, _dns, _refused6
+from pcapbuild import tcp_session
+
+
+def _v4(t: float, sport: int = 46000):
+    return tcp_session(("192.0.2.10", sport), (SRV4, 80), t0=t,
+                       c_data=f"GET /x.crl HTTP/1.1\r\nHost: {NAME}\r\n\r\n".encode(),
+                       s_data=b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+
+
+def test_a_refused_ipv6_attempt_without_fallback_beside_ones_that_fell_back_is_advised_as_the_fallback(tmp_path):
+    """Three IPv6 attempts refused by the server's host (1000.01, 1001.01, 1002.51), IPv4 at
+    1003.01: the last two fell back (ok), the first is 3 s before it (blocked). The two ok ones are
+    no ok flow over IPv6: the checklist said "(the others worked: compare clients, addresses and
+    ports): allow outbound HTTP (TCP 80) …" (a port to open), where every blocked flow is an IPv6
+    refusal by the server's host and IPv4 to the same name worked (fallback_fix)."""
+    recs = (_dns(NAME, [SRV4, SRV6], 1000.0, 40001, 1) + _refused6(1000.01, 63, sport=45001)
+            + _refused6(1001.01, 63, sport=45002) + _refused6(1002.51, 63, sport=45003) + _v4(1003.01))
+    flows, status, fix = _checklist(tmp_path, recs, "cert_check")
+    t = flows[(flows.proto == "tcp") & (flows.resp_p == 80)].sort_values("ts_ns")
+    assert t.verdict.tolist() == ["blocked", "ok", "ok", "ok"]
+    assert status == "blocked"
+    assert fix.startswith(
+        "3 of 4 flows ok, 1 blocked: this connection attempt was refused over IPv6 by a TCP reset (no sign of a "
+        "device nearer than the server), and no connection over IPv4 to the same server name and port followed "
+        "within 2 s (no fallback seen)"), fix
+    assert "compare clients" not in fix
+
+
+def test_family_names_leave_out_the_fallen_back_attempts():
+    import pandas as pd
+
+    from kscc_traffic.classify import FALLBACK_CLEARED
+    from kscc_traffic.report import family_names
+    t = pd.DataFrame({"purpose": ["cert_check"] * 3, "verdict": ["ok", "ok", "blocked"],
+                      "server_name": [NAME, NAME, NAME], "resp_h": [SRV6, SRV4, SRV6],
+                      "detail": [f"{FALLBACK_CLEARED}00:16:40.010 UTC, …", "", "the SYN was answered by a TCP reset"]})
+    assert family_names(t) == {("cert_check", "ok", False): frozenset({NAME}),
+                               ("cert_check", "blocked", True): frozenset({NAME})}
