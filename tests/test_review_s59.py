@@ -41,3 +41,37 @@ def test_family_names_leave_out_the_fallen_back_attempts():
                       "detail": [f"{FALLBACK_CLEARED}00:16:40.010 UTC, …", "", "the SYN was answered by a TCP reset"]})
     assert family_names(t) == {("cert_check", "ok", False): frozenset({NAME}),
                                ("cert_check", "blocked", True): frozenset({NAME})}
+
+
+def test_family_fallbacks_pairs_a_gateways_many_attempts_in_linear_time():
+    """12,000 IPv6 attempts refused by the server's host, each followed 50 ms later by an IPv4
+    connection to the same name and port (another client's each: a gateway's capture), the table in
+    no time order: every attempt paired with the first connection after it. One server name keys
+    them all: the connections were scanned per attempt (12,000 x 12,000 comparisons, ~20 s; the
+    1 M bench's flows would take hours), now found by bisection."""
+    import time
+
+    import numpy as np
+    import pandas as pd
+
+    from kscc_traffic.classify import REJ_DETAIL, family_fallbacks
+    n = 12_000
+    t0 = 1_000 * 10**9
+    ts = np.concatenate([t0 + np.arange(n) * 10**8, t0 + np.arange(n) * 10**8 + 5 * 10**7])
+    order = np.random.default_rng(7).permutation(2 * n)
+    t = pd.DataFrame({
+        "proto": "tcp", "uid": [f"C{i:06d}" for i in range(2 * n)], "ts_ns": ts,
+        "duration": [0.0005] * n + [0.08] * n,
+        "resp_h": [SRV6] * n + [SRV4] * n, "resp_p": 80,
+        "conn_state": ["REJ"] * n + ["SF"] * n, "history": ["Sr"] * n + ["ShADdFf"] * n,
+        "server_name": [NAME] * n + [NAME.upper() + "."] * n}).iloc[order].reset_index(drop=True)
+    res = np.array([["cert_check", "blocked", "rejected", REJ_DETAIL] if s == "REJ" else
+                    ["cert_check", "ok", "", ""] for s in t.conn_state], dtype=object)
+    start = time.perf_counter()
+    got = family_fallbacks(t, res)
+    took = time.perf_counter() - start
+    uid_at = dict(zip(t.ts_ns.tolist(), t.uid.tolist()))
+    want = [(int(x) + 5 * 10**7, uid_at[int(x) + 5 * 10**7]) if s == "REJ" else None
+            for x, s in zip(t.ts_ns, t.conn_state)]
+    assert got == want
+    assert took < 5.0, took
