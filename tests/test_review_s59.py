@@ -75,3 +75,38 @@ def test_family_fallbacks_pairs_a_gateways_many_attempts_in_linear_time():
             for x, s in zip(t.ts_ns, t.conn_state)]
     assert got == want
     assert took < 5.0, took
+
+
+def test_the_fallback_holder_releases_a_gateways_many_attempts_in_linear_time():
+    """chunked._FamilyFallbacks keys its rows by server name: 12,000 refused IPv6 attempts held
+    (a refused attempt waits for its reset's hint until the capture's end when its address sent
+    nothing else) and 12,000 IPv4 connections remembered on that one key were compared row by
+    row at the last batch (20,000 of each: 84 s against 2.3 s before the holder); each held row's
+    first connection after it now found by bisection. Same pairs as the whole-file rule."""
+    import time
+
+    import numpy as np
+    import pandas as pd
+
+    from kscc_traffic.chunked import _FamilyFallbacks
+    from kscc_traffic.classify import FALLBACK
+    from kscc_traffic.flows import VLAN_STACK
+    n = 12_000
+    t0 = 1_000 * 10**9
+    ts = np.concatenate([t0 + np.arange(n) * 10**8, t0 + np.arange(n) * 10**8 + 5 * 10**7])
+    t = pd.DataFrame({
+        "proto": "tcp", "uid": [f"C{i:06d}" for i in range(2 * n)], "ts_ns": ts,
+        "duration": [0.0005] * n + [0.08] * n,
+        "resp_h": [SRV6] * n + [SRV4] * n, "resp_p": 80, VLAN_STACK: 0,
+        "conn_state": ["REJ"] * n + ["SF"] * n, "history": ["Sr"] * n + ["ShADdFf"] * n,
+        "server_name": [NAME] * n + [NAME.upper() + "."] * n})
+    h = _FamilyFallbacks()
+    rest = h.hold(t)
+    assert len(rest) == n and h.count == n
+    start = time.perf_counter()
+    out = h.release(rest, [], None, True)
+    took = time.perf_counter() - start
+    rej = out[out.conn_state == "REJ"].sort_values("ts_ns")
+    assert rej[FALLBACK].tolist() == [(int(x) + 5 * 10**7, f"C{i + n:06d}") for i, x in enumerate(rej.ts_ns)]
+    assert h.count == 0 and not h.held
+    assert took < 5.0, took
