@@ -487,8 +487,13 @@ class ChunkedAnalysis:
                         out = auth.release(out, pd.DataFrame(), None, True) if auth.held else out
                         out = refused.release(nodata.release(out, True), ttls, True)
                         out = other.release(stale.release(out, pd.DataFrame(), None, True), [], True)
-                        out = retried.release(retried.hold(out), [], None, True) if retried.held else out
-                        out = fallen.release(fallen.hold(out), [], None, True) if fallen.held else out
+                        # (as a batch's: every row let go passes the refused-retry and the fallback
+                        # holders, not only when they held rows already; an IPv6 attempt the hint
+                        # holder kept to the end meets here the IPv4 fallback that left before)
+                        out = retried.hold(out)
+                        out = retried.release(out, [], None, True) if retried.held else out
+                        out = fallen.hold(out)
+                        out = fallen.release(out, [], None, True) if fallen.held else out
                         out = dretry.step(out, [], None, True)
                         lookups.add(out)
                         yield out, capture_end(cap_end, reader_stats)

@@ -110,3 +110,24 @@ def test_the_fallback_holder_releases_a_gateways_many_attempts_in_linear_time():
     assert rej[FALLBACK].tolist() == [(int(x) + 5 * 10**7, f"C{i + n:06d}") for i, x in enumerate(rej.ts_ns)]
     assert h.count == 0 and not h.held
     assert took < 5.0, took
+
+
+def test_a_fallback_whose_ipv6_attempt_waits_to_the_end_is_paired_when_the_last_chunk_has_no_ip_packet(tmp_path):
+    """The refused IPv6 attempt (its server's IPv6 address sends nothing else: the reset's hint
+    waits to the capture's end) and its IPv4 fallback, which leaves two minutes before (DNS-like
+    filler every second); the capture ends with ARP frames alone, so its last chunk holds no IP
+    packet: that end (chunked.py's empty last batch) let the attempt go without the fallback
+    holder, which was fed only when it held rows already: blocked in the chunked reading (the
+    CLI's), ok in the whole file."""
+    from scapy.layers.l2 import ARP, Ether
+
+    from chunkcmp import assert_same, write
+    from pcapbuild import udp
+    recs = _dns(NAME, [SRV4, SRV6], 1000.0, 40001, 1) + _refused6(1000.01, 63) + _v4(1000.011)
+    recs += [udp(("192.0.2.10", 41000 + k), ("198.51.100.99", 5353), b"x" * 40, t=1000.5 + k) for k in range(120)]
+    recs += [(1200.0 + k * 0.01, Ether(src="02:00:00:00:00:33", dst="ff:ff:ff:ff:ff:ff")
+              / ARP(psrc="192.0.2.33", pdst="192.0.2.1")) for k in range(60)]
+    path = write(tmp_path, sorted(recs, key=lambda r: r[0]))
+    flows = assert_same(path, [300, 900, 1500, 3000])
+    t = flows[(flows.proto == "tcp") & (flows.resp_p == 80)]
+    assert t.verdict.tolist() == ["ok", "ok"] and t.conn_state.tolist() == ["REJ", "SF"]
