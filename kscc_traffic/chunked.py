@@ -42,6 +42,7 @@ an ICMP flow of its own, as when the quoted flow was never seen).
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Iterator, Mapping, Optional
 
@@ -486,8 +487,13 @@ class ChunkedAnalysis:
                         out = auth.release(out, pd.DataFrame(), None, True) if auth.held else out
                         out = refused.release(nodata.release(out, True), ttls, True)
                         out = other.release(stale.release(out, pd.DataFrame(), None, True), [], True)
-                        out = retried.release(retried.hold(out), [], None, True) if retried.held else out
-                        out = fallen.release(fallen.hold(out), [], None, True) if fallen.held else out
+                        # (as a batch's: every row let go passes the refused-retry and the fallback
+                        # holders, not only when they held rows already; an IPv6 attempt the hint
+                        # holder kept to the end meets here the IPv4 fallback that left before)
+                        out = retried.hold(out)
+                        out = retried.release(out, [], None, True) if retried.held else out
+                        out = fallen.hold(out)
+                        out = fallen.release(out, [], None, True) if fallen.held else out
                         out = dretry.step(out, [], None, True)
                         lookups.add(out)
                         yield out, capture_end(cap_end, reader_stats)
@@ -1096,19 +1102,36 @@ class _StaleRetries:
                     starts.setdefault(k, []).append(int(t))
         go = np.full(n, bool(last))
         found: list = [None] * n
+        # (per key, its retries in order of (ts_ns, uid) and the open flows' starts sorted: the
+        # first retry after a held row, and an open flow begun in its window, found by bisection;
+        # a key of _FamilyFallbacks is a server name, whose connections on a gateway's capture
+        # may be most of the capture's: no scan of them per held row)
+        ordered: dict[tuple, tuple[list, list]] = {}
+        for k in set(keys):
+            got = sorted(self.retries.get(k, ()), key=lambda x: (x[0], x[1]))
+            ordered[k] = (got, [x[0] for x in got])
+        for k in starts:
+            starts[k].sort()
         for i, k in enumerate(keys):
-            cand = [(t, u) for t, u, s in self.retries.get(k, ())
-                    if ts[i] < t <= end[i] and (not self.SAME_ISN or s == isn[i] >= 0)]
-            if cand:
-                found[i] = min(cand)
+            got, at_ts = ordered[k]
+            t0, t1 = int(ts[i]), int(end[i])
+            for x in range(bisect.bisect_right(at_ts, t0), len(got)):
+                t, u, s = got[x]
+                if t > t1:
+                    break
+                if not self.SAME_ISN or s == isn[i] >= 0:
+                    found[i] = (t, u)
+                    break
             if last:
                 continue
             # (a flow on the key still open that began before the retry found, or in the
             # window when none was: it may be the first retry, its state not known yet)
+            st = starts.get(k, ())
+            x = bisect.bisect_right(st, t0)
             if found[i] is not None:
-                waiting = any(ts[i] < t < found[i][0] for t in starts.get(k, ()))
+                waiting = x < len(st) and st[x] < found[i][0]
             else:
-                waiting = any(ts[i] < t <= end[i] for t in starts.get(k, ()))
+                waiting = x < len(st) and st[x] <= t1
             go[i] = not waiting and (found[i] is not None or (clock is not None and end[i] < clock))
         if not go.any():
             self.held = parts

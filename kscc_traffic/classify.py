@@ -3845,12 +3845,20 @@ def family_fallbacks(flows: pd.DataFrame, res: np.ndarray) -> list:
         if ":" not in str(rh[j]) and key(j) in wanted and STALE_ANSWER not in str(res[j, 3]) and retry_connected(
                 state[j], history[j], answer[j] if answer is not None else ""):
             found.setdefault(key(j), []).append(j)
+    # (each key's connections in order of (ts_ns, uid), their starts apart: the first one after a
+    # refused attempt found by bisection; a key is a server name, not a client's, so on a capture
+    # of many clients it may hold most of the table's connections: no scan of them per attempt)
+    starts: dict[tuple, list[int]] = {}
+    for k, js in found.items():
+        js.sort(key=lambda j: (int(ts[j]), str(uid[j])))
+        starts[k] = [int(ts[j]) for j in js]
     for i in refused:
         d = float(dur[i])
         end = int(ts[i]) + int((d if d > 0 else 0.0) * 1e9) + int(FALLBACK_S * 1e9)
-        later = [j for j in found.get(key(i), ()) if int(ts[i]) < int(ts[j]) <= end]
-        if later:
-            j = min(later, key=lambda j: (int(ts[j]), str(uid[j])))
+        k = key(i)
+        at = bisect.bisect_right(starts[k], int(ts[i])) if k in starts else 0
+        if k in starts and at < len(starts[k]) and starts[k][at] <= end:
+            j = found[k][at]
             out[i] = (int(ts[j]), str(uid[j]))
         elif given is not None and isinstance(given[i], tuple):
             out[i] = given[i]

@@ -32,7 +32,7 @@ from .classify import proxy_login, AAAA_ONLY, REJ_DETAIL, ANSWERED_ELSEWHERE, DN
     SHARED_PORTS_BELOW, ksc_only
 from .classify import _ABSOLUTE, _str_codes
 from .classify import MCAST_JOINS_RE, PORTAL_STATUS, SCAN_DOCUMENTED, SCAN_NOT_KSC
-from .classify import DNS_NO_ADDRESS, FALLBACK_S, V6_ONLY_A, V6_ONLY_HEAD
+from .classify import DNS_NO_ADDRESS, FALLBACK_CLEARED, FALLBACK_S, V6_ONLY_A, V6_ONLY_HEAD
 from .scans import ADDRESS_SCAN, PORT_SCAN
 from .outfile import write_all
 from .flows import arrays_of, carried_data
@@ -3200,6 +3200,21 @@ def _is_v6(hosts: np.ndarray) -> np.ndarray:
     return np.fromiter((":" in h for h in hosts.tolist()), bool, len(hosts))
 
 
+def _fell_back(flows: pd.DataFrame) -> np.ndarray:
+    """bool per row of ``flows``: an IPv6 connection attempt refused by the server's host that its
+    client followed over IPv4 (verdict ``ok``, detail :data:`~kscc_traffic.classify.FALLBACK_CLEARED`:
+    :func:`kscc_traffic.classify.family_fallbacks`): ok, but nothing worked over IPv6, so not
+    counted as an ok flow over IPv6 where the address families are compared (:func:`_bad_family`,
+    :func:`family_names`). All False without ``verdict`` or ``detail``."""
+    if not len(flows) or any(c not in flows.columns for c in ("verdict", "detail")):
+        return np.zeros(len(flows), bool)
+    out = flows["verdict"].to_numpy(dtype=object) == "ok"
+    at = np.flatnonzero(out)
+    if len(at):
+        out[at] = [str(d).startswith(FALLBACK_CLEARED) for d in flows["detail"].to_numpy(dtype=object)[at].tolist()]
+    return out
+
+
 def _bad_family(ok: int, bl: int, v6: tuple[int, int] | None) -> str:
     """``IPv6`` when the ``bl`` blocked flows are all over IPv6 and the ``ok`` ones all over IPv4
     (``v6`` = (ok, blocked) of them over IPv6), ``IPv4`` the other way round, else ''."""
@@ -3249,7 +3264,8 @@ def family_names(flows: pd.DataFrame) -> dict[tuple[str, str, bool], frozenset |
     if not len(flows) or any(c not in flows for c in ("server_name", "resp_h", "purpose", "verdict")):
         return {}
     verdict = flows["verdict"].to_numpy(dtype=object)
-    at = np.flatnonzero((verdict == "ok") | (verdict == "blocked"))
+    # (an IPv6 attempt its client followed over IPv4 is ok, but went nowhere over IPv6: _fell_back)
+    at = np.flatnonzero(((verdict == "ok") & ~_fell_back(flows)) | (verdict == "blocked"))
     if not len(at):
         return {}
     # (per distinct name: whether it names a server, its lower-case form; grouped by pandas)
@@ -4017,7 +4033,9 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                                     & (v == "blocked")))
             if ok and "resp_h" in flows:
                 six = _is_v6(flows["resp_h"].to_numpy(dtype=object)[at])
-                v6 = (int(np.count_nonzero(six & (v == "ok"))), int(np.count_nonzero(six & (v == "blocked"))))
+                # (an IPv6 attempt its client followed over IPv4: ok, not an ok flow over IPv6)
+                v6 = (int(np.count_nonzero(six & (v == "ok") & ~_fell_back(flows)[at])),
+                      int(np.count_nonzero(six & (v == "blocked"))))
         rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons, proxied, ok_named, ok_answered, v6,
                                    bl_tls, bl_named, bl_stale, un_reasons, bl_closed, one_way, bl_reset,
                                    closed_at, bl_route, bl_http, http_statuses, un_vendor, ok_data,
@@ -4400,7 +4418,8 @@ class TableSummary:
                     self.un_console[p] = self.un_console.get(p, 0) + int(n)
         if "resp_h" in flows:
             self.v6_seen = True
-            six = flows[_is_v6(flows["resp_h"].to_numpy(dtype=object))]
+            # (an IPv6 attempt its client followed over IPv4: ok, not an ok flow over IPv6, as readiness)
+            six = flows[_is_v6(flows["resp_h"].to_numpy(dtype=object)) & ~_fell_back(flows)]
             for (p, v), n in six.groupby(["purpose", "verdict"], sort=False).size().items():
                 self.v6[(p, v)] = self.v6.get((p, v), 0) + int(n)
             merge_family_names(self.family_names, family_names(flows))
