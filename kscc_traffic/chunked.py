@@ -1648,9 +1648,15 @@ class _FamilyFallbacks(_StaleRetries):
     SAME_ISN = False
     ALSO = ("resp_h",)
 
+    #: connections remembered on a key beyond twice the attempts held or expected on it (plus this)
+    #: before the ones no such attempt can take first are forgotten (:meth:`_prune`)
+    SLACK = 64
+
     def __init__(self) -> None:
         super().__init__()
         self.expect: dict[tuple, int] = {}      # keys of the rows other holders keep back (hold)
+        self.expect_ts: dict[tuple, list[int]] = {}     # ... their first packets (ns), per key
+        self.pruned = 0                         # connections forgotten by _prune (none could be taken)
 
     @classmethod
     def _key(cls, values) -> tuple:
@@ -1664,30 +1670,68 @@ class _FamilyFallbacks(_StaleRetries):
         rows reach this holder later, so the IPv4 connections leaving meanwhile on their keys are
         remembered too (the fallback may leave before the refused attempt reaches this one)."""
         expect: dict[tuple, int] = {}
+        expect_ts: dict[tuple, list[int]] = {}
         for part in elsewhere:
-            keep = self._holds(part) if len(part) and all(c in part.columns for c in self.KEY) else None
+            keep = self._holds(part) if len(part) and all(c in part.columns for c in (*self.KEY, "ts_ns")) else None
             at = np.flatnonzero(keep) if keep is not None else ()
             if len(at):
-                cols = arrays_of(part, self.KEY)
-                for v in zip(*(cols[c][at].tolist() for c in self.KEY)):
-                    expect[self._key(v)] = 0
-        self.expect = expect
+                cols = arrays_of(part, [*self.KEY, "ts_ns"])
+                for v, t in zip(zip(*(cols[c][at].tolist() for c in self.KEY)), cols["ts_ns"][at].tolist()):
+                    k = self._key(v)
+                    expect[k] = 0
+                    expect_ts.setdefault(k, []).append(int(t))
+        self.expect, self.expect_ts = expect, expect_ts
         try:
             return super().hold(flows, seen)
         finally:
-            self.expect = {}
+            self.expect, self.expect_ts = {}, {}
 
     def _remember(self, seen: pd.DataFrame) -> None:
         """As :meth:`_StaleRetries._remember`, for the keys of the rows held here and of those
         other holders keep back (:attr:`expect`)."""
         if not self.expect:
-            return super()._remember(seen)
-        saved = self.keys
-        self.keys = {**self.expect, **saved}
-        try:
             super()._remember(seen)
-        finally:
-            self.keys = saved
+        else:
+            saved = self.keys
+            self.keys = {**self.expect, **saved}
+            try:
+                super()._remember(seen)
+            finally:
+                self.keys = saved
+        self._prune()
+
+    def _prune(self) -> None:
+        """Forget, on each key whose remembered connections (:attr:`retries`) outnumber twice
+        the attempts held (:attr:`held`) or expected (:attr:`expect_ts`) on it plus
+        :data:`SLACK`, the connections none of those attempts can take: only the first one
+        that began after an attempt began (in order of ``(ts_ns, uid)``, as :meth:`release` takes
+        it) can be its fallback. A refused attempt waits here (or in another holder, expected)
+        to the capture's end when its IPv6 address sends nothing else, and a gateway's clients
+        connect to that name all along: without this, every one of those connections was kept
+        (review s59 #8). An attempt neither held nor expected has left this holder, or has not
+        left the flow table yet: it began before its reset, which comes before the fallback's
+        handshake ends, so it leaves no later than the connections that can be its fallback, with
+        them or before (as :meth:`_StaleRetries._remember` assumes for every key). Counted in
+        :attr:`pruned`."""
+        big = [k for k, got in self.retries.items()
+               if len(got) > 2 * (self.keys.get(k, 0) + len(self.expect_ts.get(k, ()))) + self.SLACK]
+        if not big:
+            return
+        starts: dict[tuple, list[int]] = {k: list(self.expect_ts.get(k, ())) for k in big}
+        for part in self.held:
+            if not len(part):
+                continue
+            cols = arrays_of(part, [*self.KEY, "ts_ns"])
+            for v, t in zip(zip(*(cols[c].tolist() for c in self.KEY)), cols["ts_ns"].tolist()):
+                k = self._key(v)
+                if k in starts:
+                    starts[k].append(int(t))
+        for k in big:
+            got = sorted(self.retries[k], key=lambda x: (x[0], x[1]))
+            at_ts = [x[0] for x in got]
+            keep = sorted({i for i in (bisect.bisect_right(at_ts, t) for t in starts[k]) if i < len(got)})
+            self.pruned += len(got) - len(keep)
+            self.retries[k] = [got[i] for i in keep]
 
     def _near(self, flows: pd.DataFrame, cols: Optional[Mapping] = None) -> np.ndarray:
         """Per row of ``flows``, bool: over IPv4 (``resp_h`` without a colon), on a held row's port
