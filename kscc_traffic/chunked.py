@@ -59,7 +59,7 @@ from .capture.frames import Frames, concat_frames
 from .capture.packets import Packets, short_payloads
 from .capture.stats import ReadStats
 from .flows import ACK, CLOSE_DELAY_NS, forwarded_copies, other_way_copies, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, \
-    RST, TCP, UDP, VLAN_STACK, arrays_of, broadcast_evidence, content_rows, dns_flows, history_plain, isin_texts
+    RESP_TTL, RST, TCP, UDP, VLAN_STACK, arrays_of, broadcast_evidence, content_rows, dns_flows, history_plain, isin_texts
 from .inspect import (DNS_KEYS, REFUSED_WAIT, AddressTtls, StraySynAcks, address_ttls, cloud_openers, cloud_ports, dns_response_rows,
                       refused_hint, truncated_answer)
 from .answer_store import AnswerStore
@@ -967,6 +967,10 @@ class _StaleRetries:
     PARTS = 8
     #: columns besides KEY that :meth:`_near` reads
     ALSO: tuple = ()
+    #: the column whose value a remembered retry keeps beside its time and uid (its SYN's ISN,
+    #: what :attr:`SAME_ISN` compares); and whether :attr:`COLUMN` gives it as a third item
+    THIRD = "syn_isn"
+    CARRY = False
 
     def __init__(self) -> None:
         self.held: list[pd.DataFrame] = []      # rows held back (unfinished rows)
@@ -1033,7 +1037,7 @@ class _StaleRetries:
             # (the columns read at once, ~1 µs each: flows.arrays_of; the rows then only the few
             # near a held key, no frame taken)
             names = [*self.KEY, "proto", *self.ALSO, *(c for c in ("conn_state", "ts_ns", "uid", "history",
-                                                                     "syn_answer", "syn_isn") if c in seen.columns)]
+                                                                     "syn_answer", self.THIRD) if c in seen.columns)]
             cols = arrays_of(seen, names)
             for c in (self.KEY[0], *self.ALSO):
                 cols[c] = np.asarray(cols[c], object)
@@ -1044,7 +1048,7 @@ class _StaleRetries:
             cand = np.flatnonzero(cand)
             if len(cand):
                 n = len(cand)
-                isn = cols["syn_isn"][cand].astype(np.int64) if "syn_isn" in cols else np.full(n, -1)
+                isn = cols[self.THIRD][cand].astype(np.int64) if self.THIRD in cols else np.full(n, -1)
                 answer = cols["syn_answer"][cand].tolist() if "syn_answer" in cols else [""] * n
                 for values, ts, uid, cs, h, a, s in zip(
                         zip(*(cols[c][cand].tolist() for c in self.KEY)),
@@ -1120,7 +1124,7 @@ class _StaleRetries:
                 if t > t1:
                     break
                 if not self.SAME_ISN or s == isn[i] >= 0:
-                    found[i] = (t, u)
+                    found[i] = (t, u, s) if self.CARRY else (t, u)
                     break
             if last:
                 continue
@@ -1635,7 +1639,8 @@ class _FamilyFallbacks(_StaleRetries):
     :class:`_StaleRetries` holds a stale connection's reset attempt, keyed by server name (lower
     case: :func:`~kscc_traffic.classify.fallback_name`), port and VLAN stack, for
     :data:`~kscc_traffic.classify.FALLBACK_S`, its :data:`~kscc_traffic.classify.FALLBACK` column
-    then giving ``(ts_ns, uid)`` of the first such IPv4 connection that connected (None: none).
+    then giving ``(ts_ns, uid, resp_ttl)`` of the first such IPv4 connection that connected (None: none;
+    ``resp_ttl``, its SYN-ACK's TTL, which family_fallbacks compares the reset's hop limit with).
     An IPv4 connection still open is waited for when the analysis has named it (from DNS, as
     every flow still open is); one named only by its own TLS or HTTP once it leaves, with no DNS
     answer for it in the capture, is not (the refused attempt, named by DNS alone, then had an
@@ -1647,6 +1652,8 @@ class _FamilyFallbacks(_StaleRetries):
     COLUMN = FALLBACK
     SAME_ISN = False
     ALSO = ("resp_h",)
+    THIRD = RESP_TTL    # (the fallback's SYN-ACK TTL: family_fallbacks compares the reset's with it)
+    CARRY = True
 
     #: connections remembered on a key beyond twice the attempts held or expected on it (plus this)
     #: before the ones no such attempt can take first are forgotten (:meth:`_prune`)
