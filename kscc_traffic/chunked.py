@@ -59,7 +59,7 @@ from .capture.frames import Frames, concat_frames
 from .capture.packets import Packets, short_payloads
 from .capture.stats import ReadStats
 from .flows import ACK, CLOSE_DELAY_NS, forwarded_copies, other_way_copies, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, \
-    RST, TCP, UDP, VLAN_STACK, arrays_of, broadcast_evidence, content_rows, dns_flows, history_plain, isin_texts
+    RESP_TTL, RST, TCP, UDP, VLAN_STACK, arrays_of, broadcast_evidence, content_rows, dns_flows, history_plain, isin_texts
 from .inspect import (DNS_KEYS, REFUSED_WAIT, AddressTtls, StraySynAcks, address_ttls, cloud_openers, cloud_ports, dns_response_rows,
                       refused_hint, truncated_answer)
 from .answer_store import AnswerStore
@@ -967,6 +967,10 @@ class _StaleRetries:
     PARTS = 8
     #: columns besides KEY that :meth:`_near` reads
     ALSO: tuple = ()
+    #: the column whose value a remembered retry keeps beside its time and uid (its SYN's ISN,
+    #: what :attr:`SAME_ISN` compares); and whether :attr:`COLUMN` gives it as a third item
+    THIRD = "syn_isn"
+    CARRY = False
 
     def __init__(self) -> None:
         self.held: list[pd.DataFrame] = []      # rows held back (unfinished rows)
@@ -1033,7 +1037,7 @@ class _StaleRetries:
             # (the columns read at once, ~1 µs each: flows.arrays_of; the rows then only the few
             # near a held key, no frame taken)
             names = [*self.KEY, "proto", *self.ALSO, *(c for c in ("conn_state", "ts_ns", "uid", "history",
-                                                                     "syn_answer", "syn_isn") if c in seen.columns)]
+                                                                     "syn_answer", self.THIRD) if c in seen.columns)]
             cols = arrays_of(seen, names)
             for c in (self.KEY[0], *self.ALSO):
                 cols[c] = np.asarray(cols[c], object)
@@ -1044,7 +1048,7 @@ class _StaleRetries:
             cand = np.flatnonzero(cand)
             if len(cand):
                 n = len(cand)
-                isn = cols["syn_isn"][cand].astype(np.int64) if "syn_isn" in cols else np.full(n, -1)
+                isn = cols[self.THIRD][cand].astype(np.int64) if self.THIRD in cols else np.full(n, -1)
                 answer = cols["syn_answer"][cand].tolist() if "syn_answer" in cols else [""] * n
                 for values, ts, uid, cs, h, a, s in zip(
                         zip(*(cols[c][cand].tolist() for c in self.KEY)),
@@ -1120,7 +1124,7 @@ class _StaleRetries:
                 if t > t1:
                     break
                 if not self.SAME_ISN or s == isn[i] >= 0:
-                    found[i] = (t, u)
+                    found[i] = (t, u, s) if self.CARRY else (t, u)
                     break
             if last:
                 continue
@@ -1635,7 +1639,8 @@ class _FamilyFallbacks(_StaleRetries):
     :class:`_StaleRetries` holds a stale connection's reset attempt, keyed by server name (lower
     case: :func:`~kscc_traffic.classify.fallback_name`), port and VLAN stack, for
     :data:`~kscc_traffic.classify.FALLBACK_S`, its :data:`~kscc_traffic.classify.FALLBACK` column
-    then giving ``(ts_ns, uid)`` of the first such IPv4 connection that connected (None: none).
+    then giving ``(ts_ns, uid, resp_ttl)`` of the first such IPv4 connection that connected (None: none;
+    ``resp_ttl``, its SYN-ACK's TTL, which family_fallbacks compares the reset's hop limit with).
     An IPv4 connection still open is waited for when the analysis has named it (from DNS, as
     every flow still open is); one named only by its own TLS or HTTP once it leaves, with no DNS
     answer for it in the capture, is not (the refused attempt, named by DNS alone, then had an
@@ -1647,10 +1652,18 @@ class _FamilyFallbacks(_StaleRetries):
     COLUMN = FALLBACK
     SAME_ISN = False
     ALSO = ("resp_h",)
+    THIRD = RESP_TTL    # (the fallback's SYN-ACK TTL: family_fallbacks compares the reset's with it)
+    CARRY = True
+
+    #: connections remembered on a key beyond twice the attempts held or expected on it (plus this)
+    #: before the ones no such attempt can take first are forgotten (:meth:`_prune`)
+    SLACK = 64
 
     def __init__(self) -> None:
         super().__init__()
         self.expect: dict[tuple, int] = {}      # keys of the rows other holders keep back (hold)
+        self.expect_ts: dict[tuple, list[int]] = {}     # ... their first packets (ns), per key
+        self.pruned = 0                         # connections forgotten by _prune (none could be taken)
 
     @classmethod
     def _key(cls, values) -> tuple:
@@ -1664,30 +1677,68 @@ class _FamilyFallbacks(_StaleRetries):
         rows reach this holder later, so the IPv4 connections leaving meanwhile on their keys are
         remembered too (the fallback may leave before the refused attempt reaches this one)."""
         expect: dict[tuple, int] = {}
+        expect_ts: dict[tuple, list[int]] = {}
         for part in elsewhere:
-            keep = self._holds(part) if len(part) and all(c in part.columns for c in self.KEY) else None
+            keep = self._holds(part) if len(part) and all(c in part.columns for c in (*self.KEY, "ts_ns")) else None
             at = np.flatnonzero(keep) if keep is not None else ()
             if len(at):
-                cols = arrays_of(part, self.KEY)
-                for v in zip(*(cols[c][at].tolist() for c in self.KEY)):
-                    expect[self._key(v)] = 0
-        self.expect = expect
+                cols = arrays_of(part, [*self.KEY, "ts_ns"])
+                for v, t in zip(zip(*(cols[c][at].tolist() for c in self.KEY)), cols["ts_ns"][at].tolist()):
+                    k = self._key(v)
+                    expect[k] = 0
+                    expect_ts.setdefault(k, []).append(int(t))
+        self.expect, self.expect_ts = expect, expect_ts
         try:
             return super().hold(flows, seen)
         finally:
-            self.expect = {}
+            self.expect, self.expect_ts = {}, {}
 
     def _remember(self, seen: pd.DataFrame) -> None:
         """As :meth:`_StaleRetries._remember`, for the keys of the rows held here and of those
         other holders keep back (:attr:`expect`)."""
         if not self.expect:
-            return super()._remember(seen)
-        saved = self.keys
-        self.keys = {**self.expect, **saved}
-        try:
             super()._remember(seen)
-        finally:
-            self.keys = saved
+        else:
+            saved = self.keys
+            self.keys = {**self.expect, **saved}
+            try:
+                super()._remember(seen)
+            finally:
+                self.keys = saved
+        self._prune()
+
+    def _prune(self) -> None:
+        """Forget, on each key whose remembered connections (:attr:`retries`) outnumber twice
+        the attempts held (:attr:`held`) or expected (:attr:`expect_ts`) on it plus
+        :data:`SLACK`, the connections none of those attempts can take: only the first one
+        that began after an attempt began (in order of ``(ts_ns, uid)``, as :meth:`release` takes
+        it) can be its fallback. A refused attempt waits here (or in another holder, expected)
+        to the capture's end when its IPv6 address sends nothing else, and a gateway's clients
+        connect to that name all along: without this, every one of those connections was kept
+        (review s59 #8). An attempt neither held nor expected has left this holder, or has not
+        left the flow table yet: it began before its reset, which comes before the fallback's
+        handshake ends, so it leaves no later than the connections that can be its fallback, with
+        them or before (as :meth:`_StaleRetries._remember` assumes for every key). Counted in
+        :attr:`pruned`."""
+        big = [k for k, got in self.retries.items()
+               if len(got) > 2 * (self.keys.get(k, 0) + len(self.expect_ts.get(k, ()))) + self.SLACK]
+        if not big:
+            return
+        starts: dict[tuple, list[int]] = {k: list(self.expect_ts.get(k, ())) for k in big}
+        for part in self.held:
+            if not len(part):
+                continue
+            cols = arrays_of(part, [*self.KEY, "ts_ns"])
+            for v, t in zip(zip(*(cols[c].tolist() for c in self.KEY)), cols["ts_ns"].tolist()):
+                k = self._key(v)
+                if k in starts:
+                    starts[k].append(int(t))
+        for k in big:
+            got = sorted(self.retries[k], key=lambda x: (x[0], x[1]))
+            at_ts = [x[0] for x in got]
+            keep = sorted({i for i in (bisect.bisect_right(at_ts, t) for t in starts[k]) if i < len(got)})
+            self.pruned += len(got) - len(keep)
+            self.retries[k] = [got[i] for i in keep]
 
     def _near(self, flows: pd.DataFrame, cols: Optional[Mapping] = None) -> np.ndarray:
         """Per row of ``flows``, bool: over IPv4 (``resp_h`` without a colon), on a held row's port

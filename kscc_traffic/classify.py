@@ -133,11 +133,11 @@ import numpy as np
 import pandas as pd
 
 from .addresses import endpoint_text, nat64_text
-from .flows import arrays_of, history_plain, repeated, vlan_key
+from .flows import RESP_TTL, arrays_of, history_plain, repeated, vlan_key
 from .streams import MAX_BYTES, MAX_SEGMENTS
 from .inspect import (_ENCRYPTED_ALERT as ENCRYPTED_ALERT, DNS_ASKED_A, DNS_ASKED_AAAA, DNS_CUT, DNS_KEYS,
                       DNS_TRUNCATED, DNS_UNREADABLE, HELLO_PQ, asked_has, truncated_answer,
-                      HELLO_UNACKED, REFUSED_NEARER, REFUSED_OTHER, REFUSED_OWN, REFUSED_OWN_MEANS, REFUSED_PORT,
+                      HELLO_UNACKED, REFUSED_NEARER, _hops, REFUSED_OTHER, REFUSED_OWN, REFUSED_OWN_MEANS, REFUSED_PORT,
                       SMALLEST_SEALED, SYNACK_IN_PLACE,
                       CLIENT_CERT_NONE, CLIENT_CERT_SENT, CLIENT_CERT_UNSEEN,
                       _qtype_text, split_cert_names, split_dns_key, tls_record_cut_parse)
@@ -3543,6 +3543,7 @@ def stale_retries(flows: pd.DataFrame, res: np.ndarray) -> list:
     # (-1 where not known: a row of a table concatenated with one that had no such column)
     isn = flows["syn_isn"].fillna(-1).to_numpy(np.int64) if "syn_isn" in flows.columns else None
     answer = np.asarray(got["syn_answer"], dtype=object) if "syn_answer" in got else None
+    ttl = np.asarray(got[RESP_TTL]) if RESP_TTL in got else None
 
     def key(i: int) -> tuple:
         return (cols["orig_h"][i], int(op[i]), cols["resp_h"][i], int(rp[i]), *(str(e[i]) for e in extra))
@@ -3676,6 +3677,7 @@ def refused_retries(flows: pd.DataFrame, res: np.ndarray) -> list:
     extra = [np.asarray(got[c], dtype=object) for c in ("capture",) if c in got] + \
         ([stack] if stack is not None else [])
     answer = np.asarray(got["syn_answer"], dtype=object) if "syn_answer" in got else None
+    ttl = np.asarray(got[RESP_TTL]) if RESP_TTL in got else None
 
     def key(i: int) -> tuple:
         return (oh[i], rh[i], int(rp[i]), *(str(e[i]) for e in extra))
@@ -3770,9 +3772,17 @@ FALLBACK_CLEARED = "refused over IPv6 at "
 FALLBACK_MEANS = ("most likely the server's host does not take this port over IPv6, and it took the IPv4 connection: "
                   "nothing needs to be opened")
 #: the internal column that may give, per flow, the IPv4 connection of a refused IPv6 attempt
-#: found outside the table (a tuple ``(ts_ns, uid)``: :mod:`kscc_traffic.chunked`, the connection
-#: left with another batch); None elsewhere
+#: found outside the table (a tuple ``(ts_ns, uid, resp_ttl)``: :mod:`kscc_traffic.chunked`, the
+#: connection left with another batch; ``resp_ttl`` its responder's first TTL, -1 unknown); None elsewhere
 FALLBACK = "ipv6_fallback"
+#: hops by which the reset of a refused IPv6 attempt with nothing of its sender's to compare it
+#: with (no :data:`~kscc_traffic.inspect.REFUSED_OWN` hint) must have come from nearer than the
+#: first packet of the server's answer on the IPv4 connection that followed (its SYN-ACK's TTL,
+#: the internal ``resp_ttl``) for :func:`family_fallbacks` to name a device nearer than the server
+#: (a site firewall refusing IPv6, the IPv4 connection passing it): no fallback, the attempt stays
+#: blocked with that hint (review s59 #5). As :data:`~kscc_traffic.inspect.RESET_TTL_HOPS`:
+#: the two families' paths to one server may differ by a hop or two
+FALLBACK_NEARER_HOPS = 3
 
 
 def _fallback_candidate(r) -> bool:
@@ -3795,7 +3805,33 @@ def fallback_name(name) -> str:
     return name.lower().rstrip(".")
 
 
-def family_fallbacks(flows: pd.DataFrame, res: np.ndarray) -> list:
+def fallback_nearer_hint(ttl: int, ref: int, uid: str) -> str:
+    """The hint of a refused IPv6 attempt whose reset (hop limit ``ttl``) came from
+    :data:`FALLBACK_NEARER_HOPS` or more nearer than the server's answer (TTL ``ref``) on the
+    IPv4 connection ``uid`` to the same server name and port that followed
+    (:func:`family_fallbacks`): it holds :data:`~kscc_traffic.inspect.REFUSED_NEARER`, as a
+    nearer device's reset compared with the server's own IPv6 packets does."""
+    h, h_ref = (int(x) for x in _hops(np.array([ttl, ref], np.int64)))
+    d = h_ref - h
+    return (f"the reset came from a device {d} hop{'s' if d != 1 else ''} {REFUSED_NEARER}hop limit {ttl} vs "
+            f"TTL {ref} on its answer over IPv4 to the same name and port, {uid}): {REFUSED_PORT} over IPv6 "
+            "(no fallback: the IPv4 connection passed it)")
+
+
+def _nearer_than_fallback(ttl, ref) -> bool:
+    """Whether a reset of TTL (hop limit) ``ttl`` came :data:`FALLBACK_NEARER_HOPS` or more
+    nearer than a packet of TTL ``ref`` (ints; -1 or anything not an int: unknown, False)."""
+    try:
+        ttl, ref = int(ttl), int(ref)
+    except (TypeError, ValueError):
+        return False
+    if ttl < 0 or ref < 0 or ttl > 255 or ref > 255:
+        return False
+    h, h_ref = (int(x) for x in _hops(np.array([ttl, ref], np.int64)))
+    return h_ref - h >= FALLBACK_NEARER_HOPS
+
+
+def family_fallbacks(flows: pd.DataFrame, res: np.ndarray, nearer: list | None = None) -> list:
     """Per flow (list, None where none): ``(ts_ns, uid)`` of the IPv4 connection a dual-stack
     client fell back to, for each TCP flow over IPv6 (``resp_h`` holds a colon) in Zeek's ``REJ``
     state judged ``blocked``/``rejected`` for a reset from no device nearer than the server
@@ -3808,13 +3844,21 @@ def family_fallbacks(flows: pd.DataFrame, res: np.ndarray) -> list:
     name pair them, so on a capture of many clients another client's IPv4 connection in that
     window counts too. A non-empty :data:`FALLBACK` column counts as found (the connection left
     with another batch of a chunked reading). ``res``: rows ``(purpose, verdict, reason,
-    detail)`` as :func:`classify` fills them."""
+    detail)`` as :func:`classify` fills them.
+
+    An attempt whose reset nothing of its sender's was compared with (no
+    :data:`~kscc_traffic.inspect.REFUSED_OWN` hint in its detail) and came from
+    :data:`FALLBACK_NEARER_HOPS` or more nearer than the server's answer on the connection so
+    found (the internal ``resp_ttl`` of both: the reset's hop limit, the SYN-ACK's TTL) was
+    refused by a device nearer than the server (a site firewall that resets IPv6: its clients'
+    IPv4 connections pass it): None, and where ``nearer`` (a list of ``len(flows)``) is given,
+    its :func:`fallback_nearer_hint` there."""
     n = len(flows)
     out: list = [None] * n
     need = ("proto", "uid", "ts_ns", "duration", "resp_h", "resp_p", "conn_state", "history", "server_name")
     if not n or any(c not in flows.columns for c in need):
         return out
-    got = _columns(flows, (*need, FALLBACK, "capture", "syn_answer"))
+    got = _columns(flows, (*need, FALLBACK, "capture", "syn_answer", RESP_TTL))
     state = np.asarray(got["conn_state"], dtype=object)
     tcp = np.asarray(got["proto"], dtype=object) == "tcp"
     rh = np.asarray(got["resp_h"], dtype=object)
@@ -3833,6 +3877,7 @@ def family_fallbacks(flows: pd.DataFrame, res: np.ndarray) -> list:
     extra = [np.asarray(got[c], dtype=object) for c in ("capture",) if c in got] + \
         ([stack] if stack is not None else [])
     answer = np.asarray(got["syn_answer"], dtype=object) if "syn_answer" in got else None
+    ttl = np.asarray(got[RESP_TTL]) if RESP_TTL in got else None
 
     def key(i: int) -> tuple:
         return (fallback_name(names[i]), int(rp[i]), *(str(e[i]) for e in extra))
@@ -3859,9 +3904,16 @@ def family_fallbacks(flows: pd.DataFrame, res: np.ndarray) -> list:
         at = bisect.bisect_right(starts[k], int(ts[i])) if k in starts else 0
         if k in starts and at < len(starts[k]) and starts[k][at] <= end:
             j = found[k][at]
-            out[i] = (int(ts[j]), str(uid[j]))
+            fb = (int(ts[j]), str(uid[j]), int(ttl[j]) if ttl is not None else -1)
         elif given is not None and isinstance(given[i], tuple):
-            out[i] = given[i]
+            fb = given[i]
+        else:
+            continue
+        if ttl is not None and len(fb) > 2 and REFUSED_OWN not in str(res[i, 3]) and _nearer_than_fallback(ttl[i], fb[2]):
+            if nearer is not None:
+                nearer[i] = fallback_nearer_hint(int(ttl[i]), int(fb[2]), str(fb[1]))
+            continue
+        out[i] = (int(fb[0]), str(fb[1]))
     return out
 
 
@@ -3895,14 +3947,20 @@ def _note_family_fallbacks(flows: pd.DataFrame, res: np.ndarray) -> None:
     and port (:func:`family_fallbacks`): ``blocked``/``rejected`` becomes ``ok``, reason '', the
     detail :func:`fallback_detail` (``conn_state`` and ``history`` stay ``REJ``, ``Sr``: what
     Zeek logs). A reset from a nearer device, another stack's, an ICMPv6 error or silence keeps
-    its verdict (a firewall of the site's own may refuse IPv6 there)."""
-    found = family_fallbacks(flows, res)
-    if found.count(None) == len(found):     # (none found: counted in C, not a generator per row)
-        return
+    its verdict (a firewall of the site's own may refuse IPv6 there); so does a reset from
+    :data:`FALLBACK_NEARER_HOPS` nearer than the server's answer on that IPv4 connection, which
+    tells a nearer device where nothing else of the reset's sender did: its detail gets
+    :func:`fallback_nearer_hint`."""
+    nearer: list = [None] * len(flows)
+    found = family_fallbacks(flows, res, nearer)
+    if found.count(None) == len(found) and nearer.count(None) == len(nearer):
+        return      # (none found: counted in C, not a generator per row)
     ts = flows["ts_ns"].to_numpy(np.int64)
     for i, fb in enumerate(found):
         if fb is not None:
             res[i, 1], res[i, 2], res[i, 3] = "ok", "", fallback_detail(int(ts[i]), fb, str(res[i, 3]))
+        elif nearer[i]:
+            res[i, 3] = f"{res[i, 3]}; {nearer[i]}"
 
 
 def note_auth_rounds(flows: pd.DataFrame) -> pd.DataFrame:

@@ -107,7 +107,7 @@ def test_the_fallback_holder_releases_a_gateways_many_attempts_in_linear_time():
     out = h.release(rest, [], None, True)
     took = time.perf_counter() - start
     rej = out[out.conn_state == "REJ"].sort_values("ts_ns")
-    assert rej[FALLBACK].tolist() == [(int(x) + 5 * 10**7, f"C{i + n:06d}") for i, x in enumerate(rej.ts_ns)]
+    assert [x[:2] for x in rej[FALLBACK]] == [(int(x) + 5 * 10**7, f"C{i + n:06d}") for i, x in enumerate(rej.ts_ns)]
     assert h.count == 0 and not h.held
     assert took < 5.0, took
 

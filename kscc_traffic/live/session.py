@@ -71,7 +71,7 @@ from ..analyze import COLUMNS, _schema, analyze_packets
 from ..inspect import SENT_KEY, StraySynAcks, address_ttls, cloud_openers, cloud_ports
 from ..capture.packets import PACKET_COLUMNS, Packets
 from ..classify import END_MARGIN_S, TLS_SILENCE_S, classify, note_auth_rounds
-from ..flows import (_SEQ_TRUST, ACK, DEFAULT_IDLE_NS, DNS_IDLE_NS, DNS_PORTS, FIN, ICMP, ICMP6, IDLE_TIMEOUT_NS, RST, SYN, TCP, UDP,
+from ..flows import (_SEQ_TRUST, ACK, RESP_TTL, DEFAULT_IDLE_NS, DNS_IDLE_NS, DNS_PORTS, FIN, ICMP, ICMP6, IDLE_TIMEOUT_NS, RST, SYN, TCP, UDP,
                      SYN_NEAR, HistoryState, address_text, both_sides_closed, icmp_ports, vlan_key)
 from ..inspect import MAX_DNS_ANSWERS, DnsAnswers
 from ..protocols import dns
@@ -463,6 +463,9 @@ _ISN = "syn_isn"
 #: ... and the scheme of the credentials a proxy's login answer refused (internal ``proxy_auth``: a
 #: refused Basic account is no authentication round, :func:`kscc_traffic.classify.proxy_auth_retries`)
 _AUTH = "proxy_auth"
+#: ... and :data:`~kscc_traffic.flows.RESP_TTL`, the TTL of the responder's first packet (a refused
+#: IPv6 attempt's reset and the SYN-ACK of the IPv4 connection after it: whether its reset came
+#: from nearer than the server, :func:`kscc_traffic.classify.family_fallbacks`); left out likewise
 
 
 class FlowLog:
@@ -479,7 +482,8 @@ class FlowLog:
         self.counts: collections.Counter = collections.Counter()
 
     def add(self, rows: pd.DataFrame) -> None:
-        """Append final rows (columns :data:`kscc_traffic.analyze.COLUMNS`, and :data:`_ISN`, :data:`_AUTH`)."""
+        """Append final rows (columns :data:`kscc_traffic.analyze.COLUMNS`, and :data:`_ISN`, :data:`_AUTH`,
+        :data:`~kscc_traffic.flows.RESP_TTL`)."""
         if not len(rows):
             return
         self._parts.append(rows)
@@ -579,6 +583,7 @@ class LiveSession:
         self._by_fid: dict[int, _Flow] = {}
         self._next_fid = 0
         self.table = _schema(pd.DataFrame()).assign(**{_ISN: pd.Series(dtype="int64"), _AUTH: pd.Series(dtype=object),
+                                                       RESP_TTL: pd.Series(dtype="int64"),
                                                        "_fid": pd.Series(dtype="int64")})
         self._answers: dict[str, collections.deque] = {}
         self._answer_seen: set = set()
@@ -959,7 +964,9 @@ class LiveSession:
             table[_ISN] = -1
         if _AUTH not in table.columns:
             table[_AUTH] = pd.Series([""] * len(table), dtype=object, index=table.index)
-        return table[list(COLUMNS) + [_ISN, _AUTH, "_fid"]]
+        if RESP_TTL not in table.columns:
+            table[RESP_TTL] = -1
+        return table[list(COLUMNS) + [_ISN, _AUTH, RESP_TTL, "_fid"]]
 
     @staticmethod
     def _weights(flows: list[_Flow], held: list[list], n: int) -> tuple[Optional[np.ndarray], dict]:
@@ -1217,7 +1224,7 @@ class LiveSession:
         out = pd.concat([done, act], ignore_index=True) if len(done) else act
         # (a proxy's 407 and the accepted retry on another connection: classified apart here)
         out = note_auth_rounds(out.sort_values("ts_ns", kind="stable").reset_index(drop=True))
-        return out.drop(columns=[_ISN, _AUTH], errors="ignore")
+        return out.drop(columns=[_ISN, _AUTH, RESP_TTL], errors="ignore")
 
     def counts(self) -> dict[tuple[str, str], int]:
         """(purpose, live verdict) -> flows, summarised and active (cheap: no table copy)."""
@@ -1253,7 +1260,7 @@ class LiveSession:
         # (a proxy's 407 answered by an accepted retry on another connection: each flow was
         # classified when it changed, the two apart; judged across the table as classify does;
         # a stale connection's reset attempt and its retry by their SYN's ISN: the internal _ISN)
-        return note_auth_rounds(self.log.frame()).drop(columns=[_ISN, _AUTH], errors="ignore")
+        return note_auth_rounds(self.log.frame()).drop(columns=[_ISN, _AUTH, RESP_TTL], errors="ignore")
 
     def close(self) -> None:
         """Release the spill file."""
