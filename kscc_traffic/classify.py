@@ -3820,7 +3820,9 @@ def fallback_nearer_hint(ttl: int, ref: int, uid: str) -> str:
 
 def _nearer_than_fallback(ttl, ref) -> bool:
     """Whether a reset of TTL (hop limit) ``ttl`` came :data:`FALLBACK_NEARER_HOPS` or more
-    nearer than a packet of TTL ``ref`` (ints; -1 or anything not an int: unknown, False)."""
+    nearer than a packet of TTL ``ref``, or came with its initial hop limit (64, 128, 255: sent
+    on the capture's own link) while ``ref`` crossed a router (ints; -1 or anything not an int:
+    unknown, False)."""
     try:
         ttl, ref = int(ttl), int(ref)
     except (TypeError, ValueError):
@@ -3828,7 +3830,11 @@ def _nearer_than_fallback(ttl, ref) -> bool:
     if ttl < 0 or ref < 0 or ttl > 255 or ref > 255:
         return False
     h, h_ref = (int(x) for x in _hops(np.array([ttl, ref], np.int64)))
-    return h_ref - h >= FALLBACK_NEARER_HOPS
+    # (or a reset with its hop limit as sent, no router between its sender and the capture,
+    # while the IPv4 server's answer crossed one or more: the capture's own gateway or firewall
+    # refused it, as a router rejecting IPv6 with a reset does (real-stack s59 #1: 64 vs 63);
+    # a capture on the server has both as sent)
+    return h_ref - h >= FALLBACK_NEARER_HOPS or (h == 0 and h_ref >= 1)
 
 
 def family_fallbacks(flows: pd.DataFrame, res: np.ndarray, nearer: list | None = None) -> list:

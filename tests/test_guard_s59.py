@@ -129,3 +129,23 @@ def test_a_reset_a_hop_or_two_nearer_than_the_ipv4_servers_answer_is_still_a_fal
         path = write(tmp_path, _nearer_recs(ttl, filler=8), name=f"c{ttl}.pcap")
         t = _port80(assert_same(path, [512]))
         assert t.verdict.tolist() == ["ok", "ok"] and t.detail[0].startswith(FALLBACK_CLEARED), (ttl, t.detail[0])
+
+
+def test_a_reset_as_sent_while_the_ipv4_answer_crossed_a_router_is_no_fallback(tmp_path):
+    """Real-stack s59 #1: the agent's own router rejected IPv6 with a reset, which came with hop
+    limit 64 (as sent: no router between it and the capture) while the IPv4 server's SYN-ACK
+    came with 63 (one router): the capture's gateway refused it, no fallback (it was ok: only
+    1 hop nearer, under FALLBACK_NEARER_HOPS). A reset of 63 beside an answer of 62, or both as
+    sent (a capture on the server), is still a fallback."""
+    from chunkcmp import assert_same, write
+    from kscc_traffic.classify import FALLBACK_CLEARED, REJ_DETAIL
+    from kscc_traffic.inspect import REFUSED_NEARER
+    path = write(tmp_path, _nearer_recs(63, reset_hlim=64, filler=8), name="r64.pcap")
+    t = _port80(assert_same(path, [512]))
+    assert t.verdict.tolist() == ["blocked", "ok"] and t.reason[0] == "rejected"
+    assert t.detail[0].startswith(f"{REJ_DETAIL}; the reset came from a device 1 hop {REFUSED_NEARER}hop limit 64 "
+                                  "vs TTL 63 on its answer over IPv4"), t.detail[0]
+    for reset, ttl in ((63, 62), (64, 64)):
+        path = write(tmp_path, _nearer_recs(ttl, reset_hlim=reset, filler=8), name=f"f{reset}_{ttl}.pcap")
+        t = _port80(assert_same(path, [512]))
+        assert t.verdict.tolist() == ["ok", "ok"] and t.detail[0].startswith(FALLBACK_CLEARED), (reset, ttl, t.detail[0])
