@@ -27,7 +27,7 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
 from .addresses import endpoint_text
 from .classify import proxy_login, AAAA_ONLY, REJ_DETAIL, ANSWERED_ELSEWHERE, DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, DP_PATH_REFUSED, PROXY_CREDENTIALS_REFUSED, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
     IDLE_GOES_ON, PATH_RESET, SESSION_GONE, STALLED, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNREAD, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
-    OTHER_SERVER, SUITES_REFUSED, VERSION_REFUSED, CERT_DATED, \
+    OTHER_SERVER, SUITES_REFUSED, OFFER_CURRENT_SAID, VERSION_REFUSED, CERT_DATED, \
     _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED, DNS_LOST_FRAGMENTS, FRAGS_LOST, TUNNEL_EMPTY, \
     SHARED_PORTS_BELOW, ksc_only
 from .classify import _ABSOLUTE, _str_codes
@@ -655,7 +655,7 @@ def mtu_holed(detail: str, reason: str, icmp: str = "") -> bool:
 
 
 #: how many kinds :func:`cert_counts` counts (the length of its tuple, ``bl_cert``)
-CERT_KINDS = 8
+CERT_KINDS = 9
 #: ``bl_cert`` counting none
 NO_CERTS: tuple[int, ...] = (0,) * CERT_KINDS
 
@@ -685,12 +685,15 @@ def cert_counts(details, reasons) -> tuple[int, ...]:
     how many the client ended on a certificate for another name than the one asked from no
     TLS-inspection product's CA (:func:`other_server`: another server answered) and how many the
     server's side ended accepting none of the TLS versions offered (detail holding ``": "`` and
-    :data:`~kscc_traffic.classify.VERSION_REFUSED`), and how many none of the cipher suites,
-    groups or signature algorithms offered (``": "`` and :data:`~kscc_traffic.classify.SUITES_REFUSED`):
-    ``(public, hidden, client, client_hidden, pinned, other, versions, suites)``
+    :data:`~kscc_traffic.classify.VERSION_REFUSED`), how many none of the cipher suites,
+    groups or signature algorithms offered (``": "`` and :data:`~kscc_traffic.classify.SUITES_REFUSED`)
+    where the offer was not seen to be a current one, and how many such though it was (also
+    :data:`~kscc_traffic.classify.OFFER_CURRENT_SAID`):
+    ``(public, hidden, client, client_hidden, pinned, other, versions, suites, suites_current)``
     (:data:`CERT_KINDS` of them), for :func:`cert_fix` (break-it net 33 F6, newcomer 36 F3, s55 dp
-    #3, real s57 #4 and #7, newcomer s58 #2: such flows were advised as a proxy's TLS inspection)."""
-    public = hidden = client = client_hidden = pinned = other = versions = suites = 0
+    #3, real s57 #4 and #7, newcomer s58 #2: such flows were advised as a proxy's TLS inspection;
+    newcomer s59 #3: a current offer advised as the agent's TLS policy first)."""
+    public = hidden = client = client_hidden = pinned = other = versions = suites = suites_current = 0
     for d, r in zip(details, reasons):
         if str(r).split(",")[0] != "tls_failed":
             continue
@@ -709,9 +712,11 @@ def cert_counts(details, reasons) -> tuple[int, ...]:
             other += 1
         elif f": {VERSION_REFUSED}" in d:
             versions += 1
+        elif f": {SUITES_REFUSED}, {OFFER_CURRENT_SAID} (" in d:
+            suites_current += 1
         elif f": {SUITES_REFUSED}" in d:
             suites += 1
-    return public, hidden, client, client_hidden, pinned, other, versions, suites
+    return public, hidden, client, client_hidden, pinned, other, versions, suites, suites_current
 
 
 #: what the advice says to check of a server that requires a client certificate and refused the
@@ -734,10 +739,12 @@ def cert_fix(r, bl_cert: tuple[int, ...], alone: bool = False) -> str:
     accepting none of the TLS versions offered: the agent's TLS settings or an old device answering
     in the server's place (:data:`VERSION_FIX`); none of the cipher suites, groups or signature
     algorithms offered: the agent's TLS policy (a cipher-suite GPO, FIPS mode) or such a device
-    (:data:`SUITES_FIX`)."""
-    public, hidden, client, client_hidden, pinned, other, versions, suites = (tuple(bl_cert) + NO_CERTS)[:CERT_KINDS]
-    alone = alone and sum(1 for x in (public, hidden, client, client_hidden, pinned, other, versions, suites)
-                          if x) == 1
+    (:data:`SUITES_FIX`), such a device first where the agent's offer was a current one
+    (:data:`SUITES_CURRENT_FIX`)."""
+    public, hidden, client, client_hidden, pinned, other, versions, suites, suites_current = \
+        (tuple(bl_cert) + NO_CERTS)[:CERT_KINDS]
+    alone = alone and sum(1 for x in (public, hidden, client, client_hidden, pinned, other, versions, suites,
+                                      suites_current) if x) == 1
     mask = r.host_mask or "the documented servers"
     roots = ("check the agent's root certificates (DigiCert Global Root G2 among them, for the cloud's DigiCert "
              "certificates) and its system time; the page documents TCP 80 to *.digicert.com for checking the "
@@ -776,6 +783,9 @@ def cert_fix(r, bl_cert: tuple[int, ...], alone: bool = False) -> str:
     if suites:
         parts.append(("" if alone else f"{suites} of them: ")
                      + (SUITES_FIX_DP if r.opener == PINNED_OPENER else SUITES_FIX.format(mask=mask)))
+    if suites_current:
+        parts.append(("" if alone else f"{suites_current} of them: ")
+                     + (SUITES_CURRENT_FIX_DP if r.opener == PINNED_OPENER else SUITES_CURRENT_FIX.format(mask=mask)))
     return "; ".join(parts)
 
 
@@ -803,13 +813,28 @@ SUITES_FIX = ("the server's side accepted none of the cipher suites, key-exchang
               "the agent offered (see each flow's detail): check the agent's TLS settings (a cipher-suite policy "
               "(GPO) or FIPS mode restricting them, an old operating system lacking current ones), then any proxy "
               "or firewall answering in the server's place (an old one: update it, or let the agent's TLS to "
-              "{mask} through it uninspected); not the firewall's ports")
+              "{mask} through it uninspected)")
 #: ... on a distribution point's port (the server is the network's own Network Agent)
 SUITES_FIX_DP = ("the distribution point accepted none of the cipher suites, key-exchange groups or signature "
                  "algorithms the agent offered (see each flow's detail): check both devices' TLS settings (a "
                  "cipher-suite policy (GPO) or FIPS mode on one of them), update the older of the two Network Agents, "
-                 "and check any device between that answers in the distribution point's place; not the firewall's "
-                 "ports")
+                 "and check any device between that answers in the distribution point's place")
+#: ... where the agent's ClientHello was a current, unrestricted offer (detail
+#: :data:`~kscc_traffic.classify.OFFER_CURRENT_SAID`, :func:`kscc_traffic.protocols.tls.offer_text`):
+#: what answered in the server's place first, the agent's policy the unlikely cause (newcomer s59 #3)
+SUITES_CURRENT_FIX = ("the server's side accepted none of the cipher suites, key-exchange groups or signature "
+                      "algorithms the agent offered, though its offer was a current one, which any current server "
+                      "accepts (see each flow's detail): look first at what answered in the server's place, an old "
+                      "proxy, firewall or TLS-inspecting device (update it, or let the agent's TLS to {mask} through "
+                      "it uninspected) or another server at that address; the agent's TLS settings are the unlikely "
+                      "cause")
+#: ... on a distribution point's port: the distribution point's side (its TLS policy, an old Network
+#: Agent there) or a device between, not this agent's settings
+SUITES_CURRENT_FIX_DP = ("the distribution point accepted none of the cipher suites, key-exchange groups or "
+                         "signature algorithms the agent offered, though its offer was a current one (see each "
+                         "flow's detail): check the distribution point's side (a cipher-suite policy (GPO) or FIPS "
+                         "mode there, an old Network Agent: update it) and any device between that answers in its "
+                         "place; the agent's own TLS settings are the unlikely cause")
 #: ... on a distribution point's port (:data:`~kscc_traffic.classify.PINNED_OPENER`: the server is the
 #: network's own, an old Network Agent there refusing a newer agent's versions, or the other way round)
 VERSION_FIX_DP = ("the distribution point accepted none of the TLS versions the agent offered (see each flow's "

@@ -200,19 +200,32 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         elif status == "blocked" and bl == bl_tls and bl != proxied and bl_mtu:
             fix += f"; {bl_mtu} of them: {report.MTU_FIX}"
         # (newcomer s58 #2: every blocked flow a handshake_failure answering the ClientHello, none of
-        # the cipher suites offered accepted: the agent's TLS policy first, as the flows' detail says)
-        suites = int(((sub["verdict"] == "blocked") & (sub["reason"].str.split(",").str[0] == "tls_failed")
-                      & sub["detail"].str.contains(": the server's side accepts none of the cipher suites",
-                                                   regex=False)).sum()) if len(sub) and "detail" in sub else 0
+        # the cipher suites offered accepted: the agent's TLS policy first, as the flows' detail says;
+        # newcomer s59 #3: where the offer was a current one, what answered in the server's place first)
+        refused = ((sub["verdict"] == "blocked") & (sub["reason"].str.split(",").str[0] == "tls_failed")
+                   & sub["detail"].str.contains(": the server's side accepts none of the cipher suites",
+                                                regex=False)) if len(sub) and "detail" in sub else None
+        suites = int(refused.sum()) if refused is not None else 0
+        current = int((refused & sub["detail"].str.contains(
+            "the client offered, though the offer is a current one (", regex=False)).sum()) if suites else 0
         if status == "blocked" and bl == bl_tls == suites and bl != proxied and not bl_icpt and not bl_mtu:
+            mask = r.host_mask or "the documented servers"
+            policy = ("the server's side accepted none of the cipher suites, key-exchange groups or signature "
+                      "algorithms the agent offered (see each flow's detail): check the agent's TLS settings (a "
+                      "cipher-suite policy (GPO) or FIPS mode restricting them, an old operating system lacking "
+                      "current ones), then any proxy or firewall answering in the server's place (an old one: update "
+                      f"it, or let the agent's TLS to {mask} through it uninspected)")
+            answered = ("the server's side accepted none of the cipher suites, key-exchange groups or signature "
+                        "algorithms the agent offered, though its offer was a current one, which any current server "
+                        "accepts (see each flow's detail): look first at what answered in the server's place, an old "
+                        f"proxy, firewall or TLS-inspecting device (update it, or let the agent's TLS to {mask} "
+                        "through it uninspected) or another server at that address; the agent's TLS settings are the "
+                        "unlikely cause")
+            said = (answered if current == suites else policy if not current else
+                    f"{suites - current} of them: {policy}; {current} of them: {answered}")
             fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
                    f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open, nothing to "
-                   "open in the firewall), then the server's side accepted none of the cipher suites, key-exchange "
-                   "groups or signature algorithms the agent offered (see each flow's detail): check the agent's TLS "
-                   "settings (a cipher-suite policy (GPO) or FIPS mode restricting them, an old operating system "
-                   "lacking current ones), then any proxy or firewall answering in the server's place (an old one: "
-                   f"update it, or let the agent's TLS to {r.host_mask or 'the documented servers'} through it "
-                   "uninspected); not the firewall's ports")
+                   f"open in the firewall), then {said}")
         if status == "blocked" and bl == bl_tls and bl != proxied and px and px.tunnel:
             fix = report._tunnel_fix(r, bl, bl_icpt, px, "this connection" if bl == 1 else f"these {bl} connections")
         # break-it 16 F2: SYNs answered by an old connection's packets: clear it, no port to open
