@@ -1,29 +1,37 @@
-"""Newcomer pass s59, finding #3: advice that follows what the capture shows.
+"""Newcomer pass s59, findings #3 and #6: advice that follows what the capture shows.
 
 #3: a ClientHello the server's side refused with handshake_failure (40) was advised "check the
 agent's TLS settings (a cipher-suite policy (GPO) or FIPS mode …)" first, also when the ClientHello
 was a full, current offer (TLS 1.3, x25519: the Quick-start sample's). The detail and the advice now
 follow the offer (:func:`kscc_traffic.protocols.tls.offer_text`, the internal ``tls_offer`` column):
 a current one puts what answered in the server's place first, a narrow one the agent's policy.
+
+#6: a DNS query nothing answered was advised "allow DNS (UDP and TCP 53) …" although the same
+resolver answered the same client's other queries in the capture: DNS to it is open; the advice
+now names the resolver's upstream lookup and a DNS filter on that name
+(:func:`kscc_traffic.report.dns_answered_fix`), from the whole run's flows (also batch by batch).
 """
 from __future__ import annotations
 
+import html
 import shutil
 import struct
 
 import pytest
+from scapy.layers.dns import DNS, DNSQR, DNSRR
 
-from chunkcmp import RULES, assert_same, whole, write
-from pcapbuild import tcp_session
+from chunkcmp import RULES, assert_same, chunked, whole, write
+from pcapbuild import syn_attempts, tcp_session, udp, SERVER_MAC, CLIENT_MAC
 
 from kscc_traffic.classify import OFFER_CURRENT_SAID, OFFER_NARROW_SAID, SUITES_REFUSED
 from kscc_traffic.protocols import tls
 from kscc_traffic import report
-from kscc_traffic.report import readiness
+from kscc_traffic.report import ResolverAnswers, TableSummary, dns_advice, dns_answered_fix, dns_fix, readiness
 
 SNI = "eu1.ksc.kaspersky.com"
 CLIENT = "192.0.2.10"
 SERVER = "203.0.113.10"
+RESOLVER = "192.0.2.53"
 
 #: what a current client offers (a browser's or Windows 11's order, shortened): TLS 1.3's suites,
 #: the ECDHE AES-GCM and ChaCha20 ones, older CBC ones
@@ -184,3 +192,96 @@ def test_the_offer_is_read_only_on_such_a_refusal(tmp_path):
     ft = build_flows(decode(read_frames(str(write(tmp_path, recs)))), server_port_fn(RULES))
     cols = inspect_flows(ft)[0].set_index("orig_p")["tls_offer"]
     assert cols[50100].startswith(OFFER_CURRENT) and cols[50200] == ""
+
+
+# --- #6: a DNS query unanswered by a resolver that answered the same client -------------------------
+
+def _query(name, port, t, client=CLIENT, resolver=RESOLVER):
+    q = DNS(id=port, rd=1, qd=DNSQR(qname=name))
+    return udp((client, port), (resolver, 53), bytes(q), t=t)
+
+
+def _answer(name, port, t, client=CLIENT, resolver=RESOLVER):
+    a = DNS(id=port, qr=1, ra=1, qd=DNSQR(qname=name), an=DNSRR(rrname=name, type="A", ttl=60, rdata=SERVER))
+    return udp((resolver, 53), (client, port), bytes(a), t=t, src_mac=SERVER_MAC, dst_mac=CLIENT_MAC)
+
+
+def _lookups(t_answered: float, t_lost: float, other_resolver: str = RESOLVER, other_client: str = CLIENT):
+    """Four answered lookups of KSC names at ``t_answered`` on (from ``other_client`` to
+    ``other_resolver``), one query of eu2.ksc.kaspersky.com nothing answered (sent twice) at
+    ``t_lost``, and the agent's connection, unanswered, so that the capture is the agent's and goes
+    on well past the lost query."""
+    recs = []
+    for k, name in enumerate(("eu1.ksc.kaspersky.com", "ksn-a.kaspersky.com", "eu3.ksc.kaspersky.com",
+                              "dnl-01.geo.kaspersky.com")):
+        recs += [_query(name, 41000 + k, t_answered + k, other_client, other_resolver),
+                 _answer(name, 41000 + k, t_answered + k + 0.01, other_client, other_resolver)]
+    recs += [_query("eu2.ksc.kaspersky.com", 42000, t_lost), _query("eu2.ksc.kaspersky.com", 42000, t_lost + 5)]
+    recs += syn_attempts(50000, SERVER, 23101, max(t_answered, t_lost) + 20)
+    return sorted(recs, key=lambda r: r[0])
+
+
+def test_a_lookup_unanswered_by_a_resolver_that_answered_the_client_is_not_advised_allow_dns(tmp_path):
+    flows, _ = whole(write(tmp_path, _lookups(1000.0, 1010.0)))
+    lost = flows[(flows.purpose == "dns") & (flows.verdict == "blocked")]
+    assert lost["query"].tolist() == ["eu2.ksc.kaspersky.com"] and lost.reason.tolist() == ["no_answer"]
+    advice = dns_advice(flows, RULES)
+    assert advice["fix"] == dns_answered_fix(1)
+    assert advice["fix"].startswith("1 query was unanswered by a resolver that answered other queries of the same "
+                                    "client in the capture (DNS to it is open: no port to allow): most likely the "
+                                    "resolver got no answer for that name upstream")
+    assert "allow DNS" not in advice["fix"]
+    assert ResolverAnswers.of(flows) == 1
+
+
+def test_the_answers_may_come_after_the_lost_query(tmp_path):
+    flows, _ = whole(write(tmp_path, _lookups(1030.0, 1000.0)))
+    assert dns_advice(flows, RULES)["fix"] == dns_answered_fix(1)
+
+
+@pytest.mark.parametrize("other", [dict(other_resolver="192.0.2.54"), dict(other_client="192.0.2.11")])
+def test_answers_from_another_resolver_or_to_another_client_keep_allow_dns(tmp_path, other):
+    flows, _ = whole(write(tmp_path, _lookups(1000.0, 1010.0, **other)))
+    assert ResolverAnswers.of(flows) == 0
+    assert dns_advice(flows, RULES)["fix"] == ("allow DNS (UDP and TCP 53) from the clients to their resolver, "
+                                               "and the resolver's own lookups")
+
+
+def test_batch_by_batch_the_whole_runs_answers_count(tmp_path):
+    """A chunked reading: the lost query and the answers in different batches, the answers last;
+    the report's summary adds the batches up and says the same as the whole table."""
+    path = write(tmp_path, _lookups(1100.0, 1000.0))
+    from kscc_traffic.chunked import ChunkedAnalysis
+    flows, _ = chunked(path, 300)
+    parts = list(ChunkedAnalysis(path, RULES, path.name, chunk_bytes=300).batches())
+    lost = [i for i, b in enumerate(parts) if ((b.purpose == "dns") & (b.verdict == "blocked")).any()]
+    good = [i for i, b in enumerate(parts) if ((b.purpose == "dns") & (b.verdict == "ok")).any()]
+    assert len(lost) == 1 and good and lost[0] not in good, (lost, good)
+    s = TableSummary()
+    for b in parts:
+        s.add(b)
+    assert report._dns_advice(s)[1] == dns_answered_fix(1)
+    assert dns_advice(flows, RULES)["fix"] == dns_answered_fix(1)
+
+
+def test_dns_fix_with_some_queries_to_a_resolver_that_answered():
+    """Of 3 unanswered queries, 1 to a resolver that answered its client: both advices, that one first."""
+    kinds = {**dict.fromkeys(report.DNS_KINDS, 0), "no_answer": 3, "resolver_answered": 1}
+    fix = dns_fix(["no_answer"], 0, 0, cut=(0, 3), kinds=kinds)
+    assert fix == (dns_answered_fix(1) + "; allow DNS (UDP and TCP 53) from the clients to their resolver, and the "
+                   "resolver's own lookups")
+    kinds["resolver_answered"] = 3
+    assert dns_fix(["no_answer"], 0, 0, cut=(0, 3), kinds=kinds) == dns_answered_fix(3)
+    assert dns_answered_fix(3).startswith("3 queries were unanswered by a resolver")
+    # (why flagged, the HTML report's: the firewall cause left out when every one is so)
+    text = report.dns_reason_texts(["no_answer"], kinds=kinds)["no_answer"]
+    assert text.startswith("the resolver answered the same client's other queries in the capture, not this one")
+    assert "a firewall drops DNS" not in text
+
+
+def test_the_html_report_says_the_same(tmp_path):
+    from kscc_traffic.html_report import render_html
+    flows, _ = whole(write(tmp_path, _lookups(1000.0, 1010.0)))
+    page = render_html(flows, RULES)
+    assert html.escape(dns_answered_fix(1)) in page
+    assert "allow DNS (UDP and TCP 53)" not in page

@@ -96,6 +96,30 @@ def failed_tls(r) -> str:
             f"agent's TLS to {r.host_mask or 'the documented servers'} through uninspected")
 
 
+def _resolver_answered(flows: pd.DataFrame) -> int:
+    """Row by row: the blocked no_answer DNS flows (not cut short, no mismatched response, no
+    answer lost as fragments) whose client got a response from the same resolver, port and
+    protocol in another flow of the table."""
+    if any(c not in flows for c in ("orig_h", "resp_h", "orig_p", "resp_p", "proto", "dns_rcode", "detail")):
+        return 0
+
+    def key(r):
+        if int(r.orig_p) == 53 and int(r.resp_p) != 53:
+            return (r.resp_h, r.orig_h, int(r.orig_p), r.proto)
+        return (r.orig_h, r.resp_h, int(r.resp_p), r.proto)
+    dns = [r for r in flows.itertuples(index=False) if r.purpose == "dns"]
+    answered = {key(r) for r in dns if isinstance(r.dns_rcode, str) and r.dns_rcode}
+    n = 0
+    for r in dns:
+        if r.verdict != "blocked" or str(r.reason).split(",")[0] != "no_answer":
+            continue
+        if getattr(r, "dns_unmatched", "") or "maybe before an answer could come" in str(r.detail) \
+                or "never captured whole" in str(r.detail):
+            continue
+        n += key(r) in answered
+    return n
+
+
 def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
     rows = []
     several = "capture" in flows and flows["capture"].nunique() > 1
@@ -875,6 +899,8 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
                                                                 regex=False).sum()) if "detail" in flows else 0
         # (s39: REFUSED, SERVFAIL and responses matching no query told apart, from the details)
         kinds = report.dns_blocked_kinds(flows) if "detail" in flows else None
+        if kinds is not None:   # (newcomer s59 #6: queries to a resolver that answered their client)
+            kinds = {**kinds, "resolver_answered": _resolver_answered(flows)}
         report.print_entry(console, f"dns (blocked: {', '.join(why)}): "
                            f"{report.dns_fix(why, *(counts or (None, None)), cut=(cut, len(no_answer)), kinds=kinds)}")
     if len(undoc):
