@@ -139,7 +139,7 @@ from .inspect import (_ENCRYPTED_ALERT as ENCRYPTED_ALERT, DNS_ASKED_A, DNS_ASKE
                       DNS_TRUNCATED, DNS_UNREADABLE, HELLO_PQ, asked_has, truncated_answer,
                       HELLO_UNACKED, REFUSED_NEARER, _hops, REFUSED_OTHER, REFUSED_OWN, REFUSED_OWN_MEANS, REFUSED_PORT,
                       SMALLEST_SEALED, SYNACK_IN_PLACE,
-                      CLIENT_CERT_NONE, CLIENT_CERT_SENT, CLIENT_CERT_UNSEEN,
+                      CLIENT_CERT_NONE, CLIENT_CERT_SENT, CLIENT_CERT_UNSEEN, OFFER_CURRENT, OFFER_NARROW,
                       _qtype_text, split_cert_names, split_dns_key, tls_record_cut_parse)
 from .names import _copy, _labels_back, is_ip_literal
 from .protocols.http import FILTER_STATUSES, PROXY_SCHEMES, split_host_port
@@ -2326,6 +2326,12 @@ VERSION_REFUSED = "the server's side accepts none of the TLS versions the client
 #: the agent's TLS policy first, as for the versions (newcomer s58 #2)
 SUITES_REFUSED = ("the server's side accepts none of the cipher suites, key-exchange groups or signature algorithms "
                   "the client offered")
+#: ... followed (", " before it) by what the ClientHello offered, read from the internal column
+#: ``tls_offer`` (:func:`kscc_traffic.inspect._tls_offers`): a current, unrestricted offer (the report
+#: then advises what answered in the server's place first, not the agent's TLS policy) or a narrow
+#: one (the agent's policy first); neither when the ClientHello was not read whole (newcomer s59 #3)
+OFFER_CURRENT_SAID = "though the offer is a current one"
+OFFER_NARROW_SAID = "and the offer is a narrow one"
 
 
 def _old_version_note(row: dict, why: str) -> str:
@@ -2336,8 +2342,11 @@ def _old_version_note(row: dict, why: str) -> str:
     alone); the server's says it accepts none the client offered. A server's ``handshake_failure``
     or ``insufficient_security`` answering the ClientHello itself (its whole stream an alert or two,
     read from its start: no ServerHello sent, not one the capture missed) says it accepts none of
-    the cipher suites, groups or signature algorithms offered; a client's ``internal_error``, its
-    own stack failing.
+    the cipher suites, groups or signature algorithms offered, and, where the internal column
+    ``tls_offer`` read the ClientHello (:func:`kscc_traffic.inspect._tls_offers`), whether its offer
+    was a current one (:data:`OFFER_CURRENT_SAID`: what answered in the server's place most likely,
+    not the agent's TLS policy) or a narrow one (:data:`OFFER_NARROW_SAID`: the agent's policy most
+    likely); a client's ``internal_error``, its own stack failing.
     Else ``why`` as it is."""
     version = str(row.get("tls_version") or "")
     if str(why).startswith("server:") and str(why).endswith(("handshake_failure (40)", "insufficient_security (71)")) \
@@ -2350,6 +2359,17 @@ def _old_version_note(row: dict, why: str) -> str:
             return (f"{why}: the ClientHello carried no server name (SNI), which a server or front end that routes "
                     "by name refuses so; else the server's side accepts none of the cipher suites, key-exchange "
                     "groups or signature algorithms the client offered (a TLS policy on the agent's device)")
+        offer = str(row.get("tls_offer") or "")
+        if offer.startswith(OFFER_CURRENT):
+            # (the ClientHello offers what any current server accepts: what answered is the
+            # cause, not the agent's policy; newcomer s59 #3)
+            return (f"{why}: {SUITES_REFUSED}, {OFFER_CURRENT_SAID} ({offer[len(OFFER_CURRENT):]}): not a TLS "
+                    "policy on the agent's device most likely, but what answered in the server's place (an old "
+                    "proxy or firewall, a TLS-inspecting device) or a server restricted to other ones")
+        if offer.startswith(OFFER_NARROW):
+            return (f"{why}: {SUITES_REFUSED}, {OFFER_NARROW_SAID} ({offer[len(OFFER_NARROW):]}): a TLS policy on "
+                    "the agent's device restricting them most likely (a cipher-suite GPO or FIPS mode, an old "
+                    "operating system), or a device answering in the server's place")
         return (f"{why}: {SUITES_REFUSED} (a TLS policy on the agent's device restricting them, a cipher-suite "
                 "GPO or FIPS mode, or a device answering in the server's place)")
     if str(why).startswith("client:") and str(why).endswith("internal_error (80)"):
@@ -4076,7 +4096,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "tls13_refused", "tls_client_quit", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                   "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "http_page", "flight_cut", "http_later", "mcast_groups",
-                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
+                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "tls_offer", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
@@ -4087,7 +4107,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "syn_answer", "tls13_refused", "tls_client_quit", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                      "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "http_page", "flight_cut", "http_later", "mcast_groups",
-                     "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
+                     "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "tls_offer", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
 #: the columns of :data:`_JUDGE_COLUMNS` without which the grouping is not made (row by row then)
 _REQUIRED_COLUMNS = tuple(c for c in _JUDGE_COLUMNS if c not in _OPTIONAL_COLUMNS)
 
@@ -4100,7 +4120,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                   "syn_answer", "tls13_refused", "tls_client_quit", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                   "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location", "http_reason", "http_page", "flight_cut", "http_later",
-                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
+                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "tls_offer", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
 #: exact columns read only on a TLS purpose (:func:`_client_cleartext` quotes them): keyed '' for
 #: a flow to a port no TLS rule documents, not through a proxy (:func:`_verdict_keys`)
 _QUOTED_COLUMNS = ("client_head", "client_binary")
@@ -4113,7 +4133,7 @@ _TEXT_COLUMNS = ("proto", "resp_h", "orig_h", "server_name", "dns_name", "conn_s
                  "blind_closer", "tunnel_http_status", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                  "syn_answer", "hello_split", "hello_copies", "unreassembled", "tls_close", "dns_mismatch", "acked_unseen",
                  "client_head", "client_binary", "http_location", "http_reason", "http_page", "flight_cut", "http_later", "mcast_groups", "window_closed", "synack_not_taken", "start_lost",
-                 "tls_version", "tls_client_cert", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
+                 "tls_version", "tls_client_cert", "tls_offer", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
 #: compare the combined key when the product of the column cardinalities stays below this

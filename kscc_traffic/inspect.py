@@ -1507,6 +1507,34 @@ CLIENT_CERT_UNSEEN, CLIENT_CERT_NONE, CLIENT_CERT_SENT = "asked", "none", "sent"
 _CLIENT_CERTS = np.array([CLIENT_CERT_UNSEEN, CLIENT_CERT_NONE, CLIENT_CERT_SENT], object)
 
 
+#: how the internal ``tls_offer`` column starts (:func:`_tls_offers`): the ClientHello's offer is a
+#: current, unrestricted one, or a narrow one (:func:`.protocols.tls.offer_text`); the rest is
+#: that function's text
+OFFER_CURRENT, OFFER_NARROW = "current: ", "narrow: "
+#: the server's alerts (descriptions) answering a ClientHello whose offer :func:`_tls_offers` reads:
+#: handshake_failure (40), insufficient_security (71)
+_OFFER_ALERTS = (40, 71)
+
+
+def _tls_offers(rows: np.ndarray, b: tls_batch.TlsBatch, buf, start: np.ndarray, end: np.ndarray,
+                cols: dict[str, np.ndarray]) -> None:
+    """Fill the internal ``tls_offer`` column (in place) of the flow rows ``rows`` (row *i* of the
+    summaries ``b`` and of the client stream ranges ``start``/``end``, offsets into ``buf``: a
+    uint8 array or memoryview) whose server answered their ClientHello, no ServerHello sent, with
+    one of :data:`_OFFER_ALERTS`: :data:`OFFER_CURRENT` or :data:`OFFER_NARROW` followed by
+    :func:`.protocols.tls.offer_text`'s text, '' when the ClientHello is not whole in the bytes
+    read. Only those few flows are parsed again (classify words the refusal's detail on it)."""
+    if not len(rows):
+        return
+    alert = np.asarray(b.server_alert)[:, 1]
+    pick = np.flatnonzero(np.isin(alert, _OFFER_ALERTS) & np.asarray(b.client_hello, bool)
+                          & ~np.asarray(b.server_hello, bool))
+    for i in pick.tolist():
+        got = tls.offer_text(tls.parse_client_hello(bytes(buf[int(start[i]):int(end[i])])))
+        if got is not None:
+            cols["tls_offer"][rows[i]] = (OFFER_CURRENT if got[0] else OFFER_NARROW) + got[1]
+
+
 #: how a detail names the client's flight that awaits the server's answer (``tls_wait_after``):
 #: none (''), the second ClientHello, the TLS <= 1.2 key exchange flight
 _CLIENT_FLIGHTS = np.array(["", "second ClientHello (after a HelloRetryRequest)",
@@ -2426,6 +2454,10 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # CertificateRequest, and what the client answered: CLIENT_CERT_UNSEEN/_NONE/_SENT, '' where
     # not asked; classify names it when the server then aborted)
     cols["tls_client_cert"] = repeated("", n)
+    # (likewise: a ClientHello the server answered with handshake_failure or insufficient_security,
+    # no ServerHello: whether its offer is a current one, OFFER_CURRENT/OFFER_NARROW + what it
+    # offers, '' where not read: _tls_offers; classify words the refusal's detail on it)
+    cols["tls_offer"] = repeated("", n)
     # (likewise: the sequence number of the originator's first SYN (without ACK), -1 where none;
     # classify pairs a stale answer's reset attempt with its same-ISN retry: _syn_isns)
     cols["syn_isn"] = _syn_isns(ft) if n else np.full(0, -1, np.int64)
@@ -4344,6 +4376,7 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
     pos = np.nonzero(is_tls)[0]
     summary = tls_batch.summarize_at(buf, cst[pos], cen[pos], buf, sst[pos], sen[pos])
     _tls_columns(fidx[pos], summary, cols, service)
+    _tls_offers(fidx[pos], summary, mv, cst[pos], cen[pos], cols)
     # a server's first flight that stopped short, as captured, where the handshake did not go on
     # (no alert, a ServerHello, after a HelloRetryRequest too, the server's bytes captured without
     # a hole):
@@ -4533,7 +4566,9 @@ def _tunnel_columns(ft: FlowTable, buf: np.ndarray, tunnels: np.ndarray, cols: d
     if not len(tl):
         return
     rows = f[tl]
-    _tls_columns(rows, tls_batch.summarize_at(buf, c0[tl], c1[tl], buf, s0[tl], s1[tl]), cols, service)
+    summary = tls_batch.summarize_at(buf, c0[tl], c1[tl], buf, s0[tl], s1[tl])
+    _tls_columns(rows, summary, cols, service)
+    _tls_offers(rows, summary, buf, c0[tl], c1[tl], cols)
     hello = rows[service[rows] == "ssl"]
     service[hello] = "http,ssl"
     unseen = cols["payload_cut"][rows].astype(bool) & ~cols["tls_established"][rows].astype(bool)

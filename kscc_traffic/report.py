@@ -27,7 +27,7 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
 from .addresses import endpoint_text
 from .classify import proxy_login, AAAA_ONLY, REJ_DETAIL, ANSWERED_ELSEWHERE, DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, DP_PATH_REFUSED, PROXY_CREDENTIALS_REFUSED, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
     IDLE_GOES_ON, PATH_RESET, SESSION_GONE, STALLED, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNREAD, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
-    OTHER_SERVER, SUITES_REFUSED, VERSION_REFUSED, CERT_DATED, \
+    OTHER_SERVER, SUITES_REFUSED, OFFER_CURRENT_SAID, VERSION_REFUSED, CERT_DATED, \
     _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED, DNS_LOST_FRAGMENTS, FRAGS_LOST, TUNNEL_EMPTY, \
     SHARED_PORTS_BELOW, ksc_only
 from .classify import _ABSOLUTE, _str_codes
@@ -655,7 +655,7 @@ def mtu_holed(detail: str, reason: str, icmp: str = "") -> bool:
 
 
 #: how many kinds :func:`cert_counts` counts (the length of its tuple, ``bl_cert``)
-CERT_KINDS = 8
+CERT_KINDS = 9
 #: ``bl_cert`` counting none
 NO_CERTS: tuple[int, ...] = (0,) * CERT_KINDS
 
@@ -685,12 +685,15 @@ def cert_counts(details, reasons) -> tuple[int, ...]:
     how many the client ended on a certificate for another name than the one asked from no
     TLS-inspection product's CA (:func:`other_server`: another server answered) and how many the
     server's side ended accepting none of the TLS versions offered (detail holding ``": "`` and
-    :data:`~kscc_traffic.classify.VERSION_REFUSED`), and how many none of the cipher suites,
-    groups or signature algorithms offered (``": "`` and :data:`~kscc_traffic.classify.SUITES_REFUSED`):
-    ``(public, hidden, client, client_hidden, pinned, other, versions, suites)``
+    :data:`~kscc_traffic.classify.VERSION_REFUSED`), how many none of the cipher suites,
+    groups or signature algorithms offered (``": "`` and :data:`~kscc_traffic.classify.SUITES_REFUSED`)
+    where the offer was not seen to be a current one, and how many such though it was (also
+    :data:`~kscc_traffic.classify.OFFER_CURRENT_SAID`):
+    ``(public, hidden, client, client_hidden, pinned, other, versions, suites, suites_current)``
     (:data:`CERT_KINDS` of them), for :func:`cert_fix` (break-it net 33 F6, newcomer 36 F3, s55 dp
-    #3, real s57 #4 and #7, newcomer s58 #2: such flows were advised as a proxy's TLS inspection)."""
-    public = hidden = client = client_hidden = pinned = other = versions = suites = 0
+    #3, real s57 #4 and #7, newcomer s58 #2: such flows were advised as a proxy's TLS inspection;
+    newcomer s59 #3: a current offer advised as the agent's TLS policy first)."""
+    public = hidden = client = client_hidden = pinned = other = versions = suites = suites_current = 0
     for d, r in zip(details, reasons):
         if str(r).split(",")[0] != "tls_failed":
             continue
@@ -709,9 +712,11 @@ def cert_counts(details, reasons) -> tuple[int, ...]:
             other += 1
         elif f": {VERSION_REFUSED}" in d:
             versions += 1
+        elif f": {SUITES_REFUSED}, {OFFER_CURRENT_SAID} (" in d:
+            suites_current += 1
         elif f": {SUITES_REFUSED}" in d:
             suites += 1
-    return public, hidden, client, client_hidden, pinned, other, versions, suites
+    return public, hidden, client, client_hidden, pinned, other, versions, suites, suites_current
 
 
 #: what the advice says to check of a server that requires a client certificate and refused the
@@ -734,10 +739,12 @@ def cert_fix(r, bl_cert: tuple[int, ...], alone: bool = False) -> str:
     accepting none of the TLS versions offered: the agent's TLS settings or an old device answering
     in the server's place (:data:`VERSION_FIX`); none of the cipher suites, groups or signature
     algorithms offered: the agent's TLS policy (a cipher-suite GPO, FIPS mode) or such a device
-    (:data:`SUITES_FIX`)."""
-    public, hidden, client, client_hidden, pinned, other, versions, suites = (tuple(bl_cert) + NO_CERTS)[:CERT_KINDS]
-    alone = alone and sum(1 for x in (public, hidden, client, client_hidden, pinned, other, versions, suites)
-                          if x) == 1
+    (:data:`SUITES_FIX`), such a device first where the agent's offer was a current one
+    (:data:`SUITES_CURRENT_FIX`)."""
+    public, hidden, client, client_hidden, pinned, other, versions, suites, suites_current = \
+        (tuple(bl_cert) + NO_CERTS)[:CERT_KINDS]
+    alone = alone and sum(1 for x in (public, hidden, client, client_hidden, pinned, other, versions, suites,
+                                      suites_current) if x) == 1
     mask = r.host_mask or "the documented servers"
     roots = ("check the agent's root certificates (DigiCert Global Root G2 among them, for the cloud's DigiCert "
              "certificates) and its system time; the page documents TCP 80 to *.digicert.com for checking the "
@@ -776,6 +783,9 @@ def cert_fix(r, bl_cert: tuple[int, ...], alone: bool = False) -> str:
     if suites:
         parts.append(("" if alone else f"{suites} of them: ")
                      + (SUITES_FIX_DP if r.opener == PINNED_OPENER else SUITES_FIX.format(mask=mask)))
+    if suites_current:
+        parts.append(("" if alone else f"{suites_current} of them: ")
+                     + (SUITES_CURRENT_FIX_DP if r.opener == PINNED_OPENER else SUITES_CURRENT_FIX.format(mask=mask)))
     return "; ".join(parts)
 
 
@@ -803,13 +813,28 @@ SUITES_FIX = ("the server's side accepted none of the cipher suites, key-exchang
               "the agent offered (see each flow's detail): check the agent's TLS settings (a cipher-suite policy "
               "(GPO) or FIPS mode restricting them, an old operating system lacking current ones), then any proxy "
               "or firewall answering in the server's place (an old one: update it, or let the agent's TLS to "
-              "{mask} through it uninspected); not the firewall's ports")
+              "{mask} through it uninspected)")
 #: ... on a distribution point's port (the server is the network's own Network Agent)
 SUITES_FIX_DP = ("the distribution point accepted none of the cipher suites, key-exchange groups or signature "
                  "algorithms the agent offered (see each flow's detail): check both devices' TLS settings (a "
                  "cipher-suite policy (GPO) or FIPS mode on one of them), update the older of the two Network Agents, "
-                 "and check any device between that answers in the distribution point's place; not the firewall's "
-                 "ports")
+                 "and check any device between that answers in the distribution point's place")
+#: ... where the agent's ClientHello was a current, unrestricted offer (detail
+#: :data:`~kscc_traffic.classify.OFFER_CURRENT_SAID`, :func:`kscc_traffic.protocols.tls.offer_text`):
+#: what answered in the server's place first, the agent's policy the unlikely cause (newcomer s59 #3)
+SUITES_CURRENT_FIX = ("the server's side accepted none of the cipher suites, key-exchange groups or signature "
+                      "algorithms the agent offered, though its offer was a current one, which any current server "
+                      "accepts (see each flow's detail): look first at what answered in the server's place, an old "
+                      "proxy, firewall or TLS-inspecting device (update it, or let the agent's TLS to {mask} through "
+                      "it uninspected) or another server at that address; the agent's TLS settings are the unlikely "
+                      "cause")
+#: ... on a distribution point's port: the distribution point's side (its TLS policy, an old Network
+#: Agent there) or a device between, not this agent's settings
+SUITES_CURRENT_FIX_DP = ("the distribution point accepted none of the cipher suites, key-exchange groups or "
+                         "signature algorithms the agent offered, though its offer was a current one (see each "
+                         "flow's detail): check the distribution point's side (a cipher-suite policy (GPO) or FIPS "
+                         "mode there, an old Network Agent: update it) and any device between that answers in its "
+                         "place; the agent's own TLS settings are the unlikely cause")
 #: ... on a distribution point's port (:data:`~kscc_traffic.classify.PINNED_OPENER`: the server is the
 #: network's own, an old Network Agent there refusing a newer agent's versions, or the other way round)
 VERSION_FIX_DP = ("the distribution point accepted none of the TLS versions the agent offered (see each flow's "
@@ -3553,6 +3578,108 @@ def dns_blocked_kinds(flows: pd.DataFrame) -> dict[str, int]:
     return out
 
 
+#: (client, resolver) pairs :class:`ResolverAnswers` keeps of each kind: past them, a pair is not
+#: counted (its unanswered queries keep the "allow DNS" advice)
+MAX_RESOLVER_PAIRS = 4096
+#: the columns :class:`ResolverAnswers` reads (a table without one of them adds nothing)
+_RESOLVER_COLUMNS = ("purpose", "verdict", "reason", "detail", "orig_h", "resp_h", "orig_p", "resp_p", "proto",
+                     "dns_rcode")
+
+
+def _resolver_keys(flows: pd.DataFrame) -> pd.DataFrame:
+    """Columns ``client``, ``resolver``, ``port`` (the resolver's, int64), ``proto`` of each DNS
+    flow of ``flows`` (its client as :func:`~kscc_traffic.classify.dns_client` tells it: the
+    responder of a flow whose originator is on port 53 and its responder not, its answers alone
+    captured), on ``flows``' index."""
+    oh, rh = flows["orig_h"].astype(str).to_numpy(dtype=object), flows["resp_h"].astype(str).to_numpy(dtype=object)
+    op = pd.to_numeric(flows["orig_p"], errors="coerce").fillna(-1).astype(np.int64).to_numpy()
+    rp = pd.to_numeric(flows["resp_p"], errors="coerce").fillna(-1).astype(np.int64).to_numpy()
+    mine = ~((op == 53) & (rp != 53))
+    return pd.DataFrame({"client": np.where(mine, oh, rh), "resolver": np.where(mine, rh, oh),
+                         "port": np.where(mine, rp, op), "proto": flows["proto"].astype(str).to_numpy(dtype=object)},
+                        index=flows.index)
+
+
+class ResolverAnswers:
+    """Which blocked DNS queries nothing answered went to a resolver that answered other queries
+    of the same client in the capture (before or after them): DNS to it is open, the advice is not
+    "allow DNS" (newcomer s59 #6). Fed batch by batch (:meth:`add`, a chunked reading's batches
+    in any order), read once at the end (:meth:`count`); bounded: at most
+    :data:`MAX_RESOLVER_PAIRS` pairs of each kind kept."""
+
+    def __init__(self) -> None:
+        #: (client, resolver, port, proto) pairs a DNS response (``dns_rcode`` set) came back on
+        self.answered: set[tuple] = set()
+        #: ... and per pair, the blocked ``no_answer`` DNS flows no other cause explains
+        #: (:func:`plain_unanswered`)
+        self.unanswered: dict[tuple, int] = {}
+
+    def add(self, flows: pd.DataFrame) -> None:
+        """Count one batch of flows (a flow table, or a part of one; the columns of
+        :data:`_RESOLVER_COLUMNS`, missing values read as '')."""
+        if not len(flows) or any(c not in flows for c in _RESOLVER_COLUMNS):
+            return
+        dns = flows[(_text_column(flows, "purpose") == "dns").to_numpy()]
+        if not len(dns):
+            return
+        got = dns[(_text_column(dns, "dns_rcode") != "").to_numpy()]
+        if len(got):
+            for key in _resolver_keys(got).drop_duplicates().itertuples(index=False, name=None):
+                if key in self.answered or len(self.answered) < MAX_RESOLVER_PAIRS:
+                    self.answered.add(key)
+        plain = dns[plain_unanswered(dns)]
+        if len(plain):
+            for key, n in _resolver_keys(plain).groupby(["client", "resolver", "port", "proto"],
+                                                        sort=False).size().items():
+                if key in self.unanswered or len(self.unanswered) < MAX_RESOLVER_PAIRS:
+                    self.unanswered[key] = self.unanswered.get(key, 0) + int(n)
+
+    def count(self) -> int:
+        """The blocked ``no_answer`` DNS flows (:func:`plain_unanswered`) whose client got an answer
+        from the same resolver (address, port and protocol) in the flows added."""
+        return sum(n for key, n in self.unanswered.items() if key in self.answered)
+
+    @classmethod
+    def of(cls, flows: pd.DataFrame) -> int:
+        """:meth:`count` of a whole flow table."""
+        s = cls()
+        s.add(flows)
+        return s.count()
+
+
+def plain_unanswered(flows: pd.DataFrame) -> np.ndarray:
+    """bool per flow of ``flows``: a blocked ``no_answer`` DNS flow (purpose ``dns``) that nothing
+    else explains: not cut short by the capture's end (:func:`cut_short`), no response that matched
+    none of its queries (``dns_unmatched``), no answer lost as IP fragments
+    (:data:`~kscc_traffic.classify.DNS_LOST_FRAGMENTS`). Read from the ``purpose``, ``verdict``,
+    ``reason``, ``detail`` (its own notes, read as :func:`cut_short` does) and ``dns_unmatched``
+    columns (missing values, or a column missing, read as '')."""
+    if not len(flows):
+        return np.zeros(0, bool)
+    reason = _text_column(flows, "reason").str.split(",").str[0].to_numpy(dtype=object)
+    out = ((_text_column(flows, "purpose") == "dns").to_numpy() & (_text_column(flows, "verdict") == "blocked")
+           .to_numpy() & (reason == "no_answer") & (_text_column(flows, "dns_unmatched") == "").to_numpy())
+    rows = np.flatnonzero(out)
+    if len(rows):
+        detail = _text_column(flows, "detail").to_numpy(dtype=object)[rows].tolist()
+        other = cut_short(["no_answer"] * len(rows), detail) \
+            | np.fromiter((bool(DNS_LOST_FRAGMENTS.match(str(d))) for d in detail), bool, len(rows))
+        out[rows[other]] = False
+    return out
+
+
+def dns_answered_fix(n: int) -> str:
+    """What to change for ``n`` DNS queries nothing answered, sent to a resolver that answered
+    other queries of the same client in the capture (:class:`ResolverAnswers`): DNS to it is
+    open; the resolver's own lookup of that name or a filter on it is what failed."""
+    return (f"{_queries_were(n)} unanswered by a resolver that answered other queries of the same client in the "
+            "capture (DNS to it is open: no port to allow): most likely the resolver got no answer for that name "
+            "upstream before the client gave up (its forwarders or the name's DNS servers unreachable or slow from "
+            "it), or a DNS filter drops queries for that name (a DNS filtering service, an RPZ policy on the "
+            "resolver): check the resolver's log and filtering policy for the name (see the flagged DNS flows), "
+            "let its own lookups out (UDP and TCP 53) and check its forwarders")
+
+
 def _queries_were(n: int) -> str:
     return "1 query was" if n == 1 else f"{n} queries were"
 
@@ -3619,7 +3746,9 @@ def dns_fix(reasons, resets: int | None = None, error_answers: int | None = None
     refuses this client) and SERVFAIL (:func:`dns_servfail_fix`: it failed upstream) advised
     apart from the others, and queries answered only by responses matching none of them
     (:func:`dns_mismatch_fix`) apart from those nothing answered: "allow DNS" is not advised for
-    them."""
+    them; its key ``resolver_answered`` (not of :func:`dns_blocked_kinds`: :class:`ResolverAnswers`
+    of the whole run), of the ``no_answer`` ones those sent to a resolver that answered other
+    queries of the same client (:func:`dns_answered_fix`, first): nor for them."""
     out = []
     kinds = kinds or {}
     k, no_answer = cut
@@ -3629,10 +3758,14 @@ def dns_fix(reasons, resets: int | None = None, error_answers: int | None = None
             reasons.discard("no_answer")
     by_id, by_question = kinds.get("mismatch_id", 0), kinds.get("mismatch_question", 0)
     frags = kinds.get("fragments", 0)
-    if (by_id + by_question or frags) and \
-            k + by_id + by_question + frags - kinds.get("mismatch_cut", 0) >= kinds.get("no_answer", no_answer):
-        # (every one answered, by responses the client drops, or by fragments never all arriving)
+    answered = kinds.get("resolver_answered", 0) if "no_answer" in reasons else 0
+    if (by_id + by_question or frags or answered) and k + by_id + by_question + frags + answered \
+            - kinds.get("mismatch_cut", 0) >= kinds.get("no_answer", no_answer):
+        # (every one answered, by responses the client drops, or by fragments never all arriving,
+        # or sent to a resolver that answered the same client: DNS to it is open)
         reasons.discard("no_answer")
+    if answered:
+        out.append(dns_answered_fix(answered))
     if {"no_answer", "icmp_unreachable"} & set(reasons):
         out.append("allow DNS (UDP and TCP 53) from the clients to their resolver, and the resolver's own lookups")
     if by_id + by_question:
@@ -3674,7 +3807,8 @@ def dns_reason_texts(reasons, resets: int | None = None, error_answers: int | No
     """Why each reason of blocked DNS flows matters, by what happened (the HTML report's "Why
     flagged" for DNS; :data:`REASON_TEXT` speaks of connections): reason -> one sentence;
     ``resets``/``error_answers``/``kinds`` as for :func:`dns_fix` (None: not counted, both told;
-    ``kinds``: REFUSED, SERVFAIL and responses matching no query told apart)."""
+    ``kinds``: REFUSED, SERVFAIL and responses matching no query told apart, and queries to a
+    resolver that answered the same client, ``resolver_answered``)."""
     kinds = kinds or {}
     texts = {"no_answer": "the query got no answer: a firewall drops DNS to the resolver, or the resolver is "
                           "unreachable or down",
@@ -3690,7 +3824,12 @@ def dns_reason_texts(reasons, resets: int | None = None, error_answers: int | No
     unanswered = kinds.get("no_answer", 0)
     mismatched = kinds.get("mismatch_id", 0) + kinds.get("mismatch_question", 0)
     frags = kinds.get("fragments", 0)
-    causes = [] if (mismatched or frags) and mismatched + frags >= unanswered else [texts["no_answer"]]
+    answered = kinds.get("resolver_answered", 0)
+    causes = [] if (mismatched or frags or answered) and mismatched + frags + answered >= unanswered \
+        else [texts["no_answer"]]
+    if answered:
+        causes.insert(0, "the resolver answered the same client's other queries in the capture, not this one: it "
+                         "got no answer for that name upstream in time, or a DNS filter drops queries for it")
     if mismatched:
         what = " or ".join(w for n, w in ((kinds.get("mismatch_id", 0), "by transaction ID"),
                                           (kinds.get("mismatch_question", 0), "by question")) if n)
@@ -3782,7 +3921,8 @@ def _dns_advice(summary: "TableSummary") -> tuple[list[str], str]:
     why = sorted(summary.reasons.get("dns", ()))
     return why, dns_fix(why, *((summary.dns_resets, summary.dns_error_answers) if summary.detail_seen
                                else (None, None)), cut=(summary.bl_cut.get("dns", 0), summary.dns_no_answer),
-                        kinds=summary.dns_kinds if summary.detail_seen else None)
+                        kinds={**summary.dns_kinds, "resolver_answered": summary.resolvers.count()}
+                        if summary.detail_seen else None)
 
 
 def dns_advice(flows: pd.DataFrame, rules: RuleSet | None = None) -> dict | None:
@@ -4294,6 +4434,7 @@ class TableSummary:
         self.dns_resets = 0                      # blocked DNS flows: DNS over TCP answered by a reset
         self.dns_error_answers = 0               # blocked DNS flows rejected by an error or sinkhole answer
         self.dns_kinds = dict.fromkeys(DNS_KINDS, 0)  # blocked DNS flows: dns_blocked_kinds
+        self.resolvers = ResolverAnswers()      # DNS: unanswered queries to resolvers that answered the client
         self.detail_seen = False                 # (a table with a detail column was added)
         self.bl_tls: dict[str, int] = {}         # purpose -> blocked flows tls_failed (or tls_intercepted)
         self.bl_icpt: dict[str, int] = {}        # purpose -> blocked flows tls_intercepted
@@ -4447,6 +4588,7 @@ class TableSummary:
             self.dns_error_answers += int(rejected.sum()) - reset
             for key, n in dns_blocked_kinds(blocked).items():
                 self.dns_kinds[key] += n
+            self.resolvers.add(flows)
             # (the ICMP advice from the icmp_unreachable column: names quoted in a detail could
             # hold its words)
             icmp = icmp_column(blocked)

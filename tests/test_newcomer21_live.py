@@ -119,10 +119,14 @@ def test_aborted_handshakes_keep_their_detail(tmp_path):
     assert v[50111] == ("blocked", "tls_failed", "TLS handshake aborted: the server closed the connection (FIN, SF) "
                         "1.00 s after the ClientHello, before the server sent a byte")
     # (answering the ClientHello itself: nothing offered was acceptable, break-it s55 tls #7)
+    # (its ClientHello offers one suite and no group: a narrow offer, the agent's policy first;
+    # newcomer s59 #3)
     assert v[50112] == ("blocked", "tls_failed", "TLS handshake aborted: server: handshake_failure (40): the server's "
                         "side accepts none of the cipher suites, key-exchange groups or signature algorithms the client "
-                        "offered (a TLS policy on the agent's device restricting them, a cipher-suite GPO or FIPS mode, "
-                        "or a device answering in the server's place)")
+                        "offered, and the offer is a narrow one (TLS 1.2 at most, 1 cipher suite, no ECDHE AES-GCM "
+                        "suite, no key-exchange group named): a TLS policy on the agent's device restricting them most "
+                        "likely (a cipher-suite GPO or FIPS mode, an old operating system), or a device answering in "
+                        "the server's place")
     assert v[50113] == ("blocked", "tls_failed", "TLS handshake aborted: client: decode_error (50)")
     assert_same(path, [400])
 

@@ -173,26 +173,30 @@ def test_whole_file_of_the_newcomers_capture_when_present():
 
 # --- #2: handshake_failure answering the ClientHello: the advice follows the detail ------------------
 
-def test_the_quick_start_samples_cipher_suite_refusal_is_advised_as_the_agents_tls_policy():
-    """blocked_agent.pcap (the README's first command): the flow's detail names the agent's TLS
-    policy (a cipher-suite GPO, FIPS mode) first; the checklist said "a proxy, TLS inspection or an
-    application-aware firewall … let the agent's TLS through uninspected" alone."""
+def test_the_quick_start_samples_cipher_suite_refusal_advice_follows_the_detail():
+    """blocked_agent.pcap (the README's first command): the flow's detail and the checklist say the
+    same thing (the checklist said "a proxy, TLS inspection or an application-aware firewall … let
+    the agent's TLS through uninspected" alone). Its ClientHello is a current offer (TLS 1.3, x25519:
+    newcomer s59 #3), so both name what answered in the server's place first, not the agent's TLS
+    policy (a narrow offer's advice: tests/test_newcomer_s59_advice.py)."""
     from conftest import ROOT
     from chunkcmp import RULES
-    from kscc_traffic.classify import SUITES_REFUSED
+    from kscc_traffic.classify import OFFER_CURRENT_SAID, SUITES_REFUSED
     from kscc_traffic.report import readiness
     flows, _ = whole(ROOT / "samples" / "captures" / "blocked_agent.pcap")
     tls = flows[(flows.purpose == "agent_connection") & (flows.verdict == "blocked")]
     assert tls.reason.tolist() == ["tls_failed"]
-    assert f"handshake_failure (40): {SUITES_REFUSED} (a TLS policy on the agent's device" in tls.detail.iloc[0]
+    assert f"handshake_failure (40): {SUITES_REFUSED}, {OFFER_CURRENT_SAID} (TLS 1.3 and 1.2, 17 cipher suites " \
+           "(ECDHE AES-GCM among them), the x25519 and secp256r1 groups): not a TLS policy on the agent's device " \
+           "most likely" in tls.detail.iloc[0]
     fix = readiness(flows, RULES).set_index("rule").at["agent_connection", "fix"]
     assert fix == (
         "this connection reached the server on TCP 23100-23199 (the TCP handshake completed: the port is open, "
         "nothing to open in the firewall), then the server's side accepted none of the cipher suites, key-exchange "
-        "groups or signature algorithms the agent offered (see each flow's detail): check the agent's TLS settings "
-        "(a cipher-suite policy (GPO) or FIPS mode restricting them, an old operating system lacking current ones), "
-        "then any proxy or firewall answering in the server's place (an old one: update it, or let the agent's TLS "
-        "to *.ksc.kaspersky.com through it uninspected); not the firewall's ports")
+        "groups or signature algorithms the agent offered, though its offer was a current one, which any current "
+        "server accepts (see each flow's detail): look first at what answered in the server's place, an old proxy, "
+        "firewall or TLS-inspecting device (update it, or let the agent's TLS to *.ksc.kaspersky.com through it "
+        "uninspected) or another server at that address; the agent's TLS settings are the unlikely cause")
 
 
 def test_cipher_suite_refusals_are_counted_and_advised_apart():
@@ -205,15 +209,15 @@ def test_cipher_suite_refusals_are_counted_and_advised_apart():
                f"TLS handshake aborted: server: protocol_version (70): {VERSION_REFUSED}",
                "TLS handshake aborted: server: handshake_failure (40)"]
     counts = cert_counts(details, ["tls_failed"] * 3)
-    assert CERT_KINDS == 8 and counts == (0, 0, 0, 0, 0, 0, 1, 1)
+    assert CERT_KINDS == 9 and counts == (0, 0, 0, 0, 0, 0, 1, 1, 0)
     fix = cert_fix(RULES.by_id("agent_connection"), counts)
     assert fix.startswith("1 of them: the server's side accepted none of the TLS versions")
     assert "; 1 of them: the server's side accepted none of the cipher suites, key-exchange groups or signature " \
            "algorithms the agent offered (see each flow's detail): check the agent's TLS settings (a cipher-suite " \
            "policy (GPO)" in fix, fix
     # (not counted: another reason, or no explanation of the alert)
-    assert cert_counts(details[:1], ["rejected"]) == (0,) * 8
-    assert cert_counts(details[2:], ["tls_failed"]) == (0,) * 8
+    assert cert_counts(details[:1], ["rejected"]) == (0,) * 9
+    assert cert_counts(details[2:], ["tls_failed"]) == (0,) * 9
     dp = [r for r in RULES.rules if r.id == "dp_agent_connection"][0]
     assert cert_fix(dp, (0, 0, 0, 0, 0, 0, 0, 2), alone=True) == SUITES_FIX_DP
 

@@ -96,6 +96,30 @@ def failed_tls(r) -> str:
             f"agent's TLS to {r.host_mask or 'the documented servers'} through uninspected")
 
 
+def _resolver_answered(flows: pd.DataFrame) -> int:
+    """Row by row: the blocked no_answer DNS flows (not cut short, no mismatched response, no
+    answer lost as fragments) whose client got a response from the same resolver, port and
+    protocol in another flow of the table."""
+    if any(c not in flows for c in ("orig_h", "resp_h", "orig_p", "resp_p", "proto", "dns_rcode", "detail")):
+        return 0
+
+    def key(r):
+        if int(r.orig_p) == 53 and int(r.resp_p) != 53:
+            return (r.resp_h, r.orig_h, int(r.orig_p), r.proto)
+        return (r.orig_h, r.resp_h, int(r.resp_p), r.proto)
+    dns = [r for r in flows.itertuples(index=False) if r.purpose == "dns"]
+    answered = {key(r) for r in dns if isinstance(r.dns_rcode, str) and r.dns_rcode}
+    n = 0
+    for r in dns:
+        if r.verdict != "blocked" or str(r.reason).split(",")[0] != "no_answer":
+            continue
+        if getattr(r, "dns_unmatched", "") or "maybe before an answer could come" in str(r.detail) \
+                or "never captured whole" in str(r.detail):
+            continue
+        n += key(r) in answered
+    return n
+
+
 def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
     rows = []
     several = "capture" in flows and flows["capture"].nunique() > 1
@@ -200,19 +224,32 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         elif status == "blocked" and bl == bl_tls and bl != proxied and bl_mtu:
             fix += f"; {bl_mtu} of them: {report.MTU_FIX}"
         # (newcomer s58 #2: every blocked flow a handshake_failure answering the ClientHello, none of
-        # the cipher suites offered accepted: the agent's TLS policy first, as the flows' detail says)
-        suites = int(((sub["verdict"] == "blocked") & (sub["reason"].str.split(",").str[0] == "tls_failed")
-                      & sub["detail"].str.contains(": the server's side accepts none of the cipher suites",
-                                                   regex=False)).sum()) if len(sub) and "detail" in sub else 0
+        # the cipher suites offered accepted: the agent's TLS policy first, as the flows' detail says;
+        # newcomer s59 #3: where the offer was a current one, what answered in the server's place first)
+        refused = ((sub["verdict"] == "blocked") & (sub["reason"].str.split(",").str[0] == "tls_failed")
+                   & sub["detail"].str.contains(": the server's side accepts none of the cipher suites",
+                                                regex=False)) if len(sub) and "detail" in sub else None
+        suites = int(refused.sum()) if refused is not None else 0
+        current = int((refused & sub["detail"].str.contains(
+            "the client offered, though the offer is a current one (", regex=False)).sum()) if suites else 0
         if status == "blocked" and bl == bl_tls == suites and bl != proxied and not bl_icpt and not bl_mtu:
+            mask = r.host_mask or "the documented servers"
+            policy = ("the server's side accepted none of the cipher suites, key-exchange groups or signature "
+                      "algorithms the agent offered (see each flow's detail): check the agent's TLS settings (a "
+                      "cipher-suite policy (GPO) or FIPS mode restricting them, an old operating system lacking "
+                      "current ones), then any proxy or firewall answering in the server's place (an old one: update "
+                      f"it, or let the agent's TLS to {mask} through it uninspected)")
+            answered = ("the server's side accepted none of the cipher suites, key-exchange groups or signature "
+                        "algorithms the agent offered, though its offer was a current one, which any current server "
+                        "accepts (see each flow's detail): look first at what answered in the server's place, an old "
+                        f"proxy, firewall or TLS-inspecting device (update it, or let the agent's TLS to {mask} "
+                        "through it uninspected) or another server at that address; the agent's TLS settings are the "
+                        "unlikely cause")
+            said = (answered if current == suites else policy if not current else
+                    f"{suites - current} of them: {policy}; {current} of them: {answered}")
             fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
                    f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open, nothing to "
-                   "open in the firewall), then the server's side accepted none of the cipher suites, key-exchange "
-                   "groups or signature algorithms the agent offered (see each flow's detail): check the agent's TLS "
-                   "settings (a cipher-suite policy (GPO) or FIPS mode restricting them, an old operating system "
-                   "lacking current ones), then any proxy or firewall answering in the server's place (an old one: "
-                   f"update it, or let the agent's TLS to {r.host_mask or 'the documented servers'} through it "
-                   "uninspected); not the firewall's ports")
+                   f"open in the firewall), then {said}")
         if status == "blocked" and bl == bl_tls and bl != proxied and px and px.tunnel:
             fix = report._tunnel_fix(r, bl, bl_icpt, px, "this connection" if bl == 1 else f"these {bl} connections")
         # break-it 16 F2: SYNs answered by an old connection's packets: clear it, no port to open
@@ -862,6 +899,8 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
                                                                 regex=False).sum()) if "detail" in flows else 0
         # (s39: REFUSED, SERVFAIL and responses matching no query told apart, from the details)
         kinds = report.dns_blocked_kinds(flows) if "detail" in flows else None
+        if kinds is not None:   # (newcomer s59 #6: queries to a resolver that answered their client)
+            kinds = {**kinds, "resolver_answered": _resolver_answered(flows)}
         report.print_entry(console, f"dns (blocked: {', '.join(why)}): "
                            f"{report.dns_fix(why, *(counts or (None, None)), cut=(cut, len(no_answer)), kinds=kinds)}")
     if len(undoc):

@@ -33,6 +33,7 @@ __all__ = [
     "parse_client_hello",
     "parse_server_hello",
     "hello_copies",
+    "offer_text",
     "summarize",
     "flight_short",
     "certificate_names",
@@ -329,6 +330,77 @@ def parse_client_hello(client_stream: bytes | bytearray | memoryview) -> ClientH
         return _client_hello_body(body, complete=len(body) == ln)
     except Exception:  # pragma: no cover - defensive
         return None
+
+
+#: the TLS 1.3 cipher suites (RFC 8446 §B.4, RFC 8998): 0x1301-0x1305, 0x00C6-0x00C7
+TLS13_SUITES = frozenset((0x1301, 0x1302, 0x1303, 0x1304, 0x1305, 0x00C6, 0x00C7))
+#: TLS_AES_128_GCM_SHA256, the cipher suite every TLS 1.3 implementation must support (RFC 8446 §9.1)
+TLS13_MANDATORY = 0x1301
+#: the four ECDHE AES-GCM suites RFC 9325 §4.2 recommends for TLS 1.2 (ECDHE_ECDSA and ECDHE_RSA,
+#: AES-128-GCM-SHA256 and AES-256-GCM-SHA384): a current TLS 1.2 client offers them all
+TLS12_ECDHE_GCM = (0xC02B, 0xC02C, 0xC02F, 0xC030)
+#: the key-exchange groups x25519 and secp256r1 (RFC 8446 §9.1: secp256r1 MUST, X25519 SHOULD;
+#: both are what current clients offer first, and a FIPS-mode client lacks x25519)
+OFFER_GROUPS = ((0x001D, "x25519"), (0x0017, "secp256r1"))
+#: the signalling values in a cipher suite list that are no suite (RFC 5746, RFC 7507)
+_SCSVS = frozenset((0x00FF, 0x5600))
+
+
+def _offer_versions(ch: ClientHello) -> tuple[bool, bool, str]:
+    """(TLS 1.3 offered, TLS 1.2 offered, how the versions offered read) of ``ch``."""
+    if ch.supported_versions:
+        v13, v12 = TLS1_3 in ch.supported_versions, TLS1_2 in ch.supported_versions
+    else:
+        v13, v12 = False, ch.legacy_version >= TLS1_2
+    if v13:
+        return True, v12, "TLS 1.3 and 1.2" if v12 else "TLS 1.3 only"
+    top = ch.max_version if ch.max_version <= TLS1_2 else TLS1_2
+    name = {0x0300: "SSL 3.0", 0x0301: "TLS 1.0", 0x0302: "TLS 1.1", TLS1_2: "TLS 1.2"}.get(top, "SSL 2")
+    return False, v12, f"{name} at most"
+
+
+def offer_text(ch: ClientHello | None) -> tuple[bool, str] | None:
+    """Whether the ClientHello ``ch`` makes a current, unrestricted offer, and what it offers:
+    ``(current, text)``, or None when ``ch`` is None or not whole (``complete`` False: its lists
+    may be cut, nothing is said of them).
+
+    ``current`` is True when it offers both groups of :data:`OFFER_GROUPS` (x25519 and secp256r1,
+    supported_groups extension) and either TLS 1.3 (supported_versions) with
+    :data:`TLS13_MANDATORY` among its suites, or TLS 1.2 with all four suites of
+    :data:`TLS12_ECDHE_GCM`: a server that speaks current TLS accepts such an offer, so its
+    refusal is the server side's (what answered in its place), not the client's TLS policy.
+    Anything else is narrow: no TLS 1.3 and fewer ECDHE AES-GCM suites, no ECDHE, a group
+    missing (a FIPS-mode client offers no x25519), an SSLv2-compatible hello (no extensions).
+    Signature algorithms are not read.
+
+    ``text`` (str, made of numbers and fixed words only, no byte of the packet): the versions
+    (``TLS 1.3 and 1.2``, ``TLS 1.3 only``, ``TLS 1.2 at most``…), how many cipher suites (the
+    signalling values RFC 5746/7507 not counted), then for a current offer ``(ECDHE AES-GCM among
+    them), the x25519 and secp256r1 groups``, for a narrow one what it lacks (``no TLS_AES_128_GCM_SHA256``,
+    ``2 of the 4 ECDHE AES-GCM suites`` or ``no ECDHE AES-GCM suite``, ``no x25519 group``…), e.g.
+    ``(True, "TLS 1.3 and 1.2, 17 cipher suites (ECDHE AES-GCM among them), the x25519 and
+    secp256r1 groups")``."""
+    if ch is None or not ch.complete:
+        return None
+    v13, v12, versions = _offer_versions(ch)
+    suites = [s for s in ch.cipher_suites if s not in _SCSVS]
+    n = len(suites)
+    head = f"{versions}, {n} cipher suite{'s' if n != 1 else ''}"
+    has13 = v13 and TLS13_MANDATORY in suites
+    gcm = sum(1 for s in TLS12_ECDHE_GCM if s in suites)
+    missing = [name for code, name in OFFER_GROUPS if code not in ch.supported_groups]
+    if not missing and (has13 or (v12 and gcm == len(TLS12_ECDHE_GCM))):
+        return True, f"{head} (ECDHE AES-GCM among them), the x25519 and secp256r1 groups"
+    lacks = []
+    if v13 and not has13:
+        lacks.append("no TLS_AES_128_GCM_SHA256")
+    if gcm < len(TLS12_ECDHE_GCM):
+        lacks.append(f"{gcm} of the {len(TLS12_ECDHE_GCM)} ECDHE AES-GCM suites" if gcm else "no ECDHE AES-GCM suite")
+    if not ch.supported_groups:
+        lacks.append("no key-exchange group named")
+    else:
+        lacks.extend(f"no {name} group" for name in missing)
+    return False, ", ".join([head] + lacks)
 
 
 #: bytes of the client's stream :func:`hello_copies` compares (what streams.MAX_BYTES keeps)
