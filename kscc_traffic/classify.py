@@ -3661,6 +3661,22 @@ def _refused_attempt(r) -> bool:
         f"; {MISMATCH_FAILED} (rejected): {REJ_DETAIL}" in str(r[3])
 
 
+def _attempt_columns(flows: pd.DataFrame, got: dict) -> tuple:
+    """What :func:`refused_retries` and :func:`family_fallbacks` read of the flows (``got``:
+    :func:`_columns` of ``flows``) to pair a refused attempt with the connection that followed:
+    ``history`` and ``uid`` (object arrays), ``ts_ns`` (int64, epoch ns), ``duration`` (float,
+    s), the key's extra parts (a list of arrays: ``capture`` where the table has it, the VLAN
+    stack, :func:`~kscc_traffic.flows.vlan_key`, where it has one) and ``syn_answer`` (object
+    array, None where the table has none)."""
+    history, uid = np.asarray(got["history"], dtype=object), np.asarray(got["uid"], dtype=object)
+    ts, dur = np.asarray(got["ts_ns"], dtype=np.int64), np.asarray(got["duration"], dtype=float)
+    stack = vlan_key(flows)
+    extra = [np.asarray(got[c], dtype=object) for c in ("capture",) if c in got] + \
+        ([stack] if stack is not None else [])
+    answer = np.asarray(got["syn_answer"], dtype=object) if "syn_answer" in got else None
+    return history, uid, ts, dur, extra, answer
+
+
 def refused_retries(flows: pd.DataFrame, res: np.ndarray) -> list:
     """Per flow (list, None where none): ``(ts_ns, uid)`` of the connection that followed a
     refused attempt, for each TCP flow in Zeek's ``REJ`` state judged ``blocked``/``rejected``
@@ -3691,13 +3707,7 @@ def refused_retries(flows: pd.DataFrame, res: np.ndarray) -> list:
     given = np.asarray(got[REFUSED_RETRY], dtype=object) if REFUSED_RETRY in got else None
     oh, rh = np.asarray(got["orig_h"], dtype=object), np.asarray(got["resp_h"], dtype=object)
     rp = got["resp_p"]
-    history, uid = np.asarray(got["history"], dtype=object), np.asarray(got["uid"], dtype=object)
-    ts, dur = np.asarray(got["ts_ns"], dtype=np.int64), np.asarray(got["duration"], dtype=float)
-    stack = vlan_key(flows)
-    extra = [np.asarray(got[c], dtype=object) for c in ("capture",) if c in got] + \
-        ([stack] if stack is not None else [])
-    answer = np.asarray(got["syn_answer"], dtype=object) if "syn_answer" in got else None
-    ttl = np.asarray(got[RESP_TTL]) if RESP_TTL in got else None
+    history, uid, ts, dur, extra, answer = _attempt_columns(flows, got)
 
     def key(i: int) -> tuple:
         return (oh[i], rh[i], int(rp[i]), *(str(e[i]) for e in extra))
@@ -3897,12 +3907,7 @@ def family_fallbacks(flows: pd.DataFrame, res: np.ndarray, nearer: list | None =
         return out
     given = np.asarray(got[FALLBACK], dtype=object) if FALLBACK in got else None
     rp = got["resp_p"]
-    history, uid = np.asarray(got["history"], dtype=object), np.asarray(got["uid"], dtype=object)
-    ts, dur = np.asarray(got["ts_ns"], dtype=np.int64), np.asarray(got["duration"], dtype=float)
-    stack = vlan_key(flows)
-    extra = [np.asarray(got[c], dtype=object) for c in ("capture",) if c in got] + \
-        ([stack] if stack is not None else [])
-    answer = np.asarray(got["syn_answer"], dtype=object) if "syn_answer" in got else None
+    history, uid, ts, dur, extra, answer = _attempt_columns(flows, got)
     ttl = np.asarray(got[RESP_TTL]) if RESP_TTL in got else None
 
     def key(i: int) -> tuple:
