@@ -3845,7 +3845,7 @@ def fallback_nearer_hint(ttl: int, ref: int, uid: str) -> str:
     d = h_ref - h
     return (f"the reset came from a device {d} hop{'s' if d != 1 else ''} {REFUSED_NEARER}hop limit {ttl} vs "
             f"TTL {ref} on its answer over IPv4 to the same name and port, {uid}): {REFUSED_PORT} over IPv6 "
-            "(no fallback: the IPv4 connection passed it)")
+            "(the IPv4 connection that followed passed that device: only IPv6 is refused there)")
 
 
 def _nearer_than_fallback(ttl, ref) -> bool:

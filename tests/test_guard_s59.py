@@ -103,8 +103,8 @@ def test_a_reset_hops_nearer_than_the_ipv4_servers_answer_is_no_fallback(tmp_pat
     assert t.verdict.tolist() == ["blocked", "ok"] and t.reason[0] == "rejected"
     assert t.detail[0] == (
         f"{REJ_DETAIL}; the reset came from a device 13 hops {REFUSED_NEARER}hop limit 63 vs TTL 50 on its answer "
-        f"over IPv4 to the same name and port, {t.uid[1]}): a firewall refuses the port over IPv6 (no fallback: "
-        "the IPv4 connection passed it)"), t.detail[0]
+        f"over IPv4 to the same name and port, {t.uid[1]}): a firewall refuses the port over IPv6 (the IPv4 "
+        "connection that followed passed that device: only IPv6 is refused there)"), t.detail[0]
     assert_live_same(path, monkeypatch, step=3)
     s = LiveSession(RULES, name=path.name)
     _replay(path, s, step=3)
