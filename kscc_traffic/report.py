@@ -1731,7 +1731,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    bl_idle: int = 0, bl_path: int = 0, bl_lost: int = 0, bl_stalled: tuple[int, int, int] = (0, 0, 0),
                    bl_dated: int = 0,
                    fam_same: tuple[bool | None, bool | None] = (None, None), bl_plain_reset: int = 0,
-                   bl_after_ok: int = 0) -> dict:
+                   bl_after_ok: int = 0, ok_fell: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -1843,6 +1843,9 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     before it, no SYN seen, judged on what was seen): still counted among the ok and the flows, as
     Zeek's conn.log and Wireshark's conversations count such connections, but the advice's figure
     says how many (:func:`ok_of_text`): they show a connection that worked, not a new one opened.
+    ``ok_fell``: of the ok ones, IPv6 attempts refused that their client followed over IPv4
+    (:func:`_fell_back`): ok, but no connection of theirs worked, so when they are all the ok ones
+    the advice does not say "the others worked".
 
     ``bl_host``: of the blocked ones, TCP attempts whose correct SYN-ACKs were captured on the
     originator's own host (or network segment) while it kept sending its SYN (detail
@@ -2262,7 +2265,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                        or "see each flow's detail (what answered instead of the documented server)"))
     elif ok and status in ("blocked", "unexpected"):
         # one failing flow makes the purpose blocked (or unexpected) however many worked: say so
-        others_ok = status == "blocked" and ok + bl_all == n and not note
+        others_ok = status == "blocked" and ok + bl_all == n and not note and ok > ok_fell
         split = _family_split(ok, bl, v6, others_ok=others_ok, path=not bad_family, same=fam_same) \
             if status == "blocked" and not fallback and not rate_all else ""
         if status == "blocked" and (path := _path_split(ok, bl, proxy_paths)):
@@ -4042,7 +4045,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         bl_tls = bl_stale = bl_closed = bl_forged = one_way = bl_icpt = un_onprem = 0
         bl_reset = un_failed = bl_refused = (0, 0)
         un_elsewhere: tuple[int, tuple[str, ...]] = (0, ())
-        un_inbound = 0
+        un_inbound = ok_fell = 0
         bl_handshake = bl_cut = bl_host = bl_local = bl_idle = bl_path = bl_lost = bl_plain_reset = 0
         bl_stalled = (0, 0, 0)
         bl_dated = 0
@@ -4174,7 +4177,9 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
             if ok and "resp_h" in flows:
                 six = _is_v6(flows["resp_h"].to_numpy(dtype=object)[at])
                 # (an IPv6 attempt its client followed over IPv4: ok, not an ok flow over IPv6)
-                v6 = (int(np.count_nonzero(six & (v == "ok") & ~_fell_back(flows)[at])),
+                fell = _fell_back(flows)[at] & (v == "ok")
+                ok_fell = int(np.count_nonzero(fell))
+                v6 = (int(np.count_nonzero(six & (v == "ok") & ~fell)),
                       int(np.count_nonzero(six & (v == "blocked"))))
         rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons, proxied, ok_named, ok_answered, v6,
                                    bl_tls, bl_named, bl_stale, un_reasons, bl_closed, one_way, bl_reset,
@@ -4192,7 +4197,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_host=bl_host, bl_local=bl_local, bl_idle=bl_idle, bl_path=bl_path,
                                    bl_stalled=bl_stalled, bl_dated=bl_dated,
                                    bl_lost=bl_lost, fam_same=same_destinations(fam_names, r.id),
-                                   bl_plain_reset=bl_plain_reset, bl_after_ok=after_ok.get(r.id, 0) if bl else 0))
+                                   bl_plain_reset=bl_plain_reset, bl_after_ok=after_ok.get(r.id, 0) if bl else 0,
+                                   ok_fell=ok_fell))
     no_ksc = bool(len(flows)) and not any_ksc(flows, rules)
     if no_ksc:
         rows = [not_ksc_row(x) for x in rows]   # (the headline: no flow is KSC's, newcomer 28 F4)
@@ -4446,6 +4452,7 @@ class TableSummary:
         self.ok_named: dict[str, int] = {}       # purpose -> ok flows with a server_name
         self.ok_answered: dict[str, int] = {}    # purpose -> ok flows with a responder packet
         self.v6: dict[tuple[str, str], int] = {}  # (purpose, verdict) -> flows over IPv6
+        self.ok_fell: dict[str, int] = {}        # purpose -> IPv6 attempts followed over IPv4 (_fell_back)
         self.reasons: dict[str, set] = {}
         self.un_reasons: dict[str, dict[str, int]] = {}  # purpose -> unexpected flows per reason
         self.bl_reasons: dict[str, set] = {}     # purpose -> the reasons of its blocked flows
@@ -4560,7 +4567,11 @@ class TableSummary:
         if "resp_h" in flows:
             self.v6_seen = True
             # (an IPv6 attempt its client followed over IPv4: ok, not an ok flow over IPv6, as readiness)
-            six = flows[_is_v6(flows["resp_h"].to_numpy(dtype=object)) & ~_fell_back(flows)]
+            fell = _fell_back(flows)
+            if fell.any():
+                for p, n in flows["purpose"][fell].value_counts(sort=False).items():
+                    self.ok_fell[p] = self.ok_fell.get(p, 0) + int(n)
+            six = flows[_is_v6(flows["resp_h"].to_numpy(dtype=object)) & ~fell]
             for (p, v), n in six.groupby(["purpose", "verdict"], sort=False).size().items():
                 self.v6[(p, v)] = self.v6.get((p, v), 0) + int(n)
             merge_family_names(self.family_names, family_names(flows))
@@ -4871,7 +4882,7 @@ class TableSummary:
                                        fam_same=same_destinations(self.family_names, r.id),
                                        bl_plain_reset=self.bl_plain_reset.get(r.id, 0),
                                        bl_after_ok=after_ok.get(r.id, 0) if bl else 0,
-                                       bl_lost=self.bl_lost.get(r.id, 0)))
+                                       bl_lost=self.bl_lost.get(r.id, 0), ok_fell=self.ok_fell.get(r.id, 0)))
         no_ksc = bool(self.no_ksc_headline(rules))
         if no_ksc:
             rows = [not_ksc_row(x) for x in rows]   # (as readiness: newcomer 28 F4)

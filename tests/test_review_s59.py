@@ -131,3 +131,24 @@ def test_a_fallback_whose_ipv6_attempt_waits_to_the_end_is_paired_when_the_last_
     flows = assert_same(path, [300, 900, 1500, 3000])
     t = flows[(flows.proto == "tcp") & (flows.resp_p == 80)]
     assert t.verdict.tolist() == ["ok", "ok"] and t.conn_state.tolist() == ["REJ", "SF"]
+
+
+def test_an_ipv6_attempt_that_fell_back_is_not_one_of_the_others_that_worked(tmp_path):
+    """s59 newcomer check #1: the IPv6 attempt refused by the server's host is ok (its client
+    fell back), but the IPv4 connection it fell back to was reset by the server after its
+    request (blocked): nothing worked, and the checklist said "1 of 2 flows ok, 1 blocked (the
+    others worked: compare clients, addresses and ports)". Whole file, its TableSummary and a
+    chunked reading alike (_checklist)."""
+    from scapy.layers.inet import TCP
+
+    from pcapbuild import SERVER_MAC, CLIENT_MAC, eth, ip_of
+    v4 = tcp_session(("192.0.2.10", 46000), (SRV4, 80), t0=1000.011,
+                     c_data=f"GET /x.crl HTTP/1.1\r\nHost: {NAME}\r\n\r\n".encode(), close=False)
+    rst = eth(ip_of(SRV4, "192.0.2.10") / TCP(sport=80, dport=46000, flags="R", seq=5001),
+              src=SERVER_MAC, dst=CLIENT_MAC)
+    recs = _dns(NAME, [SRV4, SRV6], 1000.0, 40001, 1) + _refused6(1000.01, 63) + v4 + [(1000.2, rst)]
+    flows, status, fix = _checklist(tmp_path, recs, "cert_check")
+    t = flows[(flows.proto == "tcp") & (flows.resp_p == 80)].sort_values("ts_ns")
+    assert t.verdict.tolist() == ["ok", "blocked"] and t.resp_h.tolist() == [SRV6, SRV4]
+    assert status == "blocked" and fix.startswith("1 of 2 flows ok, 1 blocked: "), fix
+    assert "the others worked" not in fix and "compare clients" not in fix, fix
