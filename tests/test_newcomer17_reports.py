@@ -14,7 +14,7 @@ import pandas as pd
 from conftest import ROOT
 from kscc_traffic import analyze, load_rules, readiness
 from kscc_traffic.html_report import render_html
-from kscc_traffic.report import REASON_TEXT, render_table
+from kscc_traffic.report import REASON_TEXT, SUITES_CURRENT_FIX, render_table
 
 SAMPLES = ROOT / "samples" / "captures"
 RULES = load_rules()
@@ -129,12 +129,10 @@ def test_a_partly_blocked_purpose_says_how_many_flows_were_ok():
         f"{ok} of {n} flows ok, {bl} blocked (in blocked_agent.pcap; the others worked, in another capture: "
         "compare the machines, addresses and ports): "
         f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on TCP 23100-23199 "
-        "(the TCP handshake completed: the port is open, nothing to open in the firewall), then the server's side "
-        "accepted none of the cipher suites, key-exchange groups or signature algorithms the agent offered (see each "
-        "flow's detail): check the agent's TLS settings (a cipher-suite policy (GPO) or FIPS mode restricting them, "
-        "an old operating system lacking current ones), then any proxy or firewall answering in the server's place "
-        "(an old one: update it, or let the agent's TLS to *.ksc.kaspersky.com through it uninspected); not the "
-        "firewall's ports")
+        "(the TCP handshake completed: the port is open, nothing to open in the firewall), then "
+        + SUITES_CURRENT_FIX.format(mask="*.ksc.kaspersky.com"))
+    # (the sample's ClientHello is a current offer: what answered in the server's place first, s59)
+    assert chk.loc["agent_connection", "fix"].endswith("the agent's TLS settings are the unlikely cause")
     text = render_table(flows, RULES, width=400)
     assert f"agent_connection (blocked: tls_failed): {ok} of {n} flows ok, {bl} blocked" in text
 
