@@ -363,9 +363,7 @@ def split_cert_names(value: str) -> list[str]:
     return [n.replace("\\x3b", ";") for n in value.split(";") if n] if value else []
 
 
-def _version_text(v) -> str:
-    return {0x0304: "TLS 1.3", 0x0303: "TLS 1.2", 0x0302: "TLS 1.1", 0x0301: "TLS 1.0",
-            0x0300: "SSL 3.0"}.get(v, "") if v else ""
+_version_text = tls.version_name
 
 
 

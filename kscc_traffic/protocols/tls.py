@@ -34,6 +34,7 @@ __all__ = [
     "parse_server_hello",
     "hello_copies",
     "offer_text",
+    "version_name",
     "summarize",
     "flight_short",
     "certificate_names",
@@ -332,6 +333,16 @@ def parse_client_hello(client_stream: bytes | bytearray | memoryview) -> ClientH
         return None
 
 
+#: the names of the SSL/TLS version numbers (wire values)
+VERSION_NAMES = {0x0304: "TLS 1.3", 0x0303: "TLS 1.2", 0x0302: "TLS 1.1", 0x0301: "TLS 1.0", 0x0300: "SSL 3.0"}
+
+
+def version_name(v) -> str:
+    """The name of the SSL/TLS version number ``v`` (``0x0303``: ``TLS 1.2``; :data:`VERSION_NAMES`),
+    '' for None, 0 or a number no version has."""
+    return VERSION_NAMES.get(v, "") if v else ""
+
+
 #: the TLS 1.3 cipher suites (RFC 8446 §B.4, RFC 8998): 0x1301-0x1305, 0x00C6-0x00C7
 TLS13_SUITES = frozenset((0x1301, 0x1302, 0x1303, 0x1304, 0x1305, 0x00C6, 0x00C7))
 #: TLS_AES_128_GCM_SHA256, the cipher suite every TLS 1.3 implementation must support (RFC 8446 §9.1)
@@ -355,8 +366,7 @@ def _offer_versions(ch: ClientHello) -> tuple[bool, bool, str]:
     if v13:
         return True, v12, "TLS 1.3 and 1.2" if v12 else "TLS 1.3 only"
     top = ch.max_version if ch.max_version <= TLS1_2 else TLS1_2
-    name = {0x0300: "SSL 3.0", 0x0301: "TLS 1.0", 0x0302: "TLS 1.1", TLS1_2: "TLS 1.2"}.get(top, "SSL 2")
-    return False, v12, f"{name} at most"
+    return False, v12, f"{version_name(top) or 'SSL 2'} at most"
 
 
 def offer_text(ch: ClientHello | None) -> tuple[bool, str] | None:
