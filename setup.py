@@ -11,7 +11,24 @@
 where they cannot be built (no C compiler), the install goes on and the same loops run in Python
 (same results, slower).
 """
-from setuptools import Extension, setup
+import importlib.util
+import os
+
+from setuptools import Extension as _Extension, setup
+
+# kscc_traffic/compiled.py alone (stdlib only; the package itself needs numpy): its source_digest
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_spec = importlib.util.spec_from_file_location("_kscc_compiled", os.path.join(_HERE, "kscc_traffic", "compiled.py"))
+_compiled = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_compiled)
+
+
+def Extension(name, sources, **kw):
+    """setuptools' Extension, built with its C source's digest as ``source_sha256``
+    (``kscc_traffic.compiled.stale`` compares it with the source's text now)."""
+    digest = _compiled.source_digest(os.path.join(_HERE, sources[0]))
+    return _Extension(name, sources, define_macros=[("KSCC_SOURCE_SHA256", f'"{digest}"')], **kw)
+
 
 setup(ext_modules=[Extension("kscc_traffic.capture._walk", ["kscc_traffic/capture/_walk.c"],
                              optional=True),

@@ -102,8 +102,18 @@ static struct PyModuleDef module = {
     -1, methods
 };
 
+#ifndef KSCC_SOURCE_SHA256
+#define KSCC_SOURCE_SHA256 ""   /* built without setup.py's digest */
+#endif
+
 PyMODINIT_FUNC
 PyInit__textcodes(void)
 {
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    /* the digest of the C source this was built from (setup.py; compiled.stale() compares it) */
+    if (m != NULL && PyModule_AddStringConstant(m, "source_sha256", KSCC_SOURCE_SHA256) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

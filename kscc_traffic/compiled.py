@@ -44,15 +44,36 @@ def missing() -> list[str]:
 _INCLUDE = re.compile(rb'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 
+def source_digest(source: str) -> str:
+    """SHA-256 (64 hex digits) of a C source file's bytes followed by those of each header it
+    includes (``#include "…"``, relative to its folder, in order; absent ones left out): what
+    setup.py builds into each compiled part as ``source_sha256``, so :func:`stale` can tell an
+    edited source from one whose time alone changed (``touch``, a ``git checkout`` there and
+    back). Raises OSError when ``source`` cannot be read."""
+    import hashlib
+    folder = os.path.dirname(source)
+    with open(source, "rb") as f:
+        text = f.read()
+    digest = hashlib.sha256(text)
+    for inc in _INCLUDE.findall(text):
+        header = os.path.normpath(os.path.join(folder, inc.decode("utf-8", "replace")))
+        if os.path.exists(header):
+            with open(header, "rb") as f:
+                digest.update(f.read())
+    return digest.hexdigest()
+
+
 def stale() -> list[str]:
-    """Names (``kscc_traffic.`` left off) of the compiled parts, in :data:`PARTS` order, that are
-    older than their own C source or a header it includes (``#include "…"``): built before a
-    ``git pull`` or an edit changed the source, so they run the old C steps while the Python
-    beside them is new (the results may differ from the fallbacks'); rebuilt by ``pip install -e
-    .`` or ``python setup.py build_ext --inplace``. Only where the source sits beside the built
-    file (a source tree, an editable install): empty for an installed wheel, and for parts not
-    built (:func:`missing`). Compares modification times (s): a fresh clone's sources are as old
-    as its checkout, older than the build after it (by more than :data:`STALE_SLACK_S`). Never raises."""
+    """Names (``kscc_traffic.`` left off) of the compiled parts, in :data:`PARTS` order, that were
+    built from another text of their C source or a header it includes (``#include "…"``): built
+    before a ``git pull`` or an edit changed the source, so they run the old C steps while the
+    Python beside them is new (the results may differ from the fallbacks'); rebuilt by ``pip
+    install -e .`` or ``python setup.py build_ext --inplace``. Only where the source sits beside
+    the built file (a source tree, an editable install): empty for an installed wheel, and for
+    parts not built (:func:`missing`). A source newer than its build (modification times, s, by
+    more than :data:`STALE_SLACK_S`) is stale unless the part carries the :func:`source_digest`
+    it was built from (``source_sha256``, setup.py) and that is the source's digest now; a part
+    built without it is judged by the times alone. Never raises."""
     out = []
     for name, _ in PARTS:
         try:
@@ -71,11 +92,23 @@ def stale() -> list[str]:
                 header = os.path.normpath(os.path.join(folder, inc.decode("utf-8", "replace")))
                 if os.path.exists(header):
                     newest = max(newest, os.stat(header).st_mtime)
-            if newest > os.stat(built).st_mtime + STALE_SLACK_S:
-                out.append(name.removeprefix("kscc_traffic."))
+            if newest <= os.stat(built).st_mtime + STALE_SLACK_S:
+                continue
+            if _built_from(name) == source_digest(source):
+                continue                    # (only the times changed: the same text)
+            out.append(name.removeprefix("kscc_traffic."))
         except Exception:  # noqa: BLE001 - a check of the install must not stop a run
             continue
     return out
+
+
+def _built_from(name: str) -> str:
+    """The ``source_sha256`` a compiled part was built with, '' when it has none (built without
+    setup.py's digest) or cannot be imported."""
+    try:
+        return str(getattr(importlib.import_module(name), "source_sha256", "") or "")
+    except Exception:  # noqa: BLE001 - counted by missing()
+        return ""
 
 
 #: a source counts as newer than its build beyond this many seconds only (distutils copies an

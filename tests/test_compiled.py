@@ -7,6 +7,8 @@ import ast
 import importlib.util
 import subprocess
 import sys
+
+import pytest
 from pathlib import Path
 
 from kscc_traffic import __version__, compiled
@@ -144,3 +146,49 @@ def test_the_cli_warns_of_stale_parts_before_analysing(monkeypatch):
     assert out.exit_code == 2
     assert out.output.startswith("Warning: compiled parts older than their C source (built before the source "
                                  "changed): _tcpstate: ")
+
+
+def test_a_source_whose_time_alone_changed_is_not_stale(tmp_path, monkeypatch):
+    # (touch, or a git checkout of another branch and back: newer times, the same text as the
+    # build's; the part carries the digest it was built from, setup.py's source_sha256)
+    built, source, header = _fake_part(tmp_path, monkeypatch, "touchpkg")
+    built_from = compiled.source_digest(str(source))
+    monkeypatch.setattr(compiled, "_built_from", lambda name: built_from)
+    _times(built, source, header, 1_000_000, 1_000_010, 1_000_010)
+    assert compiled.stale() == []
+    header.write_text("/* edited */\n")                      # the header's text changed: stale
+    _times(built, source, header, 1_000_000, 999_000, 1_000_010)
+    assert compiled.stale() == ["touchpkg._x"]
+    monkeypatch.setattr(compiled, "_built_from", lambda name: "")   # (built without the digest:
+    header.write_text("/* */\n")                                      # the times alone decide)
+    _times(built, source, header, 1_000_000, 1_000_010, 999_000)
+    assert compiled.stale() == ["touchpkg._x"]
+
+
+def test_the_source_digest_covers_the_source_and_its_included_headers(tmp_path, monkeypatch):
+    built, source, header = _fake_part(tmp_path, monkeypatch, "digestpkg")
+    import hashlib
+    assert compiled.source_digest(str(source)) == hashlib.sha256(source.read_bytes() + header.read_bytes()).hexdigest()
+    header.unlink()                                                   # (an absent header is left out)
+    assert compiled.source_digest(str(source)) == hashlib.sha256(source.read_bytes()).hexdigest()
+
+
+def test_each_built_part_carries_its_sources_digest():
+    # setup.py builds each part with its C source's digest (KSCC_SOURCE_SHA256): a part built
+    # here from this tree's sources says the digest of their text now (or is stale: rebuild)
+    import importlib
+    import importlib.util
+    import os
+    checked = 0
+    for name, _ in compiled.PARTS:
+        try:
+            part = importlib.import_module(name)
+        except ImportError:
+            continue                                                  # (not built: the fallback runs)
+        source = os.path.join(os.path.dirname(importlib.util.find_spec(name).origin), name.rsplit(".", 1)[1] + ".c")
+        if not os.path.exists(source):
+            continue                                                  # (a wheel: no source beside it)
+        assert part.source_sha256 == compiled.source_digest(source), f"{name}: rebuild (python setup.py build_ext --inplace)"
+        checked += 1
+    if not checked:
+        pytest.skip("no compiled part built beside its source here")
