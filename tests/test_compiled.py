@@ -7,9 +7,9 @@ import ast
 import importlib.util
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from pathlib import Path
 
 from kscc_traffic import __version__, compiled
 
