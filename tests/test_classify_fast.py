@@ -257,7 +257,7 @@ ROW_FIELDS = {
     # (newcomer 36 F3: a client certificate asked for in cleartext, and the client's answer)
     "tls_client_cert": st.sampled_from(["", "", "none", "sent", "asked"]),
     # (newcomer s59 #3: what a refused ClientHello offered, current or narrow)
-    "tls_offer": st.sampled_from(["", "", "current: TLS 1.3 and 1.2, 17 cipher suites", "narrow: TLS 1.2 at most"]),
+    "tls_offer": st.sampled_from(["", "", "current: TLS 1.3 and 1.2, 18 cipher suites", "narrow: TLS 1.2 at most"]),
     "uid": st.text(max_size=4),
 }
 #: rows that look like TLS / HTTP / DNS exchanges on documented ports (most random rows match no rule)

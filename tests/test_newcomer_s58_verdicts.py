@@ -186,7 +186,7 @@ def test_the_quick_start_samples_cipher_suite_refusal_advice_follows_the_detail(
     flows, _ = whole(ROOT / "samples" / "captures" / "blocked_agent.pcap")
     tls = flows[(flows.purpose == "agent_connection") & (flows.verdict == "blocked")]
     assert tls.reason.tolist() == ["tls_failed"]
-    assert f"handshake_failure (40): {SUITES_REFUSED}, {OFFER_CURRENT_SAID} (TLS 1.3 and 1.2, 17 cipher suites " \
+    assert f"handshake_failure (40): {SUITES_REFUSED}, {OFFER_CURRENT_SAID} (TLS 1.3 and 1.2, 18 cipher suites " \
            "(ECDHE AES-GCM among them), the x25519 and secp256r1 groups): not a TLS policy on the agent's device " \
            "most likely" in tls.detail.iloc[0]
     fix = readiness(flows, RULES).set_index("rule").at["agent_connection", "fix"]

@@ -85,10 +85,10 @@ def _fix(flows) -> str:
 
 def test_offer_text_reads_a_current_and_a_narrow_offer():
     assert tls.offer_text(tls.parse_client_hello(CURRENT_13)) == (
-        True, "TLS 1.3 and 1.2, 13 cipher suites (ECDHE AES-GCM among them), the x25519 and secp256r1 groups")
+        True, "TLS 1.3 and 1.2, 14 cipher suites (ECDHE AES-GCM among them), the x25519 and secp256r1 groups")
     # (TLS 1.2 alone, the four ECDHE AES-GCM suites of RFC 9325 and both groups: current too)
     assert tls.offer_text(tls.parse_client_hello(CURRENT_12)) == (
-        True, "TLS 1.2 at most, 10 cipher suites (ECDHE AES-GCM among them), the x25519 and secp256r1 groups")
+        True, "TLS 1.2 at most, 11 cipher suites (ECDHE AES-GCM among them), the x25519 and secp256r1 groups")
     # (a FIPS-mode-like offer: no x25519, 2 of the 4 ECDHE AES-GCM suites)
     assert tls.offer_text(tls.parse_client_hello(FIPS_12)) == (
         False, "TLS 1.2 at most, 4 cipher suites, 2 of the 4 ECDHE AES-GCM suites, no x25519 group")
@@ -109,6 +109,17 @@ def test_offer_text_reads_a_current_and_a_narrow_offer():
                           "group named")
 
 
+def test_offer_text_counts_the_suites_as_wireshark_does():
+    # (every entry of the list, as Wireshark's "Cipher Suites (N suites)": GREASE (RFC 8701) and the
+    # signalling values counted; neither makes an offer current nor narrow)
+    greased = client_hello((0x0A0A,) + CURRENT_SUITES, (0x2A2A, 0x001D, 0x0017), (0x3A3A, 0x0304, 0x0303))
+    assert tls.offer_text(tls.parse_client_hello(greased)) == (
+        True, "TLS 1.3 and 1.2, 15 cipher suites (ECDHE AES-GCM among them), the x25519 and secp256r1 groups")
+    only_signals = client_hello((0x0A0A, 0x00FF, 0x5600), (0x001D, 0x0017))
+    assert tls.offer_text(tls.parse_client_hello(only_signals)) == (
+        False, "TLS 1.2 at most, 3 cipher suites, no ECDHE AES-GCM suite")
+
+
 def test_a_current_offer_refused_is_advised_as_what_answered_in_the_servers_place(tmp_path):
     """The Quick-start sample's case, on a synthetic capture: TLS 1.3 offered with x25519. The detail
     says the offer was a current one; the checklist puts the device answering in the server's
@@ -120,7 +131,7 @@ def test_a_current_offer_refused_is_advised_as_what_answered_in_the_servers_plac
     assert (tls_row.verdict, tls_row.reason) == ("blocked", "tls_failed")
     assert tls_row.detail == (
         f"TLS handshake aborted: server: handshake_failure (40): {SUITES_REFUSED}, {OFFER_CURRENT_SAID} (TLS 1.3 "
-        "and 1.2, 13 cipher suites (ECDHE AES-GCM among them), the x25519 and secp256r1 groups): not a TLS policy "
+        "and 1.2, 14 cipher suites (ECDHE AES-GCM among them), the x25519 and secp256r1 groups): not a TLS policy "
         "on the agent's device most likely, but what answered in the server's place (an old proxy or firewall, a "
         "TLS-inspecting device) or a server restricted to other ones")
     assert "tls_offer" not in flows.columns    # (internal: not a column of the output)
@@ -134,7 +145,7 @@ def test_a_current_offer_refused_is_advised_as_what_answered_in_the_servers_plac
 
 def test_a_current_tls12_offer_is_current_too(tmp_path):
     flows, _ = whole(write(tmp_path, _refused([CURRENT_12])))
-    assert f"{OFFER_CURRENT_SAID} (TLS 1.2 at most, 10 cipher suites" in flows.detail[flows.resp_p == 23101].iloc[0]
+    assert f"{OFFER_CURRENT_SAID} (TLS 1.2 at most, 11 cipher suites" in flows.detail[flows.resp_p == 23101].iloc[0]
     assert "though its offer was a current one" in _fix(flows)
 
 

@@ -163,6 +163,9 @@ class ClientHello:
     supported_groups: list[int] = field(default_factory=list)
     key_share_groups: list[int] = field(default_factory=list)
     sslv2: bool = False
+    #: entries of the cipher suite list as sent (its length field / 2: GREASE and signalling values
+    #: included, as Wireshark's "Cipher Suites (N suites)"); 0 for an SSLv2-compatible hello
+    suites_listed: int = 0
 
     @property
     def max_version(self) -> int:
@@ -243,6 +246,7 @@ def _client_hello_body(body: bytes, complete: bool) -> ClientHello | None:
         return ch
     cs_len = _u16(body, i)
     ch.cipher_suites = _u16_list(body, i + 2, min(n, i + 2 + cs_len))
+    ch.suites_listed = cs_len // 2
     i += 2 + cs_len
     if i + 1 > n:
         return ch
@@ -384,8 +388,9 @@ def offer_text(ch: ClientHello | None) -> tuple[bool, str] | None:
     Signature algorithms are not read.
 
     ``text`` (str, made of numbers and fixed words only, no byte of the packet): the versions
-    (``TLS 1.3 and 1.2``, ``TLS 1.3 only``, ``TLS 1.2 at most``…), how many cipher suites (the
-    signalling values RFC 5746/7507 not counted), then for a current offer ``(ECDHE AES-GCM among
+    (``TLS 1.3 and 1.2``, ``TLS 1.3 only``, ``TLS 1.2 at most``…), how many cipher suites (every
+    entry of the list, as Wireshark counts them: RFC 5746/7507's signalling values and GREASE
+    included; they are left out of what follows; an SSLv2-compatible hello's TLS suites only), then for a current offer ``(ECDHE AES-GCM among
     them), the x25519 and secp256r1 groups``, for a narrow one what it lacks (``no TLS_AES_128_GCM_SHA256``,
     ``2 of the 4 ECDHE AES-GCM suites`` or ``no ECDHE AES-GCM suite``, ``no x25519 group``…), e.g.
     ``(True, "TLS 1.3 and 1.2, 17 cipher suites (ECDHE AES-GCM among them), the x25519 and
@@ -394,7 +399,7 @@ def offer_text(ch: ClientHello | None) -> tuple[bool, str] | None:
         return None
     v13, v12, versions = _offer_versions(ch)
     suites = [s for s in ch.cipher_suites if s not in _SCSVS]
-    n = len(suites)
+    n = ch.suites_listed or len(ch.cipher_suites)    # (as Wireshark's "Cipher Suites (N suites)")
     head = f"{versions}, {n} cipher suite{'s' if n != 1 else ''}"
     has13 = v13 and TLS13_MANDATORY in suites
     gcm = sum(1 for s in TLS12_ECDHE_GCM if s in suites)
