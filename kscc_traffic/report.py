@@ -804,7 +804,7 @@ VERSION_FIX = ("the server's side accepted none of the TLS versions the agent of
                "check the agent's TLS settings (TLS 1.2 and 1.3 enabled: a policy or registry setting may disable "
                "them, an old operating system may lack them), then any proxy or firewall answering in the server's "
                "place with other TLS versions (an old one: update it, or let the agent's TLS to {mask} through "
-               "it uninspected); not the firewall's ports")
+               "it uninspected)")
 #: the advice for a TLS handshake the server's side ended accepting none of the cipher suites, groups
 #: or signature algorithms the agent offered (detail :data:`~kscc_traffic.classify.SUITES_REFUSED`):
 #: the agent's TLS policy first, as the detail says (newcomer s58 #2: the advice was a proxy's TLS
@@ -840,7 +840,7 @@ SUITES_CURRENT_FIX_DP = ("the distribution point accepted none of the cipher sui
 VERSION_FIX_DP = ("the distribution point accepted none of the TLS versions the agent offered (see each flow's "
                   "detail): update the older of the two Network Agents (the distribution point's or this one), and "
                   "check the agent's TLS settings (TLS 1.2 and 1.3 enabled) and any device between that answers in "
-                  "the distribution point's place; not the firewall's ports")
+                  "the distribution point's place")
 
 
 #: how the ``icmp_unreachable`` detail of a router that cannot deliver reads (ICMP network/host
