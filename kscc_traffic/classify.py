@@ -1308,7 +1308,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                 # (the server asked for a client certificate and aborted after the client's answer:
                 # the agent's certificate, not the path; newcomer 36 F3)
                 why = _client_cert_refusal(row, why)
-                why = _old_version_note(row, why)
+                why = _old_version_note(row, why, by_address=rule is not None and rule.opener == PINNED_OPENER)
                 if why == ENCRYPTED_ALERT:
                     # (sent after the server's flight, before the client's Finished: most often the
                     # certificate refused, which TLS 1.3 hides; break-it net 33 F3)
@@ -2334,7 +2334,27 @@ OFFER_CURRENT_SAID = "though the offer is a current one"
 OFFER_NARROW_SAID = "and the offer is a narrow one"
 
 
-def _old_version_note(row: dict, why: str) -> str:
+def _suites_refused(row: dict) -> str:
+    """:data:`SUITES_REFUSED` with what the ClientHello offered (the internal column ``tls_offer``,
+    :func:`kscc_traffic.inspect._tls_offers`) and whose setting that points to: a current offer
+    (:data:`OFFER_CURRENT_SAID`) what answered in the server's place, a narrow one
+    (:data:`OFFER_NARROW_SAID`) the agent's TLS policy, an offer not read both."""
+    offer = str(row.get("tls_offer") or "")
+    if offer.startswith(OFFER_CURRENT):
+        # (the ClientHello offers what any current server accepts: what answered is the
+        # cause, not the agent's policy; newcomer s59 #3)
+        return (f"{SUITES_REFUSED}, {OFFER_CURRENT_SAID} ({offer[len(OFFER_CURRENT):]}): not a TLS policy on the "
+                "agent's device most likely, but what answered in the server's place (an old proxy or firewall, a "
+                "TLS-inspecting device) or a server restricted to other ones")
+    if offer.startswith(OFFER_NARROW):
+        return (f"{SUITES_REFUSED}, {OFFER_NARROW_SAID} ({offer[len(OFFER_NARROW):]}): a TLS policy on the agent's "
+                "device restricting them most likely (a cipher-suite GPO or FIPS mode, an old operating system), or "
+                "a device answering in the server's place")
+    return (f"{SUITES_REFUSED} (a TLS policy on the agent's device restricting them, a cipher-suite GPO or FIPS "
+            "mode, or a device answering in the server's place)")
+
+
+def _old_version_note(row: dict, why: str, by_address: bool = False) -> str:
     """``why`` (the alert that aborted a TLS handshake: ``tls_alert``) with what a
     ``protocol_version`` alert means where the capture shows it: the client's, after a
     ServerHello of an old version (``tls_version`` in :data:`OLD_TLS_VERSIONS`), says the answer
@@ -2346,8 +2366,10 @@ def _old_version_note(row: dict, why: str) -> str:
     ``tls_offer`` read the ClientHello (:func:`kscc_traffic.inspect._tls_offers`), whether its offer
     was a current one (:data:`OFFER_CURRENT_SAID`: what answered in the server's place most likely,
     not the agent's TLS policy) or a narrow one (:data:`OFFER_NARROW_SAID`: the agent's policy most
-    likely); a client's ``internal_error``, its own stack failing.
-    Else ``why`` as it is."""
+    likely); without a server name (SNI), that a server routing by name refuses it so first, unless
+    ``by_address`` (the rule's server is a distribution point, :data:`PINNED_OPENER`, which the agent
+    reaches by address: no SNI is its normal hello); a client's ``internal_error``, its own stack
+    failing. Else ``why`` as it is."""
     version = str(row.get("tls_version") or "")
     if str(why).startswith("server:") and str(why).endswith(("handshake_failure (40)", "insufficient_security (71)")) \
             and not version and not row.get("start_lost") and not row.get("payload_cut") \
@@ -2355,23 +2377,11 @@ def _old_version_note(row: dict, why: str) -> str:
         # (answering the ClientHello itself, before any ServerHello: nothing offered was acceptable;
         # break-it s55 tls #7, advised as inspection alone; without a server name, the name first:
         # a front end routing by SNI refuses a nameless ClientHello so, fp s55 #4)
-        if not row.get("sni"):
+        offered = _suites_refused(row)
+        if not row.get("sni") and not by_address:
             return (f"{why}: the ClientHello carried no server name (SNI), which a server or front end that routes "
-                    "by name refuses so; else the server's side accepts none of the cipher suites, key-exchange "
-                    "groups or signature algorithms the client offered (a TLS policy on the agent's device)")
-        offer = str(row.get("tls_offer") or "")
-        if offer.startswith(OFFER_CURRENT):
-            # (the ClientHello offers what any current server accepts: what answered is the
-            # cause, not the agent's policy; newcomer s59 #3)
-            return (f"{why}: {SUITES_REFUSED}, {OFFER_CURRENT_SAID} ({offer[len(OFFER_CURRENT):]}): not a TLS "
-                    "policy on the agent's device most likely, but what answered in the server's place (an old "
-                    "proxy or firewall, a TLS-inspecting device) or a server restricted to other ones")
-        if offer.startswith(OFFER_NARROW):
-            return (f"{why}: {SUITES_REFUSED}, {OFFER_NARROW_SAID} ({offer[len(OFFER_NARROW):]}): a TLS policy on "
-                    "the agent's device restricting them most likely (a cipher-suite GPO or FIPS mode, an old "
-                    "operating system), or a device answering in the server's place")
-        return (f"{why}: {SUITES_REFUSED} (a TLS policy on the agent's device restricting them, a cipher-suite "
-                "GPO or FIPS mode, or a device answering in the server's place)")
+                    f"by name refuses so; else {offered}")
+        return f"{why}: {offered}"
     if str(why).startswith("client:") and str(why).endswith("internal_error (80)"):
         # (after the server's answer, also what it sent: a certificate or parameters the client's
         # stack cannot use, an inspecting device's among them; fp s55 #7)
