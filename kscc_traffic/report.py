@@ -3677,7 +3677,7 @@ def dns_answered_fix(n: int) -> str:
     open; the resolver's own lookup of that name or a filter on it is what failed."""
     return (f"{_queries_were(n)} unanswered by a resolver that answered other queries of the same client in the "
             "capture (DNS to it is open: no port to allow): most likely the resolver got no answer for that name "
-            "upstream before the client gave up (its forwarders or the name's DNS servers unreachable or slow from "
+            "upstream in time for the client (its forwarders or the name's DNS servers unreachable or slow from "
             "it), or a DNS filter drops queries for that name (a DNS filtering service, an RPZ policy on the "
             "resolver): check the resolver's log and filtering policy for the name (see the flagged DNS flows), "
             "let its own lookups out (UDP and TCP 53) and check its forwarders")
