@@ -47,7 +47,7 @@ from . import plots
 from .addresses import endpoint_text
 from .classify import DNS_TCP_RESET
 from .report import (CUT_SHORT_REASON, REASON_TEXT, clip_ts, cut_short, dns_answer_meaning, dns_error_verdicts, dns_errors,
-                     console_names, dns_blocked_kinds, dns_fix, ResolverAnswers, dns_reason_texts, escape_terminal, host_mismatch_reason_text, icmp_reason_text,
+                     console_names, dns_blocked_kinds, dns_fix, one_way_capture, ResolverAnswers, dns_reason_texts, escape_terminal, host_mismatch_reason_text, icmp_reason_text,
                      readiness, rejected_reason_text, several_captures_note, time_texts, undocumented_fix, vendor_names,
                      wrong_direction_reason_text, INBOUND_STARTS, ksc_flows, cut_unnamed, no_ksc_traffic, NOT_KSC_FIX, NOT_KSC_NOTE, JOINED_NOTE,
                      flagged_rank, icmp_column, ksc_purposes, port_unreachable, scan_lines_of)
@@ -464,13 +464,14 @@ def _flagged_rows(sub: pd.DataFrame) -> str:
 
 
 def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None = None,
-             not_ksc: bool = False, dns_answered: int = 0) -> str:
+             not_ksc: bool = False, dns_answered: int = 0, one_way: bool = False) -> str:
     """One purpose's flagged flows; ``fix``: its "what to change" (the readiness checklist's,
     so both say the same; default: the rule's); ``not_ksc``: no flow is KSC agent traffic (the
     headline): "what to change" is :data:`~kscc_traffic.report.NOT_KSC_FIX`, whatever the purpose;
     ``dns_answered``: of the DNS queries nothing answered, those sent to a resolver that answered
     the same client (:class:`~kscc_traffic.report.ResolverAnswers` of all the flows, not only the
-    flagged ``sub``)."""
+    flagged ``sub``); ``one_way``: the run's flows show a capture of one direction only
+    (:func:`~kscc_traffic.report.one_way_capture`, of all the flows)."""
     worst = "blocked" if (sub["verdict"] == "blocked").any() else "unexpected"
     n = len(sub)
     reasons = _split_reasons(sub["reason"])
@@ -512,7 +513,7 @@ def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None
         rejected = (sub["verdict"] == "blocked") & (sub["reason"].astype(str).str.split(",").str[0] == "rejected")
         resets = int((rejected & (sub["detail"].astype(str) == DNS_TCP_RESET)).sum())
         counts = (resets, int(rejected.sum()) - resets)
-        kinds = {**dns_blocked_kinds(sub), "resolver_answered": dns_answered}
+        kinds = {**dns_blocked_kinds(sub), "resolver_answered": dns_answered, "one_way_capture": int(one_way)}
         texts = dns_reason_texts(reasons, *counts, kinds=kinds)
         dl = ("<dt>What the port is for</dt><dd>Name resolution. Not in the vendor's port list, but "
               "agents must resolve *.ksc.kaspersky.com and the other Kaspersky names to connect at all.</dd>"
@@ -560,11 +561,12 @@ def _flagged(flows: pd.DataFrame, rules: RuleSet, chk: pd.DataFrame | None = Non
         purposes = plots.purpose_order(flagged, rules)
         # (DNS: whether the resolver answered the client's other queries, read from all the flows)
         answered = ResolverAnswers.of(flows) if "dns" in purposes else 0
+        one_way = one_way_capture(flows) if "dns" in purposes else False
         parts = []
         for p in purposes:
             key = "" if p == plots.NO_PURPOSE else p
             parts.append(_finding(key, flagged[flagged["purpose"] == key], by_id.get(key), fixes.get(key), not_ksc,
-                                  answered if key == "dns" else 0))
+                                  answered if key == "dns" else 0, one_way))
         body = "".join(parts)
         if not_ksc:
             body = f'<p class="warn">{_e(NOT_KSC_SECTION)}</p>{body}'

@@ -3518,7 +3518,7 @@ DNS_WRONG_SOURCE_FIX = ("the resolver answers from another address than the one 
 
 #: the keys of :func:`dns_blocked_kinds`
 DNS_KINDS = ("refused", "servfail", "mismatch_id", "mismatch_question", "mismatch_cut", "no_answer", "v6_only",
-             "fragments")
+             "fragments", "icmp", "icmp_closed")
 
 
 def _text_column(flows: pd.DataFrame, name: str) -> pd.Series:
@@ -3545,7 +3545,9 @@ def dns_blocked_kinds(flows: pd.DataFrame) -> dict[str, int]:
     question that only A answers resolved: read from ``detail``, its start rebuilt
     from ``query``, as whether the capture held IPv4 is in no column); ``fragments``, ``no_answer``
     ones whose answers came back only as IP fragments of datagrams never captured whole (detail
-    :data:`~kscc_traffic.classify.DNS_LOST_FRAGMENTS`: its own words and a count, no packet text).
+    :data:`~kscc_traffic.classify.DNS_LOST_FRAGMENTS`: its own words and a count, no packet text);
+    ``icmp``, the ``icmp_unreachable`` ones, and ``icmp_closed``, of them those answered by a port
+    unreachable from the resolver's own address (:func:`port_unreachable`: nothing listens on 53 there).
     All 0 for a table without ``purpose``, ``verdict`` or ``reason`` (a
     missing value there, or a table without ``dns_rcode`` / ``dns_unmatched``: those kinds 0)."""
     out = dict.fromkeys(DNS_KINDS, 0)
@@ -3571,6 +3573,13 @@ def dns_blocked_kinds(flows: pd.DataFrame) -> dict[str, int]:
     if out["no_answer"]:
         detail = _text_column(bl, "detail").to_numpy(dtype=object)[na]
         out["fragments"] = sum(bool(DNS_LOST_FRAGMENTS.match(str(d))) for d in detail.tolist())
+    icmp = base == "icmp_unreachable"
+    out["icmp"] = int(icmp.sum())
+    if out["icmp"]:
+        rows = np.flatnonzero(icmp)
+        said = port_unreachable(_text_column(bl, "detail").to_numpy(dtype=object)[rows].tolist(),
+                                [icmp_column(bl)[i] for i in rows.tolist()])
+        out["icmp_closed"] = int(said[0].sum())
     kind = np.where(na & (rcode == ""), _text_column(bl, "dns_unmatched").to_numpy(dtype=object), "")
     out["mismatch_id"] = int((kind == UNMATCHED_ID).sum())
     out["mismatch_question"] = int((kind == UNMATCHED_QUESTION).sum())
@@ -3683,6 +3692,54 @@ def dns_answered_fix(n: int) -> str:
             "let its own lookups out (UDP and TCP 53) and check its forwarders")
 
 
+def dns_closed_fix(n: int) -> str:
+    """What to change for ``n`` DNS queries answered by an ICMP port unreachable from the resolver's
+    own address (the query arrived; nothing listens on port 53 there): the resolver address the
+    agents are given or its DNS service, not a firewall on the path (newcomer s60 #2)."""
+    return (f"{_queries_were(n)} answered by ICMP port unreachable from the resolver's own address: the queries "
+            "arrived, but nothing listens on port 53 there: check the DNS server address the agents are given "
+            "(DHCP, their network settings) and that a DNS service runs on that host; if it does, its own "
+            "firewall rejects the queries")
+
+
+def dns_one_way_fix(n: int) -> str:
+    """What to change for ``n`` DNS queries nothing answered (0: not counted) in a capture that
+    holds one direction only (:func:`one_way_capture`): nothing yet, their answers may have come
+    (newcomer s60 #1: "allow DNS" was advised under the warning that said so)."""
+    return (f"{_queries_were(n) if n else 'queries were'} unanswered in this capture, which holds one direction only "
+            "(no TCP flow has packets both ways, and the agent's packets acknowledge answers that are not in it: see "
+            "the Warning): their answers may have come; capture both directions (on the agent itself) before "
+            "changing DNS")
+
+
+def one_way_capture(flows: pd.DataFrame) -> bool:
+    """Whether a flow table shows a capture that holds one direction only: no TCP flow with packets
+    both ways, at least :data:`~kscc_traffic.capture.stats.ONE_WAY_MIN_FLOWS` flows judged seen one
+    way (reason ``one_way``: their packets acknowledge the other side's, which are not in it) and
+    no DNS flow with a packet of its responder (what :meth:`ReadStats.warn_one_way
+    <kscc_traffic.capture.stats.ReadStats.warn_one_way>` warns of, as the flow table tells it).
+    False for a table without ``proto``, ``orig_pkts``, ``resp_pkts``, ``reason`` or ``purpose``."""
+    if not len(flows) or any(c not in flows for c in ("proto", "orig_pkts", "resp_pkts", "reason", "purpose")):
+        return False
+    return _one_way_capture(*_one_way_counts(flows))
+
+
+def _one_way_counts(flows: pd.DataFrame) -> tuple[int, int, int]:
+    """(TCP flows with packets both ways, flows of reason ``one_way``, DNS flows with a responder
+    packet) of a flow table with ``proto``, ``orig_pkts``, ``resp_pkts``, ``reason``, ``purpose``."""
+    answered = pd.to_numeric(flows["resp_pkts"], errors="coerce").fillna(0).to_numpy() > 0
+    sent = pd.to_numeric(flows["orig_pkts"], errors="coerce").fillna(0).to_numpy() > 0
+    tcp = (flows["proto"].astype(str) == "tcp").to_numpy()
+    one_way = (_text_column(flows, "reason").str.split(",").str[0] == "one_way").to_numpy()
+    dns = (_text_column(flows, "purpose") == "dns").to_numpy()
+    return int((tcp & sent & answered).sum()), int(one_way.sum()), int((dns & answered).sum())
+
+
+def _one_way_capture(both: int, one_way: int, dns_answered: int) -> bool:
+    from .capture.stats import ONE_WAY_MIN_FLOWS
+    return both == 0 and one_way >= ONE_WAY_MIN_FLOWS and dns_answered == 0
+
+
 def _queries_were(n: int) -> str:
     return "1 query was" if n == 1 else f"{n} queries were"
 
@@ -3751,7 +3808,12 @@ def dns_fix(reasons, resets: int | None = None, error_answers: int | None = None
     (:func:`dns_mismatch_fix`) apart from those nothing answered: "allow DNS" is not advised for
     them; its key ``resolver_answered`` (not of :func:`dns_blocked_kinds`: :class:`ResolverAnswers`
     of the whole run), of the ``no_answer`` ones those sent to a resolver that answered other
-    queries of the same client (:func:`dns_answered_fix`, first): nor for them."""
+    queries of the same client (:func:`dns_answered_fix`, first): nor for them; ``icmp_closed``,
+    queries answered by a port unreachable from the resolver's own address: :func:`dns_closed_fix`
+    (its address or service, not the firewall), "allow DNS" only for other ICMP errors; its key
+    ``one_way_capture`` (not of :func:`dns_blocked_kinds`: :func:`one_way_capture` of the whole
+    run, 1 or 0): the capture holds one direction only, the ``no_answer`` ones are advised as
+    :func:`dns_one_way_fix` (their answers may be missing from it), not "allow DNS"."""
     out = []
     kinds = kinds or {}
     k, no_answer = cut
@@ -3769,7 +3831,13 @@ def dns_fix(reasons, resets: int | None = None, error_answers: int | None = None
         reasons.discard("no_answer")
     if answered:
         out.append(dns_answered_fix(answered))
-    if {"no_answer", "icmp_unreachable"} & set(reasons):
+    icmp, closed = kinds.get("icmp", 0), kinds.get("icmp_closed", 0)
+    if closed and "icmp_unreachable" in reasons:
+        out.append(dns_closed_fix(closed))
+    one_way = "no_answer" in reasons and bool(kinds.get("one_way_capture", 0))
+    if one_way:
+        out.append(dns_one_way_fix(max(kinds.get("no_answer", no_answer) - k - answered, 0)))
+    if ("no_answer" in reasons and not one_way) or ("icmp_unreachable" in reasons and (not icmp or closed < icmp)):
         out.append("allow DNS (UDP and TCP 53) from the clients to their resolver, and the resolver's own lookups")
     if by_id + by_question:
         out.append(dns_mismatch_fix(by_id, by_question))
@@ -3924,7 +3992,8 @@ def _dns_advice(summary: "TableSummary") -> tuple[list[str], str]:
     why = sorted(summary.reasons.get("dns", ()))
     return why, dns_fix(why, *((summary.dns_resets, summary.dns_error_answers) if summary.detail_seen
                                else (None, None)), cut=(summary.bl_cut.get("dns", 0), summary.dns_no_answer),
-                        kinds={**summary.dns_kinds, "resolver_answered": summary.resolvers.count()}
+                        kinds={**summary.dns_kinds, "resolver_answered": summary.resolvers.count(),
+                               "one_way_capture": int(_one_way_capture(*summary.one_way_counts))}
                         if summary.detail_seen else None)
 
 
@@ -4430,6 +4499,7 @@ class TableSummary:
         self.ok_other_kinds: dict[str, set] = {}  # purpose -> what they were sent as (other_cast_kind)
         self.data_seen = False                   # (a table with orig_bytes and resp_bytes was added)
         self.one_way: dict[str, int] = {}        # purpose -> unclassified flows seen one way (reason one_way)
+        self.one_way_counts = [0, 0, 0]          # _one_way_counts summed: TCP both ways, one_way, DNS answered
         self.bl_reset: dict[str, int] = {}       # purpose -> blocked flows: a distribution point's reset
         self.bl_reset_own: dict[str, int] = {}   # ... of them on the client's subnet
         self.bl_refused: dict[str, tuple[int, int]] = {}  # purpose -> refused_counts of its blocked flows
@@ -4578,6 +4648,9 @@ class TableSummary:
         self.rates.add(flows)
         if "resp_pkts" in flows:
             self.answered_seen = True
+            if all(c in flows for c in ("orig_pkts", "reason", "purpose")):
+                for i, n in enumerate(_one_way_counts(flows)):
+                    self.one_way_counts[i] += n
             answered = flows[(flows["verdict"] == "ok") & (flows["resp_pkts"] > 0)]
             for p, n in answered.groupby("purpose", sort=False).size().items():
                 self.ok_answered[p] = self.ok_answered.get(p, 0) + int(n)
