@@ -48,7 +48,7 @@ from .addresses import endpoint_text
 from .classify import DNS_TCP_RESET
 from .report import (CUT_SHORT_REASON, REASON_TEXT, clip_ts, cut_short, dns_answer_meaning, dns_error_verdicts, dns_errors,
                      console_names, dns_blocked_kinds, dns_fix, one_way_capture, ResolverAnswers, dns_reason_texts, escape_terminal, host_mismatch_reason_text, icmp_reason_text,
-                     readiness, rejected_reason_text, several_captures_note, time_texts, undocumented_fix, vendor_names,
+                     readiness, rejected_reason_text, several_captures_note, captures_without_ksc, no_ksc_capture_note, time_texts, undocumented_fix, vendor_names,
                      wrong_direction_reason_text, INBOUND_STARTS, ksc_flows, cut_unnamed, no_ksc_traffic, NOT_KSC_FIX, NOT_KSC_NOTE, JOINED_NOTE,
                      flagged_rank, icmp_column, ksc_purposes, port_unreachable, scan_lines_of)
 from .rules import Rule, RuleSet
@@ -298,9 +298,10 @@ def _summary(flows: pd.DataFrame, rules: RuleSet, captures: Mapping[str, int], w
             f'<div class="cards">{"".join(cards)}</div>{warn}{nav}</header>')
 
 
-def _checklist(chk: pd.DataFrame, rules: RuleSet, captures: int = 1) -> str:
+def _checklist(chk: pd.DataFrame, rules: RuleSet, captures: int = 1, alone: str = "") -> str:
     """The readiness checklist section; ``captures``: how many captures the flows come from (more
-    than one: a line says the checklist is over them all)."""
+    than one: a line says the checklist is over them all); ``alone``: the
+    :func:`~kscc_traffic.report.no_ksc_capture_note` of those without KSC agent traffic ('' none)."""
     by_id = {r.id: r for r in rules.rules}
     rows = []
     for r in chk.itertuples(index=False):
@@ -328,7 +329,8 @@ def _checklist(chk: pd.DataFrame, rules: RuleSet, captures: int = 1) -> str:
             f'<p>Every purpose the vendor documents, judged on this traffic: {_e(line)}. '
             '"not seen" means the capture holds no such flow (not necessarily a problem: '
             "some ports are only needed in some set-ups).</p>"
-            + (f"<p>{_e(several_captures_note(captures))}</p>" if captures > 1 else "") +
+            + (f"<p>{_e(several_captures_note(captures))}</p>" if captures > 1 else "")
+            + (f'<p class="warn">{_e(alone)}</p>' if alone else "") +
             '<table class="checklist"><thead><tr><th>section</th><th>purpose</th><th>ports</th>'
             '<th>what for</th><th>status</th><th class="num">flows</th><th class="num">ok</th>'
             '<th class="num">blocked</th><th class="num">unexpected</th><th>reasons</th>'
@@ -675,7 +677,8 @@ def render_html(flows: pd.DataFrame, rules: RuleSet, *, captures: Mapping[str, o
 
     body = "".join([
         _summary(flows, rules, cap_counts, list(warnings), title, generated, charts, bool(len(errs))),
-        _checklist(chk, rules, flows["capture"].nunique() if len(flows) and "capture" in flows else 1),
+        _checklist(chk, rules, flows["capture"].nunique() if len(flows) and "capture" in flows else 1,
+                   no_ksc_capture_note(captures_without_ksc(flows, rules))),
         _dns_errors(errs, dns_error_verdicts(flows)),
         _charts(flows, rules, _not_ksc(chk)) if charts else "",
         _hosts(flows, rules),

@@ -4536,6 +4536,8 @@ class TableSummary:
         self.verdict_captures: dict[tuple[str, str], dict[str, None]] = {}  # (purpose, verdict) -> its captures
         self.named_seen = False                  # (a table with a server_name column was added)
         self.vendor_seen = 0                     # flows whose name makes them KSC agent traffic (ksc_named)
+        self.capture_ksc: dict[str, bool] = {}   # capture -> one of its flows is named as KSC's (ksc_named)
+        self.capture_purposes: dict[str, set] = {}  # capture -> the purposes of its flows
         self.cut_unnamed = 0                     # TCP flows cut by the snaplen before a name was read (cut_unnamed)
         self.answered_seen = False               # (a table with a resp_pkts column was added)
         self.joins = 0                           # IGMP/MLD membership reports (group_joins)
@@ -4564,6 +4566,7 @@ class TableSummary:
         if not len(flows):
             return
         self.total += len(flows)
+        named_all = None                        # (ksc_named of every row, when computed for the captures)
         if "ts_ns" in flows:
             ts = flows["ts_ns"].to_numpy(dtype=np.int64)
             lo, hi = int(ts.min()), int(ts.max())
@@ -4575,6 +4578,18 @@ class TableSummary:
             judged = flows[flows["verdict"].isin(["ok", "blocked", "unexpected"])]
             for p, v, c in judged.groupby(["purpose", "verdict", "capture"], sort=False).size().index:
                 self.verdict_captures.setdefault((p, v), {})[c] = None
+            for c, p in flows.groupby(["capture", "purpose"], sort=False).size().index:
+                self.capture_purposes.setdefault(c, set()).add(p)
+            caps = flows["capture"].to_numpy(dtype=object)
+            pending = [c for c in pd.unique(caps).tolist() if not self.capture_ksc.get(c, False)]
+            if pending:
+                # (a capture's own KSC name: ksc_named on the rows of the captures without one yet)
+                rows = np.isin(caps, pending)
+                named = ksc_named(flows[rows])
+                if rows.all():
+                    named_all = named
+                for c, v in pd.Series(named).groupby(caps[rows], sort=False).any().items():
+                    self.capture_ksc[c] = bool(v)
         for (p, v), n in flows.groupby(["purpose", "verdict"], sort=False).size().items():
             self.counts[(p, v)] = self.counts.get((p, v), 0) + int(n)
         partial_ok = False
@@ -4614,7 +4629,7 @@ class TableSummary:
                 if len(self.join_groups) < 4 * MAX_JOIN_GROUPS:
                     self.join_groups.add(g)
         if not self.vendor_seen:
-            self.vendor_seen += int(np.count_nonzero(ksc_named(flows)))
+            self.vendor_seen += int(np.count_nonzero(ksc_named(flows) if named_all is None else named_all))
             self.cut_unnamed += cut_unnamed(flows)
         if "server_name" in flows:
             self.named_seen = True
@@ -4892,6 +4907,14 @@ class TableSummary:
         ksc = self.vendor_seen + sum(n for (p, _), n in self.counts.items() if p in ids)
         return no_ksc_traffic(self.total, ksc, len(self.captures), self.cut_unnamed)
 
+    def captures_without_ksc(self, rules: RuleSet) -> list[str]:
+        """As :func:`captures_without_ksc`, from the flows added."""
+        if len(self.captures) < 2 or self.no_ksc_headline(rules):
+            return []
+        ids = set(ksc_purposes(rules))
+        return [str(c) for c in self.captures
+                if not self.capture_ksc.get(c, False) and not (self.capture_purposes.get(c, set()) & ids)]
+
     def dns_errors(self) -> pd.DataFrame:
         """As :func:`dns_errors`, from the counts."""
         return _dns_error_frame(self.dns_error_counts)
@@ -5114,6 +5137,35 @@ def _checklist_widths(chk: pd.DataFrame, rules: RuleSet, width: int,
 _NARROW_HEADERS = {"section": "§", "transport/ports": "ports"}
 
 
+def captures_without_ksc(flows: pd.DataFrame, rules: RuleSet) -> list[str]:
+    """Of a flow table over several captures (its ``capture`` column: two or more distinct values),
+    those none of whose flows is KSC agent traffic (:func:`ksc_flows`), in their first row's order;
+    [] for one capture, a table without ``capture``, or when no flow at all is KSC agent traffic
+    (then the run's headline, :func:`no_ksc_traffic`, says it of them all)."""
+    if not len(flows) or "capture" not in flows:
+        return []
+    caps = flows["capture"].astype(str)
+    if caps.nunique() < 2:
+        return []
+    ksc = pd.Series(ksc_flows(flows, rules), index=flows.index).groupby(caps, sort=False).any()
+    return [] if not ksc.any() else [str(c) for c, v in ksc.items() if not v]
+
+
+def no_ksc_capture_note(names: list[str]) -> str:
+    """The line the table and HTML reports give under the checklist of several captures when some
+    of them hold no KSC agent traffic (:func:`captures_without_ksc`: ``names``, escaped by the
+    caller; '' for none): taken on another machine or at another time, and the checklist counts
+    their flows with the others' (newcomer s60 #4: a browser's flow of such a capture made a purpose
+    blocked, nothing said that capture was not the agent's)."""
+    if not names:
+        return ""
+    one = len(names) == 1
+    return (f"Note: {', '.join(names)} {'holds' if one else 'hold'} no KSC agent traffic (no flow to a Kaspersky "
+            "name or on a port only KSC uses): taken on another machine than the agent, or at another time? The "
+            f"checklist counts {'its' if one else 'their'} flows with the others' (other programs' flows on a "
+            f"purpose's port): analyse {'it' if one else 'each'} on its own for its own checklist.")
+
+
 def several_captures_note(k: int) -> str:
     """What the checklist of ``k`` > 1 captures is: one over them all (the table report's line
     under it, the HTML report's)."""
@@ -5209,6 +5261,9 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         console.print(Text(escape_terminal(note), style="italic"))
     if len(summary.captures) > 1:
         console.print(Text(several_captures_note(len(summary.captures)), style="italic"))
+        alone = no_ksc_capture_note(summary.captures_without_ksc(rules))
+        if alone:
+            console.print(Text(escape_terminal(alone), style="yellow"))
     if capture_filter is not None:
         gone = sum(1 for r in chk.itertuples(index=False) if r.status == "not seen" and r.rule in (outside or ()))
         head = f"Note: captured with a custom filter ({capture_filter!r}): "
