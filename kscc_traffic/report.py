@@ -3076,6 +3076,11 @@ def _one_flow(text: str) -> str:
 #: the headline of a report whose flows show no KSC agent traffic (:func:`no_ksc_traffic`)
 NO_KSC_TRAFFIC = ("no flow in this capture goes to a Kaspersky name or a KSC-only port: "
                   "captured on the wrong machine, or at the wrong time?")
+#: the headline of a report on no flow at all (an empty capture, one without IP packets, a live run
+#: that caught nothing: the Warning line says which); the exit status is 0 as under
+#: :data:`NO_KSC_TRAFFIC` (``--fail-on no-ksc``: 1)
+NO_FLOWS = ("no flow at all to judge: capture again on the agent itself, on the interface its traffic uses, while "
+            "it connects")
 
 
 def ksc_purposes(rules: RuleSet) -> set[str]:
@@ -5211,6 +5216,9 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     headline = summary.no_ksc_headline(rules)
     if headline:
         console.print(Text(f"No KSC agent traffic: {headline}", style="bold yellow"))
+    elif not summary.total:
+        # (an empty capture, one without IP packets, a live run that caught nothing: newcomer s60 #5)
+        console.print(Text(f"No KSC agent traffic: {NO_FLOWS}", style="bold yellow"))
     chk = summary.readiness(rules)
     # (no KSC agent traffic: the counts are other programs' flows on the purposes' ports, as the
     # checklist's "not seen" and the flagged flows' title say, newcomer 31 F3)
