@@ -1957,10 +1957,13 @@ def after_own_reset(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarra
     do, as Zeek's ``update_ack_seq``). As Zeek's endpoint state machine
     (``TCPSessionAdapter::UpdateClosedState``, ``UpdateEstablishedState``): a side's first RST
     changes nothing when that side and its peer had both sent a FIN before it (both CLOSED); a
-    side that sent a FIN, then a RST, is CLOSED again from the peer's first FIN after that RST
-    (the peer's FIN without RST, the peer not closed before: "actually normal termination").
-    Not modelled: the FIN of a side whose only packet before was its SYN (Zeek takes its
-    sequence number even then).
+    side that sent a FIN, then a RST (or both in its first packet, which Zeek takes as a FIN,
+    then a RST), is CLOSED again from the peer's first FIN after that RST (a FIN without RST,
+    not the peer's first packet, the peer not closed before: "actually normal termination").
+    Not modelled (the per-packet state machine would tell them apart: tests compare it): a
+    FIN or FIN+RST sent from SYN_SENT / SYN_ACK_SENT (only SYNs sent), and the peer's FIN while
+    it is still INACTIVE after pure ACKs, when the other side is RESET from CLOSED; and Zeek
+    taking a FIN's number when the side's last sequence number is its SYN's.
 
     ``flow_of`` (flow number per row), ``from_orig`` (bool or 0/1), ``flags``, ``is_tcp``,
     ``plen`` arrays of one length; returns a bool array of that length. Whole columns, no
@@ -1983,10 +1986,11 @@ def after_own_reset(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarra
 
     def first(mask: np.ndarray) -> np.ndarray:
         a = np.full(m, never, np.int64)
-        np.minimum.at(a, g[mask], pos[mask])
+        k, r = first_rows(g, np.flatnonzero(mask))      # (rows in time order per side)
+        a[k] = r
         return a
 
-    r, f, fo = first(rst), first(fin), first(fin_only)
+    r, f, fo, a = first(rst), first(fin), first(fin_only), first(pk)
     grp = np.unique(g[rst])                   # (the sides that sent a RST)
     p = grp ^ 1
     rd, rp, fd, fp = r[grp], r[p], f[grp], f[p]
@@ -1996,18 +2000,22 @@ def after_own_reset(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarra
     # the later one: the peer is CLOSED then if it sent a FIN and (its own RST before changed
     # nothing, or was undone by this side's first FIN after it)
     p_eff = ~((fp < rp) & (fd < rp))
-    p_restored = (fp < rp) & (rp < fo[grp]) & (fo[grp] < rd)
+    # (a side RESET from CLOSED: its FIN before its RST, or both in its first packet, which
+    # UpdateInactiveState takes as a FIN, then a RST)
+    p_fin_first = (fp < rp) | ((fp == rp) & (a[p] == rp))
+    d_fin_first = (fd < rd) | ((fd == rd) & (a[grp] == rd))
+    p_restored = p_fin_first & (rp < fo[grp]) & (fo[grp] < rd) & (a[grp] < fo[grp])
     p_closed = (fp < rd) & (~((rp < rd) & p_eff) | p_restored)
     eff = np.where(earlier, eff, ~((fd < rd) & p_closed))
     # undone: this side had sent a FIN before its RST and the peer's first FIN comes after it
-    # (a FIN without RST, before any RST of the peer's)
-    undo = np.where((fd < rd) & (fo[p] > rd) & (fo[p] == fp) & (fp < rp), fo[p], never)
+    # (a FIN without RST, before any RST of the peer's, not the peer's first packet: Zeek's
+    # UpdateEstablishedState)
+    undo = np.where(d_fin_first & (fo[p] > rd) & (fo[p] == fp) & (fp < rp) & (a[p] < fp), fo[p], never)
     start = np.full(m, never, np.int64)
     stop = np.full(m, never, np.int64)
     start[grp[eff]] = rd[eff]
     stop[grp[eff]] = undo[eff]
-    out = (pos > start[g]) & (pos < stop[g])
-    return out
+    return pk & (pos > start[g]) & (pos < stop[g])
 
 
 #: distinct SYN ISNs per (flow, direction) :func:`seq_extents` looks at for its start (as the
