@@ -1111,19 +1111,20 @@ def _synack_reuse(new_flow: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray, f
     sa = np.flatnonzero(np.asarray(is_tcp, bool) & ((fl & (SYN | ACK | FIN | RST)) == (SYN | ACK)))
     if len(sa) < 2:
         return np.zeros(0, np.int64)
-    nf = np.asarray(new_flow, bool)
-    n = len(nf)
-    pos = np.arange(n)
-    start = np.maximum.accumulate(np.where(nf, pos, 0))
     fa = np.asarray(from_a, bool)
-    ca = np.r_[0, np.cumsum(fa)]                    # (rows from side A before each position)
+    sq = np.asarray(seq, np.int64)
     p, q = sa[:-1], sa[1:]
-    st = start[q]
-    same = (p >= st) & (fa[p] == fa[q]) & ((np.asarray(seq, np.int64)[p] ^ np.asarray(seq, np.int64)[q])
-                                           & 0xFFFF_FFFF != 0)
+    # (the few pairs from one side at two numbers first: most captures have none)
+    cand = (fa[p] == fa[q]) & (((sq[p] ^ sq[q]) & 0xFFFF_FFFF) != 0)
+    if not cand.any():
+        return np.zeros(0, np.int64)
+    p, q = p[cand], q[cand]
+    starts = np.flatnonzero(np.asarray(new_flow, bool))
+    st = starts[np.searchsorted(starts, q, side="right") - 1]     # (q's flow's first row)
+    ca = np.r_[0, np.cumsum(fa)]                    # (rows from side A before each position)
     a_rows = ca[q + 1] - ca[st]
     one_side = np.where(fa[q], a_rows == q + 1 - st, a_rows == 0)
-    return q[same & one_side]
+    return q[(p >= st) & one_side]
 
 
 def _simultaneous_open(p: np.ndarray, q: np.ndarray, cand: np.ndarray, from_a: np.ndarray) -> np.ndarray:
