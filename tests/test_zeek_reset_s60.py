@@ -257,3 +257,22 @@ def test_after_own_reset_is_zeeks_reset_state(seed):
         assert want[ok].any()
         checked += 200 - len(odd)
     assert checked > 0.9 * 20 * 200
+
+
+@pytest.mark.parametrize("name", sorted(RESET) + ["backscatter"])
+def test_numpy_fallback_gives_the_same(tmp_path, monkeypatch, name):
+    """The numpy steps (no compiled ``_tcpstate``: seq_extents, history, states) give the same
+    flows as the compiled ones for each case."""
+    import kscc_traffic.flows as flows
+    if name == "backscatter":
+        recs = _records(BACKSCATTER["three_isns"][0], gap=1.0)
+    else:
+        recs = _records(RESET[name][0])
+    path = write(tmp_path, recs)
+    compiled = analyze_file(path, RULES).flows
+    monkeypatch.setattr(flows, "_tcpstate", None)
+    fallback = analyze_file(path, RULES).flows
+    cols = ["conn_state", "history", "orig_bytes", "resp_bytes", "orig_pkts", "resp_pkts", "verdict"]
+    assert fallback[cols].equals(compiled[cols])
+    if name != "backscatter":
+        assert _rows(fallback) == [RESET[name][1:]]
