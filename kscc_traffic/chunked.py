@@ -1811,8 +1811,8 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     - the first :data:`HEAD_PACKETS` packets, and the first packet of each direction;
     - the first packet of each Zeek history event per direction (S H A D F R: history, state,
       orientation), the packets Zeek's endpoint state machine reads
-      (:func:`~kscc_traffic.flows.state_event_rows`: conn_state), the last SYN per direction
-      (port reuse) and the first packet of each direction after each SYN (simultaneous open),
+      (:func:`~kscc_traffic.flows.state_event_rows`: conn_state), the last SYN and the last
+      SYN-ACK per direction (port reuse; :func:`~kscc_traffic.flows._synack_reuse`) and the first packet of each direction after each SYN (simultaneous open),
       the first link-layer broadcast, the first packet that is not a fragment never
       reassembled (:func:`kscc_traffic.inspect._unreassembled`);
     - the first :data:`~kscc_traffic.streams.MAX_SEGMENTS` packets with payload per direction
@@ -1835,7 +1835,9 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
       the same 5-tuple, whose SYN may come late).
     - for TCP, the packet with the furthest sequence end and the one with the furthest
       acknowledgement per direction, and every packet at a direction's first timestamp (what
-      the byte counts read: :func:`~kscc_traffic.flows.seq_extents`), and each direction's
+      the byte counts read: :func:`~kscc_traffic.flows.seq_extents`; the furthest end again
+      among the packets not sent after their side's own RST, :func:`~kscc_traffic.flows.after_own_reset`),
+      and each direction's
       first acknowledgement (the other direction's start when none of its packets was
       captured), and its last data packet and last FIN without data (a retransmission at the
       end: ``inspect._stalled``); and each direction's
@@ -1847,7 +1849,8 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     and the packets at the flow's last timestamp. So a flow costs at most about two packets per BUCKET_NS after
     its start per slot, whatever its rate (a bulk transfer, a long-lived agent connection).
     """
-    from .flows import first_rows, history_codes, history_events, history_plen, seq_extents, state_event_rows
+    from .flows import (after_own_reset, first_rows, history_codes, history_events, history_plen, seq_extents,
+                        state_event_rows)
     from .streams import MAX_SEGMENTS
     n = len(rows)
     if n == 0:
@@ -1968,8 +1971,11 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
         # has no SYN (all those at its first timestamp: the flow order breaks such ties)
         s_end, s_ack = seq_extents(f, d == 0, c["tcp_flags"][rows], tcp, c["seq"][rows], c["ack"][rows],
                                    c["payload_len"][rows])
+        # (and the furthest end that counts in the byte sizes: not after the side's own RST,
+        # flows.after_own_reset, which a furthest end sent after it may hide)
+        s_count = np.where(after_own_reset(f, d == 0, c["tcp_flags"][rows], tcp, c["payload_len"][rows]), -1, s_end)
         top = np.empty(int(fd.max()) + 1, np.int64)
-        for v in (s_end, s_ack):
+        for v in (s_end, s_ack, s_count):
             top.fill(-1)
             np.maximum.at(top, fd, v)
             keep |= first_of(fd, (v >= 0) & (v == top[fd]))
@@ -2006,6 +2012,9 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
         np.minimum.at(reach, fd[at], idx[at])
         keep |= first_of(fd, tcp & (idx > reach[fd ^ 1]))
         keep |= first_of(fd, at)        # (that segment itself: inspect._stalled, a FIN may reach further)
+    if ev[:, 1].any():  # last SYN-ACK per direction: a SYN-ACK at another number may start a flow
+        # (flows._synack_reuse)
+        keep[first_rows(fd, np.nonzero(ev[:, 1])[0][::-1])[1]] = True
     syn = ev[:, 0]
     if syn.any():  # last SYN per direction: first_of on the reversed order
         at = np.nonzero(syn)[0][::-1]

@@ -6,8 +6,9 @@ key, a new flow starts at a SYN whose sequence number differs from the key's pre
 reuse; not a simultaneous open's second SYN, see :func:`_simultaneous_open`), at a SYN with the
 same ISN sent again after a RST and accepted (:func:`_answered_retry`) or after a FIN from each
 side (:func:`_after_fins`), at a flow's first SYN after packets of another connection on the key
-(:func:`_syn_after_other`: the capture began inside an earlier connection from the same port), and
-after an idle gap longer than the protocol's inactivity timeout (Zeek's defaults: TCP 5 min, UDP 1 min,
+(:func:`_syn_after_other`: the capture began inside an earlier connection from the same port), at a
+SYN-ACK at another number than the one before from the only side heard (:func:`_synack_reuse`:
+backscatter), and after an idle gap longer than the protocol's inactivity timeout (Zeek's defaults: TCP 5 min, UDP 1 min,
 ICMP 1 min), and, once a TCP connection has closed (FIN both ways, or RST), at a packet more than
 :data:`CLOSE_DELAY_NS` (5 s, Zeek's ``tcp_close_delay``) after the one before. Every flow therefore
 ends by a rule that looks only backwards in time, so a capture can be analysed in chunks and a
@@ -1093,6 +1094,39 @@ def _syn_after_other(si: np.ndarray, new_flow: np.ndarray, flags: np.ndarray, fr
     return q[~near]
 
 
+def _synack_reuse(new_flow: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray, from_a: np.ndarray,
+                  seq: np.ndarray) -> np.ndarray:
+    """The rows (positions along the flow order; int64 array, increasing) of SYN-ACKs that start
+    a new flow: a SYN-ACK (SYN and ACK, neither FIN nor RST) at another sequence number than the
+    SYN-ACK before it in its flow (``new_flow``: bool per row, the flow starts so far), from the
+    same side, in a flow every packet of which up to it came from that side (no SYN, no answer:
+    backscatter, the SYN-ACKs of servers answering SYNs forged with this address). Zeek's
+    ``TCPSessionAdapter::IsReuse`` takes a SYN-ACK as a new connection while the originator is
+    INACTIVE (has sent nothing) and its number is not the responder's start (the SYN-ACK
+    before's: ``init_endpoint`` restarts it at each SYN); the same ISN sent again (a
+    retransmission) stays. (Zeek does so where the sender is its responder, a likely server
+    port; here a lone SYN-ACK's receiver is always the originator.) ``flags``, ``is_tcp``,
+    ``from_a`` (side A sent it), ``seq``: per row."""
+    fl = np.asarray(flags, np.int64)
+    sa = np.flatnonzero(np.asarray(is_tcp, bool) & ((fl & (SYN | ACK | FIN | RST)) == (SYN | ACK)))
+    if len(sa) < 2:
+        return np.zeros(0, np.int64)
+    fa = np.asarray(from_a, bool)
+    sq = np.asarray(seq, np.int64)
+    p, q = sa[:-1], sa[1:]
+    # (the few pairs from one side at two numbers first: most captures have none)
+    cand = (fa[p] == fa[q]) & (((sq[p] ^ sq[q]) & 0xFFFF_FFFF) != 0)
+    if not cand.any():
+        return np.zeros(0, np.int64)
+    p, q = p[cand], q[cand]
+    starts = np.flatnonzero(np.asarray(new_flow, bool))
+    st = starts[np.searchsorted(starts, q, side="right") - 1]     # (q's flow's first row)
+    ca = np.r_[0, np.cumsum(fa)]                    # (rows from side A before each position)
+    a_rows = ca[q + 1] - ca[st]
+    one_side = np.where(fa[q], a_rows == q + 1 - st, a_rows == 0)
+    return q[(p >= st) & one_side]
+
+
 def _simultaneous_open(p: np.ndarray, q: np.ndarray, cand: np.ndarray, from_a: np.ndarray) -> np.ndarray:
     """Which SYNs ``q`` (rows along the flow order, each with ``p`` the SYN without ACK before
     it on the same 5-tuple; only where ``cand``) are the other side's SYN of a simultaneous open
@@ -1468,6 +1502,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
             new_flow[q[_after_fins(p, q, new, key_id, o_flags, o_tcp, o_src_first)]] = True
         if len(si):
             new_flow[_syn_after_other(si, new_flow, o_flags, o_src_first, o_seq, c["ack"][at])] = True
+        new_flow[_synack_reuse(new_flow, o_flags, o_tcp, o_src_first, o_seq)] = True
         _split_after_close(new_flow, o_ts, o_flags, o_tcp, o_src_first)
     flow_of = np.cumsum(new_flow) - 1  # per kept sorted row
     nflows = int(flow_of[-1]) + 1 if len(flow_of) else 0
@@ -1589,7 +1624,10 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     # (Zeek's REJ after both sides' resets asks for both endpoints' sizes 0: sequence space, so
     # a RST's payload is not in it; a keep-alive's old byte acknowledged is; and no payload on
     # a packet without RST: data whose count a later SYN-ACK restarted (seq_extents) still
-    # counts in Zeek, whose endpoint ignores a SYN once it is reset)
+    # counts in Zeek, whose endpoint ignores a SYN once it is reset; data a side sent after its
+    # own RST counts here too, though Zeek's size leaves it out (after_own_reset): Zeek's REJ
+    # for a client's RST to the SYN-ACK, its data after it, the server's RST would be judged a
+    # SYN answered by a reset)
     no_payload = (orig_bytes == 0) & (resp_bytes == 0) & ~_any(tcp_f & (o_len > 0) & ((o_flags & RST) == 0))
     state = _conn_state(is_tcp_flow, fproto == UDP, os_, rs_, no_payload, history, any_r, orig_pkts > 0)
     # (a connection goes on after an idle time only when its earlier part was open: established
@@ -1890,11 +1928,13 @@ def resent(ft: "FlowTable") -> np.ndarray:
 
 def _seq_bytes(flow_of, from_orig, flags, is_tcp, seq, ack, plen, nflows) -> tuple[np.ndarray, np.ndarray]:
     """Per flow, (originator, responder) payload bytes as Zeek's ``TCP_Endpoint::Size``: the
-    furthest of the endpoint's own sequence end and the peer's acknowledgement, from the start
-    of its data (:func:`seq_extents`), less the FIN octet when the endpoint sent a FIN (not on a
-    RST). 0 for a
-    direction without packets. int64 arrays (nflows,)."""
+    furthest of the endpoint's own sequence end (not of a packet sent after its own RST:
+    :func:`after_own_reset`) and the peer's acknowledgement, from the start of its data
+    (:func:`seq_extents`), less the FIN octet when the endpoint sent a FIN (not on a RST). 0 for
+    a direction without packets. int64 arrays (nflows,)."""
     end, acked = seq_extents(flow_of, from_orig, flags, is_tcp, seq, ack, plen)
+    # (a side's own sequence numbers after its RST are not trusted: Zeek's update_last_seq)
+    end = np.where(after_own_reset(flow_of, from_orig, flags, is_tcp, plen), -1, end)
     g = flow_of.astype(np.int64) * 2 + (~np.asarray(from_orig, bool))
     size = np.zeros(2 * nflows, np.int64)
     np.maximum.at(size, g, end)
@@ -1906,6 +1946,77 @@ def _seq_bytes(flow_of, from_orig, flags, is_tcp, seq, ack, plen, nflows) -> tup
     fin[g[is_tcp & ((flags & (FIN | RST)) == FIN)]] = True
     size = np.where(fin & (size > 0), size - 1, size)
     return size[0::2], size[1::2]
+
+
+def after_own_reset(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray,
+                    plen: np.ndarray) -> np.ndarray:
+    """Per packet (rows sorted by flow, then time), whether its side was in Zeek's RESET state
+    when it came: it sent a RST before (a packet with RST; a TCP row with a cut header, ``plen`` <
+    0, is no packet), whose own sequence numbers Zeek no longer trusts (``update_last_seq``:
+    "don't trust any subsequent sequence numbers"), so data it sends after its reset adds
+    nothing to its size (``orig_bytes``/``resp_bytes``; the peer's acknowledgements of it still
+    do, as Zeek's ``update_ack_seq``). As Zeek's endpoint state machine
+    (``TCPSessionAdapter::UpdateClosedState``, ``UpdateEstablishedState``): a side's first RST
+    changes nothing when that side and its peer had both sent a FIN before it (both CLOSED); a
+    side that sent a FIN, then a RST (or both in its first packet, which Zeek takes as a FIN,
+    then a RST), is CLOSED again from the peer's first FIN after that RST (a FIN without RST,
+    not the peer's first packet, the peer not closed before: "actually normal termination").
+    Not modelled (the per-packet state machine would tell them apart: tests compare it): a
+    FIN or FIN+RST sent from SYN_SENT / SYN_ACK_SENT (only SYNs sent), and the peer's FIN while
+    it is still INACTIVE after pure ACKs, when the other side is RESET from CLOSED; and Zeek
+    taking a FIN's number when the side's last sequence number is its SYN's.
+
+    ``flow_of`` (flow number per row), ``from_orig`` (bool or 0/1), ``flags``, ``is_tcp``,
+    ``plen`` arrays of one length; returns a bool array of that length. Whole columns, no
+    per-packet Python work."""
+    n = len(flow_of)
+    out = np.zeros(n, bool)
+    if n == 0:
+        return out
+    fl = np.asarray(flags, np.int64)
+    pk = np.asarray(is_tcp, bool) & (np.asarray(plen) >= 0)
+    rst = pk & ((fl & RST) != 0)
+    if not rst.any():
+        return out
+    fin = pk & ((fl & FIN) != 0)
+    fin_only = fin & ~rst
+    g = np.asarray(flow_of, np.int64) * 2 + (~np.asarray(from_orig, bool)).astype(np.int64)
+    m = int(g.max()) + 2
+    never = np.iinfo(np.int64).max
+    pos = np.arange(n, dtype=np.int64)
+
+    def first(mask: np.ndarray) -> np.ndarray:
+        a = np.full(m, never, np.int64)
+        k, r = first_rows(g, np.flatnonzero(mask))      # (rows in time order per side)
+        a[k] = r
+        return a
+
+    r, f, fo, a = first(rst), first(fin), first(fin_only), first(pk)
+    grp = np.unique(g[rst])                   # (the sides that sent a RST)
+    p = grp ^ 1
+    rd, rp, fd, fp = r[grp], r[p], f[grp], f[p]
+    # the earlier RST of the two sides: changes nothing when both had sent a FIN before it
+    earlier = rd < rp
+    eff = ~((fd < rd) & (fp < rd))
+    # the later one: the peer is CLOSED then if it sent a FIN and (its own RST before changed
+    # nothing, or was undone by this side's first FIN after it)
+    p_eff = ~((fp < rp) & (fd < rp))
+    # (a side RESET from CLOSED: its FIN before its RST, or both in its first packet, which
+    # UpdateInactiveState takes as a FIN, then a RST)
+    p_fin_first = (fp < rp) | ((fp == rp) & (a[p] == rp))
+    d_fin_first = (fd < rd) | ((fd == rd) & (a[grp] == rd))
+    p_restored = p_fin_first & (rp < fo[grp]) & (fo[grp] < rd) & (a[grp] < fo[grp])
+    p_closed = (fp < rd) & (~((rp < rd) & p_eff) | p_restored)
+    eff = np.where(earlier, eff, ~((fd < rd) & p_closed))
+    # undone: this side had sent a FIN before its RST and the peer's first FIN comes after it
+    # (a FIN without RST, before any RST of the peer's, not the peer's first packet: Zeek's
+    # UpdateEstablishedState)
+    undo = np.where(d_fin_first & (fo[p] > rd) & (fo[p] == fp) & (fp < rp) & (a[p] < fp), fo[p], never)
+    start = np.full(m, never, np.int64)
+    stop = np.full(m, never, np.int64)
+    start[grp[eff]] = rd[eff]
+    stop[grp[eff]] = undo[eff]
+    return pk & (pos > start[g]) & (pos < stop[g])
 
 
 #: distinct SYN ISNs per (flow, direction) :func:`seq_extents` looks at for its start (as the

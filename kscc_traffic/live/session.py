@@ -168,7 +168,7 @@ class _Flow:
                  "aliases", "dirty", "dns_resp", "dns_err", "dns_addrs", "dns_kept", "fr", "plain0", "quiet_at",
                  "syn_dir", "since_syn", "fend", "fack", "paysum", "ndata", "top_end", "after_top",
                  "fafter", "flast", "top_data", "kept_ts", "bridge", "nbridge", "rst_since_syn", "retry", "nreset",
-                 "stand", "tfirst")
+                 "stand", "tfirst", "own_reset", "synack")
 
     def __init__(self, fid: int, key: tuple, tkey: tuple, ts: int) -> None:
         self.fid = fid
@@ -189,6 +189,7 @@ class _Flow:
         self.syn_seq: Optional[int] = None
         self.syn_dir = -1             # direction of the last SYN without ACK (-1: none yet)
         self.tfirst: list = [None, None]  # per direction: its first TCP packet's (seq, ack or None)
+        self.synack: Optional[tuple] = None  # the last SYN-ACK's (direction, seq) (flows._synack_reuse)
         self.since_syn = [False, False]   # a packet sent since that SYN, per direction
         self.fin = [False, False]
         self.rst = False
@@ -199,6 +200,9 @@ class _Flow:
         self.dns_addrs: dict[str, None] = {}  # the answer addresses of those kept (dns_answers)
         self.dns_kept: set = set()    # ... kinds of them kept: ("err", not AAAA), ("q", A or AAAA)
         self.fr = [False, False]      # a FIN or RST sent, per direction
+        # per direction: 0 no RST sent, 1 in Zeek's RESET state (its later sequence ends count
+        # for nothing: flows.after_own_reset), 2 sent a RST, not (or no longer) RESET
+        self.own_reset = [0, 0]
         # a TCP packet without SYN/FIN/RST or payload kept, per direction: the first, and the
         # first after the other direction's FIN/RST (what Zeek's endpoint state machine reads:
         # flows.state_event_rows)
@@ -374,6 +378,7 @@ class _Flow:
         self.rst = False
         self.fin = [False, False]
         self.fr = [False, False]
+        self.own_reset = [0, 0]
         self.plain0 = [0, 0]
         self.hist = HistoryState()
         self.npay = [0, 0]
@@ -433,14 +438,17 @@ class _Flow:
         self.flast[k] = mine
         self._release(d, [old])
 
-    def float_tcp(self, d: int, rec: bytes, end: int, ack: int, plen: int, iplen: int) -> Optional[list]:
+    def float_tcp(self, d: int, rec: bytes, end: int, ack: int, plen: int, iplen: int,
+                  reset: bool = False) -> Optional[list]:
         """The packet held (an [end, record, payload bytes, IP bytes, ack] list) when a TCP
         packet not kept (direction ``d``; ``end``: its sequence number + SYN + payload + FIN,
         mod 2^32; ``ack``: its acknowledgement number, -1 without one) reaches further than the
         ones held for its direction: then it is held instead, and a held one that no longer
-        stands for anything goes to the counters (``extra``); else None."""
+        stands for anything goes to the counters (``extra``); else None. ``reset``: its side
+        was in Zeek's RESET state (:func:`kscc_traffic.flows.after_own_reset`), so only its
+        acknowledgement may reach further (its sequence end counts for nothing)."""
         fe, fa = self.fend[d], self.fack[d]
-        further_end = fe is None or 0 < ((end - fe[0]) & 0xFFFF_FFFF) < (1 << 31)
+        further_end = not reset and (fe is None or 0 < ((end - fe[0]) & 0xFFFF_FFFF) < (1 << 31))
         further_ack = ack >= 0 and (fa is None or 0 < ((ack - fa[4]) & 0xFFFF_FFFF) < (1 << 31))
         if not (further_end or further_ack):
             return None
@@ -688,13 +696,19 @@ class LiveSession:
                 if t - fl.last_ts > self.timeouts.idle_ns(pr, (a_p[i], b_p[i])) or (
                         syn_only and fl.syn_seq is not None and seq[i] != fl.syn_seq
                         and not (d != fl.syn_dir and not fl.since_syn[d])) or (
-                        syn_only and fl.syn_seq is None and not fl.syn_near(d, int(seq[i]))):
+                        syn_only and fl.syn_seq is None and not fl.syn_near(d, int(seq[i]))) or (
+                        # (a SYN-ACK at another number than the one before, from the only side
+                        # that sent anything: backscatter, a new connection as flows._synack_reuse)
+                        is_tcp and (fg & (SYN | ACK | FIN | RST)) == (SYN | ACK) and fl.synack is not None
+                        and fl.synack[0] == d and fl.synack[1] != seq[i] and fl.tfirst[1 - d] is None):
                     self._finalize([fl])
                     fl = None
             if fl is None:
                 fl = self._new_flow(key, t)
             if is_tcp and fl.tfirst[d] is None:
                 fl.tfirst[d] = (int(seq[i]), int(ack[i]) if fg & ACK else None)
+            if is_tcp and (fg & (SYN | ACK | FIN | RST)) == (SYN | ACK):
+                fl.synack = (d, seq[i])
             first_since_syn = False
             if is_tcp:
                 fl.retry_step(d, fg, seq[i], ack[i])
@@ -704,6 +718,15 @@ class LiveSession:
                 fl.since_syn = [False, False]
             elif fl.syn_dir >= 0 and not fl.since_syn[d]:
                 fl.since_syn[d] = first_since_syn = True
+            if is_tcp and plen[i] >= 0 and fg & (FIN | RST):
+                # (flows.after_own_reset: a side's first RST makes it RESET unless both sides had
+                # sent a FIN; a FIN of the peer's, its first, after it undoes a RESET that
+                # followed this side's own FIN)
+                if fg & RST and not fl.own_reset[d]:
+                    fl.own_reset[d] = 2 if fl.fin[d] and fl.fin[1 - d] else 1
+                if not fg & RST and not fl.fin[d] and fl.own_reset[1 - d] == 1 and fl.fin[1 - d] \
+                        and not fl.own_reset[d]:
+                    fl.own_reset[1 - d] = 2
             if is_tcp:
                 if fg & FIN:
                     fl.fin[d] = True
@@ -798,7 +821,10 @@ class LiveSession:
                     ack_i = ack[i] if fg & ACK and ack[i] else -1
                     held = None
                     if is_tcp and not fg & (SYN | RST):
-                        held = fl.float_tcp(d, srt[i * size:(i + 1) * size], end_i, ack_i, plen[i], iplen[i])
+                        # (after its own RST a side's sequence end counts for nothing: only its
+                        # acknowledgement may stand for something)
+                        held = fl.float_tcp(d, srt[i * size:(i + 1) * size], end_i, ack_i, plen[i], iplen[i],
+                                            fl.own_reset[d] == 1)
                     if after:
                         if held is None:
                             held = [end_i, srt[i * size:(i + 1) * size], plen[i], iplen[i], ack_i]
