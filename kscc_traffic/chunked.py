@@ -59,7 +59,7 @@ from .capture.frames import Frames, concat_frames
 from .capture.packets import Packets, short_payloads
 from .capture.stats import ReadStats
 from .flows import ACK, CLOSE_DELAY_NS, forwarded_copies, other_way_copies, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, \
-    RESP_TTL, RST, TCP, UDP, VLAN_STACK, arrays_of, broadcast_evidence, content_rows, dns_flows, history_plain, isin_texts
+    RESP_TTL, RESP_TTL_OUT, RST, TCP, UDP, VLAN_STACK, arrays_of, broadcast_evidence, content_rows, dns_flows, history_plain, isin_texts
 from .inspect import (DNS_KEYS, REFUSED_WAIT, AddressTtls, StraySynAcks, address_ttls, cloud_openers, cloud_ports, dns_response_rows,
                       refused_hint, truncated_answer)
 from .answer_store import AnswerStore
@@ -971,12 +971,16 @@ class _StaleRetries:
     #: what :attr:`SAME_ISN` compares); and whether :attr:`COLUMN` gives it as a third item
     THIRD = "syn_isn"
     CARRY = False
+    #: a further column whose value a remembered retry keeps (and :attr:`COLUMN` gives as a fourth
+    #: item when :attr:`CARRY`); None: none (-1 kept)
+    FOURTH: Optional[str] = None
 
     def __init__(self) -> None:
         self.held: list[pd.DataFrame] = []      # rows held back (unfinished rows)
         self.keys: dict[tuple, int] = {}        # key of a held row -> rows held on it
         self.count = 0                          # rows held (the sum of keys' values)
-        self.retries: dict[tuple, list[tuple[int, str, int]]] = {}   # key -> [(ts_ns, uid, syn_isn)] connected
+        # key -> [(ts_ns, uid, THIRD, FOURTH)] connected
+        self.retries: dict[tuple, list[tuple[int, str, int, int]]] = {}
 
     @classmethod
     def _key(cls, values) -> tuple:
@@ -1037,7 +1041,8 @@ class _StaleRetries:
             # (the columns read at once, ~1 µs each: flows.arrays_of; the rows then only the few
             # near a held key, no frame taken)
             names = [*self.KEY, "proto", *self.ALSO, *(c for c in ("conn_state", "ts_ns", "uid", "history",
-                                                                     "syn_answer", self.THIRD) if c in seen.columns)]
+                                                                     "syn_answer", self.THIRD, self.FOURTH)
+                                                             if c is not None and c in seen.columns)]
             cols = arrays_of(seen, names)
             for c in (self.KEY[0], *self.ALSO):
                 cols[c] = np.asarray(cols[c], object)
@@ -1049,14 +1054,17 @@ class _StaleRetries:
             if len(cand):
                 n = len(cand)
                 isn = cols[self.THIRD][cand].astype(np.int64) if self.THIRD in cols else np.full(n, -1)
+                fourth = cols[self.FOURTH][cand].astype(np.int64) \
+                    if self.FOURTH is not None and self.FOURTH in cols else np.full(n, -1)
                 answer = cols["syn_answer"][cand].tolist() if "syn_answer" in cols else [""] * n
-                for values, ts, uid, cs, h, a, s in zip(
+                for values, ts, uid, cs, h, a, s, e in zip(
                         zip(*(cols[c][cand].tolist() for c in self.KEY)),
                         cols["ts_ns"][cand].tolist(), cols["uid"][cand].tolist(),
-                        cols["conn_state"][cand].tolist(), cols["history"][cand].tolist(), answer, isn.tolist()):
+                        cols["conn_state"][cand].tolist(), cols["history"][cand].tolist(), answer, isn.tolist(),
+                        fourth.tolist()):
                     k = self._key(values)
                     if k in self.keys and retry_connected(cs, h, a):
-                        self.retries.setdefault(k, []).append((int(ts), str(uid), int(s)))
+                        self.retries.setdefault(k, []).append((int(ts), str(uid), int(s), int(e)))
 
     def release(self, flows: pd.DataFrame, open_flows: pd.DataFrame, clock: Optional[int],
                 last: bool) -> pd.DataFrame:
@@ -1120,11 +1128,11 @@ class _StaleRetries:
             got, at_ts = ordered[k]
             t0, t1 = int(ts[i]), int(end[i])
             for x in range(bisect.bisect_right(at_ts, t0), len(got)):
-                t, u, s = got[x]
+                t, u, s, e = got[x]
                 if t > t1:
                     break
                 if not self.SAME_ISN or s == isn[i] >= 0:
-                    found[i] = (t, u, s) if self.CARRY else (t, u)
+                    found[i] = (t, u, s, e) if self.CARRY else (t, u)
                     break
             if last:
                 continue
@@ -1639,8 +1647,10 @@ class _FamilyFallbacks(_StaleRetries):
     :class:`_StaleRetries` holds a stale connection's reset attempt, keyed by server name (lower
     case: :func:`~kscc_traffic.classify.fallback_name`), port and VLAN stack, for
     :data:`~kscc_traffic.classify.FALLBACK_S`, its :data:`~kscc_traffic.classify.FALLBACK` column
-    then giving ``(ts_ns, uid, resp_ttl)`` of the first such IPv4 connection that connected (None: none;
-    ``resp_ttl``, its SYN-ACK's TTL, which family_fallbacks compares the reset's hop limit with).
+    then giving ``(ts_ns, uid, resp_ttl, resp_ttl_out)`` of the first such IPv4 connection that
+    connected (None: none; ``resp_ttl``, its SYN-ACK's TTL, which family_fallbacks compares the
+    reset's hop limit with; ``resp_ttl_out``, that SYN-ACK's as it left the capturing host,
+    :data:`~kscc_traffic.flows.RESP_TTL_OUT`, compared with the reset's so where both left it).
     An IPv4 connection still open is waited for when the analysis has named it (from DNS, as
     every flow still open is); one named only by its own TLS or HTTP once it leaves, with no DNS
     answer for it in the capture, is not (the refused attempt, named by DNS alone, then had an
@@ -1653,6 +1663,7 @@ class _FamilyFallbacks(_StaleRetries):
     SAME_ISN = False
     ALSO = ("resp_h",)
     THIRD = RESP_TTL    # (the fallback's SYN-ACK TTL: family_fallbacks compares the reset's with it)
+    FOURTH = RESP_TTL_OUT   # (... and as it left the capturing host: a router's -i any)
     CARRY = True
 
     #: connections remembered on a key beyond twice the attempts held or expected on it (plus this)

@@ -133,7 +133,7 @@ import numpy as np
 import pandas as pd
 
 from .addresses import endpoint_text, nat64_text
-from .flows import RESP_TTL, arrays_of, history_plain, repeated, vlan_key
+from .flows import RESP_TTL, RESP_TTL_OUT, arrays_of, history_plain, repeated, vlan_key
 from .streams import MAX_BYTES, MAX_SEGMENTS
 from .inspect import (_ENCRYPTED_ALERT as ENCRYPTED_ALERT, DNS_ASKED_A, DNS_ASKED_AAAA, DNS_CUT, DNS_KEYS,
                       DNS_TRUNCATED, DNS_UNREADABLE, HELLO_PQ, asked_has, truncated_answer,
@@ -3802,8 +3802,10 @@ FALLBACK_CLEARED = "refused over IPv6 at "
 FALLBACK_MEANS = ("most likely the server's host does not take this port over IPv6, and it took the IPv4 connection: "
                   "nothing needs to be opened")
 #: the internal column that may give, per flow, the IPv4 connection of a refused IPv6 attempt
-#: found outside the table (a tuple ``(ts_ns, uid, resp_ttl)``: :mod:`kscc_traffic.chunked`, the
-#: connection left with another batch; ``resp_ttl`` its responder's first TTL, -1 unknown); None elsewhere
+#: found outside the table (a tuple ``(ts_ns, uid, resp_ttl, resp_ttl_out)``: :mod:`kscc_traffic.chunked`,
+#: the connection left with another batch; ``resp_ttl`` its responder's first TTL, ``resp_ttl_out``
+#: that packet's as captured leaving the capturing host, :data:`~kscc_traffic.flows.RESP_TTL_OUT`;
+#: -1 unknown); None elsewhere
 FALLBACK = "ipv6_fallback"
 #: hops by which the reset of a refused IPv6 attempt with nothing of its sender's to compare it
 #: with (no :data:`~kscc_traffic.inspect.REFUSED_OWN` hint) must have come from nearer than the
@@ -3848,6 +3850,14 @@ def fallback_nearer_hint(ttl: int, ref: int, uid: str) -> str:
             "(the IPv4 connection that followed passed that device: only IPv6 is refused there)")
 
 
+def _ttl_value(x) -> int:
+    """A TTL column's value as an int, -1 for anything that is none (NaN, None, not a number)."""
+    try:
+        return int(x)
+    except (TypeError, ValueError, OverflowError):
+        return -1
+
+
 def _nearer_than_fallback(ttl, ref) -> bool:
     """Whether a reset of TTL (hop limit) ``ttl`` came :data:`FALLBACK_NEARER_HOPS` or more
     nearer than a packet of TTL ``ref``, or came with its initial hop limit (64, 128, 255: sent
@@ -3888,13 +3898,19 @@ def family_fallbacks(flows: pd.DataFrame, res: np.ndarray, nearer: list | None =
     found (the internal ``resp_ttl`` of both: the reset's hop limit, the SYN-ACK's TTL) was
     refused by a device nearer than the server (a site firewall that resets IPv6: its clients'
     IPv4 connections pass it): None, and where ``nearer`` (a list of ``len(flows)``) is given,
-    its :func:`fallback_nearer_hint` there."""
+    its :func:`fallback_nearer_hint` there. The two are compared as captured the same way: where
+    both were captured leaving the capturing host (the internal
+    :data:`~kscc_traffic.flows.RESP_TTL_OUT` of both, ``l2_out``: a router's ``tcpdump -i any``
+    keeps each forwarded packet's copy that came in, one hop higher than the one that left, while
+    its own reset only leaves), their copies that left; else ``resp_ttl``, as first captured (real
+    s59 #1: the router's own IPv6 reset, 64 as it left, beside the IPv4 SYN-ACK as it came in, 64,
+    was taken for the server's)."""
     n = len(flows)
     out: list = [None] * n
     need = ("proto", "uid", "ts_ns", "duration", "resp_h", "resp_p", "conn_state", "history", "server_name")
     if not n or any(c not in flows.columns for c in need):
         return out
-    got = _columns(flows, (*need, FALLBACK, "capture", "syn_answer", RESP_TTL))
+    got = _columns(flows, (*need, FALLBACK, "capture", "syn_answer", RESP_TTL, RESP_TTL_OUT))
     state = np.asarray(got["conn_state"], dtype=object)
     tcp = np.asarray(got["proto"], dtype=object) == "tcp"
     rh = np.asarray(got["resp_h"], dtype=object)
@@ -3909,6 +3925,7 @@ def family_fallbacks(flows: pd.DataFrame, res: np.ndarray, nearer: list | None =
     rp = got["resp_p"]
     history, uid, ts, dur, extra, answer = _attempt_columns(flows, got)
     ttl = np.asarray(got[RESP_TTL]) if RESP_TTL in got else None
+    out_ttl = np.asarray(got[RESP_TTL_OUT]) if RESP_TTL_OUT in got else None
 
     def key(i: int) -> tuple:
         return (fallback_name(names[i]), int(rp[i]), *(str(e[i]) for e in extra))
@@ -3935,15 +3952,22 @@ def family_fallbacks(flows: pd.DataFrame, res: np.ndarray, nearer: list | None =
         at = bisect.bisect_right(starts[k], int(ts[i])) if k in starts else 0
         if k in starts and at < len(starts[k]) and starts[k][at] <= end:
             j = found[k][at]
-            fb = (int(ts[j]), str(uid[j]), int(ttl[j]) if ttl is not None else -1)
+            fb = (int(ts[j]), str(uid[j]), int(ttl[j]) if ttl is not None else -1,
+                  int(out_ttl[j]) if out_ttl is not None else -1)
         elif given is not None and isinstance(given[i], tuple):
             fb = given[i]
         else:
             continue
-        if ttl is not None and len(fb) > 2 and REFUSED_OWN not in str(res[i, 3]) and _nearer_than_fallback(ttl[i], fb[2]):
-            if nearer is not None:
-                nearer[i] = fallback_nearer_hint(int(ttl[i]), int(fb[2]), str(fb[1]))
-            continue
+        if ttl is not None and len(fb) > 2 and REFUSED_OWN not in str(res[i, 3]):
+            # (like for like: both copies that left the capturing host where both did, else both
+            # as first captured)
+            mine, ref = _ttl_value(ttl[i]), _ttl_value(fb[2])
+            if out_ttl is not None and len(fb) > 3 and _ttl_value(out_ttl[i]) >= 0 and _ttl_value(fb[3]) >= 0:
+                mine, ref = _ttl_value(out_ttl[i]), _ttl_value(fb[3])
+            if _nearer_than_fallback(mine, ref):
+                if nearer is not None:
+                    nearer[i] = fallback_nearer_hint(mine, ref, str(fb[1]))
+                continue
         out[i] = (int(fb[0]), str(fb[1]))
     return out
 

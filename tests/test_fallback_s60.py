@@ -1,0 +1,199 @@
+"""Session 60: the IPv6 -> IPv4 fallback rule's leftovers (classify.family_fallbacks): a router's
+own IPv6 reset on its ``tcpdump -i any`` capture (compared with the IPv4 fallback's SYN-ACK as
+the copies that left the router, like for like, as on the agent's capture)."""
+from __future__ import annotations
+
+import shutil
+import struct
+
+import pytest
+from scapy.layers.inet import IP, TCP
+from scapy.layers.inet6 import IPv6
+
+from chunkcmp import assert_same
+from pcapbuild import pcap_bytes, tcp_session, udp
+from test_breakit_s58_real import V4_HOST, V6_HOST, _dns
+from test_newcomer_s58_verdicts import NAME, SRV4, SRV6
+
+from kscc_traffic.classify import FALLBACK_CLEARED, REJ_DETAIL
+from kscc_traffic.inspect import REFUSED_NEARER
+
+#: interface indexes of the router's two sides (SLL2 records them)
+AGENT_SIDE, SERVER_SIDE = 3, 4
+
+
+def _sll2(pkttype: int, ip, ifindex: int) -> bytes:
+    """A LINUX_SLL2 (276) record of the IP packet ``ip`` (scapy): interface ``ifindex``, packet
+    type ``pkttype`` (0 to the host / came in, 4 outgoing)."""
+    proto = 0x86DD if IPv6 in ip else 0x0800
+    return struct.pack(">HHIHBB8s", proto, 0, ifindex, 1, pkttype, 6, b"\x02\x00\x00\x00\x00\x01\x00\x00") + bytes(ip)
+
+
+def _lower(ip):
+    """``ip`` (scapy) as a router forwards it: TTL (hop limit) one lower, checksum redone."""
+    out = ip.copy()
+    if IPv6 in out:
+        out[IPv6].hlim -= 1
+    else:
+        out[IP].ttl -= 1
+        del out[IP].chksum
+    return out
+
+
+def _ip(frame):
+    """The IP layer of an Ethernet frame built by pcapbuild, TTL / hop limit 64 (as sent)."""
+    ip = frame.payload.copy()
+    if IPv6 in ip:
+        ip[IPv6].hlim = 64
+    else:
+        ip[IP].ttl = 64
+        del ip[IP].chksum
+    return ip
+
+
+def _event(reset: str):
+    """The agent V6_HOST / V4_HOST resolves NAME (A SRV4, AAAA SRV6), tries [SRV6]:80 at 1000.01,
+    refused by a reset with hop limit 64 as sent, and 1 ms later connects to SRV4:80 (an HTTP GET
+    with Host NAME), the server answering with TTL 64 as sent: [(t, ip packet, from the agent's
+    side, forwarded, pkttype override)] as a router between them sees it. ``reset``: ``router``,
+    the router's own (``reject with tcp reset``: the SYN not forwarded, the reset leaving on the
+    agent's side only); ``server``, the server's own, forwarded as its other packets."""
+    out = []
+    for t, frame in _dns(NAME, [SRV4, SRV6], 1000.0, 40001, 1):
+        out.append((t, _ip(frame), frame[IP].src == V4_HOST, True))
+    syn = IPv6(src=V6_HOST, dst=SRV6, hlim=64) / TCP(sport=45000, dport=80, flags="S", seq=7)
+    rst = IPv6(src=SRV6, dst=V6_HOST, hlim=64) / TCP(sport=80, dport=45000, flags="RA", seq=0, ack=8)
+    out.append((1000.01, syn, True, reset == "server"))
+    out.append((1000.0105, rst, False, reset == "server"))
+    for t, frame in tcp_session((V4_HOST, 46000), (SRV4, 80), t0=1000.011,
+                                c_data=f"GET /x.crl HTTP/1.1\r\nHost: {NAME}\r\n\r\n".encode(),
+                                s_data=b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"):
+        out.append((t, _ip(frame), frame[IP].src == V4_HOST, True))
+    # (DNS-like filler every 0.25 s, so that small chunks split the event)
+    for k in range(16):
+        _, frame = udp((V4_HOST, 41000 + k), ("198.51.100.53", 53), b"x" * 40, t=1000.5 + 0.25 * k)
+        out.append((1000.5 + 0.25 * k, _ip(frame), True, True))
+    return out
+
+
+def _router_capture(tmp_path, reset: str):
+    """:func:`_event` as ``tcpdump -i any`` on the router writes it (SLL2): a forwarded packet
+    captured as it came in (type 0, as sent) and as it left (type 4, one lower); the router's own
+    reset only as it left (type 4, 64); the SYN it refused only as it came in."""
+    recs = []
+    for t, ip, from_agent, fwd in _event(reset):
+        came, left = (AGENT_SIDE, SERVER_SIDE) if from_agent else (SERVER_SIDE, AGENT_SIDE)
+        if not fwd and not from_agent:      # (the router's own reset: sent, never received)
+            recs.append((t, _sll2(4, ip, AGENT_SIDE)))
+            continue
+        recs.append((t, _sll2(0, ip, came)))
+        if fwd:
+            recs.append((t + 0.00001, _sll2(4, _lower(ip), left)))
+    path = tmp_path / f"router_{reset}.pcap"
+    path.write_bytes(pcap_bytes(recs, linktype=276))
+    return path
+
+
+def _agent_capture(tmp_path, reset: str):
+    """:func:`_event` on the agent's own segment (Ethernet): the server's packets one lower (the
+    router forwarded them), the router's own reset as sent."""
+    from pcapbuild import eth
+    recs = []
+    for t, ip, from_agent, fwd in _event(reset):
+        if from_agent:
+            recs.append((t, eth(ip)))
+        else:
+            recs.append((t, eth(_lower(ip) if fwd else ip, src="02:00:00:00:00:01", dst="02:00:00:00:00:10")))
+    path = tmp_path / f"agent_{reset}.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    return path
+
+
+def _port80(flows):
+    return flows[(flows.proto == "tcp") & (flows.resp_p == 80)].sort_values("ts_ns").reset_index(drop=True)
+
+
+def _cli_rows(path, extra):
+    import json
+
+    from typer.testing import CliRunner
+
+    from kscc_traffic.cli import app
+    out = CliRunner().invoke(app, ["analyze", str(path), "-f", "jsonl", *extra])
+    return [json.loads(x) for x in out.output.splitlines() if x.startswith("{")], out.exit_code
+
+
+def _nearer_detail(uid: str) -> str:
+    return (f"{REJ_DETAIL}; the reset came from a device 1 hop {REFUSED_NEARER}hop limit 64 vs TTL 63 on its answer "
+            f"over IPv4 to the same name and port, {uid}): a firewall refuses the port over IPv6 (the IPv4 connection "
+            "that followed passed that device: only IPv6 is refused there)")
+
+
+def test_a_routers_own_ipv6_reset_on_its_any_capture_is_no_fallback(tmp_path, monkeypatch):
+    """Real s59 #1 (newcomer s59 newc2 #3): on the router's ``tcpdump -i any`` the router's own
+    IPv6 reset (leaving with hop limit 64) was compared with the IPv4 SYN-ACK's copy that came in
+    (64, the one duplicate removal keeps): no hop between them, the client "fell back", ok, exit
+    0, while the agent's capture of the same event said blocked. Now the two copies that left the
+    router are compared (64 vs 63): blocked, the nearer device's hint, the same words as the
+    agent's capture; whole file, small chunks, the live session, and the CLI (builtin,
+    --chunk-mib 1, tshark)."""
+    from chunkcmp import RULES
+    from kscc_traffic.live.session import LiveSession
+    from test_live_session import _replay
+    router = _router_capture(tmp_path, "router")
+    agent = _agent_capture(tmp_path, "router")
+    codes = set()
+    for path in (router, agent):
+        t = _port80(assert_same(path, [256, 512, 1024]))
+        assert t.resp_h.tolist() == [SRV6, SRV4], path.name
+        assert t.conn_state.tolist() == ["REJ", "SF"], path.name
+        assert t.verdict.tolist() == ["blocked", "ok"] and t.reason[0] == "rejected", (path.name, t.detail[0])
+        assert t.detail[0] == _nearer_detail(t.uid[1]), (path.name, t.detail[0])
+        s = LiveSession(RULES, name=path.name)
+        _replay(path, s, step=3)
+        live = _port80(s.final())
+        assert live.verdict.tolist() == ["blocked", "ok"] and live.detail[0] == t.detail[0], (path.name, live.detail[0])
+        engines = [[], ["--chunk-mib", "1"]] + ([["--engine", "tshark"]] if shutil.which("tshark") else [])
+        for extra in engines:
+            rows, code = _cli_rows(path, extra)
+            rej = [r for r in rows if r["conn_state"] == "REJ"]
+            assert [(r["verdict"], r["detail"]) for r in rej] == [("blocked", t.detail[0])], (path.name, extra)
+            codes.add(code)
+    # (the same exit status from either capture, every engine: 0 here, the headline's No KSC agent
+    # traffic, cert_check alone; it was so before too, the verdict is what changed)
+    assert codes == {0}
+
+
+def test_the_servers_own_ipv6_reset_forwarded_by_the_router_is_still_a_fallback(tmp_path):
+    """The contrast on the same router: the server's own reset, forwarded (came in with 64, left
+    with 63, as the IPv4 SYN-ACK): no hop between the copies that left, the client fell back (ok),
+    on the router's capture and on the agent's."""
+    for path in (_router_capture(tmp_path, "server"), _agent_capture(tmp_path, "server")):
+        t = _port80(assert_same(path, [512]))
+        assert t.verdict.tolist() == ["ok", "ok"], (path.name, t.detail[0])
+        assert t.detail[0].startswith(f"{FALLBACK_CLEARED}00:16:40.010 UTC, the client fell back to IPv4"), \
+            (path.name, t.detail[0])
+
+
+@pytest.mark.parametrize("reset", ["router", "server"])
+def test_resp_ttl_out_is_the_copy_that_left(tmp_path, reset):
+    """The internal column resp_ttl_out: the responder's first packet as it left the router (the
+    reset: 64 its own, 63 the server's forwarded; the IPv4 SYN-ACK: 63) beside resp_ttl (the copy
+    kept: 64 both), and -1 on the agent's Ethernet capture (no direction recorded)."""
+    import pandas as pd
+
+    from chunkcmp import RULES
+    from kscc_traffic.analyze import analyze_batch
+    from kscc_traffic.capture.decode import decode
+    from kscc_traffic.capture.files import read_frames
+    from kscc_traffic.flows import RESP_TTL, RESP_TTL_OUT
+
+    def table(path):
+        b = analyze_batch(decode(read_frames(path)), RULES, path.name)
+        return _port80(pd.concat([b.flows, b.internal], axis=1))
+    t = table(_router_capture(tmp_path, reset))
+    assert t[RESP_TTL].tolist() == [64, 64]
+    assert t[RESP_TTL_OUT].tolist() == [64 if reset == "router" else 63, 63]
+    t = table(_agent_capture(tmp_path, reset))
+    assert t[RESP_TTL].tolist() == [64 if reset == "router" else 63, 63]
+    assert t[RESP_TTL_OUT].tolist() == [-1, -1]
