@@ -2253,6 +2253,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         # flow's is not to open a port); the others did not all work
         kinds = un_reasons if un_reasons is not None else {}
         split = _family_split(ok, bl, v6, others_ok=False, path=not bad_family, same=fam_same) if ok else ""
+        fix = _path_family_fix(r, split, fix)
         split = "; ".join(x for x in (_captures_text(caps, ok), split) if x)
         fix = (f"{ok_of_text(ok, n, ok_partial)}, {bl_all} blocked, {un} unexpected"
                + (f" ({', '.join(f'{c} {x}' for x, c in sorted(kinds.items()))})" if kinds else "")
@@ -2272,6 +2273,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
             split, fix = path, _direct_fix(fix)
         if caps is not None and split.startswith(OTHERS_WORKED):
             split = ""   # (said with the captures)
+        fix = _path_family_fix(r, split, fix)
         split = "; ".join(x for x in (_captures_text(caps, ok, others_ok), split) if x)
         fix = f"{ok_of_text(ok, n, ok_partial)}, {bl_all or un} {status}" + (f" ({split})" if split else "") + f": {fix}"
     elif caps is not None and status in ("blocked", "unexpected"):
@@ -3273,6 +3275,29 @@ def _family_split(ok: int, bl: int, v6: tuple[int, int] | None, others_ok: bool 
                 return (f"all blocked over {bad}, the ok ones over {good}: the {bad} path is blocked; allow "
                         f"the ports for {bad} too, or check its routes; a dual-stack agent tries IPv6 first")
     return OTHERS_WORKED if others_ok else ""
+
+
+def ip_family_fix(r, family: str) -> str:
+    """Rule ``r``'s firewall advice (``r.fix``) for one address family (``IPv6``, ``IPv4``), the
+    other one passing already: ``allow outbound TCP 23100-23199 over IPv6 to *.ksc.kaspersky.com
+    (…)`` (after its first ``to`` where it reads "allow outbound/inbound … to"), else ``r.fix``
+    and ``(over IPv6: IPv4 passes already)``."""
+    other = "IPv4" if family == "IPv6" else "IPv6"
+    if r.fix.startswith(("allow outbound ", "allow inbound ")) and " to " in r.fix:
+        return r.fix.replace(" to ", f" over {family} to ", 1)
+    return f"{r.fix} (over {family}: {other} passes already)"
+
+
+def _path_family_fix(r, split: str, fix: str) -> str:
+    """``fix`` (a blocked purpose's advice) with rule ``r``'s firewall advice said for the one
+    address family that failed (:func:`ip_family_fix`) where the family split ``split``
+    (:func:`_family_split`) says that family's path is blocked (all blocked over it, the ok ones
+    over the other: its ports are to be opened, the other family's pass already; newcomer s59
+    newc2 #2: "allow outbound TCP 23100-23199 …" unqualified beside IPv4 that worked)."""
+    for bad in ("IPv6", "IPv4"):
+        if f"the {bad} path is blocked" in split and r.fix in fix:
+            return fix.replace(r.fix, ip_family_fix(r, bad))
+    return fix
 
 
 #: the hint of a purpose whose flows not blocked all worked (:func:`_family_split`)

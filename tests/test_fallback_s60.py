@@ -197,3 +197,58 @@ def test_resp_ttl_out_is_the_copy_that_left(tmp_path, reset):
     t = table(_agent_capture(tmp_path, reset))
     assert t[RESP_TTL].tolist() == [64 if reset == "router" else 63, 63]
     assert t[RESP_TTL_OUT].tolist() == [-1, -1]
+
+
+def _checklist_rows(rows):
+    import pandas as pd
+
+    from chunkcmp import RULES
+    from kscc_traffic.report import TableSummary, readiness
+    flows = pd.DataFrame(rows, columns=["purpose", "verdict", "reason", "server_name", "resp_h", "detail"])
+    whole = readiness(flows, RULES).set_index("rule")
+    chunked = TableSummary.of(flows.assign(ts_ns=0)).readiness(RULES).set_index("rule")
+    assert whole.equals(chunked)
+    return whole
+
+
+def test_the_nearer_devices_advice_for_an_ipv6_only_refusal_says_over_ipv6():
+    """Newcomer s59 newc2 #2: the checklist of a router rejecting IPv6 (the IPv4 connections pass
+    it) ended "a firewall refuses the port: allow outbound TCP 23100-23199 to *.ksc.kaspersky.com",
+    unqualified while IPv4 already passes: the firewall advice now names the family whose path is
+    blocked. The same for a rule of one port (discovery), and none where the families are not
+    split (an IPv4 refusal beside an ok IPv4 connection)."""
+    name = "eu1.ksc.kaspersky.com"
+    nearer = (f"{REJ_DETAIL}; the reset came from a device 1 hop {REFUSED_NEARER}hop limit 64 vs 63 on the "
+              "server's packets on other connections): a firewall refuses the port")
+    rows = [("agent_connection", "ok", "", name, SRV4, ""),
+            ("agent_connection", "blocked", "rejected", name, SRV6, nearer),
+            ("discovery", "ok", "", name, SRV4, ""),
+            ("discovery", "blocked", "rejected", name, SRV6, nearer)]
+    chk = _checklist_rows(rows)
+    split = ("1 of 2 flows ok, 1 blocked (all blocked over IPv6, the ok ones over IPv4: the IPv6 path is blocked; "
+             "allow the ports for IPv6 too, or check its routes; a dual-stack agent tries IPv6 first): this connection "
+             "attempt was answered by a TCP reset from a device nearer than the server (fewer hops than the server's "
+             "own packets on other connections): a firewall refuses the port: ")
+    assert chk.loc["agent_connection", "fix"] == split + (
+        "allow outbound TCP 23100-23199 over IPv6 to *.ksc.kaspersky.com (the whole range and any address in the "
+        "mask; both can change)")
+    assert chk.loc["discovery", "fix"] == split + (
+        "allow outbound HTTPS (TCP 443) over IPv6 to *.ksc.kaspersky.com (any address in the mask)")
+    # (both over IPv4: no family named)
+    chk = _checklist_rows([("agent_connection", "ok", "", name, SRV4, ""),
+                           ("agent_connection", "blocked", "rejected", name, "198.51.100.12", nearer)])
+    assert "over IPv6" not in chk.loc["agent_connection", "fix"]
+    assert chk.loc["agent_connection", "fix"].endswith(
+        "a firewall refuses the port: allow outbound TCP 23100-23199 to *.ksc.kaspersky.com (the whole range and any "
+        "address in the mask; both can change)")
+
+
+def test_ip_family_fix_of_a_rule_that_reads_otherwise():
+    """A rule whose advice does not read "allow outbound … to …" keeps it whole, the family after it."""
+    from types import SimpleNamespace
+
+    from kscc_traffic.report import ip_family_fix
+    assert ip_family_fix(SimpleNamespace(fix="ask the network team"), "IPv6") == \
+        "ask the network team (over IPv6: IPv4 passes already)"
+    assert ip_family_fix(SimpleNamespace(fix="allow outbound TCP 1443 to Kaspersky Security Network"), "IPv4") == \
+        "allow outbound TCP 1443 over IPv4 to Kaspersky Security Network"
