@@ -3801,6 +3801,11 @@ FALLBACK_CLEARED = "refused over IPv6 at "
 #: what that detail says the refusal means, after the fallback
 FALLBACK_MEANS = ("most likely the server's host does not take this port over IPv6, and it took the IPv4 connection: "
                   "nothing needs to be opened")
+#: what the detail of such an attempt says where other clients connected to that name and port over
+#: IPv4 in its window too (:func:`family_fallbacks`: a capture of several clients, a gateway's): the
+#: connection paired may be another client's, not this one's fallback
+FALLBACK_SHARED = ("other clients connected to that name and port over IPv4 then too (a capture of several clients: "
+                   "it may be another client's connection, not proof that this one fell back)")
 #: the internal column that may give, per flow, the IPv4 connection of a refused IPv6 attempt
 #: found outside the table (a tuple ``(ts_ns, uid, resp_ttl, resp_ttl_out)``: :mod:`kscc_traffic.chunked`,
 #: the connection left with another batch; ``resp_ttl`` its responder's first TTL, ``resp_ttl_out``
@@ -3850,6 +3855,29 @@ def fallback_nearer_hint(ttl: int, ref: int, uid: str) -> str:
             "(the IPv4 connection that followed passed that device: only IPv6 is refused there)")
 
 
+def endpoints_text(orig_h, orig_p, resp_h, resp_p) -> str:
+    """A flow's endpoints as the table shows them: ``192.0.2.10:43112 -> 198.51.100.10:23101``
+    (an IPv6 address in brackets; ports as ints, ``?`` where not one)."""
+    def one(h, p) -> str:
+        h = str(h)
+        try:
+            p = str(int(p))
+        except (TypeError, ValueError, OverflowError):
+            p = "?"
+        return f"[{h}]:{p}" if ":" in h else f"{h}:{p}"
+    return f"{one(orig_h, orig_p)} -> {one(resp_h, resp_p)}"
+
+
+def other_client_after(clients: list) -> list:
+    """Per position of ``clients`` (the clients, ``orig_h`` texts, of connections in time order):
+    the position of the first later one of another client, -1 where none."""
+    out, nxt = [-1] * len(clients), -1
+    for x in range(len(clients) - 2, -1, -1):
+        nxt = x + 1 if clients[x + 1] != clients[x] else out[x + 1]
+        out[x] = nxt
+    return out
+
+
 def _ttl_value(x) -> int:
     """A TTL column's value as an int, -1 for anything that is none (NaN, None, not a number)."""
     try:
@@ -3878,8 +3906,11 @@ def _nearer_than_fallback(ttl, ref) -> bool:
 
 
 def family_fallbacks(flows: pd.DataFrame, res: np.ndarray, nearer: list | None = None) -> list:
-    """Per flow (list, None where none): ``(ts_ns, uid)`` of the IPv4 connection a dual-stack
-    client fell back to, for each TCP flow over IPv6 (``resp_h`` holds a colon) in Zeek's ``REJ``
+    """Per flow (list, None where none): ``(ts_ns, uid, endpoints, shared)`` of the IPv4
+    connection a dual-stack client fell back to (``endpoints``: :func:`endpoints_text`, '' where
+    the table has no ``orig_h``/``orig_p``; ``shared``: a connection of another client
+    (``orig_h``) to the same name and port began in the window too, after it: a capture of
+    several clients, where the one paired may be another client's), for each TCP flow over IPv6 (``resp_h`` holds a colon) in Zeek's ``REJ``
     state judged ``blocked``/``rejected`` for a reset from no device nearer than the server
     (:func:`_fallback_candidate`) with a server name (:func:`fallback_name`): the first TCP flow
     over IPv4 to the same server name and port (``resp_p``; and the VLAN stack, ``capture`` when
@@ -3910,7 +3941,7 @@ def family_fallbacks(flows: pd.DataFrame, res: np.ndarray, nearer: list | None =
     need = ("proto", "uid", "ts_ns", "duration", "resp_h", "resp_p", "conn_state", "history", "server_name")
     if not n or any(c not in flows.columns for c in need):
         return out
-    got = _columns(flows, (*need, FALLBACK, "capture", "syn_answer", RESP_TTL, RESP_TTL_OUT))
+    got = _columns(flows, (*need, FALLBACK, "capture", "syn_answer", RESP_TTL, RESP_TTL_OUT, "orig_h", "orig_p"))
     state = np.asarray(got["conn_state"], dtype=object)
     tcp = np.asarray(got["proto"], dtype=object) == "tcp"
     rh = np.asarray(got["resp_h"], dtype=object)
@@ -3942,9 +3973,15 @@ def family_fallbacks(flows: pd.DataFrame, res: np.ndarray, nearer: list | None =
     # refused attempt found by bisection; a key is a server name, not a client's, so on a capture
     # of many clients it may hold most of the table's connections: no scan of them per attempt)
     starts: dict[tuple, list[int]] = {}
+    oh = np.asarray(got["orig_h"], dtype=object) if "orig_h" in got else None
+    op = got["orig_p"] if "orig_p" in got else None
+    other: dict[tuple, list[int]] = {}
     for k, js in found.items():
         js.sort(key=lambda j: (int(ts[j]), str(uid[j])))
         starts[k] = [int(ts[j]) for j in js]
+        # (per connection, the next one of another client: several clients connecting to the name
+        # in an attempt's window make its pairing no fact, said so)
+        other[k] = other_client_after([str(oh[j]) for j in js]) if oh is not None else [-1] * len(js)
     for i in refused:
         d = float(dur[i])
         end = int(ts[i]) + int((d if d > 0 else 0.0) * 1e9) + int(FALLBACK_S * 1e9)
@@ -3952,8 +3989,11 @@ def family_fallbacks(flows: pd.DataFrame, res: np.ndarray, nearer: list | None =
         at = bisect.bisect_right(starts[k], int(ts[i])) if k in starts else 0
         if k in starts and at < len(starts[k]) and starts[k][at] <= end:
             j = found[k][at]
+            nxt = other[k][at]
             fb = (int(ts[j]), str(uid[j]), int(ttl[j]) if ttl is not None else -1,
-                  int(out_ttl[j]) if out_ttl is not None else -1)
+                  int(out_ttl[j]) if out_ttl is not None else -1,
+                  endpoints_text(oh[j], op[j], rh[j], rp[j]) if oh is not None and op is not None else "",
+                  nxt >= 0 and starts[k][nxt] <= end)
         elif given is not None and isinstance(given[i], tuple):
             fb = given[i]
         else:
@@ -3968,25 +4008,39 @@ def family_fallbacks(flows: pd.DataFrame, res: np.ndarray, nearer: list | None =
                 if nearer is not None:
                     nearer[i] = fallback_nearer_hint(mine, ref, str(fb[1]))
                 continue
-        out[i] = (int(fb[0]), str(fb[1]))
+        out[i] = (int(fb[0]), str(fb[1]), str(fb[4]) if len(fb) > 4 else "", bool(fb[5]) if len(fb) > 5 else False)
     return out
 
 
 def fallback_detail(ts_ns: int, fallback: tuple, detail: str = "") -> str:
     """The detail of a refused IPv6 attempt its client followed over IPv4
     (:func:`family_fallbacks`): ``refused over IPv6 at 08:22:14.241 UTC, the client fell back to
-    IPv4 0.002 s later (on <uid>): the SYN was answered by a TCP reset, and a connection to the
-    same server name and port over IPv4 followed and connected (a dual-stack client's fallback,
-    happy eyeballs): most likely …`` (:data:`FALLBACK_MEANS`), then the hints of the attempt's
-    own ``detail``
-    (which device sent the reset: :func:`.inspect.refused_hint`; "nothing listens on this port",
-    said otherwise here, left out). ``ts_ns``: the attempt's start (its SYN); ``fallback``:
-    ``(ts_ns, uid)`` of the IPv4 connection."""
+    IPv4 0.002 s later (192.0.2.10:43112 -> 198.51.100.10:23101, uid C…): the SYN was answered by
+    a TCP reset, and a connection to the same server name and port over IPv4 followed and
+    connected (a dual-stack client's fallback, happy eyeballs): most likely …``
+    (:data:`FALLBACK_MEANS`), then the hints of the attempt's own ``detail`` (which device sent
+    the reset: :func:`.inspect.refused_hint`; "nothing listens on this port", said otherwise
+    here, left out). Where other clients connected to that name and port over IPv4 in the
+    window too (a capture of several clients: :data:`FALLBACK_SHARED`), the fallback is not said
+    as a fact: ``…, a connection over IPv4 to the same server name and port followed 0.002 s
+    later (…), most likely this client's fallback (happy eyeballs), but other clients connected
+    to that name and port over IPv4 then too: …``. ``ts_ns``: the attempt's start (its SYN);
+    ``fallback``: ``(ts_ns, uid)`` of the IPv4 connection, then its endpoints as the table shows
+    them (:func:`endpoints_text`; '' not known: the uid alone) and whether other clients'
+    connections shared the window."""
     at, uid = int(fallback[0]), str(fallback[1])
-    said = (f"{FALLBACK_CLEARED}{_clock_text(int(ts_ns))} UTC, the client fell back to IPv4 "
-            f"{_seconds_text(max(at - int(ts_ns), 0) / 1e9)} s later (on {uid}): {REJ_DETAIL}, and a "
-            "connection to the same server name and port over IPv4 followed and connected (a dual-stack client's "
-            f"fallback, happy eyeballs): {FALLBACK_MEANS}")
+    shown = str(fallback[2]) if len(fallback) > 2 and fallback[2] else ""
+    which = f"{shown}, uid {uid}" if shown else f"on {uid}"
+    later = _seconds_text(max(at - int(ts_ns), 0) / 1e9)
+    if len(fallback) > 3 and fallback[3]:
+        said = (f"{FALLBACK_CLEARED}{_clock_text(int(ts_ns))} UTC, a connection over IPv4 to the same server name "
+                f"and port followed {later} s later and connected ({which}), most likely this client's fallback "
+                f"(happy eyeballs), but {FALLBACK_SHARED}: {REJ_DETAIL}: {FALLBACK_MEANS}")
+    else:
+        said = (f"{FALLBACK_CLEARED}{_clock_text(int(ts_ns))} UTC, the client fell back to IPv4 "
+                f"{later} s later ({which}): {REJ_DETAIL}, and a "
+                "connection to the same server name and port over IPv4 followed and connected (a dual-stack client's "
+                f"fallback, happy eyeballs): {FALLBACK_MEANS}")
     hints = []
     for h in str(detail).split("; ")[1:]:
         if h.startswith(REFUSED_OWN) and f"): {REFUSED_OWN_MEANS}" in h:

@@ -252,3 +252,99 @@ def test_ip_family_fix_of_a_rule_that_reads_otherwise():
         "ask the network team (over IPv6: IPv4 passes already)"
     assert ip_family_fix(SimpleNamespace(fix="allow outbound TCP 1443 to Kaspersky Security Network"), "IPv4") == \
         "allow outbound TCP 1443 over IPv4 to Kaspersky Security Network"
+
+
+def _gateway_recs(second: float | None, second_client: str = "192.0.2.77", filler: int = 0):
+    """The DNS answer for NAME (A and AAAA); V6_HOST's attempt to [SRV6]:80 at 1000.01 refused by a
+    reset of hop limit 63 (nothing else of SRV6's); V4_HOST's IPv4 connection to SRV4:80 (Host NAME)
+    1 ms later; ``second`` s after the attempt (None: none) another connection to it from
+    ``second_client``; ``filler`` DNS-like datagrams every 0.25 s."""
+    from test_newcomer_s58_verdicts import _refused6
+    recs = _dns(NAME, [SRV4, SRV6], 1000.0, 40001, 1) + _refused6(1000.01, 63)
+    get = f"GET /x.crl HTTP/1.1\r\nHost: {NAME}\r\n\r\n".encode()
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    recs += tcp_session((V4_HOST, 46000), (SRV4, 80), t0=1000.011, c_data=get, s_data=ok)
+    if second is not None:
+        recs += tcp_session((second_client, 47000), (SRV4, 80), t0=1000.01 + second, c_data=get, s_data=ok)
+    recs += [udp((V4_HOST, 41000 + k), ("198.51.100.53", 53), b"x" * 40, t=1000.5 + 0.25 * k) for k in range(filler)]
+    return sorted(recs, key=lambda r: r[0])
+
+
+def test_the_fallback_detail_names_the_ipv4_flow_as_the_table_shows_it(tmp_path):
+    """Newcomer s59 #5: the detail named the IPv4 connection by its uid alone, which the table and
+    the HTML report do not show: now by its endpoints as the table shows them, the uid kept."""
+    from chunkcmp import write
+    path = write(tmp_path, _gateway_recs(None, filler=8))
+    t = _port80(assert_same(path, [512]))
+    assert t.verdict.tolist() == ["ok", "ok"]
+    assert t.detail[0].startswith(
+        f"{FALLBACK_CLEARED}00:16:40.010 UTC, the client fell back to IPv4 0.001 s later (192.0.2.10:46000 -> "
+        f"198.51.100.11:80, uid {t.uid[1]}): {REJ_DETAIL}, and a connection to the same server name and port over "
+        "IPv4 followed and connected (a dual-stack client's fallback, happy eyeballs): most likely"), t.detail[0]
+
+
+def test_another_ipv4_client_in_the_window_hedges_the_fallback(tmp_path, monkeypatch):
+    """Newcomer s59 newc2 #4 (a gateway's capture): where another client's IPv4 connection to the name
+    and port began in the attempt's window too, the first one is not said to be this client's
+    fallback as a fact: ok still (the server's host took IPv4, refused IPv6 itself), the detail
+    hedged. The same whole, in small chunks, live; no hedge when the other client came after the
+    window (2.5 s), or when the second connection is the same client's."""
+    from chunkcmp import RULES, write
+    from kscc_traffic.classify import FALLBACK_MEANS, FALLBACK_SHARED
+    from kscc_traffic.live.session import LiveSession
+    from test_live_session import _replay, assert_live_same
+    path = write(tmp_path, _gateway_recs(0.3, filler=16), name="g.pcap")
+    t = _port80(assert_same(path, [256, 512, 1024]))
+    assert t.orig_h.tolist() == [V6_HOST, V4_HOST, "192.0.2.77"]
+    assert t.verdict.tolist() == ["ok", "ok", "ok"]
+    assert t.detail[0] == (
+        f"{FALLBACK_CLEARED}00:16:40.010 UTC, a connection over IPv4 to the same server name and port followed 0.001 s "
+        f"later and connected (192.0.2.10:46000 -> 198.51.100.11:80, uid {t.uid[1]}), most likely this client's "
+        f"fallback (happy eyeballs), but {FALLBACK_SHARED}: {REJ_DETAIL}: {FALLBACK_MEANS}"), t.detail[0]
+    assert "other clients connected to that name and port over IPv4 then too" in t.detail[0]
+    assert_live_same(path, monkeypatch, step=3)
+    s = LiveSession(RULES, name=path.name)
+    _replay(path, s, step=3)
+    assert _port80(s.final()).detail[0] == t.detail[0]
+    for second, client in ((2.5, "192.0.2.77"), (0.3, V4_HOST)):
+        path = write(tmp_path, _gateway_recs(second, client, filler=16), name=f"n{second}{client}.pcap")
+        t = _port80(assert_same(path, [512]))
+        assert t.detail[0].startswith(f"{FALLBACK_CLEARED}00:16:40.010 UTC, the client fell back to IPv4 0.001 s "
+                                      "later (192.0.2.10:46000 -> "), (second, client, t.detail[0])
+
+
+def test_other_client_after():
+    from kscc_traffic.classify import endpoints_text, other_client_after
+    assert other_client_after([]) == []
+    assert other_client_after(["a"]) == [-1]
+    assert other_client_after(["a", "a", "b", "b", "a"]) == [2, 2, 4, 4, -1]
+    assert endpoints_text("192.0.2.10", 43112, "198.51.100.10", 23101) == "192.0.2.10:43112 -> 198.51.100.10:23101"
+    assert endpoints_text("2001:db8::1", 1, "2001:db8::2", None) == "[2001:db8::1]:1 -> [2001:db8::2]:?"
+
+
+def test_the_fallback_holder_keeps_another_clients_connection_when_it_forgets():
+    """_FamilyFallbacks forgets the IPv4 connections no waiting attempt can take (review s59 #8),
+    but keeps, after each attempt's first one, the first of another client: 400 connections of one
+    client, one of another among them, inside the attempt's window: the attempt released with the
+    first one and the hedge (shared), as the whole-file rule finds it."""
+    import numpy as np
+    import pandas as pd
+
+    from kscc_traffic.chunked import _FamilyFallbacks
+    from kscc_traffic.classify import FALLBACK
+    from test_guard_s59 import _rows
+    t0 = 1_000 * 10**9
+    waiting = _rows([t0], True).assign(orig_h=V6_HOST, orig_p=45000)
+    h = _FamilyFallbacks()
+    ts = t0 + 10**6 + np.arange(400) * 10**6              # (one every 1 ms from 1 ms on)
+    v4 = _rows(ts, False, 1).assign(orig_h=V4_HOST, orig_p=np.arange(400) + 46000)
+    # (the other client's among the first batch's, which is forgotten down to the first and it)
+    other = _rows([t0 + 150_500_000], False, 900).assign(orig_h="192.0.2.77", orig_p=47000)
+    for batch in (pd.concat([v4.iloc[:200], other], ignore_index=True).sort_values("ts_ns"), v4.iloc[200:]):
+        assert len(h.hold(batch, elsewhere=[waiting])) == len(batch)
+    assert h.pruned > 300
+    assert len(h.retries[(NAME, 80, 0)]) <= _FamilyFallbacks.SLACK + 2 + 1
+    assert len(h.hold(waiting)) == 0
+    out = h.release(pd.DataFrame(), [], None, True)
+    (fb,) = out[FALLBACK].tolist()
+    assert fb[:2] == (t0 + 10**6, "C000001") and fb[4:] == (f"{V4_HOST}:46000 -> {SRV4}:80", True)
