@@ -1786,11 +1786,12 @@ class _FamilyFallbacks(_StaleRetries):
         return near
 
     def _holds(self, flows: pd.DataFrame) -> Optional[np.ndarray]:
-        """Per leaving row, bool: held (a TCP flow over IPv6 in Zeek's ``REJ`` state with a
-        server name)."""
+        """Per leaving row, bool: held (a TCP flow over IPv6 in Zeek's ``REJ`` state, or ``S0``: an
+        attempt nothing answered, whose fallback is told too, with a server name)."""
         if any(c not in flows.columns for c in ("conn_state", "resp_h", "server_name")):
             return None
-        out = (flows["conn_state"].to_numpy(dtype=object) == "REJ") & (flows["proto"].to_numpy(dtype=object) == "tcp")
+        state = flows["conn_state"].to_numpy(dtype=object)
+        out = ((state == "REJ") | (state == "S0")) & (flows["proto"].to_numpy(dtype=object) == "tcp")
         at = np.flatnonzero(out)
         if len(at):
             rh = flows["resp_h"].to_numpy(dtype=object)[at].tolist()

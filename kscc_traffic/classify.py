@@ -3833,6 +3833,40 @@ def _fallback_candidate(r) -> bool:
             and not d.startswith(DP_RESET) and REFUSED_NEARER not in d and REFUSED_OTHER not in d)
 
 
+def _dropped_candidate(r) -> bool:
+    """Whether a ``res`` row (purpose, verdict, reason, detail) is a SYN nothing answered:
+    ``blocked``/``no_answer`` with a detail starting ``SYN sent`` (no answer from elsewhere, no
+    ICMP error), not told already (no :data:`DROPPED_FALLBACK`: a table judged again, the live one)."""
+    d = str(r[3])
+    return r[1] == "blocked" and str(r[2]).split(",")[0] == "no_answer" and d.startswith("SYN sent ") \
+        and DROPPED_FALLBACK not in d
+
+
+#: what the detail of an IPv6 connection attempt nothing answered says after its client fell back
+#: to IPv4 (:func:`dropped_fallback_detail`); the checklist counts it (``report.readiness``)
+DROPPED_FALLBACK = "nothing answered over IPv6 (no reset, no ICMP error): the IPv6 path drops this port silently"
+
+
+def dropped_fallback_detail(ts_ns: int, fallback: tuple, detail: str) -> str:
+    """The detail of an IPv6 connection attempt nothing answered (``detail``: ``SYN sent 1 time,
+    no answer``, the capture's end note, if any, left out: the client stopped waiting) that its
+    client followed over IPv4 to the same server name and port within :data:`FALLBACK_S`
+    (:func:`family_fallbacks`: happy eyeballs tries IPv4 after 250 ms without an answer):
+    ``SYN sent 1 time, no answer; the client fell back to IPv4 0.2 s later (192.0.2.10:57848 ->
+    198.51.100.10:23101, uid C…), which connected: nothing answered over IPv6 (…): the IPv6 path
+    drops this port silently (a firewall on the way; only IPv6: the IPv4 connection passed)``.
+    The verdict stays ``blocked``/``no_answer`` (a drop is no server's refusal: as a reset from a
+    device nearer than the server, the IPv6 path is what is blocked). ``ts_ns``: the attempt's
+    start; ``fallback``: as :func:`fallback_detail`'s."""
+    head = _CUT_NOTE.sub("", str(detail))
+    at, uid = int(fallback[0]), str(fallback[1])
+    shown = str(fallback[2]) if len(fallback) > 2 and fallback[2] else ""
+    which = f"{shown}, uid {uid}" if shown else f"on {uid}"
+    return (f"{head}; the client fell back to IPv4 {_seconds_text(max(at - int(ts_ns), 0) / 1e9)} s later "
+            f"({which}), which connected: {DROPPED_FALLBACK} (a firewall on the way; only IPv6: the IPv4 connection "
+            "passed)")
+
+
 def fallback_name(name) -> str:
     """The server name a refused IPv6 attempt and its IPv4 fallback are paired by: ``name``
     (``server_name``) lower case, without a trailing dot; '' when it names no host (empty, not
@@ -3946,8 +3980,8 @@ def family_fallbacks(flows: pd.DataFrame, res: np.ndarray, nearer: list | None =
     tcp = np.asarray(got["proto"], dtype=object) == "tcp"
     rh = np.asarray(got["resp_h"], dtype=object)
     # (the few REJ rows judged blocked looked at one by one)
-    refused = [i for i in np.flatnonzero(tcp & (state == "REJ") & (res[:, 1] == "blocked")).tolist()
-               if ":" in str(rh[i]) and _fallback_candidate(res[i])]
+    refused = [i for i in np.flatnonzero(tcp & ((state == "REJ") | (state == "S0")) & (res[:, 1] == "blocked")).tolist()
+               if ":" in str(rh[i]) and (_fallback_candidate(res[i]) if state[i] == "REJ" else _dropped_candidate(res[i]))]
     names = np.asarray(got["server_name"], dtype=object)
     refused = [i for i in refused if fallback_name(names[i])]
     if not refused:
@@ -3998,7 +4032,9 @@ def family_fallbacks(flows: pd.DataFrame, res: np.ndarray, nearer: list | None =
             fb = given[i]
         else:
             continue
-        if ttl is not None and len(fb) > 2 and REFUSED_OWN not in str(res[i, 3]):
+        if state[i] == "S0" and len(fb) > 5 and fb[5]:
+            continue    # (a silent attempt beside several clients' IPv4 connections: nothing told)
+        if state[i] == "REJ" and ttl is not None and len(fb) > 2 and REFUSED_OWN not in str(res[i, 3]):
             # (like for like: both copies that left the capturing host where both did, else both
             # as first captured)
             mine, ref = _ttl_value(ttl[i]), _ttl_value(fb[2])
@@ -4066,7 +4102,9 @@ def _note_family_fallbacks(flows: pd.DataFrame, res: np.ndarray) -> None:
         return      # (none found: counted in C, not a generator per row)
     ts = flows["ts_ns"].to_numpy(np.int64)
     for i, fb in enumerate(found):
-        if fb is not None:
+        if fb is not None and str(res[i, 2]).split(",")[0] == "no_answer":
+            res[i, 3] = dropped_fallback_detail(int(ts[i]), fb, str(res[i, 3]))
+        elif fb is not None:
             res[i, 1], res[i, 2], res[i, 3] = "ok", "", fallback_detail(int(ts[i]), fb, str(res[i, 3]))
         elif nearer[i]:
             res[i, 3] = f"{res[i, 3]}; {nearer[i]}"
@@ -4961,6 +4999,8 @@ END_MARGIN_S = 1.0
 #: the end of the note :func:`classify` adds to such an attempt's detail, after "the capture ended
 #: N s after its first packet, " (N seconds, 3 decimals; :data:`kscc_traffic.report.CUT_SHORT` finds it)
 CUT_SHORT_TAIL = "maybe before an answer could come"
+#: that note, at the end of a detail (what :func:`dropped_fallback_detail` leaves out)
+_CUT_NOTE = re.compile(r"; the capture ended [0-9.]+ s after its first packet, " + re.escape(CUT_SHORT_TAIL) + r"\Z")
 
 
 def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = None,
@@ -5676,6 +5716,6 @@ def _note_capture_end(flows: pd.DataFrame, res: np.ndarray, end_ns: int) -> None
             h = history_plain(str(history[i] or "")).lstrip("^")
             if "R" in h or "r" in h or ("F" in h and "f" in h):
                 continue
-        if str(res[i, 2]).split(",")[0] == "no_answer":
+        if str(res[i, 2]).split(",")[0] == "no_answer" and DROPPED_FALLBACK not in str(res[i, 3]):
             res[i, 3] = (f"{res[i, 3]}; the capture ended {max(after[i], 0) / 1e9:.3f} s after its "
                          f"first packet, {CUT_SHORT_TAIL}")

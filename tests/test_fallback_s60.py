@@ -348,3 +348,84 @@ def test_the_fallback_holder_keeps_another_clients_connection_when_it_forgets():
     out = h.release(pd.DataFrame(), [], None, True)
     (fb,) = out[FALLBACK].tolist()
     assert fb[:2] == (t0 + 10**6, "C000001") and fb[4:] == (f"{V4_HOST}:46000 -> {SRV4}:80", True)
+
+
+KSC = "eu1.ksc.kaspersky.com"
+KSC4, KSC6 = "198.51.100.10", "2001:db8:c::10"
+
+
+def _dropped_recs(v4_after: float | None = 0.2, tail: float = 0.3, second: str | None = None):
+    """s58 he_drop6: the DNS answer for KSC (A and AAAA); V6_HOST's SYN to [KSC6]:23101 at 1000.01,
+    nothing answering it; ``v4_after`` s later (None: never) V4_HOST's IPv4 connection to
+    KSC4:23101 (a handshake and a close); the capture ends ``tail`` s after that connection began
+    (a DNS-like datagram); ``second``: another client's IPv4 connection to it 0.1 s after the first."""
+    from pcapbuild import eth
+    recs = _dns(KSC, [KSC4, KSC6], 1000.0, 40001, 1)
+    syn = IPv6(src=V6_HOST, dst=KSC6, hlim=64) / TCP(sport=45000, dport=23101, flags="S", seq=7)
+    recs.append((1000.01, eth(syn)))
+    start = 1000.01 + (v4_after if v4_after is not None else 0.2)
+    if v4_after is not None:
+        recs += tcp_session((V4_HOST, 46000), (KSC4, 23101), t0=start)
+    if second is not None:
+        recs += tcp_session((second, 47000), (KSC4, 23101), t0=start + 0.1)
+    recs.append(udp((V4_HOST, 41999), ("198.51.100.53", 53), b"x" * 40, t=start + tail))
+    return sorted(recs, key=lambda r: r[0])
+
+
+def _agent_rows(flows):
+    return flows[(flows.proto == "tcp") & (flows.resp_p == 23101)].sort_values("ts_ns").reset_index(drop=True)
+
+
+def test_an_ipv6_attempt_dropped_then_ipv4_at_once_says_so_not_capture_longer(tmp_path, monkeypatch):
+    """Newcomer s59 #4 (s58 he_drop6): the IPv6 SYN dropped, IPv4 to the same name and port worked
+    0.2 s later, the capture ending 0.3 s after: the IPv6 attempt was "unanswered when the capture
+    ended … maybe before an answer could come", and the checklist said to capture longer. The
+    client stopped waiting (it fell back): blocked/no_answer still (a drop is the IPv6 path's,
+    as a nearer device's reset), its detail names the fallback and the silent drop, and the
+    checklist advises the IPv6 path; whole file, small chunks, live and the table summary alike."""
+    import pandas as pd
+
+    from chunkcmp import RULES, write
+    from kscc_traffic.classify import DROPPED_FALLBACK
+    from kscc_traffic.live.session import LiveSession
+    from kscc_traffic.report import TableSummary, readiness
+    from test_live_session import _replay, assert_live_same
+    path = write(tmp_path, _dropped_recs(), name="drop.pcap")
+    flows = assert_same(path, [256, 512])
+    t = _agent_rows(flows)
+    assert t.resp_h.tolist() == [KSC6, KSC4] and t.conn_state.tolist() == ["S0", "SF"]
+    assert (t.verdict[0], t.reason[0]) == ("blocked", "no_answer")
+    assert t.detail[0] == (
+        f"SYN sent 1 time, no answer; the client fell back to IPv4 0.2 s later (192.0.2.10:46000 -> "
+        f"198.51.100.10:23101, uid {t.uid[1]}), which connected: {DROPPED_FALLBACK} (a firewall on the way; only "
+        "IPv6: the IPv4 connection passed)"), t.detail[0]
+    assert "maybe before an answer could come" not in t.detail[0]
+    chk = readiness(flows, RULES).set_index("rule").loc["agent_connection"]
+    assert (chk.status, chk.status_note) == ("blocked", "")
+    assert chk.fix == (
+        "1 of 2 flows ok, 1 blocked (all blocked over IPv6, the ok ones over IPv4: the IPv6 path is blocked; allow "
+        "the ports for IPv6 too, or check its routes; a dual-stack agent tries IPv6 first): allow outbound TCP "
+        "23100-23199 over IPv6 to *.ksc.kaspersky.com (the whole range and any address in the mask; both can change); "
+        "after it the client fell back to IPv4 at once, which worked: IPv6 to the server is dropped silently on the "
+        "way (no reset, no ICMP error), and the client does not wait for it: capturing longer shows nothing more")
+    assert "Capture longer" not in chk.fix
+    summary = TableSummary.of(flows)
+    assert summary.readiness(RULES).set_index("rule").loc["agent_connection"].fix == chk.fix
+    assert_live_same(path, monkeypatch, step=3)
+    s = LiveSession(RULES, name=path.name)
+    _replay(path, s, step=3)
+    assert _agent_rows(s.final()).detail[0] == t.detail[0]
+    del pd
+
+
+@pytest.mark.parametrize("case", ["no_ipv4", "too_late", "other_client"])
+def test_a_dropped_ipv6_attempt_without_its_own_fallback_keeps_its_detail(tmp_path, case):
+    """No IPv4 connection, one 2.5 s later (beyond FALLBACK_S), or two clients' in the window (the
+    one after it may be another's): the detail is as before (the capture's end note where due)."""
+    from chunkcmp import write
+    recs = {"no_ipv4": lambda: _dropped_recs(None),
+            "too_late": lambda: _dropped_recs(2.5),
+            "other_client": lambda: _dropped_recs(0.2, second="192.0.2.77")}[case]()
+    t = _agent_rows(assert_same(write(tmp_path, recs, name=f"{case}.pcap"), [512]))
+    assert (t.verdict[0], t.reason[0]) == ("blocked", "no_answer")
+    assert t.detail[0].startswith("SYN sent 1 time, no answer") and "fell back" not in t.detail[0], t.detail[0]
