@@ -1671,10 +1671,12 @@ def dropped_fallback_text(bl: int, k: int) -> str:
             "shows nothing more")
 
 
-def _cut_short_more(k: int) -> str:
-    """``; k more …``: the ``k`` blocked attempts the capture's end cut short, beside other blocked
-    flows whose advice is given (the cut ones are not counted in it)."""
-    return (f"; {k} more {'was' if k == 1 else 'were'} unanswered when the capture ended less than "
+def _cut_short_more(k: int, bl: int) -> str:
+    """``; of the 3 blocked, 1 was …``: the ``k`` blocked attempts the capture's end cut short, of
+    the purpose's ``bl`` blocked flows (they are among them, not more: real-stack s59 #3, "1 more"
+    read as a flow besides them), beside the others whose advice is given (the cut ones are not
+    counted in it)."""
+    return (f"; of the {bl} blocked, {k} {'was' if k == 1 else 'were'} unanswered when the capture ended less than "
             f"{END_MARGIN_S:g} s after {'it' if k == 1 else 'they'} began (maybe before an answer could come: "
             "not counted in this advice)")
 
@@ -2253,7 +2255,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     # (before the counts of the other flows too) and in the status note
     nameless = status == "blocked" and bl_named == 0 and bool(r.host_mask) and r.port_hi < SHARED_PORTS_BELOW
     if status == "blocked" and bl_cut and not note:
-        fix += _cut_short_more(bl_cut)
+        fix += _cut_short_more(bl_cut, bl_all)
     if status == "blocked" and bl_dropped:
         fix += dropped_fallback_text(bl, bl_dropped)
     if fallback:

@@ -689,7 +689,8 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         if note or cut:   # (no address family told from attempts the capture's end cut short)
             why = ""
         if status == "blocked" and cut and cut < bl:
-            fix += (f"; {cut} more {'was' if cut == 1 else 'were'} unanswered when the capture ended less than 1 s "
+            fix += (f"; of the {bl} blocked, {cut} {'was' if cut == 1 else 'were'} unanswered when the capture ended "
+                    "less than 1 s "
                     f"after {'it' if cut == 1 else 'they'} began (maybe before an answer could come: not counted "
                     "in this advice)")
         # (newcomer 26 F4: several captures: where the flagged flows are, whether the ok ones were elsewhere)
