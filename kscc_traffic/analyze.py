@@ -21,9 +21,10 @@ from .capture.stats import ReadStats
 from .errors import CaptureAccessError, CaptureError, CaptureWarning, CorruptCapture
 from .classify import _JUDGE_COLUMNS, _RETRY_COLUMNS, CLASS_COLUMNS, TLS_SILENCE_S, classified, classify
 from .columns import Columns
-from .flows import (FIRST_IP_ID, FLOW_COLUMNS, forwarded_copies, IDLE_BEFORE, ORIG_TTL, RESP_TTL, VLAN_STACK, arrays_of, build_flows, label_index,
+from .flows import (FIRST_IP_ID, FLOW_COLUMNS, forwarded_copies, IDLE_BEFORE, ORIG_TTL, RESP_TTL, RESP_TTL_OUT, VLAN_STACK, arrays_of, build_flows, label_index,
                     repeated, resent, tcp_payload_bytes)
-from .inspect import APP_COLUMNS, DnsAnswers, StraySynAcks, add_stray_synacks, cloud_ports, dns_flows, inspect_flows
+from .inspect import (APP_COLUMNS, DnsAnswers, StraySynAcks, add_stray_synacks, cloud_ports, dns_flows, inspect_flows,
+                      resp_ttl_leaving)
 from .names import NAME_COLUMNS, assign_names
 from .rules import RuleSet, load_rules
 from .stamps import mend_lone_stamps
@@ -311,7 +312,8 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
     flows = classify(flows, rules, capture_end_ns) if judge is None else \
         _classify_some(flows, rules, capture_end_ns, leave)
     flows["capture"] = pd.Series(repeated(name, len(flows)), index=flows.index)
-    keep = [c for c in (*_JUDGE_COLUMNS, *_RETRY_COLUMNS, VLAN_STACK, ORIG_TTL, RESP_TTL, FIRST_IP_ID, IDLE_BEFORE)
+    keep = [c for c in (*_JUDGE_COLUMNS, *_RETRY_COLUMNS, VLAN_STACK, ORIG_TTL, RESP_TTL, RESP_TTL_OUT, FIRST_IP_ID,
+                             IDLE_BEFORE)
             if c not in COLUMNS and c in flows.columns]
     internal = flows[keep].reset_index(drop=True)
     return Batch(_schema(flows), pkt_flow, answers, ft.duplicates, pkt_from_orig, last_ts, internal, ft.dup_of)
@@ -323,10 +325,14 @@ def _add_key_columns(ft) -> None:
     stack of the flow key, which the output's vlan and inner_vlan tell only in part (what the ICMP
     errors, the stale-connection retries and a live session match flows by); ``orig_ttl``,
     ``resp_ttl`` and ``first_ip_id``, what tells a NAT gateway's copy of a connection
-    (:mod:`kscc_traffic.natpairs`); and ``idle_before_s``, how long a TCP flow's 5-tuple was
+    (:mod:`kscc_traffic.natpairs`); ``resp_ttl_out``, the responder's first TTL as captured
+    leaving the capturing host (:func:`~kscc_traffic.inspect.resp_ttl_leaving`: a refused IPv6
+    attempt's reset compared like for like with its IPv4 fallback's SYN-ACK on a router's
+    ``tcpdump -i any``); and ``idle_before_s``, how long a TCP flow's 5-tuple was
     silent before it when the idle timeout split it off (:data:`~kscc_traffic.flows.IDLE_BEFORE`)."""
     ft.flows[VLAN_STACK] = ft.vlan_stack
     ft.flows[ORIG_TTL], ft.flows[RESP_TTL] = ft.side_ttl.T
+    ft.flows[RESP_TTL_OUT] = resp_ttl_leaving(ft)
     ft.flows[FIRST_IP_ID] = ft.first_ip_id
     ft.flows[IDLE_BEFORE] = (ft.idle_before if ft.idle_before is not None
                              else np.zeros(len(ft.flows), np.int64)) / 1e9

@@ -59,13 +59,14 @@ from .capture.frames import Frames, concat_frames
 from .capture.packets import Packets, short_payloads
 from .capture.stats import ReadStats
 from .flows import ACK, CLOSE_DELAY_NS, forwarded_copies, other_way_copies, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, \
-    RESP_TTL, RST, TCP, UDP, VLAN_STACK, arrays_of, broadcast_evidence, content_rows, dns_flows, history_plain, isin_texts
+    RESP_TTL, RESP_TTL_OUT, RST, TCP, UDP, VLAN_STACK, arrays_of, broadcast_evidence, content_rows, dns_flows, history_plain, isin_texts
 from .inspect import (DNS_KEYS, REFUSED_WAIT, AddressTtls, StraySynAcks, address_ttls, cloud_openers, cloud_ports, dns_response_rows,
                       refused_hint, truncated_answer)
 from .answer_store import AnswerStore
 from .classify import (AUTH_RETRY_S, DNS_ANSWERED_TCP, DNS_RESOLVED, DNS_RESOLVED6, DNS_RESOLVED_TCP, DNS_RETRY, SEEN_IPV4, DNS_RETRY_S, FALLBACK, FALLBACK_S, PROXY_RETRY, REFUSED_RETRY, REFUSED_RETRY_S,
                        STALE_RETRY, STALE_RETRY_S, OTHER_SOURCE_S, _CONNECTED_STATES, _agent_name, _proxy_passed_on, _str_codes, proxy_login,
-                       address_families, asked_families, fallback_name, other_source_answers, pick_dns_retry, retry_connected,
+                       address_families, asked_families, endpoints_text, fallback_name, other_client_after, other_source_answers,
+                       pick_dns_retry, retry_connected,
                        usable_address, usable_address6, wrong_source_answers)
 from .addresses import shows_ipv4
 from .finishing import Finisher
@@ -971,12 +972,20 @@ class _StaleRetries:
     #: what :attr:`SAME_ISN` compares); and whether :attr:`COLUMN` gives it as a third item
     THIRD = "syn_isn"
     CARRY = False
+    #: a further column whose value a remembered retry keeps (and :attr:`COLUMN` gives as a fourth
+    #: item when :attr:`CARRY`); None: none (-1 kept)
+    FOURTH: Optional[str] = None
+    #: whether a remembered retry also keeps its client (``orig_h``) and its endpoints as the
+    #: table shows them (``orig_h:orig_p -> resp_h:resp_p``), and :attr:`COLUMN` gives them (with
+    #: whether another client connected on the key in the window: :attr:`CARRY`)
+    ENDPOINTS = False
 
     def __init__(self) -> None:
         self.held: list[pd.DataFrame] = []      # rows held back (unfinished rows)
         self.keys: dict[tuple, int] = {}        # key of a held row -> rows held on it
         self.count = 0                          # rows held (the sum of keys' values)
-        self.retries: dict[tuple, list[tuple[int, str, int]]] = {}   # key -> [(ts_ns, uid, syn_isn)] connected
+        # key -> [(ts_ns, uid, THIRD, FOURTH, client, endpoints)] connected
+        self.retries: dict[tuple, list[tuple[int, str, int, int, str, str]]] = {}
 
     @classmethod
     def _key(cls, values) -> tuple:
@@ -1036,8 +1045,10 @@ class _StaleRetries:
         if self.keys and len(seen) and all(c in seen.columns for c in (*self.KEY, "proto")):
             # (the columns read at once, ~1 µs each: flows.arrays_of; the rows then only the few
             # near a held key, no frame taken)
-            names = [*self.KEY, "proto", *self.ALSO, *(c for c in ("conn_state", "ts_ns", "uid", "history",
-                                                                     "syn_answer", self.THIRD) if c in seen.columns)]
+            ends = ("orig_h", "orig_p", "resp_h", "resp_p") if self.ENDPOINTS else ()
+            names = list(dict.fromkeys([*self.KEY, "proto", *self.ALSO, *(
+                c for c in ("conn_state", "ts_ns", "uid", "history", "syn_answer", self.THIRD, self.FOURTH, *ends)
+                if c is not None and c in seen.columns)]))
             cols = arrays_of(seen, names)
             for c in (self.KEY[0], *self.ALSO):
                 cols[c] = np.asarray(cols[c], object)
@@ -1049,14 +1060,22 @@ class _StaleRetries:
             if len(cand):
                 n = len(cand)
                 isn = cols[self.THIRD][cand].astype(np.int64) if self.THIRD in cols else np.full(n, -1)
+                fourth = cols[self.FOURTH][cand].astype(np.int64) \
+                    if self.FOURTH is not None and self.FOURTH in cols else np.full(n, -1)
                 answer = cols["syn_answer"][cand].tolist() if "syn_answer" in cols else [""] * n
-                for values, ts, uid, cs, h, a, s in zip(
+                if ends and all(c in cols for c in ends):
+                    client = [str(x) for x in cols["orig_h"][cand].tolist()]
+                    shown = [endpoints_text(*v) for v in zip(*(cols[c][cand].tolist() for c in ends))]
+                else:
+                    client = shown = [""] * n
+                for values, ts, uid, cs, h, a, s, e, c, w in zip(
                         zip(*(cols[c][cand].tolist() for c in self.KEY)),
                         cols["ts_ns"][cand].tolist(), cols["uid"][cand].tolist(),
-                        cols["conn_state"][cand].tolist(), cols["history"][cand].tolist(), answer, isn.tolist()):
+                        cols["conn_state"][cand].tolist(), cols["history"][cand].tolist(), answer, isn.tolist(),
+                        fourth.tolist(), client, shown):
                     k = self._key(values)
                     if k in self.keys and retry_connected(cs, h, a):
-                        self.retries.setdefault(k, []).append((int(ts), str(uid), int(s)))
+                        self.retries.setdefault(k, []).append((int(ts), str(uid), int(s), int(e), c, w))
 
     def release(self, flows: pd.DataFrame, open_flows: pd.DataFrame, clock: Optional[int],
                 last: bool) -> pd.DataFrame:
@@ -1110,21 +1129,25 @@ class _StaleRetries:
         # first retry after a held row, and an open flow begun in its window, found by bisection;
         # a key of _FamilyFallbacks is a server name, whose connections on a gateway's capture
         # may be most of the capture's: no scan of them per held row)
-        ordered: dict[tuple, tuple[list, list]] = {}
+        ordered: dict[tuple, tuple[list, list, list]] = {}
         for k in set(keys):
             got = sorted(self.retries.get(k, ()), key=lambda x: (x[0], x[1]))
-            ordered[k] = (got, [x[0] for x in got])
+            ordered[k] = (got, [x[0] for x in got], other_client_after([x[4] for x in got]))
         for k in starts:
             starts[k].sort()
         for i, k in enumerate(keys):
-            got, at_ts = ordered[k]
+            got, at_ts, other = ordered[k]
             t0, t1 = int(ts[i]), int(end[i])
             for x in range(bisect.bisect_right(at_ts, t0), len(got)):
-                t, u, s = got[x]
+                t, u, s, e, c, w = got[x]
                 if t > t1:
                     break
                 if not self.SAME_ISN or s == isn[i] >= 0:
-                    found[i] = (t, u, s) if self.CARRY else (t, u)
+                    # (another client's connection on the key in the window too: said so, not
+                    # taken for this one's fallback as a fact)
+                    shared = self.ENDPOINTS and other[x] >= 0 and got[other[x]][0] <= t1
+                    found[i] = ((t, u, s, e, w, bool(shared)) if self.ENDPOINTS else (t, u, s, e)) \
+                        if self.CARRY else (t, u)
                     break
             if last:
                 continue
@@ -1639,8 +1662,10 @@ class _FamilyFallbacks(_StaleRetries):
     :class:`_StaleRetries` holds a stale connection's reset attempt, keyed by server name (lower
     case: :func:`~kscc_traffic.classify.fallback_name`), port and VLAN stack, for
     :data:`~kscc_traffic.classify.FALLBACK_S`, its :data:`~kscc_traffic.classify.FALLBACK` column
-    then giving ``(ts_ns, uid, resp_ttl)`` of the first such IPv4 connection that connected (None: none;
-    ``resp_ttl``, its SYN-ACK's TTL, which family_fallbacks compares the reset's hop limit with).
+    then giving ``(ts_ns, uid, resp_ttl, resp_ttl_out)`` of the first such IPv4 connection that
+    connected (None: none; ``resp_ttl``, its SYN-ACK's TTL, which family_fallbacks compares the
+    reset's hop limit with; ``resp_ttl_out``, that SYN-ACK's as it left the capturing host,
+    :data:`~kscc_traffic.flows.RESP_TTL_OUT`, compared with the reset's so where both left it).
     An IPv4 connection still open is waited for when the analysis has named it (from DNS, as
     every flow still open is); one named only by its own TLS or HTTP once it leaves, with no DNS
     answer for it in the capture, is not (the refused attempt, named by DNS alone, then had an
@@ -1653,7 +1678,9 @@ class _FamilyFallbacks(_StaleRetries):
     SAME_ISN = False
     ALSO = ("resp_h",)
     THIRD = RESP_TTL    # (the fallback's SYN-ACK TTL: family_fallbacks compares the reset's with it)
+    FOURTH = RESP_TTL_OUT   # (... and as it left the capturing host: a router's -i any)
     CARRY = True
+    ENDPOINTS = True    # (the detail names it as the table shows it; another client's in the window told)
 
     #: connections remembered on a key beyond twice the attempts held or expected on it (plus this)
     #: before the ones no such attempt can take first are forgotten (:meth:`_prune`)
@@ -1736,7 +1763,10 @@ class _FamilyFallbacks(_StaleRetries):
         for k in big:
             got = sorted(self.retries[k], key=lambda x: (x[0], x[1]))
             at_ts = [x[0] for x in got]
-            keep = sorted({i for i in (bisect.bisect_right(at_ts, t) for t in starts[k]) if i < len(got)})
+            other = other_client_after([x[4] for x in got])
+            first = {i for i in (bisect.bisect_right(at_ts, t) for t in starts[k]) if i < len(got)}
+            # (and the first of another client after each: what tells a capture of several clients)
+            keep = sorted(first | {other[i] for i in first if other[i] >= 0})
             self.pruned += len(got) - len(keep)
             self.retries[k] = [got[i] for i in keep]
 
@@ -1756,11 +1786,12 @@ class _FamilyFallbacks(_StaleRetries):
         return near
 
     def _holds(self, flows: pd.DataFrame) -> Optional[np.ndarray]:
-        """Per leaving row, bool: held (a TCP flow over IPv6 in Zeek's ``REJ`` state with a
-        server name)."""
+        """Per leaving row, bool: held (a TCP flow over IPv6 in Zeek's ``REJ`` state, or ``S0``: an
+        attempt nothing answered, whose fallback is told too, with a server name)."""
         if any(c not in flows.columns for c in ("conn_state", "resp_h", "server_name")):
             return None
-        out = (flows["conn_state"].to_numpy(dtype=object) == "REJ") & (flows["proto"].to_numpy(dtype=object) == "tcp")
+        state = flows["conn_state"].to_numpy(dtype=object)
+        out = ((state == "REJ") | (state == "S0")) & (flows["proto"].to_numpy(dtype=object) == "tcp")
         at = np.flatnonzero(out)
         if len(at):
             rh = flows["resp_h"].to_numpy(dtype=object)[at].tolist()

@@ -133,7 +133,7 @@ import numpy as np
 import pandas as pd
 
 from .addresses import endpoint_text, nat64_text
-from .flows import RESP_TTL, arrays_of, history_plain, repeated, vlan_key
+from .flows import RESP_TTL, RESP_TTL_OUT, arrays_of, history_plain, repeated, vlan_key
 from .streams import MAX_BYTES, MAX_SEGMENTS
 from .inspect import (_ENCRYPTED_ALERT as ENCRYPTED_ALERT, DNS_ASKED_A, DNS_ASKED_AAAA, DNS_CUT, DNS_KEYS,
                       DNS_TRUNCATED, DNS_UNREADABLE, HELLO_PQ, asked_has, truncated_answer,
@@ -3811,9 +3811,16 @@ FALLBACK_CLEARED = "refused over IPv6 at "
 #: what that detail says the refusal means, after the fallback
 FALLBACK_MEANS = ("most likely the server's host does not take this port over IPv6, and it took the IPv4 connection: "
                   "nothing needs to be opened")
+#: what the detail of such an attempt says where other clients connected to that name and port over
+#: IPv4 in its window too (:func:`family_fallbacks`: a capture of several clients, a gateway's): the
+#: connection paired may be another client's, not this one's fallback
+FALLBACK_SHARED = ("other clients connected to that name and port over IPv4 then too (a capture of several clients: "
+                   "it may be another client's connection, not proof that this one fell back)")
 #: the internal column that may give, per flow, the IPv4 connection of a refused IPv6 attempt
-#: found outside the table (a tuple ``(ts_ns, uid, resp_ttl)``: :mod:`kscc_traffic.chunked`, the
-#: connection left with another batch; ``resp_ttl`` its responder's first TTL, -1 unknown); None elsewhere
+#: found outside the table (a tuple ``(ts_ns, uid, resp_ttl, resp_ttl_out)``: :mod:`kscc_traffic.chunked`,
+#: the connection left with another batch; ``resp_ttl`` its responder's first TTL, ``resp_ttl_out``
+#: that packet's as captured leaving the capturing host, :data:`~kscc_traffic.flows.RESP_TTL_OUT`;
+#: -1 unknown); None elsewhere
 FALLBACK = "ipv6_fallback"
 #: hops by which the reset of a refused IPv6 attempt with nothing of its sender's to compare it
 #: with (no :data:`~kscc_traffic.inspect.REFUSED_OWN` hint) must have come from nearer than the
@@ -3834,6 +3841,40 @@ def _fallback_candidate(r) -> bool:
     d = str(r[3])
     return (r[1] == "blocked" and str(r[2]).split(",")[0] == "rejected" and d.startswith(REJ_DETAIL)
             and not d.startswith(DP_RESET) and REFUSED_NEARER not in d and REFUSED_OTHER not in d)
+
+
+def _dropped_candidate(r) -> bool:
+    """Whether a ``res`` row (purpose, verdict, reason, detail) is a SYN nothing answered:
+    ``blocked``/``no_answer`` with a detail starting ``SYN sent`` (no answer from elsewhere, no
+    ICMP error), not told already (no :data:`DROPPED_FALLBACK`: a table judged again, the live one)."""
+    d = str(r[3])
+    return r[1] == "blocked" and str(r[2]).split(",")[0] == "no_answer" and d.startswith("SYN sent ") \
+        and DROPPED_FALLBACK not in d
+
+
+#: what the detail of an IPv6 connection attempt nothing answered says after its client fell back
+#: to IPv4 (:func:`dropped_fallback_detail`); the checklist counts it (``report.readiness``)
+DROPPED_FALLBACK = "nothing answered over IPv6 (no reset, no ICMP error): the IPv6 path drops this port silently"
+
+
+def dropped_fallback_detail(ts_ns: int, fallback: tuple, detail: str) -> str:
+    """The detail of an IPv6 connection attempt nothing answered (``detail``: ``SYN sent 1 time,
+    no answer``, the capture's end note, if any, left out: the client stopped waiting) that its
+    client followed over IPv4 to the same server name and port within :data:`FALLBACK_S`
+    (:func:`family_fallbacks`: happy eyeballs tries IPv4 after 250 ms without an answer):
+    ``SYN sent 1 time, no answer; the client fell back to IPv4 0.2 s later (192.0.2.10:57848 ->
+    198.51.100.10:23101, uid C…), which connected: nothing answered over IPv6 (…): the IPv6 path
+    drops this port silently (a firewall on the way; only IPv6: the IPv4 connection passed)``.
+    The verdict stays ``blocked``/``no_answer`` (a drop is no server's refusal: as a reset from a
+    device nearer than the server, the IPv6 path is what is blocked). ``ts_ns``: the attempt's
+    start; ``fallback``: as :func:`fallback_detail`'s."""
+    head = _CUT_NOTE.sub("", str(detail))
+    at, uid = int(fallback[0]), str(fallback[1])
+    shown = str(fallback[2]) if len(fallback) > 2 and fallback[2] else ""
+    which = f"{shown}, uid {uid}" if shown else f"on {uid}"
+    return (f"{head}; the client fell back to IPv4 {_seconds_text(max(at - int(ts_ns), 0) / 1e9)} s later "
+            f"({which}), which connected: {DROPPED_FALLBACK} (a firewall on the way; only IPv6: the IPv4 connection "
+            "passed)")
 
 
 def fallback_name(name) -> str:
@@ -3858,6 +3899,37 @@ def fallback_nearer_hint(ttl: int, ref: int, uid: str) -> str:
             "(the IPv4 connection that followed passed that device: only IPv6 is refused there)")
 
 
+def endpoints_text(orig_h, orig_p, resp_h, resp_p) -> str:
+    """A flow's endpoints as the table shows them: ``192.0.2.10:43112 -> 198.51.100.10:23101``
+    (an IPv6 address in brackets; ports as ints, ``?`` where not one)."""
+    def one(h, p) -> str:
+        h = str(h)
+        try:
+            p = str(int(p))
+        except (TypeError, ValueError, OverflowError):
+            p = "?"
+        return f"[{h}]:{p}" if ":" in h else f"{h}:{p}"
+    return f"{one(orig_h, orig_p)} -> {one(resp_h, resp_p)}"
+
+
+def other_client_after(clients: list) -> list:
+    """Per position of ``clients`` (the clients, ``orig_h`` texts, of connections in time order):
+    the position of the first later one of another client, -1 where none."""
+    out, nxt = [-1] * len(clients), -1
+    for x in range(len(clients) - 2, -1, -1):
+        nxt = x + 1 if clients[x + 1] != clients[x] else out[x + 1]
+        out[x] = nxt
+    return out
+
+
+def _ttl_value(x) -> int:
+    """A TTL column's value as an int, -1 for anything that is none (NaN, None, not a number)."""
+    try:
+        return int(x)
+    except (TypeError, ValueError, OverflowError):
+        return -1
+
+
 def _nearer_than_fallback(ttl, ref) -> bool:
     """Whether a reset of TTL (hop limit) ``ttl`` came :data:`FALLBACK_NEARER_HOPS` or more
     nearer than a packet of TTL ``ref``, or came with its initial hop limit (64, 128, 255: sent
@@ -3878,8 +3950,11 @@ def _nearer_than_fallback(ttl, ref) -> bool:
 
 
 def family_fallbacks(flows: pd.DataFrame, res: np.ndarray, nearer: list | None = None) -> list:
-    """Per flow (list, None where none): ``(ts_ns, uid)`` of the IPv4 connection a dual-stack
-    client fell back to, for each TCP flow over IPv6 (``resp_h`` holds a colon) in Zeek's ``REJ``
+    """Per flow (list, None where none): ``(ts_ns, uid, endpoints, shared)`` of the IPv4
+    connection a dual-stack client fell back to (``endpoints``: :func:`endpoints_text`, '' where
+    the table has no ``orig_h``/``orig_p``; ``shared``: a connection of another client
+    (``orig_h``) to the same name and port began in the window too, after it: a capture of
+    several clients, where the one paired may be another client's), for each TCP flow over IPv6 (``resp_h`` holds a colon) in Zeek's ``REJ``
     state judged ``blocked``/``rejected`` for a reset from no device nearer than the server
     (:func:`_fallback_candidate`) with a server name (:func:`fallback_name`): the first TCP flow
     over IPv4 to the same server name and port (``resp_p``; and the VLAN stack, ``capture`` when
@@ -3898,19 +3973,25 @@ def family_fallbacks(flows: pd.DataFrame, res: np.ndarray, nearer: list | None =
     found (the internal ``resp_ttl`` of both: the reset's hop limit, the SYN-ACK's TTL) was
     refused by a device nearer than the server (a site firewall that resets IPv6: its clients'
     IPv4 connections pass it): None, and where ``nearer`` (a list of ``len(flows)``) is given,
-    its :func:`fallback_nearer_hint` there."""
+    its :func:`fallback_nearer_hint` there. The two are compared as captured the same way: where
+    both were captured leaving the capturing host (the internal
+    :data:`~kscc_traffic.flows.RESP_TTL_OUT` of both, ``l2_out``: a router's ``tcpdump -i any``
+    keeps each forwarded packet's copy that came in, one hop higher than the one that left, while
+    its own reset only leaves), their copies that left; else ``resp_ttl``, as first captured (real
+    s59 #1: the router's own IPv6 reset, 64 as it left, beside the IPv4 SYN-ACK as it came in, 64,
+    was taken for the server's)."""
     n = len(flows)
     out: list = [None] * n
     need = ("proto", "uid", "ts_ns", "duration", "resp_h", "resp_p", "conn_state", "history", "server_name")
     if not n or any(c not in flows.columns for c in need):
         return out
-    got = _columns(flows, (*need, FALLBACK, "capture", "syn_answer", RESP_TTL))
+    got = _columns(flows, (*need, FALLBACK, "capture", "syn_answer", RESP_TTL, RESP_TTL_OUT, "orig_h", "orig_p"))
     state = np.asarray(got["conn_state"], dtype=object)
     tcp = np.asarray(got["proto"], dtype=object) == "tcp"
     rh = np.asarray(got["resp_h"], dtype=object)
     # (the few REJ rows judged blocked looked at one by one)
-    refused = [i for i in np.flatnonzero(tcp & (state == "REJ") & (res[:, 1] == "blocked")).tolist()
-               if ":" in str(rh[i]) and _fallback_candidate(res[i])]
+    refused = [i for i in np.flatnonzero(tcp & ((state == "REJ") | (state == "S0")) & (res[:, 1] == "blocked")).tolist()
+               if ":" in str(rh[i]) and (_fallback_candidate(res[i]) if state[i] == "REJ" else _dropped_candidate(res[i]))]
     names = np.asarray(got["server_name"], dtype=object)
     refused = [i for i in refused if fallback_name(names[i])]
     if not refused:
@@ -3919,6 +4000,7 @@ def family_fallbacks(flows: pd.DataFrame, res: np.ndarray, nearer: list | None =
     rp = got["resp_p"]
     history, uid, ts, dur, extra, answer = _attempt_columns(flows, got)
     ttl = np.asarray(got[RESP_TTL]) if RESP_TTL in got else None
+    out_ttl = np.asarray(got[RESP_TTL_OUT]) if RESP_TTL_OUT in got else None
 
     def key(i: int) -> tuple:
         return (fallback_name(names[i]), int(rp[i]), *(str(e[i]) for e in extra))
@@ -3935,9 +4017,15 @@ def family_fallbacks(flows: pd.DataFrame, res: np.ndarray, nearer: list | None =
     # refused attempt found by bisection; a key is a server name, not a client's, so on a capture
     # of many clients it may hold most of the table's connections: no scan of them per attempt)
     starts: dict[tuple, list[int]] = {}
+    oh = np.asarray(got["orig_h"], dtype=object) if "orig_h" in got else None
+    op = got["orig_p"] if "orig_p" in got else None
+    other: dict[tuple, list[int]] = {}
     for k, js in found.items():
         js.sort(key=lambda j: (int(ts[j]), str(uid[j])))
         starts[k] = [int(ts[j]) for j in js]
+        # (per connection, the next one of another client: several clients connecting to the name
+        # in an attempt's window make its pairing no fact, said so)
+        other[k] = other_client_after([str(oh[j]) for j in js]) if oh is not None else [-1] * len(js)
     for i in refused:
         d = float(dur[i])
         end = int(ts[i]) + int((d if d > 0 else 0.0) * 1e9) + int(FALLBACK_S * 1e9)
@@ -3945,34 +4033,60 @@ def family_fallbacks(flows: pd.DataFrame, res: np.ndarray, nearer: list | None =
         at = bisect.bisect_right(starts[k], int(ts[i])) if k in starts else 0
         if k in starts and at < len(starts[k]) and starts[k][at] <= end:
             j = found[k][at]
-            fb = (int(ts[j]), str(uid[j]), int(ttl[j]) if ttl is not None else -1)
+            nxt = other[k][at]
+            fb = (int(ts[j]), str(uid[j]), int(ttl[j]) if ttl is not None else -1,
+                  int(out_ttl[j]) if out_ttl is not None else -1,
+                  endpoints_text(oh[j], op[j], rh[j], rp[j]) if oh is not None and op is not None else "",
+                  nxt >= 0 and starts[k][nxt] <= end)
         elif given is not None and isinstance(given[i], tuple):
             fb = given[i]
         else:
             continue
-        if ttl is not None and len(fb) > 2 and REFUSED_OWN not in str(res[i, 3]) and _nearer_than_fallback(ttl[i], fb[2]):
-            if nearer is not None:
-                nearer[i] = fallback_nearer_hint(int(ttl[i]), int(fb[2]), str(fb[1]))
-            continue
-        out[i] = (int(fb[0]), str(fb[1]))
+        if state[i] == "S0" and len(fb) > 5 and fb[5]:
+            continue    # (a silent attempt beside several clients' IPv4 connections: nothing told)
+        if state[i] == "REJ" and ttl is not None and len(fb) > 2 and REFUSED_OWN not in str(res[i, 3]):
+            # (like for like: both copies that left the capturing host where both did, else both
+            # as first captured)
+            mine, ref = _ttl_value(ttl[i]), _ttl_value(fb[2])
+            if out_ttl is not None and len(fb) > 3 and _ttl_value(out_ttl[i]) >= 0 and _ttl_value(fb[3]) >= 0:
+                mine, ref = _ttl_value(out_ttl[i]), _ttl_value(fb[3])
+            if _nearer_than_fallback(mine, ref):
+                if nearer is not None:
+                    nearer[i] = fallback_nearer_hint(mine, ref, str(fb[1]))
+                continue
+        out[i] = (int(fb[0]), str(fb[1]), str(fb[4]) if len(fb) > 4 else "", bool(fb[5]) if len(fb) > 5 else False)
     return out
 
 
 def fallback_detail(ts_ns: int, fallback: tuple, detail: str = "") -> str:
     """The detail of a refused IPv6 attempt its client followed over IPv4
     (:func:`family_fallbacks`): ``refused over IPv6 at 08:22:14.241 UTC, the client fell back to
-    IPv4 0.002 s later (on <uid>): the SYN was answered by a TCP reset, and a connection to the
-    same server name and port over IPv4 followed and connected (a dual-stack client's fallback,
-    happy eyeballs): most likely …`` (:data:`FALLBACK_MEANS`), then the hints of the attempt's
-    own ``detail``
-    (which device sent the reset: :func:`.inspect.refused_hint`; "nothing listens on this port",
-    said otherwise here, left out). ``ts_ns``: the attempt's start (its SYN); ``fallback``:
-    ``(ts_ns, uid)`` of the IPv4 connection."""
+    IPv4 0.002 s later (192.0.2.10:43112 -> 198.51.100.10:23101, uid C…): the SYN was answered by
+    a TCP reset, and a connection to the same server name and port over IPv4 followed and
+    connected (a dual-stack client's fallback, happy eyeballs): most likely …``
+    (:data:`FALLBACK_MEANS`), then the hints of the attempt's own ``detail`` (which device sent
+    the reset: :func:`.inspect.refused_hint`; "nothing listens on this port", said otherwise
+    here, left out). Where other clients connected to that name and port over IPv4 in the
+    window too (a capture of several clients: :data:`FALLBACK_SHARED`), the fallback is not said
+    as a fact: ``…, a connection over IPv4 to the same server name and port followed 0.002 s
+    later (…), most likely this client's fallback (happy eyeballs), but other clients connected
+    to that name and port over IPv4 then too: …``. ``ts_ns``: the attempt's start (its SYN);
+    ``fallback``: ``(ts_ns, uid)`` of the IPv4 connection, then its endpoints as the table shows
+    them (:func:`endpoints_text`; '' not known: the uid alone) and whether other clients'
+    connections shared the window."""
     at, uid = int(fallback[0]), str(fallback[1])
-    said = (f"{FALLBACK_CLEARED}{_clock_text(int(ts_ns))} UTC, the client fell back to IPv4 "
-            f"{_seconds_text(max(at - int(ts_ns), 0) / 1e9)} s later (on {uid}): {REJ_DETAIL}, and a "
-            "connection to the same server name and port over IPv4 followed and connected (a dual-stack client's "
-            f"fallback, happy eyeballs): {FALLBACK_MEANS}")
+    shown = str(fallback[2]) if len(fallback) > 2 and fallback[2] else ""
+    which = f"{shown}, uid {uid}" if shown else f"on {uid}"
+    later = _seconds_text(max(at - int(ts_ns), 0) / 1e9)
+    if len(fallback) > 3 and fallback[3]:
+        said = (f"{FALLBACK_CLEARED}{_clock_text(int(ts_ns))} UTC, a connection over IPv4 to the same server name "
+                f"and port followed {later} s later and connected ({which}), most likely this client's fallback "
+                f"(happy eyeballs), but {FALLBACK_SHARED}: {REJ_DETAIL}: {FALLBACK_MEANS}")
+    else:
+        said = (f"{FALLBACK_CLEARED}{_clock_text(int(ts_ns))} UTC, the client fell back to IPv4 "
+                f"{later} s later ({which}): {REJ_DETAIL}, and a "
+                "connection to the same server name and port over IPv4 followed and connected (a dual-stack client's "
+                f"fallback, happy eyeballs): {FALLBACK_MEANS}")
     hints = []
     for h in str(detail).split("; ")[1:]:
         if h.startswith(REFUSED_OWN) and f"): {REFUSED_OWN_MEANS}" in h:
@@ -3998,7 +4112,9 @@ def _note_family_fallbacks(flows: pd.DataFrame, res: np.ndarray) -> None:
         return      # (none found: counted in C, not a generator per row)
     ts = flows["ts_ns"].to_numpy(np.int64)
     for i, fb in enumerate(found):
-        if fb is not None:
+        if fb is not None and str(res[i, 2]).split(",")[0] == "no_answer":
+            res[i, 3] = dropped_fallback_detail(int(ts[i]), fb, str(res[i, 3]))
+        elif fb is not None:
             res[i, 1], res[i, 2], res[i, 3] = "ok", "", fallback_detail(int(ts[i]), fb, str(res[i, 3]))
         elif nearer[i]:
             res[i, 3] = f"{res[i, 3]}; {nearer[i]}"
@@ -4893,6 +5009,8 @@ END_MARGIN_S = 1.0
 #: the end of the note :func:`classify` adds to such an attempt's detail, after "the capture ended
 #: N s after its first packet, " (N seconds, 3 decimals; :data:`kscc_traffic.report.CUT_SHORT` finds it)
 CUT_SHORT_TAIL = "maybe before an answer could come"
+#: that note, at the end of a detail (what :func:`dropped_fallback_detail` leaves out)
+_CUT_NOTE = re.compile(r"; the capture ended [0-9.]+ s after its first packet, " + re.escape(CUT_SHORT_TAIL) + r"\Z")
 
 
 def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = None,
@@ -5608,6 +5726,6 @@ def _note_capture_end(flows: pd.DataFrame, res: np.ndarray, end_ns: int) -> None
             h = history_plain(str(history[i] or "")).lstrip("^")
             if "R" in h or "r" in h or ("F" in h and "f" in h):
                 continue
-        if str(res[i, 2]).split(",")[0] == "no_answer":
+        if str(res[i, 2]).split(",")[0] == "no_answer" and DROPPED_FALLBACK not in str(res[i, 3]):
             res[i, 3] = (f"{res[i, 3]}; the capture ended {max(after[i], 0) / 1e9:.3f} s after its "
                          f"first packet, {CUT_SHORT_TAIL}")

@@ -1191,6 +1191,13 @@ VLAN_STACK = "vlan_stack"
 #: the responder's first packet (what tells a NAT gateway's copy of a connection, the side it
 #: forwarded one hop less: :mod:`kscc_traffic.natpairs`)
 ORIG_TTL, RESP_TTL = "orig_ttl", "resp_ttl"
+#: the internal column holding, per flow, the TTL (hop limit) of the responder's first packet as
+#: captured leaving the capturing host (``l2_out``: its own when captured so, else its forwarded
+#: copy's that left, a duplicate dropped), -1 when none was (arrived only, no responder packet, or
+#: a capture that records no direction): a refused IPv6 attempt's reset and the IPv4 fallback's
+#: SYN-ACK compared as the copies leaving a router's ``tcpdump -i any``, like for like
+#: (:func:`kscc_traffic.classify.family_fallbacks`; :func:`kscc_traffic.inspect.resp_ttl_leaving`)
+RESP_TTL_OUT = "resp_ttl_out"
 #: the internal column holding :attr:`FlowTable.first_ip_id` (a NAT keeps a packet's IPv4
 #: identification: :mod:`kscc_traffic.natpairs`)
 FIRST_IP_ID = "first_ip_id"

@@ -635,6 +635,26 @@ def _ttl_as_sent(ft: FlowTable, rows: np.ndarray, way: np.ndarray) -> np.ndarray
     return out
 
 
+def resp_ttl_leaving(ft: FlowTable) -> np.ndarray:
+    """Per flow of ``ft`` (int16 array of ``len(ft.flows)``): the TTL (hop limit) of the
+    responder's first kept packet as captured leaving the capturing host (:func:`_ttl_as_sent`
+    with ``l2_out`` True: its own when it left, else its forwarded copy's that left), -1 where
+    none was (it only arrived, the responder sent nothing, no ``l2_out`` or ``ttl`` column, or no
+    packet of the capture left: every value -1 then, at no cost per packet). The internal column
+    :data:`~kscc_traffic.flows.RESP_TTL_OUT`."""
+    n = len(ft.flows)
+    out = np.full(n, -1, np.int16)
+    c = ft.packets.cols
+    if not n or "l2_out" not in c or "ttl" not in c or not c["l2_out"].any():
+        return out
+    at = np.flatnonzero((ft.pkt_flow >= 0) & ~ft.pkt_from_orig)
+    if not len(at):
+        return out
+    flow, rows = first_rows(ft.pkt_flow, at)
+    out[flow] = _ttl_as_sent(ft, rows, np.ones(len(rows), bool))
+    return out
+
+
 def _reset_hints(ft: FlowTable, n: int) -> np.ndarray:
     """Per flow (object array of ``n`` texts, '' where none): a hint that a TCP reset came from a
     device on the path (a firewall or IPS ending the connection, a DPI reset injection), not from

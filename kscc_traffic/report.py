@@ -32,7 +32,7 @@ from .classify import proxy_login, AAAA_ONLY, REJ_DETAIL, ANSWERED_ELSEWHERE, DN
     SHARED_PORTS_BELOW, ksc_only
 from .classify import _ABSOLUTE, _str_codes
 from .classify import MCAST_JOINS_RE, PORTAL_STATUS, SCAN_DOCUMENTED, SCAN_NOT_KSC
-from .classify import DNS_NO_ADDRESS, FALLBACK_CLEARED, FALLBACK_S, V6_ONLY_A, V6_ONLY_HEAD
+from .classify import DNS_NO_ADDRESS, DROPPED_FALLBACK, FALLBACK_CLEARED, FALLBACK_S, V6_ONLY_A, V6_ONLY_HEAD
 from .scans import ADDRESS_SCAN, PORT_SCAN
 from .outfile import write_all
 from .flows import arrays_of, carried_data
@@ -1661,10 +1661,22 @@ def status_text(status: str, note: str = "") -> str:
     return f"{status} ({note})" if note else status
 
 
-def _cut_short_more(k: int) -> str:
-    """``; k more …``: the ``k`` blocked attempts the capture's end cut short, beside other blocked
-    flows whose advice is given (the cut ones are not counted in it)."""
-    return (f"; {k} more {'was' if k == 1 else 'were'} unanswered when the capture ended less than "
+def dropped_fallback_text(bl: int, k: int) -> str:
+    """``; …``: of ``bl`` blocked flows, ``k`` IPv6 attempts nothing answered that their client
+    followed over IPv4 at once, which worked (:data:`~kscc_traffic.classify.DROPPED_FALLBACK`):
+    IPv6 is dropped silently on the way, which capturing longer would not change."""
+    which = ("after it" if bl == 1 else "after each of them") if k >= bl else f"after {k} of them"
+    return (f"; {which} the client fell back to IPv4 at once, which worked: IPv6 to the server is dropped "
+            "silently on the way (no reset, no ICMP error), and the client does not wait for it: capturing longer "
+            "shows nothing more")
+
+
+def _cut_short_more(k: int, bl: int) -> str:
+    """``; of the 3 blocked, 1 was …``: the ``k`` blocked attempts the capture's end cut short, of
+    the purpose's ``bl`` blocked flows (they are among them, not more: real-stack s59 #3, "1 more"
+    read as a flow besides them), beside the others whose advice is given (the cut ones are not
+    counted in it)."""
+    return (f"; of the {bl} blocked, {k} {'was' if k == 1 else 'were'} unanswered when the capture ended less than "
             f"{END_MARGIN_S:g} s after {'it' if k == 1 else 'they'} began (maybe before an answer could come: "
             "not counted in this advice)")
 
@@ -1731,7 +1743,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    bl_idle: int = 0, bl_path: int = 0, bl_lost: int = 0, bl_stalled: tuple[int, int, int] = (0, 0, 0),
                    bl_dated: int = 0,
                    fam_same: tuple[bool | None, bool | None] = (None, None), bl_plain_reset: int = 0,
-                   bl_after_ok: int = 0, ok_fell: int = 0) -> dict:
+                   bl_after_ok: int = 0, ok_fell: int = 0, bl_dropped: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -1843,6 +1855,10 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     before it, no SYN seen, judged on what was seen): still counted among the ok and the flows, as
     Zeek's conn.log and Wireshark's conversations count such connections, but the advice's figure
     says how many (:func:`ok_of_text`): they show a connection that worked, not a new one opened.
+    ``bl_dropped``: of the blocked ones, IPv6 attempts nothing answered that their client followed
+    over IPv4 at once (detail :data:`~kscc_traffic.classify.DROPPED_FALLBACK`): not cut short by the
+    capture's end (the client stopped waiting), their IPv6 path drops the port silently: the advice
+    says so (:func:`dropped_fallback_text`), not to capture longer (newcomer s59 #4).
     ``ok_fell``: of the ok ones, IPv6 attempts refused that their client followed over IPv4
     (:func:`_fell_back`): ok, but no connection of theirs worked, so when they are all the ok ones
     the advice does not say "the others worked".
@@ -2239,7 +2255,9 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     # (before the counts of the other flows too) and in the status note
     nameless = status == "blocked" and bl_named == 0 and bool(r.host_mask) and r.port_hi < SHARED_PORTS_BELOW
     if status == "blocked" and bl_cut and not note:
-        fix += _cut_short_more(bl_cut)
+        fix += _cut_short_more(bl_cut, bl_all)
+    if status == "blocked" and bl_dropped:
+        fix += dropped_fallback_text(bl, bl_dropped)
     if fallback:
         fix = fallback_fix(r, bl)
     # (unanswered attempts right after the same client's connection to the same server and port
@@ -2253,6 +2271,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         # flow's is not to open a port); the others did not all work
         kinds = un_reasons if un_reasons is not None else {}
         split = _family_split(ok, bl, v6, others_ok=False, path=not bad_family, same=fam_same) if ok else ""
+        fix = _path_family_fix(r, split, fix)
         split = "; ".join(x for x in (_captures_text(caps, ok), split) if x)
         fix = (f"{ok_of_text(ok, n, ok_partial)}, {bl_all} blocked, {un} unexpected"
                + (f" ({', '.join(f'{c} {x}' for x, c in sorted(kinds.items()))})" if kinds else "")
@@ -2272,6 +2291,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
             split, fix = path, _direct_fix(fix)
         if caps is not None and split.startswith(OTHERS_WORKED):
             split = ""   # (said with the captures)
+        fix = _path_family_fix(r, split, fix)
         split = "; ".join(x for x in (_captures_text(caps, ok, others_ok), split) if x)
         fix = f"{ok_of_text(ok, n, ok_partial)}, {bl_all or un} {status}" + (f" ({split})" if split else "") + f": {fix}"
     elif caps is not None and status in ("blocked", "unexpected"):
@@ -3280,6 +3300,29 @@ def _family_split(ok: int, bl: int, v6: tuple[int, int] | None, others_ok: bool 
     return OTHERS_WORKED if others_ok else ""
 
 
+def ip_family_fix(r, family: str) -> str:
+    """Rule ``r``'s firewall advice (``r.fix``) for one address family (``IPv6``, ``IPv4``), the
+    other one passing already: ``allow outbound TCP 23100-23199 over IPv6 to *.ksc.kaspersky.com
+    (…)`` (after its first ``to`` where it reads "allow outbound/inbound … to"), else ``r.fix``
+    and ``(over IPv6: IPv4 passes already)``."""
+    other = "IPv4" if family == "IPv6" else "IPv6"
+    if r.fix.startswith(("allow outbound ", "allow inbound ")) and " to " in r.fix:
+        return r.fix.replace(" to ", f" over {family} to ", 1)
+    return f"{r.fix} (over {family}: {other} passes already)"
+
+
+def _path_family_fix(r, split: str, fix: str) -> str:
+    """``fix`` (a blocked purpose's advice) with rule ``r``'s firewall advice said for the one
+    address family that failed (:func:`ip_family_fix`) where the family split ``split``
+    (:func:`_family_split`) says that family's path is blocked (all blocked over it, the ok ones
+    over the other: its ports are to be opened, the other family's pass already; newcomer s59
+    newc2 #2: "allow outbound TCP 23100-23199 …" unqualified beside IPv4 that worked)."""
+    for bad in ("IPv6", "IPv4"):
+        if f"the {bad} path is blocked" in split and r.fix in fix:
+            return fix.replace(r.fix, ip_family_fix(r, bad))
+    return fix
+
+
 #: the hint of a purpose whose flows not blocked all worked (:func:`_family_split`)
 OTHERS_WORKED = "the others worked: compare clients, addresses and ports"
 
@@ -4120,7 +4163,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         bl_reset = un_failed = bl_refused = (0, 0)
         un_elsewhere: tuple[int, tuple[str, ...]] = (0, ())
         un_inbound = ok_fell = 0
-        bl_handshake = bl_cut = bl_host = bl_local = bl_idle = bl_path = bl_lost = bl_plain_reset = 0
+        bl_handshake = bl_cut = bl_host = bl_local = bl_idle = bl_path = bl_lost = bl_plain_reset = bl_dropped = 0
         bl_stalled = (0, 0, 0)
         bl_dated = 0
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
@@ -4242,6 +4285,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                 sum(1 for x in details if str(x).startswith(DP_RESET_ITSELF)))
                     bl_refused = refused_counts(details)
                     bl_plain_reset = plain_resets(details)
+                    bl_dropped = sum(1 for x in details if DROPPED_FALLBACK in str(x))
                     # (a filter's HTTP refusal of the ClientHello: the port is open, as for tls_failed)
                     bl_tls += sum(1 for x in details if str(x).startswith(FILTER_ANSWER))
                     bl_cut = int(np.count_nonzero(cut_short(reason[at][v == "blocked"].tolist(), details)))
@@ -4272,7 +4316,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_stalled=bl_stalled, bl_dated=bl_dated,
                                    bl_lost=bl_lost, fam_same=same_destinations(fam_names, r.id),
                                    bl_plain_reset=bl_plain_reset, bl_after_ok=after_ok.get(r.id, 0) if bl else 0,
-                                   ok_fell=ok_fell))
+                                   ok_fell=ok_fell, bl_dropped=bl_dropped))
     no_ksc = bool(len(flows)) and not any_ksc(flows, rules)
     if no_ksc:
         rows = [not_ksc_row(x) for x in rows]   # (the headline: no flow is KSC's, newcomer 28 F4)
@@ -4552,6 +4596,7 @@ class TableSummary:
         # (purpose, verdict, over IPv6) -> server names, None: unknown (family_names)
         self.family_names: dict[tuple[str, str, bool], frozenset | None] = {}
         self.bl_plain_reset: dict[str, int] = {}  # purpose -> plain_resets of its blocked flows
+        self.bl_dropped: dict[str, int] = {}      # purpose -> blocked IPv6 attempts unanswered, then IPv4 (DROPPED_FALLBACK)
         self.rates = RateWatch()                 # unanswered attempts after a worked connection
         #: (kind, scanner) -> [probes, hosts, ports, documented ports, first ts_ns, last ts_ns] of
         #: the scan probes (reason port_scan/address_scan): :func:`scan_lines`
@@ -4784,6 +4829,10 @@ class TableSummary:
                 failed = failed[vendor_names(failed["server_name"].to_numpy(dtype=object))]
                 for p, n in failed.groupby("purpose", sort=False).size().items():
                     self.un_failed_vendor[p] = self.un_failed_vendor.get(p, 0) + int(n)
+            dropped = detail.str.contains(DROPPED_FALLBACK, regex=False)
+            if dropped.any():
+                for p, n in blocked[dropped].groupby("purpose", sort=False).size().items():
+                    self.bl_dropped[p] = self.bl_dropped.get(p, 0) + int(n)
             plain = detail.str.startswith(REJ_DETAIL)
             if plain.any():
                 for p, g in detail[plain].groupby(blocked["purpose"][plain], sort=False):
@@ -4983,7 +5032,8 @@ class TableSummary:
                                        fam_same=same_destinations(self.family_names, r.id),
                                        bl_plain_reset=self.bl_plain_reset.get(r.id, 0),
                                        bl_after_ok=after_ok.get(r.id, 0) if bl else 0,
-                                       bl_lost=self.bl_lost.get(r.id, 0), ok_fell=self.ok_fell.get(r.id, 0)))
+                                       bl_lost=self.bl_lost.get(r.id, 0), ok_fell=self.ok_fell.get(r.id, 0),
+                                       bl_dropped=self.bl_dropped.get(r.id, 0)))
         no_ksc = bool(self.no_ksc_headline(rules))
         if no_ksc:
             rows = [not_ksc_row(x) for x in rows]   # (as readiness: newcomer 28 F4)

@@ -153,7 +153,8 @@ def test_a_purpose_blocked_over_ipv6_only_says_so(tmp_path):
     why = ("1 of 2 flows ok, 1 blocked (all blocked over IPv6, the ok ones over IPv4: the IPv6 path is blocked; "
            "allow the ports for IPv6 too, or check its routes; a dual-stack agent tries IPv6 first): ")
     assert readiness(flows, RULES).set_index("rule").loc["agent_connection", "fix"] == \
-        why + RULES.by_id("agent_connection").fix
+        why + "allow outbound TCP 23100-23199 over IPv6 to *.ksc.kaspersky.com (the whole range and any address in " \
+              "the mask; both can change)"
     assert why in render_table(flows, RULES, width=400)
 
 

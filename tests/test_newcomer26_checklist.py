@@ -94,7 +94,7 @@ def test_other_blocked_flows_of_the_purpose_are_advised_the_cut_one_said_apart(t
         r = row.loc["agent_connection"]
         assert (r.status, r.status_note, r.blocked) == ("blocked", "", 2)
         assert r.fix.startswith("allow outbound TCP 23100-23199 to *.ksc.kaspersky.com")
-        assert r.fix.endswith("; 1 more was unanswered when the capture ended less than 1 s after it began "
+        assert r.fix.endswith("; of the 2 blocked, 1 was unanswered when the capture ended less than 1 s after it began "
                               "(maybe before an answer could come: not counted in this advice)")
 
 

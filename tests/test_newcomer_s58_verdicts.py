@@ -67,7 +67,8 @@ def test_ipv6_refused_by_the_servers_host_then_ipv4_at_once_is_ok_with_zeeks_sta
     assert t.conn_state.tolist() == ["REJ", "SF"] and t.history[0] == "Sr"
     assert t.verdict.tolist() == ["ok", "ok"] and t.reason.tolist() == ["", ""]
     assert t.detail[0] == (
-        f"{FALLBACK_CLEARED}00:16:40.010 UTC, the client fell back to IPv4 0.001 s later (on {t.uid[1]}): "
+        f"{FALLBACK_CLEARED}00:16:40.010 UTC, the client fell back to IPv4 0.001 s later (192.0.2.10:46000 -> "
+        f"198.51.100.11:80, uid {t.uid[1]}): "
         f"{REJ_DETAIL}, and a connection to the same server name and port over IPv4 followed and connected (a "
         f"dual-stack client's fallback, happy eyeballs): {FALLBACK_MEANS}; the reset came with the server's own "
         "hop limit (63, as its packets on other connections)"), t.detail[0]

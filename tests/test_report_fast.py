@@ -689,7 +689,8 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         if note or cut:   # (no address family told from attempts the capture's end cut short)
             why = ""
         if status == "blocked" and cut and cut < bl:
-            fix += (f"; {cut} more {'was' if cut == 1 else 'were'} unanswered when the capture ended less than 1 s "
+            fix += (f"; of the {bl} blocked, {cut} {'was' if cut == 1 else 'were'} unanswered when the capture ended "
+                    "less than 1 s "
                     f"after {'it' if cut == 1 else 'they'} began (maybe before an answer could come: not counted "
                     "in this advice)")
         # (newcomer 26 F4: several captures: where the flagged flows are, whether the ok ones were elsewhere)
@@ -704,8 +705,15 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         # (session 33: the ok ones whose start the capture missed, reason partial, said apart)
         k = int(((sub["verdict"] == "ok") & sub["reason"].str.split(",").apply(lambda x: "partial" in x)).sum())
         started = f" ({k} of them started before the capture)" if k else ""
+        def family_fix(fix, why):
+            # (session 60: the firewall advice said for the one family whose path is blocked)
+            for bad in ("IPv6", "IPv4"):
+                if f"the {bad} path is blocked" in why and r.fix in fix:
+                    return fix.replace(r.fix, report.ip_family_fix(r, bad))
+            return fix
         if status == "blocked" and un:
             why = "; ".join(x for x in (where, why) if x)
+            fix = family_fix(fix, why)
             # newcomer 21 F1: blocked and unexpected flows, each kind counted with its own advice
             unx = sub[(sub["verdict"] == "unexpected") & (sub["reason"] != "") & (sub["reason"] != "partial")]
             kinds = unx["reason"].str.split(",").str[0].value_counts().sort_index()
@@ -739,6 +747,7 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                 elif others:
                     where += "; the others worked (some in the same capture): compare clients, addresses and ports"
                 why = "; ".join(x for x in (where, why) if x)
+            fix = family_fix(fix, why)
             fix = (f"{ok} of {len(sub)} flows ok{started}, {bl or un} {status}" + (f" ({why})" if why else "") + f": {fix}")
         elif where and status in ("blocked", "unexpected"):
             fix = f"{status} {where}: {fix}"

@@ -73,7 +73,7 @@ def test_family_fallbacks_pairs_a_gateways_many_attempts_in_linear_time():
     uid_at = dict(zip(t.ts_ns.tolist(), t.uid.tolist()))
     want = [(int(x) + 5 * 10**7, uid_at[int(x) + 5 * 10**7]) if s == "REJ" else None
             for x, s in zip(t.ts_ns, t.conn_state)]
-    assert got == want
+    assert [x if x is None else x[:2] for x in got] == want
     assert took < 5.0, took
 
 

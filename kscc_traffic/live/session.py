@@ -71,7 +71,7 @@ from ..analyze import COLUMNS, _schema, analyze_packets
 from ..inspect import SENT_KEY, StraySynAcks, address_ttls, cloud_openers, cloud_ports
 from ..capture.packets import PACKET_COLUMNS, Packets
 from ..classify import END_MARGIN_S, TLS_SILENCE_S, classify, note_auth_rounds
-from ..flows import (_SEQ_TRUST, ACK, RESP_TTL, DEFAULT_IDLE_NS, DNS_IDLE_NS, DNS_PORTS, FIN, ICMP, ICMP6, IDLE_TIMEOUT_NS, RST, SYN, TCP, UDP,
+from ..flows import (_SEQ_TRUST, ACK, RESP_TTL, RESP_TTL_OUT, DEFAULT_IDLE_NS, DNS_IDLE_NS, DNS_PORTS, FIN, ICMP, ICMP6, IDLE_TIMEOUT_NS, RST, SYN, TCP, UDP,
                      SYN_NEAR, HistoryState, address_text, both_sides_closed, icmp_ports, vlan_key)
 from ..inspect import MAX_DNS_ANSWERS, DnsAnswers
 from ..protocols import dns
@@ -473,7 +473,8 @@ _ISN = "syn_isn"
 _AUTH = "proxy_auth"
 #: ... and :data:`~kscc_traffic.flows.RESP_TTL`, the TTL of the responder's first packet (a refused
 #: IPv6 attempt's reset and the SYN-ACK of the IPv4 connection after it: whether its reset came
-#: from nearer than the server, :func:`kscc_traffic.classify.family_fallbacks`); left out likewise
+#: from nearer than the server, :func:`kscc_traffic.classify.family_fallbacks`), and
+#: :data:`~kscc_traffic.flows.RESP_TTL_OUT`, that packet's as it left the capturing host; left out likewise
 
 
 class FlowLog:
@@ -491,7 +492,7 @@ class FlowLog:
 
     def add(self, rows: pd.DataFrame) -> None:
         """Append final rows (columns :data:`kscc_traffic.analyze.COLUMNS`, and :data:`_ISN`, :data:`_AUTH`,
-        :data:`~kscc_traffic.flows.RESP_TTL`)."""
+        :data:`~kscc_traffic.flows.RESP_TTL`, :data:`~kscc_traffic.flows.RESP_TTL_OUT`)."""
         if not len(rows):
             return
         self._parts.append(rows)
@@ -592,6 +593,7 @@ class LiveSession:
         self._next_fid = 0
         self.table = _schema(pd.DataFrame()).assign(**{_ISN: pd.Series(dtype="int64"), _AUTH: pd.Series(dtype=object),
                                                        RESP_TTL: pd.Series(dtype="int64"),
+                                                       RESP_TTL_OUT: pd.Series(dtype="int64"),
                                                        "_fid": pd.Series(dtype="int64")})
         self._answers: dict[str, collections.deque] = {}
         self._answer_seen: set = set()
@@ -990,9 +992,10 @@ class LiveSession:
             table[_ISN] = -1
         if _AUTH not in table.columns:
             table[_AUTH] = pd.Series([""] * len(table), dtype=object, index=table.index)
-        if RESP_TTL not in table.columns:
-            table[RESP_TTL] = -1
-        return table[list(COLUMNS) + [_ISN, _AUTH, RESP_TTL, "_fid"]]
+        for c in (RESP_TTL, RESP_TTL_OUT):
+            if c not in table.columns:
+                table[c] = -1
+        return table[list(COLUMNS) + [_ISN, _AUTH, RESP_TTL, RESP_TTL_OUT, "_fid"]]
 
     @staticmethod
     def _weights(flows: list[_Flow], held: list[list], n: int) -> tuple[Optional[np.ndarray], dict]:
@@ -1250,7 +1253,7 @@ class LiveSession:
         out = pd.concat([done, act], ignore_index=True) if len(done) else act
         # (a proxy's 407 and the accepted retry on another connection: classified apart here)
         out = note_auth_rounds(out.sort_values("ts_ns", kind="stable").reset_index(drop=True))
-        return out.drop(columns=[_ISN, _AUTH, RESP_TTL], errors="ignore")
+        return out.drop(columns=[_ISN, _AUTH, RESP_TTL, RESP_TTL_OUT], errors="ignore")
 
     def counts(self) -> dict[tuple[str, str], int]:
         """(purpose, live verdict) -> flows, summarised and active (cheap: no table copy)."""
@@ -1286,7 +1289,7 @@ class LiveSession:
         # (a proxy's 407 answered by an accepted retry on another connection: each flow was
         # classified when it changed, the two apart; judged across the table as classify does;
         # a stale connection's reset attempt and its retry by their SYN's ISN: the internal _ISN)
-        return note_auth_rounds(self.log.frame()).drop(columns=[_ISN, _AUTH, RESP_TTL], errors="ignore")
+        return note_auth_rounds(self.log.frame()).drop(columns=[_ISN, _AUTH, RESP_TTL, RESP_TTL_OUT], errors="ignore")
 
     def close(self) -> None:
         """Release the spill file."""
