@@ -2296,6 +2296,10 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         fix = f"{ok_of_text(ok, n, ok_partial)}, {bl_all or un} {status}" + (f" ({split})" if split else "") + f": {fix}"
     elif caps is not None and status in ("blocked", "unexpected"):
         fix = f"{status} {_captures_text(caps, 0)}: {fix}"
+    if status == "blocked" and not ok and not un and v6 is not None and v6[1] == bl == n and bl:
+        # (every flow of the purpose over IPv6, all blocked: firewalls keep IPv6 rules apart;
+        # newcomer s60 #8)
+        fix = _only_family_fix(r, "IPv6", fix)
     if nameless:
         them = "this server" if bl_all == 1 else "these servers"
         if ok or un:
@@ -3311,6 +3315,16 @@ def ip_family_fix(r, family: str) -> str:
     return f"{r.fix} (over {family}: {other} passes already)"
 
 
+def _only_family_fix(r, family: str, fix: str) -> str:
+    """``fix`` with rule ``r``'s firewall advice said for ``family`` (``IPv6``) where every flow of
+    the purpose went over it and none worked (an IPv6-only agent: a firewall's IPv6 rule set is its
+    own): ``allow outbound TCP 23100-23199 over IPv6 to …``; ``fix`` as it is when the rule's advice
+    is not an "allow outbound/inbound … to" one or not in it."""
+    if r.fix in fix and r.fix.startswith(("allow outbound ", "allow inbound ")) and " to " in r.fix:
+        return fix.replace(r.fix, r.fix.replace(" to ", f" over {family} to ", 1))
+    return fix
+
+
 def _path_family_fix(r, split: str, fix: str) -> str:
     """``fix`` (a blocked purpose's advice) with rule ``r``'s firewall advice said for the one
     address family that failed (:func:`ip_family_fix`) where the family split ``split``
@@ -4292,7 +4306,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                 if "server_name" in flows:
                     bl_named = int(np.count_nonzero(_names_a_server(flows["server_name"].to_numpy(dtype=object)[at])
                                                     & (v == "blocked")))
-            if ok and "resp_h" in flows:
+            if (ok or bl) and "resp_h" in flows:
                 six = _is_v6(flows["resp_h"].to_numpy(dtype=object)[at])
                 # (an IPv6 attempt its client followed over IPv4: ok, not an ok flow over IPv6)
                 fell = _fell_back(flows)[at] & (v == "ok")

@@ -81,3 +81,29 @@ def test_no_note_for_one_capture_nor_when_none_holds_ksc_traffic(tmp_path):
     text = render_table(flows, RULES, width=400)
     assert "No KSC agent traffic" in text and "holds no KSC agent traffic" not in text
     assert no_ksc_capture_note([]) == ""
+
+
+def test_an_ipv6_only_agents_blocked_purpose_is_advised_over_ipv6(tmp_path):
+    # (newcomer s60 #8: every flow of the purpose over IPv6 and none worked: a firewall keeps its
+    # IPv6 rules apart, the advice says which family; table, batch by batch and HTML alike)
+    from kscc_traffic.report import readiness
+    from scapy.layers.inet import TCP
+    from pcapbuild import eth, ip_of
+
+    def unanswered(sport, server, port, t, client="2001:db8::10"):
+        syn = eth(ip_of(client, server) / TCP(sport=sport, dport=port, flags="S", seq=7))
+        return [(t + k, syn) for k in (0, 1, 3)]
+    recs = unanswered(50300, "2001:db8:1::10", 23101, 1000.0) + unanswered(50301, "2001:db8:1::10", 23102, 1010.0)
+    path = write(tmp_path, recs, "v6.pcap")
+    flows = analyze_file(path, RULES).flows
+    want = "allow outbound TCP 23100-23199 over IPv6 to *.ksc.kaspersky.com"
+    assert readiness(flows, RULES).set_index("rule").at["agent_connection", "fix"].startswith(want)
+    summary = TableSummary()
+    for part in ChunkedAnalysis(path, RULES, path.name, chunk_bytes=300).batches():
+        summary.add(part)
+    assert summary.readiness(RULES).set_index("rule").at["agent_connection", "fix"].startswith(want)
+    # (one over IPv4 among them: the families differ, no family named)
+    recs += unanswered(50302, "203.0.113.10", 23103, 1020.0, client="192.0.2.10")
+    flows = analyze_file(write(tmp_path, recs, "mixed.pcap"), RULES).flows
+    assert readiness(flows, RULES).set_index("rule").at["agent_connection", "fix"].startswith(
+        "allow outbound TCP 23100-23199 to *.ksc.kaspersky.com")
