@@ -3580,7 +3580,7 @@ DNS_WRONG_SOURCE_FIX = ("the resolver answers from another address than the one 
 
 #: the keys of :func:`dns_blocked_kinds`
 DNS_KINDS = ("refused", "servfail", "mismatch_id", "mismatch_question", "mismatch_cut", "no_answer", "v6_only",
-             "fragments", "icmp", "icmp_closed")
+             "fragments", "icmp", "icmp_closed", "nxdomain")
 
 
 def _text_column(flows: pd.DataFrame, name: str) -> pd.Series:
@@ -3608,6 +3608,7 @@ def dns_blocked_kinds(flows: pd.DataFrame) -> dict[str, int]:
     from ``query``, as whether the capture held IPv4 is in no column); ``fragments``, ``no_answer``
     ones whose answers came back only as IP fragments of datagrams never captured whole (detail
     :data:`~kscc_traffic.classify.DNS_LOST_FRAGMENTS`: its own words and a count, no packet text);
+    ``nxdomain``, ``rejected`` ones whose ``dns_rcode`` is NXDOMAIN;
     ``icmp``, the ``icmp_unreachable`` ones, and ``icmp_closed``, of them those answered by a port
     unreachable from the resolver's own address (:func:`port_unreachable`: nothing listens on 53 there).
     All 0 for a table without ``purpose``, ``verdict`` or ``reason`` (a
@@ -3623,6 +3624,7 @@ def dns_blocked_kinds(flows: pd.DataFrame) -> dict[str, int]:
     rejected = base == "rejected"
     out["refused"] = int((rejected & (rcode == "REFUSED")).sum())
     out["servfail"] = int((rejected & (rcode == "SERVFAIL")).sum())
+    out["nxdomain"] = int((rejected & (rcode == "NXDOMAIN")).sum())
     nodata = np.flatnonzero(rejected & (rcode == "NOERROR"))
     if len(nodata):
         # (the detail's start rebuilt from the query column: no packet text read as a marker)
@@ -3828,6 +3830,15 @@ def dns_servfail_fix(n: int) -> str:
             "validation failure): let the resolver's own lookups out (UDP and TCP 53) and check its forwarders")
 
 
+def dns_nxdomain_fix(n: int) -> str:
+    """What to change for ``n`` lookups of names the agent needs answered NXDOMAIN (the resolver
+    says the name does not exist; newcomer s60 #7: counted only in the generic error advice)."""
+    return (f"{_queries_were(n)} answered NXDOMAIN: the resolver says the name does not exist: a DNS filter "
+            "answering so, a local zone for kaspersky.com on the resolver (split DNS), or a wrong server name set on "
+            "the agent (mistyped): check the resolver's zones and filtering for the name (see the DNS names answered "
+            "with an error) and the Administration Server address the agent is given")
+
+
 def dns_mismatch_fix(by_id: int, by_question: int) -> str:
     """What to change for DNS queries whose every response matched none of them: ``by_id`` with
     a transaction ID no query had, ``by_question`` for another question than asked."""
@@ -3916,10 +3927,13 @@ def dns_fix(reasons, resets: int | None = None, error_answers: int | None = None
             out.append(dns_refused_fix(refused))
         if servfail:
             out.append(dns_servfail_fix(servfail))
+        nxdomain = kinds.get("nxdomain", 0)
+        if nxdomain:
+            out.append(dns_nxdomain_fix(nxdomain))
         v6_only = kinds.get("v6_only", 0)
         if v6_only:
             out.append(dns_v6_only_fix(v6_only))
-        if error_answers is None or error_answers > refused + servfail + v6_only:
+        if error_answers is None or error_answers > refused + servfail + nxdomain + v6_only:
             out.append("make the resolver answer the names the agent needs (*.ksc.kaspersky.com and the other "
                        "Kaspersky names): an error or sinkhole answer means a DNS filter, split DNS or an upstream "
                        "failure (see the DNS names answered with an error)")
@@ -3978,11 +3992,15 @@ def dns_reason_texts(reasons, resets: int | None = None, error_answers: int | No
         rejected.append("the resolver refused the query (REFUSED): it does not serve recursion to this client")
     if servfail:
         rejected.append("the resolver failed upstream (SERVFAIL): it got no answer from the servers it asks")
+    nxdomain = kinds.get("nxdomain", 0)
+    if nxdomain:
+        rejected.append("the resolver said the name does not exist (NXDOMAIN): a DNS filter, a local zone for "
+                        "the domain or a mistyped name")
     v6_only = kinds.get("v6_only", 0)
     if v6_only:
         rejected.append("an IPv6-only agent's AAAA query got no IPv6 address, only IPv4 ones it cannot use (no "
                         "DNS64)")
-    if error_answers is None or error_answers > refused + servfail + v6_only:
+    if error_answers is None or error_answers > refused + servfail + nxdomain + v6_only:
         rejected.append("the resolver answered with an error (NXDOMAIN, SERVFAIL, REFUSED…) or a sinkhole "
                         "address for a name the agent needs: without its address the agent cannot connect")
     if resets is None or resets:

@@ -138,3 +138,21 @@ def test_a_routers_administrative_refusal_keeps_allow_dns(tmp_path):
     assert (flows.reason == "icmp_unreachable").sum() == 2
     text = render_table(flows, RULES, width=400)
     assert ALLOW_DNS in _dns_line(text) and "resolver's own address" not in text
+
+
+def test_an_nxdomain_is_counted_and_advised_apart(tmp_path):
+    # (newcomer s60 #7: SERVFAILs counted, the NXDOMAIN beside them only in the generic advice)
+    from kscc_traffic.report import dns_blocked_kinds, dns_nxdomain_fix, dns_servfail_fix
+    recs = []
+    for i, rcode in enumerate((2, 2, 3)):
+        t, q = _query(41000 + i, 1000.0 + 10 * i)
+        ans = DNS(id=41000 + i, qr=1, rcode=rcode, qd=DNSQR(qname=NAME))
+        recs += [(t, q), (t + 0.01, eth(IP(src=RESOLVER, dst=CLIENT) / UDP(sport=53, dport=41000 + i) / ans,
+                                         src=SERVER_MAC, dst=CLIENT_MAC))]
+    flows = analyze_file(write(tmp_path, recs), RULES).flows
+    kinds = dns_blocked_kinds(flows)
+    assert (kinds["servfail"], kinds["nxdomain"]) == (2, 1)
+    line = _dns_line(render_table(flows, RULES, width=400))
+    assert dns_servfail_fix(2) in line and dns_nxdomain_fix(1) in line
+    assert dns_nxdomain_fix(1).startswith("1 query was answered NXDOMAIN: the resolver says the name does not exist")
+    assert "make the resolver answer the names the agent needs" not in line   # (every error answer counted)
