@@ -202,11 +202,15 @@ def test_servfail_advises_the_resolvers_upstream(tmp_path):
     assert "the resolver failed upstream (SERVFAIL)" in page
 
 
-def test_refused_beside_nxdomain_keeps_the_generic_advice_for_the_other(tmp_path):
+def test_refused_beside_nxdomain_advises_each(tmp_path):
+    # (s60: the NXDOMAIN advised apart too, newcomer s60 #7; the generic advice only for other errors)
+    from kscc_traffic.report import dns_nxdomain_fix
     entry, page, fix, _ = _reports(tmp_path, [("rcode", 5), ("rcode", 3)])
     assert entry.startswith("dns (blocked: rejected): 1 query was answered REFUSED: the resolver refuses recursion")
-    assert "; make the resolver answer the names the agent needs" in entry and fix in entry
-    assert "the resolver answered with an error (NXDOMAIN, SERVFAIL, REFUSED…)" in page
+    assert f"; {dns_nxdomain_fix(1)}" in entry and fix in entry
+    assert "make the resolver answer the names the agent needs" not in entry
+    assert "the resolver said the name does not exist (NXDOMAIN)" in page
+    assert "the resolver answered with an error (NXDOMAIN, SERVFAIL, REFUSED…)" not in page
 
 
 @pytest.mark.parametrize("kind,said,why", [
@@ -242,7 +246,7 @@ def test_the_kinds_summed_over_batches_equal_the_whole_tables(tmp_path):
                                            ("rcode", 3)])
     assert dns_blocked_kinds(flows) == {"refused": 1, "servfail": 1, "mismatch_id": 1, "mismatch_question": 1,
                                         "mismatch_cut": 0, "no_answer": 3, "v6_only": 0, "fragments": 0, "icmp": 0,
-                                        "icmp_closed": 0, "nxdomain": 0}
+                                        "icmp_closed": 0, "nxdomain": 1}
     s = TableSummary()
     for i in range(0, len(flows), 2):
         s.add(flows.iloc[i:i + 2])

@@ -129,13 +129,14 @@ def test_table_report_lists_error_names(tmp_path):
     # (the 4 rejected flows are error answers, no TCP reset: no advice about DNS over TCP; newcomer 21 F3)
     # (entries wrap with a hanging indent: compare with the whitespace collapsed)
     # (s39: the 2 REFUSED answers advised apart, the resolver refusing this client; the 2 NXDOMAIN
-    # as before; newcomer s59 #6: the unanswered query went to the resolver that answered the
+    # apart too since newcomer s60 #7; newcomer s59 #6: the unanswered query went to the resolver that answered the
     # client's other queries: not "allow DNS", its upstream or a filter on that name)
     fix = report.dns_fix(["no_answer", "rejected"], resets=0, error_answers=4,
                          kinds={**report.dns_blocked_kinds(flows), "resolver_answered": 1})
     assert report.dns_blocked_kinds(flows)["refused"] == 2 and report.ResolverAnswers.of(flows) == 1
     assert fix.startswith("1 query was unanswered by a resolver that answered other queries of the same client") \
-        and "2 queries were answered REFUSED" in fix and "make the resolver answer the names the agent needs" in fix
+        and "2 queries were answered REFUSED" in fix and report.dns_nxdomain_fix(2) in fix \
+        and "make the resolver answer the names the agent needs" not in fix
     assert "allow DNS" not in text
     assert " ".join(("dns (blocked: no_answer, rejected): " + fix).split()) in " ".join(text.split())
     assert "TCP reset" not in text and "allow TCP 53" not in text

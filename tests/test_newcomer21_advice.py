@@ -98,11 +98,11 @@ def _dns_finding(text):
 def test_an_nxdomain_is_told_as_the_resolvers_answer_not_a_tcp_reset(tmp_path):
     flows = analyze(_dns_capture(tmp_path, reset=False), RULES)
     assert list(zip(flows.verdict, flows.reason, flows.dns_rcode)) == [("blocked", "rejected", "NXDOMAIN")]
-    fix = ("make the resolver answer the names the agent needs (*.ksc.kaspersky.com and the other Kaspersky "
-           "names): an error or sinkhole answer means a DNS filter, split DNS or an upstream failure (see the DNS "
-           "names answered with an error)")
-    why = ("rejected : the resolver answered with an error (NXDOMAIN, SERVFAIL, REFUSED…) or a sinkhole address "
-           "for a name the agent needs: without its address the agent cannot connect")
+    # (s60: an NXDOMAIN advised as such, newcomer s60 #7)
+    from kscc_traffic.report import dns_nxdomain_fix
+    fix = dns_nxdomain_fix(1)
+    why = ("rejected : the resolver said the name does not exist (NXDOMAIN): a DNS filter, a local zone for the "
+           "domain or a mistyped name")
     page = _dns_finding(render_html(flows, RULES, charts=False))
     assert f"What to change  {fix}  Why flagged" in page and why in page
     assert "TCP reset" not in page and "allow TCP 53" not in page
@@ -117,8 +117,8 @@ def test_a_dns_over_tcp_reset_is_told_as_such(tmp_path):
     page = _dns_finding(render_html(flows, RULES, charts=False))
     reset = "1 DNS over TCP query was answered by a TCP reset: allow TCP 53 to the resolver"
     assert reset in page and reset in render_table(flows, RULES, width=2000)
-    assert ("the agent cannot connect; a TCP reset answered a DNS over TCP query: a firewall rejects TCP 53, or "
-            "the resolver takes no DNS over TCP") in page
+    assert ("a local zone for the domain or a mistyped name; a TCP reset answered a DNS over TCP query: a firewall "
+            "rejects TCP 53, or the resolver takes no DNS over TCP") in page
     # only the reset: no advice about error answers
     only = flows[flows.proto == "tcp"]
     page = _dns_finding(render_html(only, RULES, charts=False))
