@@ -2982,7 +2982,7 @@ def _elsewhere_fix(r, k: int, names: tuple[str, ...]) -> str:
     forged = (f"{_list_text(bad, 'name')} {'is not a host name' if len(bad) == 1 else 'are not host names'} "
               "(an SNI or DNS name holding characters no host name has: forged or damaged, see each flow's detail)")
     if bad and not good:
-        return (f"{flows} on {where}: {forged}: no Administration Server address an agent is given; look for "
+        return (f"{flows} on {where}: {forged}: no agent is given such an address; look for "
                 "a device on the path that alters the traffic, or the program that sent it")
     said = _list_text(good, "name") if good else "another name"
     return (f"the agent is configured with another Administration Server address ({said}, on {where}; "
@@ -3945,7 +3945,7 @@ def dns_fix(reasons, resets: int | None = None, error_answers: int | None = None
         out.append(f"{'1 query was' if k == 1 else f'{k} queries were'} unanswered when the capture ended, less than "
                    f"{END_MARGIN_S:g} s after {'it was' if k == 1 else 'they were'} sent (maybe before an answer "
                    "could come): capture longer (go on a few seconds after the agent starts) to tell"
-                   + (" (not counted in the advice before)" if out else ""))
+                   + (" (the advice before it is for the others)" if out else ""))
     return "; ".join(out) or "check name resolution from the clients"
 
 

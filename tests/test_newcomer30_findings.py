@@ -157,7 +157,7 @@ def test_a_forged_kaspersky_name_is_said_forged(tmp_path):
     fix = _fixes(flows)
     assert fix == ("1 flow on TCP 23100-23199, ports only a KSC agent uses: \\xe2\\x80\\xaeeu1.ksc.kaspersky.com is "
                    "not a host name (an SNI or DNS name holding characters no host name has: forged or damaged, see "
-                   "each flow's detail): no Administration Server address an agent is given; look for a device on "
+                   "each flow's detail): no agent is given such an address; look for a device on "
                    "the path that alters the traffic, or the program that sent it"), fix
 
 
