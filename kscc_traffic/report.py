@@ -4041,9 +4041,24 @@ def _list_text(items, what: str, most: int = 3) -> str:
 def _service_check(r) -> str:
     """The advice to check that a rule's service runs on the host that answered (``r``: a
     :class:`kscc_traffic.rules.Rule`): "check that the service for it is running and listening
-    on TCP 13111 there (…its purpose…)"."""
+    on TCP 13111 there (…its purpose…)", naming the service on a managed network's own device
+    (:func:`service_name`; newcomer s60 #10: "the service for it" alone)."""
+    name = service_name(r)
     return (f"check that the service for it is running and listening on {r.transport.upper()} "
-            f"{r.port_text} there ({r.purpose[:1].lower()}{r.purpose[1:].rstrip('.')})")
+            f"{r.port_text} there ({r.purpose[:1].lower()}{r.purpose[1:].rstrip('.')}"
+            + (f"; the service: {name})" if name else ")"))
+
+
+def service_name(r) -> str:
+    """The service that answers on rule ``r``'s port on a managed network's own device (the
+    vendor page's §B, an agent's ports, and §C, a distribution point's): the KSN Proxy service
+    where the rule's condition names it, else the Network Agent service (``klnagent``); '' for
+    the cloud's ports (§A)."""
+    if "KSN Proxy service" in (r.condition or ""):
+        return "KSN Proxy on the distribution point"
+    if r.section in ("§B", "§C"):
+        return "the Network Agent service, klnagent"
+    return ""
 
 
 #: the columns :func:`readiness` cannot do without (the others it reads are used when present)

@@ -152,8 +152,8 @@ def test_a_port_unreachable_from_the_destination_says_nothing_listens(tmp_path):
                             "running), or the host's own firewall rejects it")
         want = ("this flow was answered by the destination host itself with ICMP port unreachable: UDP 15000 "
                 "reached it, but nothing listens there: check that the service for it is running and listening "
-                "on UDP 15000 there (receiving data from the connection gateway (managing client devices)); if "
-                "it is, the host's own firewall rejects it: " + RULES.by_id("gateway_udp").fix)
+                "on UDP 15000 there (receiving data from the connection gateway (managing client devices); the "
+                "service: the Network Agent service, klnagent); if it is, the host's own firewall rejects it: " + RULES.by_id("gateway_udp").fix)
         for chk in (readiness(flows, RULES), TableSummary.of(flows).readiness(RULES)):
             assert chk.set_index("rule").loc["gateway_udp", "fix"] == want
         page = render_html(flows, RULES, charts=False)

@@ -272,7 +272,8 @@ def test_a_reset_from_the_distribution_point_on_the_clients_subnet_says_nothing_
     assert fix == ("this connection attempt was answered by a TCP reset from the distribution point itself (on the "
                    "client's subnet: no router between them): TCP 13295 reached it, but nothing listens there: check "
                    "that the service for it is running and listening on TCP 13295 there (the distribution point sends "
-                   "push notifications to managed devices); if it is, its own firewall rejects it: allow inbound TCP "
+                   "push notifications to managed devices; the service: the Network Agent service, klnagent); if it "
+                   "is, its own firewall rejects it: allow inbound TCP "
                    "13295 on the distribution point, from the managed devices (only if it is used as a push server)")
 
 

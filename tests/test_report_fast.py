@@ -33,6 +33,13 @@ from kscc_traffic.report import clean_utf8, escape_csv, escape_terminal
 from kscc_traffic.unreachable import NOT_REFUSALS, REJECTS
 
 
+
+def _service_said(r) -> str:
+    """The reference's name of the service on a managed network's own device (s60: named)."""
+    if "KSN Proxy service" in (r.condition or ""):
+        return "; the service: KSN Proxy on the distribution point"
+    return "; the service: the Network Agent service, klnagent" if r.section in ("§B", "§C") else ""
+
 def _carried(sub):
     """The reference's "carried a byte": flows.carried_data where the table has its columns."""
     if "partial" in sub and "proto" in sub:
@@ -381,8 +388,8 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                       " (an SNI or DNS name holding characters no host name has: forged or damaged, see each flow's "
                       "detail)")
             if bad and not good:
-                return (f"{'1 flow' if k == 1 else f'{k} flows'} on {where}: {forged}: no Administration Server "
-                        "address an agent is given; look for a device on the path that alters the traffic, or the "
+                return (f"{'1 flow' if k == 1 else f'{k} flows'} on {where}: {forged}: no agent is given such "
+                        "an address; look for a device on the path that alters the traffic, or the "
                         "program that sent it")
             said = report._list_text(good, "name") if good else "another name"
             return (f"the agent is configured with another Administration Server address ({said}, on {where}; "
@@ -475,7 +482,7 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                         f"firewall on the path; {tell}")
         if status == "blocked" and bl_closed:
             service = (f"check that the service for it is running and listening on {r.transport.upper()} "
-                       f"{r.port_text} there ({r.purpose[0].lower()}{r.purpose[1:].rstrip('.')})")
+                       f"{r.port_text} there ({r.purpose[0].lower()}{r.purpose[1:].rstrip('.')}{_service_said(r)})")
             if bl == bl_closed:
                 fix = (f"{'this flow was' if bl == 1 else f'these {bl} flows were'} answered by the destination "
                        f"host itself with ICMP port unreachable: {r.transport.upper()} {r.port_text} reached it, "
@@ -498,7 +505,7 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             fam = "IPv6" if bl6 == bl and ok6 == 0 else "IPv4" if bl6 == 0 and ok6 == ok else ""
         if status == "blocked" and resets:
             service = (f"check that the service for it is running and listening on {r.transport.upper()} "
-                       f"{r.port_text} there ({r.purpose[0].lower()}{r.purpose[1:].rstrip('.')})")
+                       f"{r.port_text} there ({r.purpose[0].lower()}{r.purpose[1:].rstrip('.')}{_service_said(r)})")
             them = 'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'
             if fam:
                 good = "IPv4" if fam == "IPv6" else "IPv6"
@@ -751,6 +758,11 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             fix = (f"{ok} of {len(sub)} flows ok{started}, {bl or un} {status}" + (f" ({why})" if why else "") + f": {fix}")
         elif where and status in ("blocked", "unexpected"):
             fix = f"{status} {where}: {fix}"
+        six = sub["resp_h"].astype(str).str.contains(":", regex=False)
+        if status == "blocked" and not ok and not un and bl == len(sub) and not cut and six.all() \
+                and r.fix in fix and r.fix.startswith(("allow outbound ", "allow inbound ")) and " to " in r.fix:
+            # (session 60: every flow over IPv6, none worked: the advice says the family)
+            fix = fix.replace(r.fix, r.fix.replace(" to ", " over IPv6 to ", 1))
         if nameless:
             seen = ("no DNS answer or host name in an HTTP Host header" if r.app_protocol == "http"
                     else "no DNS answer, SNI or certificate")
@@ -841,6 +853,10 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
         console.print(Text(f"No KSC agent traffic: no flow in {'these captures' if several else 'this capture'} goes "
                            "to a Kaspersky name or a KSC-only port: captured on the wrong "
                            f"machine, or at the wrong time?{lost}", style="bold yellow"))
+    elif not len(flows):
+        # (newcomer s60 #5: no flow at all: a headline too)
+        console.print(Text("No KSC agent traffic: no flow at all to judge: capture again on the agent itself, on the "
+                           "interface its traffic uses, while it connects", style="bold yellow"))
     # (newcomer 31 F3: no KSC agent traffic: the title says whose flows the counts are)
     t = Table(title="Flows per purpose" + (": other programs' flows on the purposes' ports, not KSC agent traffic "
                                            "(see the headline)" if headline else ""), title_justify="left")
