@@ -64,7 +64,7 @@ from ..text import name_text
 from .compressed import CODEC_MAGICS, DecompressingReader, open_decompressing
 from .folders import KNOWN_HEAD_BYTES, known_format
 from .resync import CHAIN as RESYNC_CHAIN
-from .resync import find_pcap_record, find_pcapng_block, headers_proven
+from .resync import MORE, find_pcap_record, find_pcapng_block, headers_proven
 from .frames import LT_DAMAGED, LT_FCS, LT_MASK, Frames
 from .stats import WIRELEN_DAMAGED, ReadStats, wirelen_damaged_note
 
@@ -538,6 +538,10 @@ class _PcapParser:
         self.name = name
         self.order = order
         self.mult = mult
+        self.head = bytes(head[:24])
+        #: the file offset from which this parser reads records in the byte order opposite to the
+        #: file header's (:func:`_flipped_parser`), None: the header's own
+        self.flipped_from: int | None = None
         # (a microsecond file whose first records all hold nanoseconds: :meth:`_units`)
         self.units_open = mult == 1000
         self.nano_in_usec = 0      # (records looked at, when read as nanoseconds: :meth:`_units`)
@@ -899,6 +903,8 @@ class _PcapParser:
         nshort = int(np.count_nonzero(wl < cl))
         if nshort:
             notes["wirelen_short"] = notes.get("wirelen_short", 0) + nshort
+        if self.flipped_from is not None:
+            notes["flipped"] = notes.get("flipped", 0) + n
         return {"ts_ns": ts, "linktype": lt,
                 "offset": o + self.hdr_len, "caplen": cl.astype(np.int32),
                 "wirelen": _clamp_wirelen(wl, notes)}
@@ -907,9 +913,11 @@ class _PcapParser:
         """Warning lines (without the file name) for oddities counted over the whole file."""
         n = self.notes
         out = []
-        if self.odd_version:
+        if self.odd_version and self.flipped_from is None:
             out.append("file header's version {}.{} is none libpcap writes (2.4 is; a damaged header?): "
                        "read as 2.4, as Wireshark reads it".format(*self.header_version))
+        if self.flipped_from is not None:
+            out.append(flipped_note(n.get("flipped", 0), self.flipped_from, self.order))
         if n.get("over_snaplen"):
             out.append(f"{_records(n['over_snaplen'])} longer than the header's snaplen "
                        f"{self.snaplen} (kept)")
@@ -2133,6 +2141,44 @@ def _reserved_link_bits(parser: "_PcapParser", head: bytes, name: str, offset: i
             f"(0x{field & _PCAP_LT_RESERVED:08x}): read as link type {parser.linktype}")
 
 
+def flipped_note(k: int, offset: int, order: str) -> str:
+    """The warning line (without the file name) for ``k`` pcap records from file ``offset`` on
+    written in the byte order ``order`` (``"<"`` or ``">"``), the opposite of the file header's
+    (:func:`_flipped_parser`)."""
+    mine, theirs = ("little", "big") if order == "<" else ("big", "little")
+    return (f"{_records(k)} from offset {offset} on {'is' if k == 1 else 'are'} written in {mine}-endian byte "
+            f"order, not the {theirs}-endian of the file header (a writer's mistake, or captures joined "
+            f"without the second one's header): read in {mine}-endian order (Wireshark stops there)")
+
+
+def _flipped_parser(parser: "_PcapParser", data, q: int, at_eof: bool, last_ns: int | None,
+                    name: str) -> "_PcapParser | None | str":
+    """A parser reading the records at ``data[q]`` (where ``parser``'s walk stopped on damage)
+    in the byte order opposite to ``parser``'s, when a run of plausible records in that order
+    starts there (:func:`~.resync.pcap_records_at`: a record header whose fields were written
+    little-endian under a big-endian file header, or the reverse); None when not; ``MORE`` (the
+    string) when the bytes given end before that can be told and more may come."""
+    from .resync import pcap_records_at
+    if len(parser.head) < 24:
+        return None
+    other = ">" if parser.order == "<" else "<"
+    ok = pcap_records_at(data, q, big=other == ">", hdr_len=parser.hdr_len, ns=parser.mult == 1,
+                         bound=parser.bound, last_sec=None if last_ns is None else last_ns // 10**9,
+                         at_eof=at_eof)
+    if ok is None:
+        return MORE
+    if not ok:
+        return None
+    fields = struct.unpack_from(parser.order + "HHiIII", parser.head, 4)
+    head = parser.head[:4][::-1] + struct.pack(other + "HHiIII", *fields)
+    flipped = _PcapParser(head, name)
+    flipped.mult, flipped.units_open, flipped.nano_in_usec = parser.mult, False, 0
+    flipped.flipped_from = q
+    if parser.flipped_from is not None:      # (back to the header's own order)
+        flipped.flipped_from = None
+    return flipped
+
+
 def _note_resync(stats: ReadStats, st: _Stop, resumed: int, name: str) -> None:
     """Damage read past: the bytes skipped (with those of a record before it left out,
     ``st.before``) and one warning line."""
@@ -2278,6 +2324,29 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
                 if line:
                     stats.warn(line)
                 pos = q + 24
+                continue
+        if w.stop is not None and not w.stop.cut and isinstance(parser, _PcapParser):
+            # records written in the other byte order from there on (a writer's mistake, captures
+            # joined without the second header): read on in that order
+            q = w.stop.offset - base
+            real = (w.cols["caplen"] > 0) & (w.cols["ts_ns"] > 0)
+            ref = _reference_ns(np.concatenate([recent, w.cols["ts_ns"][real][-255:]])[-255:])
+            flipped = _flipped_parser(parser, data, q, at_eof, ref, name)
+            while flipped == MORE:
+                data = bytes(data) + reader.read(max(chunk_bytes, 1 << 18))
+                at_eof = reader.eof()
+                flipped = _flipped_parser(parser, data, q, at_eof, ref, name)
+            if flipped is not None:
+                flipped.flipped_from = None if flipped.flipped_from is None else base + q
+                # (the records before it walked again up to it: the stop may have left out the
+                # record before it as holding lost bytes)
+                parser.notes = notes_before
+                w = parser.walk(memoryview(data)[:q], pos, True, base)
+                _count_walk(stats, w)
+                pending = w.cols if pending is None else {k: np.concatenate([pending[k], w.cols[k]]) for k in pending}
+                for line in parser.summary():
+                    stats.warn(f"{name}: {line}")
+                parser, pos = flipped, q
                 continue
         stats.malformed += parser.malformed - malformed_before
         if cut:         # (records before headers of zeros left out: counted as skipped)

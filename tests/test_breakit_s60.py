@@ -1,0 +1,99 @@
+"""Break-it s60: pcap records in the other byte order than the file header, the pcap header's
+2-byte FCS, the wording of IP packets cut with frames 4 bytes short, IPv6 Mobility / HIP."""
+from __future__ import annotations
+
+import shutil
+import struct
+
+import numpy as np
+import pytest
+
+from pcapbuild import tcp_session
+
+from kscc_traffic.analyze import analyze_file
+from kscc_traffic.capture.files import iter_frames
+from kscc_traffic.rules import load_rules
+
+AGENT, SERVER = "192.0.2.10", "203.0.113.10"
+
+
+def _records(recs, order: str) -> bytes:
+    out = []
+    for t, p in recs:
+        d = bytes(p)
+        us = round(t * 1e6)
+        out.append(struct.pack(order + "IIII", us // 10**6, us % 10**6, len(d), len(d)) + d)
+    return b"".join(out)
+
+
+def _head(order: str, lt_field: int = 1) -> bytes:
+    return struct.pack(order + "IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, lt_field)
+
+
+def _engines(path):
+    rules = load_rules()
+    out = {"builtin": analyze_file(path, rules)}
+    if shutil.which("tshark"):
+        out["tshark"] = analyze_file(path, rules, engine="tshark")
+    return out
+
+
+def _warnings(analysis) -> list[str]:
+    return [w for st in analysis.stats.values() for w in st.warnings]
+
+
+@pytest.mark.parametrize("head, flip", [("<", ">"), (">", "<")])
+def test_records_in_the_other_byte_order_than_the_header_are_read_in_it(tmp_path, head, flip):
+    """Records written in the byte order opposite to the file header's (a writer's mistake, a
+    capture joined without its header) were read as garbage: 'damaged record … resumed at offset
+    27', 6 non-IP frames 'cut by the snaplen', timestamps jumping 7573 days, no flow (little-endian
+    header), or 'no packet could be read' (big-endian header). They are read in their order, and
+    a line counts them; back in the header's order further on, read on in it."""
+    one = tcp_session((AGENT, 40020), (SERVER, 13000), c_data=b"a" * 30, s_data=b"b" * 20)
+    two = tcp_session((AGENT, 40021), (SERVER, 13000), t0=1010.0, c_data=b"c" * 30, s_data=b"d" * 20)
+    three = tcp_session((AGENT, 40022), (SERVER, 13000), t0=1020.0, c_data=b"e" * 30)
+    path = tmp_path / "flip.pcap"
+    first = len(_head(head)) + len(_records(one, head))
+    path.write_bytes(_head(head) + _records(one, head) + _records(two, flip) + _records(three, head))
+    for engine, a in _engines(path).items():
+        f = a.flows.sort_values("orig_p")
+        assert f.orig_p.tolist() == [40020, 40021, 40022], engine
+        assert f.history.tolist() == ["ShADdFf", "ShADdFf", "ShADFf"], engine
+        assert f.orig_bytes.tolist() == [30, 30, 30], engine
+        lines = [w for w in _warnings(a) if "byte order" in w]
+        order = {"<": "little", ">": "big"}
+        assert lines and lines[0] == (
+            f"flip.pcap: 8 records from offset {first} on are written in {order[flip]}-endian byte order, "
+            f"not the {order[head]}-endian of the file header (a writer's mistake, or captures joined without "
+            f"the second one's header): read in {order[flip]}-endian order (Wireshark stops there)"), engine
+        assert not [w for w in _warnings(a) if "damaged" in w or "non-IP" in w], engine
+    # every chunking reads the same records
+    whole = [np.concatenate(c) for c in zip(*((fr.ts_ns, fr.caplen) for fr in iter_frames(path)))]
+    for size in (100, 333, 700):
+        parts = [np.concatenate(c) for c in zip(*((fr.ts_ns, fr.caplen) for fr in iter_frames(path, chunk_bytes=size)))]
+        assert all((x == y).all() for x, y in zip(whole, parts)), size
+    assert len(whole[0]) == 23
+
+
+def test_a_header_with_every_record_in_the_other_order(tmp_path):
+    """The whole file after the header (hdr_le_rec_be of break-it s59 #7)."""
+    recs = tcp_session((AGENT, 40090), (SERVER, 13000), c_data=b"x" * 10)
+    path = tmp_path / "all.pcap"
+    path.write_bytes(_head("<") + _records(recs, ">"))
+    a = analyze_file(path, load_rules())
+    assert len(a.flows) == 1 and a.flows.iloc[0].history == "ShADFf"
+    assert [w.split(" on are")[0] for w in _warnings(a) if "byte order" in w] == ["all.pcap: 7 records from offset 24"]
+
+
+def test_damage_that_is_no_other_byte_order_is_still_read_past(tmp_path):
+    """A damaged record header (garbage, not the other byte order) is still resynchronised
+    past, as before: no 'byte order' line."""
+    one = tcp_session((AGENT, 40020), (SERVER, 13000), c_data=b"a" * 30)
+    two = tcp_session((AGENT, 40021), (SERVER, 13000), t0=1010.0, c_data=b"c" * 30)
+    path = tmp_path / "dmg.pcap"
+    path.write_bytes(_head("<") + _records(one, "<") + b"\xff" * 37 + _records(two, "<"))
+    a = analyze_file(path, load_rules())
+    assert sorted(a.flows.orig_p.tolist()) == [40020, 40021]
+    assert not [w for w in _warnings(a) if "byte order" in w]
+    assert [w for w in _warnings(a) if "reading resumed" in w]
+
