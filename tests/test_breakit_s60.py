@@ -97,3 +97,85 @@ def test_damage_that_is_no_other_byte_order_is_still_read_past(tmp_path):
     assert not [w for w in _warnings(a) if "byte order" in w]
     assert [w for w in _warnings(a) if "reading resumed" in w]
 
+
+def _fcs2_capture(tmp_path, name: str, trailer: bytes, tso: bool = False):
+    """A TLS-looking connection under a pcap header whose FCS bits say 2 bytes (FCS length 1, in
+    16-bit words); each frame followed by ``trailer``; ``tso``: the client's data packet with an
+    IPv4 total length of 0 (a TSO capture: its length taken from the frame)."""
+    recs = tcp_session((AGENT, 40010), (SERVER, 13000), c_data=b"\x16\x03\x01" + b"x" * 60, s_data=b"y" * 30)
+    out = []
+    for i, (t, p) in enumerate(recs):
+        d = bytearray(bytes(p))
+        if tso and i == 3:
+            d[16:18] = b"\0\0"
+        out.append(bytes(d) + trailer)
+    path = tmp_path / name
+    path.write_bytes(_head("<", 0x1400_0001) + _records(list(zip([t for t, _ in recs], out)), "<"))
+    return path
+
+
+def test_a_2_byte_fcs_in_the_pcap_header_is_taken_off(tmp_path):
+    """The pcap header's FCS length 1 (16 bits) was ignored: a TSO packet (IP total length 0)
+    counted the 2 FCS bytes as data (64 bytes, the tshark engine 63); they are taken off, as
+    Wireshark does (both engines 63)."""
+    path = _fcs2_capture(tmp_path, "fcs2.pcap", b"\xab\xcd", tso=True)
+    for engine, a in _engines(path).items():
+        row = a.flows.iloc[0]
+        assert (row.orig_pkts, row.orig_bytes, row.orig_ip_bytes, row.resp_bytes) == (5, 63, 263, 30), engine
+        assert not [w for w in _warnings(a) if "FCS" in w], engine
+
+
+def test_a_2_byte_fcs_claim_on_frames_the_ip_packet_fills_is_dropped(tmp_path):
+    """Frames without the FCS the header claims (their IP packet fills them): read whole and
+    counted; tshark, which takes 2 bytes off each (the handshake's TCP headers cut: 'Short
+    segment'), is given the copy without the claim, so both engines give the connection."""
+    path = _fcs2_capture(tmp_path, "none.pcap", b"")
+    for engine, a in _engines(path).items():
+        row = a.flows.iloc[0]
+        assert (row.history, row.orig_bytes, row.resp_bytes) == ("ShADdFf", 63, 30), engine
+        assert [w for w in _warnings(a) if "2-byte FCS" in w] == [
+            "none.pcap: decode: 8 frames the file says end with a 2-byte FCS (pcap header FCS length 1, in "
+            "16-bit words, or pcapng if_fcslen 2) hold an IP packet that fills them: no room for an FCS, read "
+            "without one (the other frames lose their last 2 bytes, unchecked, as Wireshark takes them off)"], engine
+        assert not [w for w in _warnings(a) if "shorter than" in w], engine
+
+
+def test_a_2_byte_fcs_applies_to_ethernet_alone(tmp_path):
+    """Wireshark applies the header's FCS length to Ethernet alone: raw IP frames keep their
+    bytes (an IP packet with total length 0 under link type 101 counts the 2 trailing bytes)."""
+    from kscc_traffic.capture.files import read_frames
+    from kscc_traffic.capture.frames import LT_FCS2
+    recs = tcp_session((AGENT, 40011), (SERVER, 13000), c_data=b"z" * 20)
+    path = tmp_path / "raw.pcap"
+    path.write_bytes(_head("<", 0x1400_0065) + _records([(t, bytes(p)[14:] + b"\xab\xcd") for t, p in recs], "<"))
+    fr = read_frames(path)
+    assert ((fr.linktype & LT_FCS2) == 0).all() and (fr.linktype == 101).all()
+    eth = tmp_path / "eth.pcap"
+    eth.write_bytes(_head("<", 0x1400_0001) + _records(recs, "<"))
+    assert (read_frames(eth).linktype == (1 | LT_FCS2)).all()
+
+
+def test_pcapng_if_fcslen_2_is_a_2_byte_fcs(tmp_path):
+    """pcapng if_fcslen 2 on Ethernet: tshark takes 2 bytes off; so does the builtin decoder
+    (a TSO packet's data: 63 bytes, not 65), and a frame the packet fills keeps them."""
+    recs = tcp_session((AGENT, 40012), (SERVER, 13000), c_data=b"\x16\x03\x01" + b"x" * 60)
+
+    def block(kind, body):
+        body += b"\0" * (-len(body) % 4)
+        return struct.pack("<II", kind, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+    out = [block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)),
+           block(1, struct.pack("<HHI", 1, 0, 0) + struct.pack("<HHB3x", 13, 1, 2) + struct.pack("<HH", 0, 0))]
+    for i, (t, p) in enumerate(recs):
+        d = bytearray(bytes(p))
+        if i == 3:
+            d[16:18] = b"\0\0"
+            d += b"\xab\xcd"
+        us = int(t * 1e6)
+        out.append(block(6, struct.pack("<IIIII", 0, us >> 32, us & 0xFFFFFFFF, len(d), len(d)) + bytes(d)))
+    path = tmp_path / "ng.pcapng"
+    path.write_bytes(b"".join(out))
+    for engine, a in _engines(path).items():
+        row = a.flows.iloc[0]
+        assert (row.history, row.orig_pkts, row.orig_bytes) == ("ShADFf", 5, 63), engine
+        assert [w.split(" frames the file")[0] for w in _warnings(a) if "2-byte FCS" in w] == ["ng.pcapng: decode: 6"], engine
+

@@ -65,7 +65,7 @@ from .compressed import CODEC_MAGICS, DecompressingReader, open_decompressing
 from .folders import KNOWN_HEAD_BYTES, known_format
 from .resync import CHAIN as RESYNC_CHAIN
 from .resync import MORE, find_pcap_record, find_pcapng_block, headers_proven
-from .frames import LT_DAMAGED, LT_FCS, LT_MASK, Frames
+from .frames import LT_DAMAGED, LT_FCS, LT_FCS2, LT_MASK, Frames
 from .stats import WIRELEN_DAMAGED, ReadStats, wirelen_damaged_note
 
 try:   # the record-walk loops compiled (optional: the Python loops below give the same result)
@@ -551,10 +551,12 @@ class _PcapParser:
         self.header_version = struct.unpack_from(order + "HH", head, 4)
         self.snaplen = snaplen
         self.linktype = lt_field & 0xFFFF
-        # the FCS bits (P: bit 26; FCS length in 16-bit words: bits 28-31): 4 bytes of FCS
-        # end every frame (LT_FCS: the decoder checks them)
-        self.lt_col = self.linktype | (LT_FCS if lt_field & 0x0400_0000 and lt_field >> 28 == 2
-                                       else 0)
+        # the FCS bits (P: bit 26; FCS length in 16-bit words: bits 28-31, libpcap's
+        # LT_FCS_LENGTH): 4 bytes of FCS end every frame (LT_FCS: the decoder checks them), or 2
+        # bytes (LT_FCS2, Ethernet alone, as Wireshark applies it: taken off unchecked)
+        words = lt_field >> 28 if lt_field & 0x0400_0000 else 0
+        self.lt_col = self.linktype | (LT_FCS if words == 2 else
+                                       LT_FCS2 if words == 1 and self.linktype == 1 else 0)
         self.bound = max(MAX_RECORD_BYTES, snaplen if snaplen <= MAX_SNAPLEN_BYTES else 0)
         self.notes: dict[str, int] = {}
         #: (file offset where the last walk stopped, seconds of its last record): the record
@@ -1254,6 +1256,8 @@ class _PcapngParser:
                 seen.add(code)
                 if fcslen == 4 and linktype <= LT_MASK:
                     lt = linktype | LT_FCS        # if_fcslen 4: the frames end with an FCS
+                elif fcslen == 2 and linktype == 1:
+                    lt = linktype | LT_FCS2       # if_fcslen 2 (Ethernet): a 2-byte FCS, as tshark takes it
             p += 4 + ((olen + 3) & ~3)
         return _Iface(lt, snaplen, res_base, res_exp, offset_s, fcslen=fcslen), oddity
 

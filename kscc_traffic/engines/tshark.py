@@ -182,7 +182,7 @@ from ..capture.packets import PACKET_COLUMNS, Packets
 from ..capture.decode import SumClaim
 from ..capture._ipfrag import Reassembler
 from ..capture._slowpath import GENEVE_PORT, GRE_UDP_PORT, TZSP_PORT, SlowDecoder
-from ..capture.frames import LT_DAMAGED, LT_FCS
+from ..capture.frames import LT_DAMAGED, LT_FCS, LT_FCS2
 from ..capture.stats import WIRELEN_CLAMP, WIRELEN_DAMAGED, ReadStats, wirelen_damaged_note
 from ..errors import CaptureError, EngineError, UnsupportedFormat
 from ..text import name_text, path_text
@@ -1998,7 +1998,7 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
     from ..capture.decode import FcsClaim, fcs_absent_frames
     from ..capture.files import iter_frames
     try:
-        n, lo, absent = 0, 0, 0
+        n, lo, absent, absent2 = 0, 0, 0, 0
         stats = None
         claim = FcsClaim()                  # the file's FCS decision, carried over the chunks
         for fr in iter_frames(path, name=name):
@@ -2007,7 +2007,9 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
             if len(fr):
                 lo = min(lo, int(fr.ts_ns.min()))
                 if fcs_absent:
-                    absent += int(fcs_absent_frames(fr, claim).sum())
+                    nofcs = fcs_absent_frames(fr, claim)
+                    absent += int(nofcs.sum())
+                    absent2 += int((nofcs & ((fr.linktype & (LT_FCS | LT_FCS2)) == LT_FCS2)).sum())
                 if loop_family:
                     lts = (fr.linktype & 0xFFFF).tolist()
                     absent += sum(1 for i in np.flatnonzero(np.isin(fr.linktype & 0xFFFF, (0, 108))).tolist()
@@ -2044,10 +2046,14 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
         for fr in iter_frames(path, name=name):
             parts = []
             lts = fr.linktype.tolist()
-            if fcs_absent:
+            if fcs_absent or ((fr.linktype & LT_FCS2) != 0).any():
+                # (a 2-byte FCS claim is dropped for the frames the builtin decoder reads without
+                # it in every copy: tshark would take the bytes off)
                 nofcs = fcs_absent_frames(fr, claim)
+                if not fcs_absent:
+                    nofcs &= (fr.linktype & LT_FCS2) != 0
                 if nofcs.any():
-                    lts = np.where(nofcs, fr.linktype & ~LT_FCS, fr.linktype).tolist()
+                    lts = np.where(nofcs, fr.linktype & ~(LT_FCS | LT_FCS2), fr.linktype).tolist()
             tss = (fr.ts_ns.astype(object) - off_ns).tolist() if off_ns else fr.ts_ns.tolist()
             wls = fr.wirelen.tolist()
             for i, (lt, ts) in enumerate(zip(lts, tss)):
@@ -2056,7 +2062,8 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
                 damaged, lt = lt & LT_DAMAGED, lt & ~LT_DAMAGED
                 if lt not in ifaces:
                     ifaces[lt] = len(ifaces)
-                    fcs4 = struct.pack("<HH", 13, 1) + b"\x04\0\0\0" if lt & LT_FCS else b""  # if_fcslen 4
+                    fcs4 = (struct.pack("<HH", 13, 1) + b"\x04\0\0\0" if lt & LT_FCS else      # if_fcslen 4
+                            struct.pack("<HH", 13, 1) + b"\x02\0\0\0" if lt & LT_FCS2 else b"")  # 2 (tshark: 2 bytes)
                     parts.append(block(1, struct.pack("<HHI", lt & 0xFFFF, 0, 0) + fcs4 + idb_opts))
                 d = fr.data(i)
                 if lt & 0xFFFF in (0, 108):
@@ -2068,7 +2075,20 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
                     d += struct.pack("<HHIHH", 2, 4, 1 << 24, 0, 0)   # epb_flags, opt_endofopt
                 parts.append(block(6, epb(ifaces[lt], ts >> 32, ts & 0xFFFFFFFF, len(fr.data(i)), wls[i]) + d))
             out.write(b"".join(parts))
-    return stats, absent
+    return stats, absent, absent2
+
+
+def _claims_fcs2(path: Path, name: str) -> bool:
+    """Whether the first records the built-in reader reads in ``path`` claim a 2-byte FCS
+    (:data:`~kscc_traffic.capture.frames.LT_FCS2`: the pcap header's FCS length 1, pcapng
+    ``if_fcslen`` 2): the frames whose IP packet fills them are read without it by the builtin
+    decoder, while tshark takes 2 bytes off every frame (the copy drops the claim for them)."""
+    from ..capture.files import iter_frames
+    try:
+        fr = next(iter(iter_frames(path, 1 << 16, name=name)), None)
+    except (CaptureError, OSError):
+        return False
+    return fr is not None and bool(((np.asarray(fr.linktype, np.int64) & LT_FCS2) != 0).any())
 
 
 def _builtin_refusal(path: Path, name: str) -> CaptureError | None:
@@ -2218,7 +2238,7 @@ def read_packets(path: str | os.PathLike, tshark: str | None = None, *, name: st
         copied = _read_copy(exe, p, name, b.records, "", fcs_overlong=True)
         if copied is not None:
             return copied
-    if rc == 0 and b.fcs_mismatch:
+    if rc == 0 and (b.fcs_mismatch or _claims_fcs2(p, name)):
         # frames whose FCS does not match: when the built-in decoder reads some of them as
         # carrying none (the file's claim wrong: break-it 27 F3), the copy without the claim
         copied = _read_copy(exe, p, name, b.records, "", fcs_absent=True)
@@ -2490,7 +2510,7 @@ def _read_copy(exe: str, p: Path, name: str, have: int, why: str,
                                 bool(loop_families))
         if copied is None:
             return None
-        rstats, absent = copied
+        rstats, absent, absent2 = copied
         b, rc, msg = _dissect(exe, Path(tmp))
         if rc != 0 or b.records != rstats.records:
             return None
@@ -2508,8 +2528,11 @@ def _read_copy(exe: str, p: Path, name: str, have: int, why: str,
             stats.warn(line)
     if fcs_absent:
         from ..capture.decode import fcs_absent_note
-        stats.warn(f"{name}: {fcs_absent_note(absent)}")
-        stats.warn(f"{name}: tshark checks the FCS the file claims on those frames: it dissected "
+        if absent - absent2:
+            stats.warn(f"{name}: {fcs_absent_note(absent - absent2)}")
+        if absent2:
+            stats.warn(f"{name}: {fcs_absent_note(absent2, two=True)}")
+        stats.warn(f"{name}: tshark {'checks' if absent - absent2 else 'takes off'} the FCS the file claims on those frames: it dissected "
                    f"instead a copy of the {b.records} records the built-in reader reads in the file, "
                    "without that claim for them, so both engines read them")
         return _finish(b, stats, p, name, rc)
