@@ -179,3 +179,34 @@ def test_pcapng_if_fcslen_2_is_a_2_byte_fcs(tmp_path):
         assert (row.history, row.orig_pkts, row.orig_bytes) == ("ShADFf", 5, 63), engine
         assert [w.split(" frames the file")[0] for w in _warnings(a) if "2-byte FCS" in w] == ["ng.pcapng: decode: 6"], engine
 
+
+def test_ip_packets_cut_in_frames_4_bytes_short_are_not_said_whole(tmp_path):
+    """Frames that say they lost exactly 4 bytes (an FCS's worth: not counted as a snaplen cut)
+    and whose IP packets are cut by them were said to 'claim to be whole' (break-it s59 #3); the
+    line says they claim at most 4 bytes short, and counts them. Frames that say nothing keep
+    the old line."""
+    recs = tcp_session((AGENT, 40030), (SERVER, 13000), c_data=b"q" * 40, s_data=b"r" * 40)
+    path = tmp_path / "cut4.pcap"
+    out = []
+    for t, p in recs:
+        d = bytes(p)
+        us = round(t * 1e6)
+        keep = d[:-4] if len(d) > 60 else d
+        out.append(struct.pack("<IIII", us // 10**6, us % 10**6, len(keep), len(d)) + keep)
+    path.write_bytes(_head("<") + b"".join(out))
+    for engine, a in _engines(path).items():
+        lines = [w for w in _warnings(a) if "captured shorter than" in w]
+        assert lines == [
+            "cut4.pcap: 2 IP packets captured shorter than their IP length says, though the frames claim to be "
+            "whole or at most 4 bytes short (2 frames: taken as an FCS left off, not a snaplen cut) (cut by the "
+            "capturing tool without saying so, a snaplen just 4 bytes short of the packets, pktmon's 128-byte "
+            "default?, or a bad IP length): TLS, HTTP and DNS checks see only the bytes kept (column payload_cut)"], engine
+    whole = tmp_path / "whole.pcap"
+    whole.write_bytes(_head("<") + b"".join(
+        struct.pack("<IIII", 1000, i, len(bytes(p)[:-4]) if len(bytes(p)) > 60 else len(bytes(p)),
+                    len(bytes(p)[:-4]) if len(bytes(p)) > 60 else len(bytes(p)))
+        + (bytes(p)[:-4] if len(bytes(p)) > 60 else bytes(p)) for i, (t, p) in enumerate(recs)))
+    lines = [w for w in _warnings(analyze_file(whole, load_rules())) if "captured shorter than" in w]
+    assert [w.split(" (cut by")[0] for w in lines] == [
+        "whole.pcap: 2 IP packets captured shorter than their IP length says, though the frames claim to be whole"]
+

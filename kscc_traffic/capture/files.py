@@ -2475,7 +2475,8 @@ def _finish(reader, parser, stats: ReadStats, name: str, data, w: _Walk, n: int,
 
 
 def _count_cut(stats: ReadStats, caplen: np.ndarray, wirelen: np.ndarray) -> None:
-    """Count the records cut by the snaplen (more than a 4-byte FCS short) into ``stats``; not
+    """Count the records cut by the snaplen (more than a 4-byte FCS short) into ``stats``, and
+    those 1 to 4 bytes short (``fcs_short``: an FCS left off); not
     those whose original length is a damaged field (:data:`~kscc_traffic.capture.stats.WIRELEN_DAMAGED`
     or more: not a cut), nor those that hold no byte (captured length 0: counted
     as ``empty_records``)."""
@@ -2486,6 +2487,9 @@ def _count_cut(stats: ReadStats, caplen: np.ndarray, wirelen: np.ndarray) -> Non
     if short.any():
         stats.cut_frames += int(np.count_nonzero(short))
         stats.cut_caplen = max(stats.cut_caplen, int(caplen[short].max()))
+    fcs = (wirelen.astype(np.int64) > caplen) & ~short & (wirelen < WIRELEN_DAMAGED) & ~empty
+    if fcs.any():
+        stats.fcs_short += int(np.count_nonzero(fcs))
 
 
 def _record_stop(stats: ReadStats, st: _Stop, name: str, kind: str, total: int, stream: bool = False) -> None:

@@ -739,6 +739,7 @@ class PacketBuilder:
         st.sealed += self.vj_tcp + self.ppp_sealed + self.protected + self.macsec_encrypted
         st.malformed += self.malformed
         st.cut_frames += self.cut.cut_frames
+        st.fcs_short += self.cut.fcs_short
         st.empty_records += self.cut.empty_records
         st.cut_caplen = max(st.cut_caplen, self.cut.cut_caplen)
         if self.latest_ns is not None:
@@ -2517,7 +2518,7 @@ def _read_copy(exe: str, p: Path, name: str, have: int, why: str,
     finally:
         os.unlink(tmp)
     cut = ReadStats(records=rstats.records, cut_frames=rstats.cut_frames, cut_caplen=rstats.cut_caplen,
-                    empty_records=rstats.empty_records)
+                    empty_records=rstats.empty_records, fcs_short=rstats.fcs_short)
     cut.warn_cut(name)              # (said again below, with tshark's count)
     cut.warn_empty_records(name)
     stats = ReadStats(records=b.records, bytes_read=p.stat().st_size, malformed=rstats.malformed,
