@@ -210,3 +210,39 @@ def test_ip_packets_cut_in_frames_4_bytes_short_are_not_said_whole(tmp_path):
     assert [w.split(" (cut by")[0] for w in lines] == [
         "whole.pcap: 2 IP packets captured shorter than their IP length says, though the frames claim to be whole"]
 
+
+def test_ipv6_mobility_hip_and_shim6_headers_end_the_chain(tmp_path):
+    """The builtin decoder walked the Mobility Header (135), HIP (139) and Shim6 (140) as
+    extension headers, to their Next Header / Payload Proto (59 by RFC 6275 §6.1.1 and RFC 7401
+    §5.1: rows of protocol 59 and 0 bytes, a TCP flow behind a Mobility Header whose Payload
+    Proto said 6), while Wireshark, and so the tshark engine, ends the chain there (one flow of
+    protocol 135 with the headers' bytes). Both engines, and both decoder paths, now give the
+    rows Wireshark gives: a Shim6 payload extension header (RFC 5533 §5.1, P bit set) is still
+    walked to the TCP segment after it, a Shim6 control message ends the chain."""
+    from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt
+    from scapy.layers.l2 import Ether
+
+    from decodecheck import decoded
+    from pcapbuild import pcap_bytes
+    src, dst = "2001:db8::10", "2001:db8:1::10"
+    eth = Ether(src="02:00:00:00:00:10", dst="02:00:00:00:00:01")
+    mh = bytes([59, 0, 0, 0, 0, 0, 0, 0])                       # Binding Refresh Request, proto 59
+    mh_tcp = bytes([6, 0, 0, 0, 0, 0, 0, 0])                    # Payload Proto 6 ("a future extension")
+    syn = bytes(IPv6(src=src, dst=dst) / __import__("scapy.layers.inet", fromlist=["TCP"]).TCP(
+        sport=40000, dport=13000, flags="S"))[40:]
+    hip = bytes([59, 4, 0x10, 0x02]) + bytes(36)                # HIP header: 40 bytes (4 + 1) * 8
+    shim6 = bytes([59, 0, 0x01, 0]) + bytes(4)                  # a Shim6 control message (P clear)
+    shim6_payload = bytes([6, 0, 0x80, 0]) + b"\0\0\0\x01"     # a payload extension header (P set)
+    frames = [eth / IPv6(src=src, dst=dst, nh=135) / mh,
+              eth / IPv6(src=src, dst=dst, nh=135) / (mh_tcp + syn),
+              eth / IPv6(src=src, dst=dst) / IPv6ExtHdrDestOpt(nh=139) / hip,
+              eth / IPv6(src=src, dst=dst, nh=140) / shim6,
+              eth / IPv6(src=src, dst=dst, nh=140) / (shim6_payload + syn)]
+    path = tmp_path / "mh.pcap"
+    path.write_bytes(pcap_bytes([(1000 + k * 0.01, bytes(f)) for k, f in enumerate(frames)]))
+    p = decoded(path)
+    assert p.cols["proto"].tolist() == [135, 135, 139, 140, 6]
+    assert p.stats.malformed == 0
+    for engine, a in _engines(path).items():
+        rows = sorted(zip(a.flows.proto, a.flows.orig_pkts, a.flows.orig_bytes, a.flows.orig_ip_bytes))
+        assert rows == [("135", 2, 36, 116), ("139", 1, 40, 88), ("140", 1, 8, 48), ("tcp", 1, 0, 68)], engine

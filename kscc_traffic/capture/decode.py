@@ -128,7 +128,7 @@ from dataclasses import dataclass, field as dc_field, replace
 import numpy as np
 
 from ._slowpath import (AF_INET6, ETH_BRIDGED, GENEVE_PORT, GTPU_PORT, IPPROTO_ETHERIP,
-                        IPPROTO_ETHERNET, IPV6_EXT,
+                        IPPROTO_ETHERNET, IPV6_EXT, SHIM6,
                         JUMBO_LLC, L2_SHIMS, L2TP_PORT, LISP_DATA_PORT, MAX_L2_SHIMS, MAX_MPLS_LABELS,
                         MAX_TUNNEL_DEPTH, MAX_VLAN_TAGS, MPLS_UDP_PORT, NSH_ETHERTYPE, GRE_UDP_PORT,
                         ROW_FIELDS, TEREDO_PORT, TZSP_PORT, VXLAN_GPE_PORT, VXLAN_LINUX_PORT, VXLAN_PORT,
@@ -223,6 +223,7 @@ _V4_SLOW = np.zeros(256, bool)              # IPv4 protocols left to the slow pa
 _V4_SLOW[[4, 41, 47, 51, IPPROTO_ETHERNET, IPPROTO_ETHERIP]] = True
 _V6_SLOW = _V4_SLOW.copy()                  # ... and IPv6 extension headers
 _V6_SLOW[list(IPV6_EXT)] = True
+_V6_SLOW[SHIM6] = True                      # (a payload extension header is walked: the P bit)
 # (for the compiled decode, _headers.fast_rows: the UDP ports _chunk leaves to the slow path, as
 # destination and as source, and the Ethernet type/length values of an LLC header)
 # (one table for both paths: _chunk's numpy reads them too)

@@ -306,7 +306,9 @@ _WANTED = frozenset(FIELDS)
 
 _PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "igmp": 2, "sctp": 132,
                   "gre": 47, "esp": 50, "ah": 51, "ospf": 89, "vrrp": 112, "pim": 103,
-                  "dccp": 33, "udplite": 136}
+                  "dccp": 33, "udplite": 136,
+                  # (IPv6 headers the chain ends at, as in the builtin decoder: _slowpath.IPV6_EXT)
+                  "mipv6": 135, "hip": 139, "shim6": 140}
 _ICMP = ("icmp", "icmpv6")
 #: ICMP / ICMPv6 error types whose quoted datagram is rebuilt (:func:`_quoted`): destination
 #: unreachable, source quench, redirect, time exceeded, parameter problem (ICMP 3, 4, 5, 11, 12);
@@ -987,9 +989,14 @@ class PacketBuilder:
         pre_frag = -1           # extension header bytes before that fragment header
         ah_bytes = 0            # AH after a fragment header: inside the reassembled payload
         ah_next = -1            # next header of the last AH walked
-        while j < len(protos) and (protos[j].startswith("ipv6.") or protos[j] == "ah"):
+        while j < len(protos) and (protos[j].startswith("ipv6.") or protos[j] == "ah"
+                                   or (protos[j] == "shim6" and j + 1 < len(protos))):
             name = protos[j]
-            if name == "ah":
+            if name == "shim6":
+                # (a Shim6 payload extension header, 8 bytes, with the upper layer after it; a
+                # control message ends the chain: protocol 140, as _slowpath.SHIM6 says)
+                ext_bytes += 8
+            elif name == "ah":
                 k = protos[:j].count("ah")
                 n = (_int(_at(f, "ah.length", k), 0) + 2) * 4
                 ah_next = _int(_at(f, "ah.next_header", k), -1)
