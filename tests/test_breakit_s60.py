@@ -246,3 +246,46 @@ def test_ipv6_mobility_hip_and_shim6_headers_end_the_chain(tmp_path):
     for engine, a in _engines(path).items():
         rows = sorted(zip(a.flows.proto, a.flows.orig_pkts, a.flows.orig_bytes, a.flows.orig_ip_bytes))
         assert rows == [("135", 2, 36, 116), ("139", 1, 40, 88), ("140", 1, 8, 48), ("tcp", 1, 0, 68)], engine
+
+
+@pytest.mark.parametrize("magic, extra, writer", [
+    (b"\xd4\xc3\xb2\xa1", struct.pack("<IHBx", 2, 0x0800, 0), "Red Hat 6.1's (the SS990417 patch)"),
+    (b"\xd4\xc3\xb2\xa1", b"\0\0\0\0", "Nokia IPSO's"),
+    (b"\x34\xcd\xb2\xa1", struct.pack("<IHBBBxxx", 2, 0x0800, 0, 0, 0), "SuSE 6.3's (the SS990915 patch)")])
+def test_pcap_variants_with_longer_record_headers_are_told_from_their_records(tmp_path, magic, extra, writer):
+    """pcap variants that put more bytes after the 16 standard ones of each record header (Red
+    Hat 6.1 and Nokia IPSO under the standard magic, SuSE 6.3 under the modified one) were read
+    with the header the magic implies: 'file cut mid-record', no IP packet, no flow (the tshark
+    engine read the connection, as Wireshark guesses the variant from the first records). The
+    reader now tells them the same way, and says so."""
+    recs = tcp_session((AGENT, 40800), (SERVER, 13000), c_data=b"\x16\x03\x01" + b"x" * 60, s_data=b"y" * 20)
+    body = [magic + struct.pack("<HHiIII", 2, 4, 0, 0, 65535, 1)]
+    for t, p in recs:
+        d = bytes(p)
+        body.append(struct.pack("<IIII", int(t), round((t % 1) * 1e6), len(d), len(d)) + extra + d)
+    path = tmp_path / "variant.pcap"
+    path.write_bytes(b"".join(body))
+    for engine, a in _engines(path).items():
+        row = a.flows.iloc[0]
+        assert len(a.flows) == 1 and (row.history, row.orig_bytes, row.resp_bytes) == ("ShADdFf", 63, 20), engine
+    lines = [w for w in _warnings(analyze_file(path, load_rules())) if "variant" in w]
+    n = 16 + len(extra)
+    assert lines == [f"variant.pcap: records with {n}-byte headers, the pcap variant {writer} tcpdump wrote (the "
+                     f"{n - 16} bytes after the standard 16 skipped), as Wireshark tells it from its first records: "
+                     "read so"]
+    sizes = {len(np.concatenate([fr.caplen for fr in iter_frames(path, chunk_bytes=c)])) for c in (64, 200, 1 << 20)}
+    assert sizes == {8}
+
+
+def test_a_standard_pcap_damaged_at_its_start_is_not_taken_for_a_variant(tmp_path):
+    """A standard file whose second record header is damaged is not read as a variant: the
+    damage is read past as before."""
+    one = tcp_session((AGENT, 40020), (SERVER, 13000), c_data=b"a" * 30)
+    raw = bytearray(_head("<") + _records(one, "<"))
+    first = 24 + 16 + len(bytes(one[0][1]))
+    raw[first + 8:first + 16] = b"\xff" * 8            # the second record's lengths
+    path = tmp_path / "dmg.pcap"
+    path.write_bytes(bytes(raw))
+    a = analyze_file(path, load_rules())
+    assert not [w for w in _warnings(a) if "variant" in w]
+    assert [w for w in _warnings(a) if "damaged record at offset" in w]

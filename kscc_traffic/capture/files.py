@@ -539,6 +539,9 @@ class _PcapParser:
         self.order = order
         self.mult = mult
         self.head = bytes(head[:24])
+        #: the writer of a pcap variant whose record headers are longer (:func:`_pcap_variant`),
+        #: None: the format the magic names
+        self.variant: str | None = None
         #: the file offset from which this parser reads records in the byte order opposite to the
         #: file header's (:func:`_flipped_parser`), None: the header's own
         self.flipped_from: int | None = None
@@ -920,6 +923,10 @@ class _PcapParser:
                        "read as 2.4, as Wireshark reads it".format(*self.header_version))
         if self.flipped_from is not None:
             out.append(flipped_note(n.get("flipped", 0), self.flipped_from, self.order))
+        if self.variant is not None and self.flipped_from is None:
+            out.append(f"records with {self.hdr_len}-byte headers, the pcap variant {self.variant} tcpdump wrote "
+                       f"(the {self.hdr_len - 16} bytes after the standard 16 skipped), as Wireshark tells it "
+                       "from its first records: read so")
         if n.get("over_snaplen"):
             out.append(f"{_records(n['over_snaplen'])} longer than the header's snaplen "
                        f"{self.snaplen} (kept)")
@@ -2145,6 +2152,42 @@ def _reserved_link_bits(parser: "_PcapParser", head: bytes, name: str, offset: i
             f"(0x{field & _PCAP_LT_RESERVED:08x}): read as link type {parser.linktype}")
 
 
+#: the pcap variants whose record headers hold more than the 16 standard bytes (the standard ones
+#: first, then the variant's), by magic kind: (record header bytes, what writes them), tried in
+#: this order when the file's first records do not follow one another with the standard header,
+#: as Wireshark's libpcap reader tries them (libpcap_try_variants)
+_PCAP_VARIANTS = {
+    16: ((24, "Red Hat 6.1's (the SS990417 patch)"), (20, "Nokia IPSO's")),
+    24: ((28, "SuSE 6.3's (the SS990915 patch)"),),
+}
+
+
+def _pcap_variant(parser: "_PcapParser", data, at_eof: bool):
+    """The record header length and writer of a pcap variant (:data:`_PCAP_VARIANTS`) whose
+    records ``data`` (the file's first bytes) hold: when the first records do not follow one
+    another with the header the magic implies (a run of :data:`~.resync.CHAIN` plausible
+    records, or to the end of the file: :func:`~.resync.pcap_records_at`) and do with the
+    variant's. None: the magic's own header (also when neither reads, damage then says it);
+    ``MORE`` (the string) when more bytes are needed to tell and may come."""
+    from .resync import pcap_records_at
+
+    def reads(hdr_len: int):
+        return pcap_records_at(data, parser.start, big=parser.order == ">", hdr_len=hdr_len,
+                               ns=parser.mult == 1, bound=parser.bound, last_sec=None, at_eof=at_eof)
+    own = reads(parser.hdr_len)
+    if own is None:
+        return MORE
+    if own or len(data) <= parser.start:
+        return None
+    for hdr_len, writer in _PCAP_VARIANTS.get(parser.hdr_len, ()):
+        ok = reads(hdr_len)
+        if ok is None:
+            return MORE
+        if ok:
+            return hdr_len, writer
+    return None
+
+
 def flipped_note(k: int, offset: int, order: str) -> str:
     """The warning line (without the file name) for ``k`` pcap records from file ``offset`` on
     written in the byte order ``order`` (``"<"`` or ``">"``), the opposite of the file header's
@@ -2177,6 +2220,7 @@ def _flipped_parser(parser: "_PcapParser", data, q: int, at_eof: bool, last_ns: 
     head = parser.head[:4][::-1] + struct.pack(other + "HHiIII", *fields)
     flipped = _PcapParser(head, name)
     flipped.mult, flipped.units_open, flipped.nano_in_usec = parser.mult, False, 0
+    flipped.hdr_len, flipped.variant = parser.hdr_len, parser.variant
     flipped.flipped_from = q
     if parser.flipped_from is not None:      # (back to the header's own order)
         flipped.flipped_from = None
@@ -2238,6 +2282,13 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
         at_eof = reader.eof()
     parser = _sniff(data, name, at_eof)
     if isinstance(parser, _PcapParser):
+        variant = _pcap_variant(parser, data, at_eof)
+        while variant == MORE:
+            data = bytes(data) + reader.read(max(len(data), 1 << 16))
+            at_eof = reader.eof()
+            variant = _pcap_variant(parser, data, at_eof)
+        if variant is not None:
+            parser.hdr_len, parser.variant = variant
         line = _reserved_link_bits(parser, data, name)
         if line:
             stats.warn(line)
