@@ -2168,21 +2168,33 @@ def _pcap_variant(parser: "_PcapParser", data, at_eof: bool):
     another with the header the magic implies (a run of :data:`~.resync.CHAIN` plausible
     records, or to the end of the file: :func:`~.resync.pcap_records_at`) and do with the
     variant's. None: the magic's own header (also when neither reads, damage then says it);
-    ``MORE`` (the string) when more bytes are needed to tell and may come."""
-    from .resync import pcap_records_at
+    an int when more bytes are needed to tell and may come: the length ``data`` must reach
+    (those records' bytes: the first chunk of a file read in small chunks grows no further)."""
+    from .resync import CHAIN, pcap_records_at
+    caplen = struct.Struct(parser.order + "8xI").unpack_from
 
     def reads(hdr_len: int):
-        return pcap_records_at(data, parser.start, big=parser.order == ">", hdr_len=hdr_len,
-                               ns=parser.mult == 1, bound=parser.bound, last_sec=None, at_eof=at_eof)
+        ok = pcap_records_at(data, parser.start, big=parser.order == ">", hdr_len=hdr_len,
+                             ns=parser.mult == 1, bound=parser.bound, last_sec=None, at_eof=at_eof)
+        if ok is not None:
+            return ok
+        p = parser.start                    # (where the bytes of the run end)
+        for _ in range(CHAIN):
+            if p + hdr_len > len(data):
+                return p + hdr_len
+            p += hdr_len + caplen(data, p)[0]
+            if p > len(data):
+                return p
+        return len(data) + 1
     own = reads(parser.hdr_len)
-    if own is None:
-        return MORE
+    if not isinstance(own, bool):
+        return own
     if own or len(data) <= parser.start:
         return None
     for hdr_len, writer in _PCAP_VARIANTS.get(parser.hdr_len, ()):
         ok = reads(hdr_len)
-        if ok is None:
-            return MORE
+        if not isinstance(ok, bool):
+            return ok
         if ok:
             return hdr_len, writer
     return None
@@ -2283,8 +2295,8 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
     parser = _sniff(data, name, at_eof)
     if isinstance(parser, _PcapParser):
         variant = _pcap_variant(parser, data, at_eof)
-        while variant == MORE:
-            data = bytes(data) + reader.read(max(len(data), 1 << 16))
+        while isinstance(variant, int):         # (the bytes needed to tell: read just those)
+            data = bytes(data) + reader.read(max(variant - len(data), 1))
             at_eof = reader.eof()
             variant = _pcap_variant(parser, data, at_eof)
         if variant is not None:
