@@ -289,3 +289,20 @@ def test_a_standard_pcap_damaged_at_its_start_is_not_taken_for_a_variant(tmp_pat
     a = analyze_file(path, load_rules())
     assert not [w for w in _warnings(a) if "variant" in w]
     assert [w for w in _warnings(a) if "damaged record at offset" in w]
+
+
+def test_a_pcap_fcs_length_no_link_layer_has_is_said_and_ignored_by_both_engines(tmp_path):
+    """FCS bits giving 3 words (48 bits): the builtin reader ignored them without a word, tshark
+    read the frames by them and the tshark engine dropped two as failing their FCS (the flow
+    ShAFf, 4 packets, 'blocked tls_failed'). A line says it; both engines read the frames whole."""
+    path = _fcs2_capture(tmp_path, "fcs6.pcap", b"\xab\xcd" * 3)
+    raw = bytearray(path.read_bytes())
+    struct.pack_into("<I", raw, 20, 0x3400_0001)
+    path.write_bytes(bytes(raw))
+    for engine, a in _engines(path).items():
+        row = a.flows.iloc[0]
+        assert (row.history, row.orig_pkts, row.orig_bytes, row.resp_bytes) == ("ShADdFf", 5, 63, 30), engine
+        assert [w for w in _warnings(a) if "48-bit" in w] == [
+            "fcs6.pcap: the pcap header's FCS bits say every frame ends with a 48-bit FCS (FCS length 3, in 16-bit "
+            "words), which no link layer has (16 or 32 bits): a damaged header, ignored; the frames are read whole"], engine
+        assert not [w for w in _warnings(a) if "damaged (bad FCS" in w], engine

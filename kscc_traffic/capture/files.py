@@ -2139,6 +2139,27 @@ def _seek_records(parser, data, start: int, at_eof: bool, base: int, last_ns: in
 _PCAP_LT_RESERVED = 0x0BFF_0000
 
 
+def odd_fcs_words(head: bytes) -> int:
+    """The FCS length (in 16-bit words, libpcap's ``LT_FCS_LENGTH``) a pcap file header
+    (``head``, its first 24 bytes) gives with the P bit set when it is none the reader takes: not
+    0, 1 (2 bytes, :data:`~.frames.LT_FCS2`) nor 2 (4 bytes, :data:`~.frames.LT_FCS`); else 0
+    (also for a pcapng file or too few bytes)."""
+    magic = bytes(head[:4])
+    if len(head) < 24 or magic not in _PCAP_MAGICS:
+        return 0
+    (field,) = struct.unpack_from(_PCAP_MAGICS[magic][0] + "I", head, 20)
+    words = field >> 28 if field & 0x0400_0000 else 0
+    return words if words > 2 else 0
+
+
+def odd_fcs_note(words: int) -> str:
+    """The warning line (without the file name) for a pcap header whose FCS bits give ``words``
+    (:func:`odd_fcs_words`)."""
+    return (f"the pcap header's FCS bits say every frame ends with a {16 * words}-bit FCS (FCS length {words}, "
+            "in 16-bit words), which no link layer has (16 or 32 bits): a damaged header, ignored; the frames "
+            "are read whole")
+
+
 def _reserved_link_bits(parser: "_PcapParser", head: bytes, name: str, offset: int = 0) -> str | None:
     """The warning line for a pcap header (``head``, its 24 bytes; at file ``offset``: a second
     header of captures joined with ``cat``) whose link-type field sets reserved bits (read as the
@@ -2304,6 +2325,8 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
         line = _reserved_link_bits(parser, data, name)
         if line:
             stats.warn(line)
+        if odd_fcs_words(data):
+            stats.warn(f"{name}: {odd_fcs_note(odd_fcs_words(data))}")
     first_parser = parser          # (FTP ASCII-mode damage is looked for under it, once)
     base = 0                       # file offset of data[0]
     pos = parser.start

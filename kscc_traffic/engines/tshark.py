@@ -1985,7 +1985,7 @@ def _loop_header(lt: int, d: bytes) -> bytes | None:
 
 def _readable_copy(path: Path, name: str, have: int, dest: Path,
                    fcs_overlong: bool = False, fcs_absent: bool = False,
-                   loop_family: bool = False) -> tuple[ReadStats, int] | None:
+                   loop_family: bool = False, odd_fcs: bool = False) -> tuple[ReadStats, int, int] | None:
     """Write to ``dest`` a pcapng holding the records the built-in reader reads in ``path``
     (:func:`kscc_traffic.capture.files.iter_frames`: past the blocks it skips, such as a packet
     block naming an undefined interface), with their times (ns, ``if_tsresol`` 9) and link
@@ -1999,7 +1999,9 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
     claim in the copy. ``loop_family``: instead, None when no BSD loopback frame has a family
     Wireshark does not read as the builtin decoder does (:func:`_loop_header`); the count
     returned is then that of those frames. In every copy such a frame's header is written as
-    :func:`_loop_header` gives it (its IP packet is left as it is).
+    :func:`_loop_header` gives it (its IP packet is left as it is). ``odd_fcs``: the copy
+    always (a pcap header whose FCS length no link layer has: tshark reads the frames by it, the
+    copy has no FCS claim).
     An interface whose frames end with a 4-byte FCS keeps ``if_fcslen`` 4 in the copy; the others
     have none."""
     import struct
@@ -2033,7 +2035,7 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
         from ..capture.files import FCS_OVERLONG_TEXT
         if stats is None or not any(FCS_OVERLONG_TEXT in w for w in stats.warnings):
             return None
-    elif not fcs_absent and not loop_family and (stats is None or (n <= have and not read_past)):
+    elif not fcs_absent and not loop_family and not odd_fcs and (stats is None or (n <= have and not read_past)):
         return None
     # times before 1970 (if_tsoffset < 0): an interface offset so that every raw time is >= 0
     off_s = -((-lo + 999_999_999) // 1_000_000_000) if lo < 0 else 0
@@ -2084,6 +2086,17 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
                 parts.append(block(6, epb(ifaces[lt], ts >> 32, ts & 0xFFFFFFFF, len(fr.data(i)), wls[i]) + d))
             out.write(b"".join(parts))
     return stats, absent, absent2
+
+
+def _odd_fcs_file(path: Path) -> bool:
+    """Whether ``path`` is a pcap file whose header's FCS bits give a length no link layer has
+    (:func:`~kscc_traffic.capture.files.odd_fcs_words`; a compressed or unreadable file: no)."""
+    from ..capture.files import odd_fcs_words
+    try:
+        with open(path, "rb") as fh:
+            return odd_fcs_words(fh.read(24)) > 0
+    except OSError:
+        return False
 
 
 def _claims_fcs2(path: Path, name: str) -> bool:
@@ -2244,6 +2257,12 @@ def read_packets(path: str | os.PathLike, tshark: str | None = None, *, name: st
         # malformed (nothing above the link layer), the built-in reader without an FCS
         # (break-it 22 F6): the copy of the records the built-in reader reads is dissected
         copied = _read_copy(exe, p, name, b.records, "", fcs_overlong=True)
+        if copied is not None:
+            return copied
+    if rc == 0 and _odd_fcs_file(p):
+        # a pcap header FCS length no link layer has (3 words or more): the builtin reader
+        # ignores it, tshark reads frames by it (and drops some as failing their FCS)
+        copied = _read_copy(exe, p, name, b.records, "", odd_fcs=True)
         if copied is not None:
             return copied
     if rc == 0 and (b.fcs_mismatch or _claims_fcs2(p, name)):
@@ -2498,7 +2517,7 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
 
 def _read_copy(exe: str, p: Path, name: str, have: int, why: str,
                fcs_overlong: bool = False, fcs_absent: bool = False,
-               loop_families: Mapping[int, int] | None = None) -> Packets | None:
+               loop_families: Mapping[int, int] | None = None, odd_fcs: bool = False) -> Packets | None:
     """tshark stopped after ``have`` frames (``why``: its message): dissect the copy of the
     records the built-in reader reads (:func:`_readable_copy`) when it holds more; None when it
     does not, or when tshark cannot read the copy to its end either. ``fcs_overlong``: tshark
@@ -2509,13 +2528,15 @@ def _read_copy(exe: str, p: Path, name: str, have: int, why: str,
     for those (else None). ``loop_families``: tshark read BSD loopback frames of these address
     families as no IP (:attr:`PacketBuilder.loop_families`): dissect the copy, their headers
     written as Wireshark reads the family the builtin decoder reads (:func:`_loop_header`),
-    when the built-in reader finds such frames (else None)."""
+    when the built-in reader finds such frames (else None). ``odd_fcs``: the pcap header's FCS
+    length is none a link layer has (:func:`~kscc_traffic.capture.files.odd_fcs_words`): dissect
+    the copy, which has no FCS claim, as the builtin decoder reads the frames."""
     import tempfile
     fd, tmp = tempfile.mkstemp(prefix="kscc-traffic-", suffix=".pcapng")
     os.close(fd)
     try:
         copied = _readable_copy(p, name, have, Path(tmp), fcs_overlong, fcs_absent,
-                                bool(loop_families))
+                                bool(loop_families), odd_fcs)
         if copied is None:
             return None
         rstats, absent, absent2 = copied
@@ -2551,6 +2572,11 @@ def _read_copy(exe: str, p: Path, name: str, have: int, why: str,
                    f"{b.records} records the built-in reader reads in the file, with the family written as "
                    "Wireshark reads it (2 for IPv4, 24 for IPv6; big-endian under LINKTYPE_LOOP), so both "
                    "engines read them")
+        return _finish(b, stats, p, name, rc)
+    if odd_fcs:
+        stats.warn(f"{name}: tshark reads the frames by that FCS length (some then fail its check): it "
+                   f"dissected instead a copy of the {b.records} records the built-in reader reads in the "
+                   "file, without the claim, so both engines read them")
         return _finish(b, stats, p, name, rc)
     if fcs_overlong:
         stats.warn(f"{name}: tshark reads the frames whose FCS length is longer than themselves as "
