@@ -306,3 +306,20 @@ def test_a_pcap_fcs_length_no_link_layer_has_is_said_and_ignored_by_both_engines
             "fcs6.pcap: the pcap header's FCS bits say every frame ends with a 48-bit FCS (FCS length 3, in 16-bit "
             "words), which no link layer has (16 or 32 bits): a damaged header, ignored; the frames are read whole"], engine
         assert not [w for w in _warnings(a) if "damaged (bad FCS" in w], engine
+
+
+def test_a_flipped_header_whose_length_reads_as_a_cut_record_is_read_in_its_order(tmp_path):
+    """A record of 256 bytes written big-endian under a little-endian header reads as 65,536
+    bytes: a record 'cut by the end of the file', not damage ("file cut mid-record at offset
+    634: 812 of 65552 bytes present", the second connection lost). The records that follow in
+    the other order are read in it there too."""
+    one = tcp_session((AGENT, 40020), (SERVER, 13000), c_data=b"a" * 30, s_data=b"b" * 20)
+    two = tcp_session((AGENT, 40021), (SERVER, 13000), t0=1010.0, c_data=b"c" * 30, s_data=b"d" * 20)
+    two[0] = (two[0][0], bytes(two[0][1]) + bytes(256 - len(bytes(two[0][1]))))   # (Ethernet padding)
+    path = tmp_path / "flip256.pcap"
+    path.write_bytes(_head("<") + _records(one, "<") + _records(two, ">"))
+    for engine, a in _engines(path).items():
+        assert sorted(a.flows.orig_p.tolist()) == [40020, 40021], engine
+        assert [w.split(" on are")[0] for w in _warnings(a) if "byte order" in w] == [
+            "flip256.pcap: 8 records from offset 634"], engine
+        assert not [w for w in _warnings(a) if "cut mid-record" in w], engine

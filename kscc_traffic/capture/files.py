@@ -2415,9 +2415,10 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
                     stats.warn(line)
                 pos = q + 24
                 continue
-        if w.stop is not None and not w.stop.cut and isinstance(parser, _PcapParser):
+        if w.stop is not None and isinstance(parser, _PcapParser):
             # records written in the other byte order from there on (a writer's mistake, captures
-            # joined without the second header): read on in that order
+            # joined without the second header): read on in that order (also where the walk took
+            # such a header's length for a record cut by the end of the file: 256 read as 65536)
             q = w.stop.offset - base
             real = (w.cols["caplen"] > 0) & (w.cols["ts_ns"] > 0)
             ref = _reference_ns(np.concatenate([recent, w.cols["ts_ns"][real][-255:]])[-255:])
