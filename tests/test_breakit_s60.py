@@ -289,6 +289,12 @@ def test_a_standard_pcap_damaged_at_its_start_is_not_taken_for_a_variant(tmp_pat
     a = analyze_file(path, load_rules())
     assert not [w for w in _warnings(a) if "variant" in w]
     assert [w for w in _warnings(a) if "damaged record at offset" in w]
+    # one record and 8 bytes after it also chain as one 24-byte-header record: not taken for a variant
+    lone = tmp_path / "lone.pcap"
+    lone.write_bytes(_head("<") + _records(one[:1], "<") + b"\x01" * 8)
+    a = analyze_file(lone, load_rules())
+    assert len(a.flows) == 1 and a.flows.iloc[0].orig_p == 40020
+    assert not [w for w in _warnings(a) if "variant" in w]
 
 
 def test_a_pcap_fcs_length_no_link_layer_has_is_said_and_ignored_by_both_engines(tmp_path):

@@ -2207,6 +2207,13 @@ def _pcap_variant(parser: "_PcapParser", data, at_eof: bool):
             if p > len(data):
                 return p
         return len(data) + 1
+    def records(hdr_len: int) -> int:
+        """Records (up to CHAIN) of the run, once it reads."""
+        p, k = parser.start, 0
+        while k < CHAIN and p + hdr_len <= len(data):
+            p += hdr_len + caplen(data, p)[0]
+            k += 1
+        return k
     own = reads(parser.hdr_len)
     if not isinstance(own, bool):
         return own
@@ -2216,7 +2223,7 @@ def _pcap_variant(parser: "_PcapParser", data, at_eof: bool):
         ok = reads(hdr_len)
         if not isinstance(ok, bool):
             return ok
-        if ok:
+        if ok and records(hdr_len) >= 2:   # (not one record and a few bytes after it)
             return hdr_len, writer
     return None
 
