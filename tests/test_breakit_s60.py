@@ -219,6 +219,7 @@ def test_ipv6_mobility_hip_and_shim6_headers_end_the_chain(tmp_path):
     protocol 135 with the headers' bytes). Both engines, and both decoder paths, now give the
     rows Wireshark gives: a Shim6 payload extension header (RFC 5533 §5.1, P bit set) is still
     walked to the TCP segment after it, a Shim6 control message ends the chain."""
+    from scapy.layers.inet import TCP
     from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt
     from scapy.layers.l2 import Ether
 
@@ -228,8 +229,7 @@ def test_ipv6_mobility_hip_and_shim6_headers_end_the_chain(tmp_path):
     eth = Ether(src="02:00:00:00:00:10", dst="02:00:00:00:00:01")
     mh = bytes([59, 0, 0, 0, 0, 0, 0, 0])                       # Binding Refresh Request, proto 59
     mh_tcp = bytes([6, 0, 0, 0, 0, 0, 0, 0])                    # Payload Proto 6 ("a future extension")
-    syn = bytes(IPv6(src=src, dst=dst) / __import__("scapy.layers.inet", fromlist=["TCP"]).TCP(
-        sport=40000, dport=13000, flags="S"))[40:]
+    syn = bytes(IPv6(src=src, dst=dst) / TCP(sport=40000, dport=13000, flags="S"))[40:]
     hip = bytes([59, 4, 0x10, 0x02]) + bytes(36)                # HIP header: 40 bytes (4 + 1) * 8
     shim6 = bytes([59, 0, 0x01, 0]) + bytes(4)                  # a Shim6 control message (P clear)
     shim6_payload = bytes([6, 0, 0x80, 0]) + b"\0\0\0\x01"     # a payload extension header (P set)
