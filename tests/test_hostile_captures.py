@@ -893,7 +893,7 @@ def _ext(nh: int, body_len8: int, fill: bytes = b"\x01") -> bytes:
 
 def test_ipv6_only_real_extension_headers_are_walked(tmp_path):
     """TCP behind hop-by-hop, routing, destination options, AH, destination options; UDP behind
-    mobility, HIP and shim6 headers; SCTP and ESP never get ports; a lone non-first fragment
+    a Shim6 payload extension header; SCTP and ESP never get ports; a lone non-first fragment
     has no ports; a jumbogram (payload length 0) is sized from the capture."""
     c = Conn((CLIENT6, EPHEMERAL), (SERVER6, AGENT_PORT))
     syn = tcp(EPHEMERAL, AGENT_PORT, 1000, 0, SYN)
@@ -905,8 +905,10 @@ def test_ipv6_only_real_extension_headers_are_walked(tmp_path):
     synack = tcp(AGENT_PORT, EPHEMERAL, 5000, 1001, SYN | ACK)
     ack = c.c(ACK, seq=1001)
     dns_q = dns_msg(dns_name(KSC_NAME), response=False, qtype=28)
-    mob = ip6(CLIENT6, RESOLVER6, 135, _ext(139, 0) + _ext(140, 0) + _ext(17, 0)
-              + udp(53000, 53, dns_q))                     # mobility -> HIP -> shim6 -> UDP
+    # (a Shim6 payload extension header, P bit set, is walked; the Mobility Header and HIP end
+    # the chain, as RFC 6275 / RFC 7401 and Wireshark have it: test_breakit_s60)
+    mob = ip6(CLIENT6, RESOLVER6, 140, bytes([17, 0, 0x80, 0]) + b"\0\0\0\x01"
+              + udp(53000, 53, dns_q))                     # shim6 payload -> UDP
     sctp = ip6(CLIENT6, SERVER6, 0, _ext(132, 0) + struct.pack("!HHI", 3868, 3868, 7) + b"\0" * 20)
     esp = ip6(CLIENT6, SERVER6, 50, struct.pack("!II", 0x1000, 1) + b"\x99" * 40)
     frag = ip6(CLIENT6, RESOLVER6, 44, struct.pack("!BBHI", 17, 0, 1448 | 0, 0xBEEF)  # offset 1448

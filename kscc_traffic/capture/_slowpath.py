@@ -71,8 +71,18 @@ JUMBO_LLC = 0x8870
 #: link; RFC 1968 ECP: 0x0053, 0x0055 per link): MPPE in a PPTP VPN (RFC 3078) sends every
 #: packet as 0x00fd, so the IP packets inside cannot be read
 PPP_SEALED = frozenset((0x00FD, 0x00FB, 0x0053, 0x0055))
-#: IPv6 extension headers walked to reach the upper layer (44 fragment handled apart)
-IPV6_EXT = frozenset((0, 43, 44, 60, 51, 135, 139, 140))
+#: IPv6 extension headers walked to reach the upper layer (44 fragment handled apart; a Shim6
+#: header, :data:`SHIM6`, only when it is a payload extension header). Not the Mobility Header
+#: (135) nor HIP (139), though IANA lists them as extension headers: RFC 6275 §6.1.1 has a
+#: Mobility Header's Payload Proto be 59 (IPPROTO_NONE; other values are for "a future
+#: extension"), RFC 7401 §5.1 a HIP header's Next Header be 59, and Wireshark ends the chain
+#: there (its mipv6 and hip dissectors go no further): such a packet is a flow of protocol 135 /
+#: 139 carrying that header's bytes, as the tshark engine shows it
+IPV6_EXT = frozenset((0, 43, 44, 60, 51))
+#: Shim6 (RFC 5533 §5): a payload extension header (P bit, the first of its third byte, set; 8
+#: bytes) is followed by the upper layer and walked, as Wireshark walks it; a control message
+#: (P clear, Next Header 59) ends the chain (a flow of protocol 140)
+SHIM6 = 140
 #: AF_INET6 in DLT_NULL / DLT_LOOP headers: Linux, Windows, NetBSD/OpenBSD, FreeBSD, Darwin
 AF_INET6 = frozenset((10, 23, 24, 28, 30))
 V4MAPPED = 0xFFFF_0000_0000
@@ -1514,7 +1524,7 @@ class SlowDecoder:
         datagram.
         """
         final = home = None
-        while nh in IPV6_EXT:
+        while nh in IPV6_EXT or (nh == SHIM6 and dend - p >= 3 and d[p + 2] & 0x80):
             if nh == 44:
                 if dend - p < 8:
                     break

@@ -128,12 +128,12 @@ from dataclasses import dataclass, field as dc_field, replace
 import numpy as np
 
 from ._slowpath import (AF_INET6, ETH_BRIDGED, GENEVE_PORT, GTPU_PORT, IPPROTO_ETHERIP,
-                        IPPROTO_ETHERNET, IPV6_EXT,
+                        IPPROTO_ETHERNET, IPV6_EXT, SHIM6,
                         JUMBO_LLC, L2_SHIMS, L2TP_PORT, LISP_DATA_PORT, MAX_L2_SHIMS, MAX_MPLS_LABELS,
                         MAX_TUNNEL_DEPTH, MAX_VLAN_TAGS, MPLS_UDP_PORT, NSH_ETHERTYPE, GRE_UDP_PORT,
                         ROW_FIELDS, TEREDO_PORT, TZSP_PORT, VXLAN_GPE_PORT, VXLAN_LINUX_PORT, VXLAN_PORT,
                         SlowDecoder)
-from .frames import LT_DAMAGED, LT_FCS, LT_MASK, Frames
+from .frames import LT_DAMAGED, LT_FCS, LT_FCS2, LT_MASK, Frames
 from .packets import PACKET_COLUMNS, Packets
 from .resync import sum16
 
@@ -223,6 +223,7 @@ _V4_SLOW = np.zeros(256, bool)              # IPv4 protocols left to the slow pa
 _V4_SLOW[[4, 41, 47, 51, IPPROTO_ETHERNET, IPPROTO_ETHERIP]] = True
 _V6_SLOW = _V4_SLOW.copy()                  # ... and IPv6 extension headers
 _V6_SLOW[list(IPV6_EXT)] = True
+_V6_SLOW[SHIM6] = True                      # (a payload extension header is walked: the P bit)
 # (for the compiled decode, _headers.fast_rows: the UDP ports _chunk leaves to the slow path, as
 # destination and as source, and the Ethernet type/length values of an LLC header)
 # (one table for both paths: _chunk's numpy reads them too)
@@ -310,8 +311,8 @@ def decode(frames: Frames, *, fast: bool = True, counters: "DecodeCounters | Non
     damaged = None
     if lt0 > LT_MASK if uniform else bool((lt > LT_MASK).any()):
         # what the file says of the frames: an FCS at their end, damaged (Frames.linktype)
-        lt, cap, wire, damaged, marked, mismatch, absent = _file_flags(buf, off, cap, frames.wirelen, lt, bad,
-                                                                           fcs_claim)
+        lt, cap, wire, damaged, marked, mismatch, absent, absent2 = _file_flags(buf, off, cap, frames.wirelen, lt,
+                                                                                    bad, fcs_claim)
         lt0 = int(lt[0])
         uniform = bool((lt == lt0).all())
     if uniform:                                     # one link type: the usual case
@@ -412,6 +413,7 @@ def decode(frames: Frames, *, fast: bool = True, counters: "DecodeCounters | Non
         mine.damaged_marked += marked
         mine.fcs_mismatch += mismatch
         mine.fcs_absent += absent
+        mine.fcs2_absent += absent2
     if counters is None:
         stats.warnings.extend(mine.warnings())
         stats.sealed += mine.sealed
@@ -446,7 +448,7 @@ def _file_flags(buf, off: np.ndarray, cap: np.ndarray, wirelen: np.ndarray, lt: 
     :data:`~.frames.LT_DAMAGED`). Returns (link types without the bits, captured lengths and
     original lengths without the FCS (int64), the mask of damaged frames, how many the capture
     marks damaged, how many whose FCS does not match, how many read without the FCS the file
-    claims). The FCS of an Ethernet or plain 802.11
+    claims, how many read without the 2-byte FCS their file claims). The FCS of an Ethernet or plain 802.11
     frame captured whole is checked (CRC-32, one ``zlib.crc32`` per frame: only the frames of
     a file that says they carry one); a frame the snaplen cut keeps it unchecked.
 
@@ -457,14 +459,18 @@ def _file_flags(buf, off: np.ndarray, cap: np.ndarray, wirelen: np.ndarray, lt: 
     first checked frames all fail (:data:`_FCS_ALL_FAIL` of them, or fewer with one such
     frame among them, or all the file has). That decision is the file's: with ``claim``
     (:class:`FcsClaim`, a capture read in chunks) it is made on the first chunk that checks
-    frames (or left waiting, ``claim.waiting``) and kept for the following ones."""
+    frames (or left waiting, ``claim.waiting``) and kept for the following ones.
+
+    A 2-byte FCS (:data:`~.frames.LT_FCS2`, Ethernet) is taken off unchecked, as Wireshark
+    does, except from a frame whose IP packet fills it: that one is read without it and counted
+    (the last value)."""
     flags = np.where(lt > 0, lt & ~LT_MASK, 0)
     base = np.where(lt > 0, lt & LT_MASK, lt)
     damaged = (flags & LT_DAMAGED) != 0
     marked = int(np.count_nonzero(damaged & ~bad))
     wire = np.asarray(wirelen, np.int64)
     fcs = ((flags & LT_FCS) != 0) & ~damaged & ~bad & np.isin(base, _FCS_CHECKED) & (cap >= 4)
-    mismatch = absent = 0
+    mismatch = absent = absent2 = 0
     if fcs.any():
         mv = memoryview(buf)
         whole = fcs & (wire <= cap)
@@ -500,7 +506,20 @@ def _file_flags(buf, off: np.ndarray, cap: np.ndarray, wirelen: np.ndarray, lt: 
         missing = np.maximum(wire - cap, 0)
         cap = np.where(fcs, cap - np.clip(4 - missing, 0, 4), cap)
         wire = np.where(fcs, np.maximum(wire - 4, cap), wire)
-    return base, cap, wire, damaged, marked, mismatch, absent
+    fcs2 = ((flags & LT_FCS2) != 0) & ((flags & LT_FCS) == 0) & ~damaged & ~bad & (base == 1) & (cap >= 2)
+    if fcs2.any():
+        # a 2-byte FCS (LT_FCS2): taken off unchecked, as Wireshark does, but not from a frame
+        # whose IP packet fills it (no room for it: read without it, counted as a wrong claim)
+        mv = memoryview(buf)
+        fill = [i for i in np.flatnonzero(fcs2 & (wire <= cap)).tolist()
+                if _ip_ends_frame(mv, int(off[i]), int(cap[i]))]
+        if fill:
+            fcs2[fill] = False
+            absent2 = len(fill)
+        missing = np.maximum(wire - cap, 0)
+        cap = np.where(fcs2, cap - np.clip(2 - missing, 0, 2), cap)
+        wire = np.where(fcs2, np.maximum(wire - 2, cap), wire)
+    return base, cap, wire, damaged, marked, mismatch, absent, absent2
 
 
 def fcs_waiting(frames: Frames, claim: FcsClaim) -> bool:
@@ -545,27 +564,36 @@ def _ip_ends_frame(mv, o: int, c: int) -> bool:
 
 def fcs_absent_frames(frames: Frames, claim: "FcsClaim | None" = None) -> np.ndarray:
     """bool, one per record of ``frames``: the frames whose file claims a 4-byte FCS
-    (:data:`~.frames.LT_FCS`) that :func:`decode` reads without one, the claim taken as wrong
+    (:data:`~.frames.LT_FCS`) or a 2-byte one (:data:`~.frames.LT_FCS2`) that :func:`decode`
+    reads without one, the claim taken as wrong
     (:func:`_file_flags`); the tshark engine drops the claim for them in its copy. ``claim``:
     the file's decision carried over its chunks (:class:`FcsClaim`), as :func:`decode` takes it."""
     lt = np.asarray(frames.linktype, np.int64)
     has = (lt > 0) & ((lt & LT_FCS) != 0) & ((lt & LT_DAMAGED) == 0)
-    if not has.any():
+    has2 = (lt > 0) & ((lt & LT_FCS2) != 0) & ((lt & (LT_DAMAGED | LT_FCS)) == 0) & ((lt & LT_MASK) == 1)
+    if not (has | has2).any():
         return np.zeros(len(lt), bool)
     off, cap = np.asarray(frames.offset, np.int64), np.asarray(frames.caplen, np.int64)
     wire = np.asarray(frames.wirelen, np.int64)
     bad = (off < 0) | (cap < 0) | (off + cap > len(frames.buf))
-    _, cap2, _, damaged, _, _, absent = _file_flags(frames.buf, off, cap, wire, lt, bad, claim)
-    if not absent:
+    _, cap2, _, damaged, _, _, absent, absent2 = _file_flags(frames.buf, off, cap, wire, lt, bad, claim)
+    if not absent and not absent2:
         return np.zeros(len(lt), bool)
-    return (has & ~bad & ~damaged & (cap2 == cap) & (cap >= 4) & (wire <= cap)
-            & np.isin(lt & LT_MASK, _FCS_CHECKED))
+    return (((has & (cap >= 4) & np.isin(lt & LT_MASK, _FCS_CHECKED)) | (has2 & (cap >= 2)))
+            & ~bad & ~damaged & (cap2 == cap) & (wire <= cap))
 
 
-def fcs_absent_note(k: int) -> str:
+def fcs_absent_note(k: int, two: bool = False) -> str:
     """The warning line (without the capture's name) for ``k`` frames whose file claims an FCS
-    (pcap header FCS bits, pcapng ``if_fcslen`` / ``epb_flags``) they do not carry."""
+    (pcap header FCS bits, pcapng ``if_fcslen`` / ``epb_flags``) they do not carry; ``two``: a
+    2-byte FCS (:data:`~.frames.LT_FCS2`), which is not checked: the frames whose IP packet
+    fills them."""
     s = "s" if k != 1 else ""
+    if two:
+        return (f"decode: {k} frame{s} the file says end{'s' if k == 1 else ''} with a 2-byte FCS (pcap header "
+                f"FCS length 1, in 16-bit words, or pcapng if_fcslen 2) hold{'s' if k == 1 else ''} an IP packet "
+                f"that fills {'it' if k == 1 else 'them'}: no room for an FCS, read without one (the other frames "
+                "lose their last 2 bytes, unchecked, as Wireshark takes them off)")
     return (f"decode: {k} frame{s} the file says end{'s' if k == 1 else ''} with a 4-byte FCS (pcap "
             f"header FCS bits, pcapng if_fcslen or epb_flags) carr{'ies' if k == 1 else 'y'} none "
             "(the check fails and the packet fills the frame, or every frame fails it): the header's "
@@ -897,6 +925,8 @@ class DecodeCounters:
     fcs_mismatch: int = 0
     #: frames read without the FCS their file claims (:func:`_file_flags`; not skipped)
     fcs_absent: int = 0
+    #: frames whose file claims a 2-byte FCS and whose IP packet fills them (read without it)
+    fcs2_absent: int = 0
     #: 802.11 fragments dropped, their MSDU never completed (also in ``non_ip``)
     dot11_frag_lost: int = 0
     #: TCP resets skipped for a wrong TCP checksum (:func:`bad_reset_checksums`)
@@ -930,6 +960,7 @@ class DecodeCounters:
         self.damaged_marked += other.damaged_marked
         self.fcs_mismatch += other.fcs_mismatch
         self.fcs_absent += other.fcs_absent
+        self.fcs2_absent += other.fcs2_absent
         self.dot11_frag_lost += other.dot11_frag_lost
         self.bad_reset_sum += other.bad_reset_sum
 
@@ -981,6 +1012,8 @@ class DecodeCounters:
             out.append(damaged_note(self.damaged_marked, self.fcs_mismatch))
         if self.fcs_absent:
             out.append(fcs_absent_note(self.fcs_absent))
+        if self.fcs2_absent:
+            out.append(fcs_absent_note(self.fcs2_absent, two=True))
         if self.dot11_frag_lost:
             out.append(dot11_fragments_note(self.dot11_frag_lost))
         if self.bad_reset_sum:

@@ -64,8 +64,8 @@ from ..text import name_text
 from .compressed import CODEC_MAGICS, DecompressingReader, open_decompressing
 from .folders import KNOWN_HEAD_BYTES, known_format
 from .resync import CHAIN as RESYNC_CHAIN
-from .resync import find_pcap_record, find_pcapng_block, headers_proven
-from .frames import LT_DAMAGED, LT_FCS, LT_MASK, Frames
+from .resync import MORE, find_pcap_record, find_pcapng_block, headers_proven
+from .frames import LT_DAMAGED, LT_FCS, LT_FCS2, LT_MASK, Frames
 from .stats import WIRELEN_DAMAGED, ReadStats, wirelen_damaged_note
 
 try:   # the record-walk loops compiled (optional: the Python loops below give the same result)
@@ -538,6 +538,13 @@ class _PcapParser:
         self.name = name
         self.order = order
         self.mult = mult
+        self.head = bytes(head[:24])
+        #: the writer of a pcap variant whose record headers are longer (:func:`_pcap_variant`),
+        #: None: the format the magic names
+        self.variant: str | None = None
+        #: the file offset from which this parser reads records in the byte order opposite to the
+        #: file header's (:func:`_flipped_parser`), None: the header's own
+        self.flipped_from: int | None = None
         # (a microsecond file whose first records all hold nanoseconds: :meth:`_units`)
         self.units_open = mult == 1000
         self.nano_in_usec = 0      # (records looked at, when read as nanoseconds: :meth:`_units`)
@@ -547,10 +554,12 @@ class _PcapParser:
         self.header_version = struct.unpack_from(order + "HH", head, 4)
         self.snaplen = snaplen
         self.linktype = lt_field & 0xFFFF
-        # the FCS bits (P: bit 26; FCS length in 16-bit words: bits 28-31): 4 bytes of FCS
-        # end every frame (LT_FCS: the decoder checks them)
-        self.lt_col = self.linktype | (LT_FCS if lt_field & 0x0400_0000 and lt_field >> 28 == 2
-                                       else 0)
+        # the FCS bits (P: bit 26; FCS length in 16-bit words: bits 28-31, libpcap's
+        # LT_FCS_LENGTH): 4 bytes of FCS end every frame (LT_FCS: the decoder checks them), or 2
+        # bytes (LT_FCS2, Ethernet alone, as Wireshark applies it: taken off unchecked)
+        words = lt_field >> 28 if lt_field & 0x0400_0000 else 0
+        self.lt_col = self.linktype | (LT_FCS if words == 2 else
+                                       LT_FCS2 if words == 1 and self.linktype == 1 else 0)
         self.bound = max(MAX_RECORD_BYTES, snaplen if snaplen <= MAX_SNAPLEN_BYTES else 0)
         self.notes: dict[str, int] = {}
         #: (file offset where the last walk stopped, seconds of its last record): the record
@@ -899,6 +908,8 @@ class _PcapParser:
         nshort = int(np.count_nonzero(wl < cl))
         if nshort:
             notes["wirelen_short"] = notes.get("wirelen_short", 0) + nshort
+        if self.flipped_from is not None:
+            notes["flipped"] = notes.get("flipped", 0) + n
         return {"ts_ns": ts, "linktype": lt,
                 "offset": o + self.hdr_len, "caplen": cl.astype(np.int32),
                 "wirelen": _clamp_wirelen(wl, notes)}
@@ -907,9 +918,15 @@ class _PcapParser:
         """Warning lines (without the file name) for oddities counted over the whole file."""
         n = self.notes
         out = []
-        if self.odd_version:
+        if self.odd_version and self.flipped_from is None:
             out.append("file header's version {}.{} is none libpcap writes (2.4 is; a damaged header?): "
                        "read as 2.4, as Wireshark reads it".format(*self.header_version))
+        if self.flipped_from is not None:
+            out.append(flipped_note(n.get("flipped", 0), self.flipped_from, self.order))
+        if self.variant is not None and self.flipped_from is None:
+            out.append(f"records with {self.hdr_len}-byte headers, the pcap variant {self.variant} tcpdump wrote "
+                       f"(the {self.hdr_len - 16} bytes after the standard 16 skipped), as Wireshark tells it "
+                       "from its first records: read so")
         if n.get("over_snaplen"):
             out.append(f"{_records(n['over_snaplen'])} longer than the header's snaplen "
                        f"{self.snaplen} (kept)")
@@ -1246,6 +1263,8 @@ class _PcapngParser:
                 seen.add(code)
                 if fcslen == 4 and linktype <= LT_MASK:
                     lt = linktype | LT_FCS        # if_fcslen 4: the frames end with an FCS
+                elif fcslen == 2 and linktype == 1:
+                    lt = linktype | LT_FCS2       # if_fcslen 2 (Ethernet): a 2-byte FCS, as tshark takes it
             p += 4 + ((olen + 3) & ~3)
         return _Iface(lt, snaplen, res_base, res_exp, offset_s, fcslen=fcslen), oddity
 
@@ -2120,6 +2139,27 @@ def _seek_records(parser, data, start: int, at_eof: bool, base: int, last_ns: in
 _PCAP_LT_RESERVED = 0x0BFF_0000
 
 
+def odd_fcs_words(head: bytes) -> int:
+    """The FCS length (in 16-bit words, libpcap's ``LT_FCS_LENGTH``) a pcap file header
+    (``head``, its first 24 bytes) gives with the P bit set when it is none the reader takes: not
+    0, 1 (2 bytes, :data:`~.frames.LT_FCS2`) nor 2 (4 bytes, :data:`~.frames.LT_FCS`); else 0
+    (also for a pcapng file or too few bytes)."""
+    magic = bytes(head[:4])
+    if len(head) < 24 or magic not in _PCAP_MAGICS:
+        return 0
+    (field,) = struct.unpack_from(_PCAP_MAGICS[magic][0] + "I", head, 20)
+    words = field >> 28 if field & 0x0400_0000 else 0
+    return words if words > 2 else 0
+
+
+def odd_fcs_note(words: int) -> str:
+    """The warning line (without the file name) for a pcap header whose FCS bits give ``words``
+    (:func:`odd_fcs_words`)."""
+    return (f"the pcap header's FCS bits say every frame ends with a {16 * words}-bit FCS (FCS length {words}, "
+            "in 16-bit words), which no link layer has (16 or 32 bits): a damaged header, ignored; the frames "
+            "are read whole")
+
+
 def _reserved_link_bits(parser: "_PcapParser", head: bytes, name: str, offset: int = 0) -> str | None:
     """The warning line for a pcap header (``head``, its 24 bytes; at file ``offset``: a second
     header of captures joined with ``cat``) whose link-type field sets reserved bits (read as the
@@ -2131,6 +2171,100 @@ def _reserved_link_bits(parser: "_PcapParser", head: bytes, name: str, offset: i
             f"the link-type field 0x{field:08x} of the pcap header at offset {offset}")
     return (f"{name}: {what} sets reserved bits "
             f"(0x{field & _PCAP_LT_RESERVED:08x}): read as link type {parser.linktype}")
+
+
+#: the pcap variants whose record headers hold more than the 16 standard bytes (the standard ones
+#: first, then the variant's), by magic kind: (record header bytes, what writes them), tried in
+#: this order when the file's first records do not follow one another with the standard header,
+#: as Wireshark's libpcap reader tries them (libpcap_try_variants)
+_PCAP_VARIANTS = {
+    16: ((24, "Red Hat 6.1's (the SS990417 patch)"), (20, "Nokia IPSO's")),
+    24: ((28, "SuSE 6.3's (the SS990915 patch)"),),
+}
+
+
+def _pcap_variant(parser: "_PcapParser", data, at_eof: bool):
+    """The record header length and writer of a pcap variant (:data:`_PCAP_VARIANTS`) whose
+    records ``data`` (the file's first bytes) hold: when the first records do not follow one
+    another with the header the magic implies (a run of :data:`~.resync.CHAIN` plausible
+    records, or to the end of the file: :func:`~.resync.pcap_records_at`) and do with the
+    variant's. None: the magic's own header (also when neither reads, damage then says it);
+    an int when more bytes are needed to tell and may come: the length ``data`` must reach
+    (those records' bytes: the first chunk of a file read in small chunks grows no further)."""
+    from .resync import CHAIN, pcap_records_at
+    caplen = struct.Struct(parser.order + "8xI").unpack_from
+
+    def reads(hdr_len: int):
+        ok = pcap_records_at(data, parser.start, big=parser.order == ">", hdr_len=hdr_len,
+                             ns=parser.mult == 1, bound=parser.bound, last_sec=None, at_eof=at_eof)
+        if ok is not None:
+            return ok
+        p = parser.start                    # (where the bytes of the run end)
+        for _ in range(CHAIN):
+            if p + hdr_len > len(data):
+                return p + hdr_len
+            p += hdr_len + caplen(data, p)[0]
+            if p > len(data):
+                return p
+        return len(data) + 1
+    def records(hdr_len: int) -> int:
+        """Records (up to CHAIN) of the run, once it reads."""
+        p, k = parser.start, 0
+        while k < CHAIN and p + hdr_len <= len(data):
+            p += hdr_len + caplen(data, p)[0]
+            k += 1
+        return k
+    own = reads(parser.hdr_len)
+    if not isinstance(own, bool):
+        return own
+    if own or len(data) <= parser.start:
+        return None
+    for hdr_len, writer in _PCAP_VARIANTS.get(parser.hdr_len, ()):
+        ok = reads(hdr_len)
+        if not isinstance(ok, bool):
+            return ok
+        if ok and records(hdr_len) >= 2:   # (not one record and a few bytes after it)
+            return hdr_len, writer
+    return None
+
+
+def flipped_note(k: int, offset: int, order: str) -> str:
+    """The warning line (without the file name) for ``k`` pcap records from file ``offset`` on
+    written in the byte order ``order`` (``"<"`` or ``">"``), the opposite of the file header's
+    (:func:`_flipped_parser`)."""
+    mine, theirs = ("little", "big") if order == "<" else ("big", "little")
+    return (f"{_records(k)} from offset {offset} on {'is' if k == 1 else 'are'} written in {mine}-endian byte "
+            f"order, not the {theirs}-endian of the file header (a writer's mistake, or captures joined "
+            f"without the second one's header): read in {mine}-endian order (Wireshark stops there)")
+
+
+def _flipped_parser(parser: "_PcapParser", data, q: int, at_eof: bool, last_ns: int | None,
+                    name: str) -> "_PcapParser | None | str":
+    """A parser reading the records at ``data[q]`` (where ``parser``'s walk stopped on damage)
+    in the byte order opposite to ``parser``'s, when a run of plausible records in that order
+    starts there (:func:`~.resync.pcap_records_at`: a record header whose fields were written
+    little-endian under a big-endian file header, or the reverse); None when not; ``MORE`` (the
+    string) when the bytes given end before that can be told and more may come."""
+    from .resync import pcap_records_at
+    if len(parser.head) < 24:
+        return None
+    other = ">" if parser.order == "<" else "<"
+    ok = pcap_records_at(data, q, big=other == ">", hdr_len=parser.hdr_len, ns=parser.mult == 1,
+                         bound=parser.bound, last_sec=None if last_ns is None else last_ns // 10**9,
+                         at_eof=at_eof)
+    if ok is None:
+        return MORE
+    if not ok:
+        return None
+    fields = struct.unpack_from(parser.order + "HHiIII", parser.head, 4)
+    head = parser.head[:4][::-1] + struct.pack(other + "HHiIII", *fields)
+    flipped = _PcapParser(head, name)
+    flipped.mult, flipped.units_open, flipped.nano_in_usec = parser.mult, False, 0
+    flipped.hdr_len, flipped.variant = parser.hdr_len, parser.variant
+    flipped.flipped_from = q
+    if parser.flipped_from is not None:      # (back to the header's own order)
+        flipped.flipped_from = None
+    return flipped
 
 
 def _note_resync(stats: ReadStats, st: _Stop, resumed: int, name: str) -> None:
@@ -2188,9 +2322,18 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
         at_eof = reader.eof()
     parser = _sniff(data, name, at_eof)
     if isinstance(parser, _PcapParser):
+        variant = _pcap_variant(parser, data, at_eof)
+        while isinstance(variant, int):         # (the bytes needed to tell: read just those)
+            data = bytes(data) + reader.read(max(variant - len(data), 1))
+            at_eof = reader.eof()
+            variant = _pcap_variant(parser, data, at_eof)
+        if variant is not None:
+            parser.hdr_len, parser.variant = variant
         line = _reserved_link_bits(parser, data, name)
         if line:
             stats.warn(line)
+        if odd_fcs_words(data):
+            stats.warn(f"{name}: {odd_fcs_note(odd_fcs_words(data))}")
     first_parser = parser          # (FTP ASCII-mode damage is looked for under it, once)
     base = 0                       # file offset of data[0]
     pos = parser.start
@@ -2278,6 +2421,30 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
                 if line:
                     stats.warn(line)
                 pos = q + 24
+                continue
+        if w.stop is not None and isinstance(parser, _PcapParser):
+            # records written in the other byte order from there on (a writer's mistake, captures
+            # joined without the second header): read on in that order (also where the walk took
+            # such a header's length for a record cut by the end of the file: 256 read as 65536)
+            q = w.stop.offset - base
+            real = (w.cols["caplen"] > 0) & (w.cols["ts_ns"] > 0)
+            ref = _reference_ns(np.concatenate([recent, w.cols["ts_ns"][real][-255:]])[-255:])
+            flipped = _flipped_parser(parser, data, q, at_eof, ref, name)
+            while flipped == MORE:
+                data = bytes(data) + reader.read(max(chunk_bytes, 1 << 18))
+                at_eof = reader.eof()
+                flipped = _flipped_parser(parser, data, q, at_eof, ref, name)
+            if flipped is not None:
+                flipped.flipped_from = None if flipped.flipped_from is None else base + q
+                # (the records before it walked again up to it: the stop may have left out the
+                # record before it as holding lost bytes)
+                parser.notes = notes_before
+                w = parser.walk(memoryview(data)[:q], pos, True, base)
+                _count_walk(stats, w)
+                pending = w.cols if pending is None else {k: np.concatenate([pending[k], w.cols[k]]) for k in pending}
+                for line in parser.summary():
+                    stats.warn(f"{name}: {line}")
+                parser, pos = flipped, q
                 continue
         stats.malformed += parser.malformed - malformed_before
         if cut:         # (records before headers of zeros left out: counted as skipped)
@@ -2402,7 +2569,8 @@ def _finish(reader, parser, stats: ReadStats, name: str, data, w: _Walk, n: int,
 
 
 def _count_cut(stats: ReadStats, caplen: np.ndarray, wirelen: np.ndarray) -> None:
-    """Count the records cut by the snaplen (more than a 4-byte FCS short) into ``stats``; not
+    """Count the records cut by the snaplen (more than a 4-byte FCS short) into ``stats``, and
+    those 1 to 4 bytes short (``fcs_short``: an FCS left off); not
     those whose original length is a damaged field (:data:`~kscc_traffic.capture.stats.WIRELEN_DAMAGED`
     or more: not a cut), nor those that hold no byte (captured length 0: counted
     as ``empty_records``)."""
@@ -2413,6 +2581,9 @@ def _count_cut(stats: ReadStats, caplen: np.ndarray, wirelen: np.ndarray) -> Non
     if short.any():
         stats.cut_frames += int(np.count_nonzero(short))
         stats.cut_caplen = max(stats.cut_caplen, int(caplen[short].max()))
+    fcs = (wirelen.astype(np.int64) > caplen) & ~short & (wirelen < WIRELEN_DAMAGED) & ~empty
+    if fcs.any():
+        stats.fcs_short += int(np.count_nonzero(fcs))
 
 
 def _record_stop(stats: ReadStats, st: _Stop, name: str, kind: str, total: int, stream: bool = False) -> None:

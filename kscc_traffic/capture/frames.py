@@ -8,7 +8,7 @@ import numpy as np
 from .stats import ReadStats
 
 #: the LINKTYPE_* value in ``Frames.linktype`` (the bits above it are :data:`LT_FCS`,
-#: :data:`LT_DAMAGED`)
+#: :data:`LT_DAMAGED`, :data:`LT_FCS2`)
 LT_MASK = 0xFFFF
 #: the frame ends with a 4-byte FCS, as the file says: the pcap header's FCS bits, pcapng
 #: ``if_fcslen`` 4 or the ``epb_flags`` FCS length 4 (the decoder checks it on Ethernet and
@@ -17,6 +17,12 @@ LT_FCS = 1 << 16
 #: the capture marks the frame damaged: pcapng ``epb_flags`` bit 24 (CRC error); the decoder
 #: skips it and counts it
 LT_DAMAGED = 1 << 17
+#: the Ethernet frame ends with a 2-byte (16-bit) FCS, as the file says: the pcap header's FCS
+#: length 1 (libpcap's ``LT_FCS_LENGTH``, in 16-bit units) or pcapng ``if_fcslen`` 2; the
+#: decoder takes those 2 bytes off (not checked: no CRC-16 is defined for Ethernet), as
+#: Wireshark does, except where the IP packet fills the frame (no room for them: the claim
+#: is wrong for it)
+LT_FCS2 = 1 << 18
 
 
 @dataclass
@@ -28,7 +34,8 @@ class Frames:
     - ``ts_ns`` int64: timestamp, epoch nanoseconds (exact, no float rounding)
     - ``linktype`` int32: LINKTYPE_* of the record's interface (pcapng: per interface) in the
       low 16 bits (:data:`LT_MASK`); above them what the file says of the frame: :data:`LT_FCS`
-      (it ends with a 4-byte FCS), :data:`LT_DAMAGED` (the capture marks it damaged)
+      (it ends with a 4-byte FCS), :data:`LT_DAMAGED` (the capture marks it damaged),
+      :data:`LT_FCS2` (it ends with a 2-byte FCS)
     - ``offset`` int64: where the record's captured bytes start in ``buf``
     - ``caplen`` int32: captured bytes
     - ``wirelen`` int32: original length on the wire, bytes

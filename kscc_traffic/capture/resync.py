@@ -31,7 +31,7 @@ import numpy as np
 
 from ._slowpath import AF_INET6
 
-__all__ = ["CHAIN", "WINDOW_S", "find_pcap_record", "find_pcapng_block", "MORE", "headers_proven"]
+__all__ = ["CHAIN", "WINDOW_S", "find_pcap_record", "pcap_records_at", "find_pcapng_block", "MORE", "headers_proven"]
 
 #: plausible records that must follow one another from a candidate offset
 CHAIN = 3
@@ -67,16 +67,11 @@ def _first_run(candidates: np.ndarray, run_from):
     return None
 
 
-def find_pcap_record(data, start: int, *, big: bool, hdr_len: int, ns: bool, bound: int,
-                     last_sec: int | None, at_eof: bool):
-    """The offset in ``data`` (at or after ``start``) where whole pcap records start again.
-
-    :returns: ``(offset, None)`` when found; ``(None, MORE)`` with ``offset`` replaced by where
-        to look again once more bytes are read (``(keep_from, MORE)``) when a candidate's run goes
-        past the end of ``data`` and ``at_eof`` is false; ``(None, None)`` when there is none.
-    """
-    buf = np.frombuffer(data, np.uint8)
-    end = len(buf)
+def _pcap_run(data, *, big: bool, hdr_len: int, ns: bool, bound: int, last_sec: int | None, at_eof: bool):
+    """The test of :func:`find_pcap_record` at one offset: ``run_from(p)`` is True when a run of
+    :data:`CHAIN` plausible records (or records to the end of the file) starts at ``data[p]``,
+    False when not, None when more bytes are needed to tell."""
+    end = len(data)
     frac_max = 10**9 if ns else 10**6
     hdr = struct.Struct((">" if big else "<") + "IIII").unpack_from
 
@@ -97,6 +92,29 @@ def find_pcap_record(data, start: int, *, big: bool, hdr_len: int, ns: bool, bou
             if p > end:
                 return None if not at_eof else False
         return True
+    return run_from
+
+
+def pcap_records_at(data, p: int, *, big: bool, hdr_len: int, ns: bool, bound: int,
+                    last_sec: int | None, at_eof: bool) -> bool | None:
+    """Whether whole pcap records in the byte order ``big`` start at ``data[p]``: a run of
+    :data:`CHAIN` plausible records as :func:`find_pcap_record` judges them (True), not (False),
+    or more bytes are needed to tell (None, only when ``at_eof`` is false)."""
+    return _pcap_run(data, big=big, hdr_len=hdr_len, ns=ns, bound=bound, last_sec=last_sec, at_eof=at_eof)(p)
+
+
+def find_pcap_record(data, start: int, *, big: bool, hdr_len: int, ns: bool, bound: int,
+                     last_sec: int | None, at_eof: bool):
+    """The offset in ``data`` (at or after ``start``) where whole pcap records start again.
+
+    :returns: ``(offset, None)`` when found; ``(None, MORE)`` with ``offset`` replaced by where
+        to look again once more bytes are read (``(keep_from, MORE)``) when a candidate's run goes
+        past the end of ``data`` and ``at_eof`` is false; ``(None, None)`` when there is none.
+    """
+    buf = np.frombuffer(data, np.uint8)
+    end = len(buf)
+    frac_max = 10**9 if ns else 10**6
+    run_from = _pcap_run(data, big=big, hdr_len=hdr_len, ns=ns, bound=bound, last_sec=last_sec, at_eof=at_eof)
 
     pos = start
     while pos + hdr_len <= end:

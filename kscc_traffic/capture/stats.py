@@ -63,6 +63,10 @@ class ReadStats:
     warnings: list[str] = field(default_factory=list)
     cut_frames: int = 0
     cut_caplen: int = 0
+    #: records whose captured length is 1 to 4 bytes short of their original length: taken as a
+    #: frame check sequence left off, not counted in ``cut_frames`` (:meth:`warn_short_packets`
+    #: says so when IP packets are cut in a capture without snaplen cuts)
+    fcs_short: int = 0
     #: records that hold no byte at all (captured length 0: a writer's or a filter's doing, e.g.
     #: pcapng Enhanced Packet Blocks of length 0; not a snaplen cut, not counted in ``cut_frames``)
     empty_records: int = 0
@@ -104,6 +108,8 @@ class ReadStats:
         elif wirelen - caplen > 4 and wirelen < WIRELEN_DAMAGED:
             self.cut_frames += 1
             self.cut_caplen = max(self.cut_caplen, caplen)
+        elif wirelen > caplen:
+            self.fcs_short += 1
 
     def warn_cut(self, name: str) -> None:
         """The one warning line about the records cut by the snaplen (``cut_frames``), if any."""
@@ -160,10 +166,14 @@ class ReadStats:
         saying so, or a bad IP length), if so; the snaplen warning (:meth:`warn_cut`) covers
         frames that say it."""
         if short and not self.cut_frames:
+            k = self.fcs_short
+            claim = ("claim to be whole" if not k else
+                     f"claim to be whole or at most 4 bytes short ({k:,} frame{'s' if k != 1 else ''}: taken as an FCS "
+                     "left off, not a snaplen cut)")
             self.warn(f"{name}: {short} IP packet{'s' if short != 1 else ''} captured shorter than {'their' if short != 1 else 'its'} "
-                      "IP length says, though the frames claim to be whole (cut by the capturing tool without "
-                      "saying so, pktmon's 128-byte default?, or a bad IP length): TLS, HTTP and DNS checks see "
-                      "only the bytes kept (column payload_cut)")
+                      f"IP length says, though the frames {claim} (cut by the capturing tool without saying so"
+                      f"{', a snaplen just 4 bytes short of the packets' if k else ''}, pktmon's 128-byte default?, or a "
+                      "bad IP length): TLS, HTTP and DNS checks see only the bytes kept (column payload_cut)")
 
     def warn_lone_stamps(self, name: str, k: int) -> None:
         """The one warning line about ``k`` records whose stamp cannot be right among the records
@@ -221,7 +231,7 @@ class ReadStats:
     def merge(self, other: "ReadStats") -> "ReadStats":
         """Add another file's counters into this one (in place) and return self."""
         for name in ("records", "bytes_read", "ip_packets", "non_ip", "malformed",
-                     "skipped_records", "skipped_bytes", "cut_frames", "empty_records", "sealed"):
+                     "skipped_records", "skipped_bytes", "cut_frames", "empty_records", "sealed", "fcs_short"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.cut_caplen = max(self.cut_caplen, other.cut_caplen)
         for lt, n in other.unsupported_linktypes.items():

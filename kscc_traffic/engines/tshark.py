@@ -182,7 +182,7 @@ from ..capture.packets import PACKET_COLUMNS, Packets
 from ..capture.decode import SumClaim
 from ..capture._ipfrag import Reassembler
 from ..capture._slowpath import GENEVE_PORT, GRE_UDP_PORT, TZSP_PORT, SlowDecoder
-from ..capture.frames import LT_DAMAGED, LT_FCS
+from ..capture.frames import LT_DAMAGED, LT_FCS, LT_FCS2
 from ..capture.stats import WIRELEN_CLAMP, WIRELEN_DAMAGED, ReadStats, wirelen_damaged_note
 from ..errors import CaptureError, EngineError, UnsupportedFormat
 from ..text import name_text, path_text
@@ -306,7 +306,9 @@ _WANTED = frozenset(FIELDS)
 
 _PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "igmp": 2, "sctp": 132,
                   "gre": 47, "esp": 50, "ah": 51, "ospf": 89, "vrrp": 112, "pim": 103,
-                  "dccp": 33, "udplite": 136}
+                  "dccp": 33, "udplite": 136,
+                  # (IPv6 headers the chain ends at, as in the builtin decoder: _slowpath.IPV6_EXT)
+                  "mipv6": 135, "hip": 139, "shim6": 140}
 _ICMP = ("icmp", "icmpv6")
 #: ICMP / ICMPv6 error types whose quoted datagram is rebuilt (:func:`_quoted`): destination
 #: unreachable, source quench, redirect, time exceeded, parameter problem (ICMP 3, 4, 5, 11, 12);
@@ -739,6 +741,7 @@ class PacketBuilder:
         st.sealed += self.vj_tcp + self.ppp_sealed + self.protected + self.macsec_encrypted
         st.malformed += self.malformed
         st.cut_frames += self.cut.cut_frames
+        st.fcs_short += self.cut.fcs_short
         st.empty_records += self.cut.empty_records
         st.cut_caplen = max(st.cut_caplen, self.cut.cut_caplen)
         if self.latest_ns is not None:
@@ -986,9 +989,14 @@ class PacketBuilder:
         pre_frag = -1           # extension header bytes before that fragment header
         ah_bytes = 0            # AH after a fragment header: inside the reassembled payload
         ah_next = -1            # next header of the last AH walked
-        while j < len(protos) and (protos[j].startswith("ipv6.") or protos[j] == "ah"):
+        while j < len(protos) and (protos[j].startswith("ipv6.") or protos[j] == "ah"
+                                   or (protos[j] == "shim6" and j + 1 < len(protos))):
             name = protos[j]
-            if name == "ah":
+            if name == "shim6":
+                # (a Shim6 payload extension header, 8 bytes, with the upper layer after it; a
+                # control message ends the chain: protocol 140, as _slowpath.SHIM6 says)
+                ext_bytes += 8
+            elif name == "ah":
                 k = protos[:j].count("ah")
                 n = (_int(_at(f, "ah.length", k), 0) + 2) * 4
                 ah_next = _int(_at(f, "ah.next_header", k), -1)
@@ -1977,7 +1985,7 @@ def _loop_header(lt: int, d: bytes) -> bytes | None:
 
 def _readable_copy(path: Path, name: str, have: int, dest: Path,
                    fcs_overlong: bool = False, fcs_absent: bool = False,
-                   loop_family: bool = False) -> tuple[ReadStats, int] | None:
+                   loop_family: bool = False, odd_fcs: bool = False) -> tuple[ReadStats, int, int] | None:
     """Write to ``dest`` a pcapng holding the records the built-in reader reads in ``path``
     (:func:`kscc_traffic.capture.files.iter_frames`: past the blocks it skips, such as a packet
     block naming an undefined interface), with their times (ns, ``if_tsresol`` 9) and link
@@ -1991,14 +1999,16 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
     claim in the copy. ``loop_family``: instead, None when no BSD loopback frame has a family
     Wireshark does not read as the builtin decoder does (:func:`_loop_header`); the count
     returned is then that of those frames. In every copy such a frame's header is written as
-    :func:`_loop_header` gives it (its IP packet is left as it is).
+    :func:`_loop_header` gives it (its IP packet is left as it is). ``odd_fcs``: the copy
+    always (a pcap header whose FCS length no link layer has: tshark reads the frames by it, the
+    copy has no FCS claim).
     An interface whose frames end with a 4-byte FCS keeps ``if_fcslen`` 4 in the copy; the others
     have none."""
     import struct
     from ..capture.decode import FcsClaim, fcs_absent_frames
     from ..capture.files import iter_frames
     try:
-        n, lo, absent = 0, 0, 0
+        n, lo, absent, absent2 = 0, 0, 0, 0
         stats = None
         claim = FcsClaim()                  # the file's FCS decision, carried over the chunks
         for fr in iter_frames(path, name=name):
@@ -2007,7 +2017,9 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
             if len(fr):
                 lo = min(lo, int(fr.ts_ns.min()))
                 if fcs_absent:
-                    absent += int(fcs_absent_frames(fr, claim).sum())
+                    nofcs = fcs_absent_frames(fr, claim)
+                    absent += int(nofcs.sum())
+                    absent2 += int((nofcs & ((fr.linktype & (LT_FCS | LT_FCS2)) == LT_FCS2)).sum())
                 if loop_family:
                     lts = (fr.linktype & 0xFFFF).tolist()
                     absent += sum(1 for i in np.flatnonzero(np.isin(fr.linktype & 0xFFFF, (0, 108))).tolist()
@@ -2023,7 +2035,7 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
         from ..capture.files import FCS_OVERLONG_TEXT
         if stats is None or not any(FCS_OVERLONG_TEXT in w for w in stats.warnings):
             return None
-    elif not fcs_absent and not loop_family and (stats is None or (n <= have and not read_past)):
+    elif not fcs_absent and not loop_family and not odd_fcs and (stats is None or (n <= have and not read_past)):
         return None
     # times before 1970 (if_tsoffset < 0): an interface offset so that every raw time is >= 0
     off_s = -((-lo + 999_999_999) // 1_000_000_000) if lo < 0 else 0
@@ -2044,10 +2056,14 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
         for fr in iter_frames(path, name=name):
             parts = []
             lts = fr.linktype.tolist()
-            if fcs_absent:
+            if fcs_absent or ((fr.linktype & LT_FCS2) != 0).any():
+                # (a 2-byte FCS claim is dropped for the frames the builtin decoder reads without
+                # it in every copy: tshark would take the bytes off)
                 nofcs = fcs_absent_frames(fr, claim)
+                if not fcs_absent:
+                    nofcs &= (fr.linktype & LT_FCS2) != 0
                 if nofcs.any():
-                    lts = np.where(nofcs, fr.linktype & ~LT_FCS, fr.linktype).tolist()
+                    lts = np.where(nofcs, fr.linktype & ~(LT_FCS | LT_FCS2), fr.linktype).tolist()
             tss = (fr.ts_ns.astype(object) - off_ns).tolist() if off_ns else fr.ts_ns.tolist()
             wls = fr.wirelen.tolist()
             for i, (lt, ts) in enumerate(zip(lts, tss)):
@@ -2056,7 +2072,8 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
                 damaged, lt = lt & LT_DAMAGED, lt & ~LT_DAMAGED
                 if lt not in ifaces:
                     ifaces[lt] = len(ifaces)
-                    fcs4 = struct.pack("<HH", 13, 1) + b"\x04\0\0\0" if lt & LT_FCS else b""  # if_fcslen 4
+                    fcs4 = (struct.pack("<HH", 13, 1) + b"\x04\0\0\0" if lt & LT_FCS else      # if_fcslen 4
+                            struct.pack("<HH", 13, 1) + b"\x02\0\0\0" if lt & LT_FCS2 else b"")  # 2 (tshark: 2 bytes)
                     parts.append(block(1, struct.pack("<HHI", lt & 0xFFFF, 0, 0) + fcs4 + idb_opts))
                 d = fr.data(i)
                 if lt & 0xFFFF in (0, 108):
@@ -2068,7 +2085,31 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
                     d += struct.pack("<HHIHH", 2, 4, 1 << 24, 0, 0)   # epb_flags, opt_endofopt
                 parts.append(block(6, epb(ifaces[lt], ts >> 32, ts & 0xFFFFFFFF, len(fr.data(i)), wls[i]) + d))
             out.write(b"".join(parts))
-    return stats, absent
+    return stats, absent, absent2
+
+
+def _odd_fcs_file(path: Path) -> bool:
+    """Whether ``path`` is a pcap file whose header's FCS bits give a length no link layer has
+    (:func:`~kscc_traffic.capture.files.odd_fcs_words`; a compressed or unreadable file: no)."""
+    from ..capture.files import odd_fcs_words
+    try:
+        with open(path, "rb") as fh:
+            return odd_fcs_words(fh.read(24)) > 0
+    except OSError:
+        return False
+
+
+def _claims_fcs2(path: Path, name: str) -> bool:
+    """Whether the first records the built-in reader reads in ``path`` claim a 2-byte FCS
+    (:data:`~kscc_traffic.capture.frames.LT_FCS2`: the pcap header's FCS length 1, pcapng
+    ``if_fcslen`` 2): the frames whose IP packet fills them are read without it by the builtin
+    decoder, while tshark takes 2 bytes off every frame (the copy drops the claim for them)."""
+    from ..capture.files import iter_frames
+    try:
+        fr = next(iter(iter_frames(path, 1 << 16, name=name)), None)
+    except (CaptureError, OSError):
+        return False
+    return fr is not None and bool(((np.asarray(fr.linktype, np.int64) & LT_FCS2) != 0).any())
 
 
 def _builtin_refusal(path: Path, name: str) -> CaptureError | None:
@@ -2218,7 +2259,13 @@ def read_packets(path: str | os.PathLike, tshark: str | None = None, *, name: st
         copied = _read_copy(exe, p, name, b.records, "", fcs_overlong=True)
         if copied is not None:
             return copied
-    if rc == 0 and b.fcs_mismatch:
+    if rc == 0 and _odd_fcs_file(p):
+        # a pcap header FCS length no link layer has (3 words or more): the builtin reader
+        # ignores it, tshark reads frames by it (and drops some as failing their FCS)
+        copied = _read_copy(exe, p, name, b.records, "", odd_fcs=True)
+        if copied is not None:
+            return copied
+    if rc == 0 and (b.fcs_mismatch or _claims_fcs2(p, name)):
         # frames whose FCS does not match: when the built-in decoder reads some of them as
         # carrying none (the file's claim wrong: break-it 27 F3), the copy without the claim
         copied = _read_copy(exe, p, name, b.records, "", fcs_absent=True)
@@ -2470,7 +2517,7 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
 
 def _read_copy(exe: str, p: Path, name: str, have: int, why: str,
                fcs_overlong: bool = False, fcs_absent: bool = False,
-               loop_families: Mapping[int, int] | None = None) -> Packets | None:
+               loop_families: Mapping[int, int] | None = None, odd_fcs: bool = False) -> Packets | None:
     """tshark stopped after ``have`` frames (``why``: its message): dissect the copy of the
     records the built-in reader reads (:func:`_readable_copy`) when it holds more; None when it
     does not, or when tshark cannot read the copy to its end either. ``fcs_overlong``: tshark
@@ -2481,23 +2528,25 @@ def _read_copy(exe: str, p: Path, name: str, have: int, why: str,
     for those (else None). ``loop_families``: tshark read BSD loopback frames of these address
     families as no IP (:attr:`PacketBuilder.loop_families`): dissect the copy, their headers
     written as Wireshark reads the family the builtin decoder reads (:func:`_loop_header`),
-    when the built-in reader finds such frames (else None)."""
+    when the built-in reader finds such frames (else None). ``odd_fcs``: the pcap header's FCS
+    length is none a link layer has (:func:`~kscc_traffic.capture.files.odd_fcs_words`): dissect
+    the copy, which has no FCS claim, as the builtin decoder reads the frames."""
     import tempfile
     fd, tmp = tempfile.mkstemp(prefix="kscc-traffic-", suffix=".pcapng")
     os.close(fd)
     try:
         copied = _readable_copy(p, name, have, Path(tmp), fcs_overlong, fcs_absent,
-                                bool(loop_families))
+                                bool(loop_families), odd_fcs)
         if copied is None:
             return None
-        rstats, absent = copied
+        rstats, absent, absent2 = copied
         b, rc, msg = _dissect(exe, Path(tmp))
         if rc != 0 or b.records != rstats.records:
             return None
     finally:
         os.unlink(tmp)
     cut = ReadStats(records=rstats.records, cut_frames=rstats.cut_frames, cut_caplen=rstats.cut_caplen,
-                    empty_records=rstats.empty_records)
+                    empty_records=rstats.empty_records, fcs_short=rstats.fcs_short)
     cut.warn_cut(name)              # (said again below, with tshark's count)
     cut.warn_empty_records(name)
     stats = ReadStats(records=b.records, bytes_read=p.stat().st_size, malformed=rstats.malformed,
@@ -2508,8 +2557,11 @@ def _read_copy(exe: str, p: Path, name: str, have: int, why: str,
             stats.warn(line)
     if fcs_absent:
         from ..capture.decode import fcs_absent_note
-        stats.warn(f"{name}: {fcs_absent_note(absent)}")
-        stats.warn(f"{name}: tshark checks the FCS the file claims on those frames: it dissected "
+        if absent - absent2:
+            stats.warn(f"{name}: {fcs_absent_note(absent - absent2)}")
+        if absent2:
+            stats.warn(f"{name}: {fcs_absent_note(absent2, two=True)}")
+        stats.warn(f"{name}: tshark {'checks' if absent - absent2 else 'takes off'} the FCS the file claims on those frames: it dissected "
                    f"instead a copy of the {b.records} records the built-in reader reads in the file, "
                    "without that claim for them, so both engines read them")
         return _finish(b, stats, p, name, rc)
@@ -2520,6 +2572,11 @@ def _read_copy(exe: str, p: Path, name: str, have: int, why: str,
                    f"{b.records} records the built-in reader reads in the file, with the family written as "
                    "Wireshark reads it (2 for IPv4, 24 for IPv6; big-endian under LINKTYPE_LOOP), so both "
                    "engines read them")
+        return _finish(b, stats, p, name, rc)
+    if odd_fcs:
+        stats.warn(f"{name}: tshark reads the frames by that FCS length (some then fail its check): it "
+                   f"dissected instead a copy of the {b.records} records the built-in reader reads in the "
+                   "file, without the claim, so both engines read them")
         return _finish(b, stats, p, name, rc)
     if fcs_overlong:
         stats.warn(f"{name}: tshark reads the frames whose FCS length is longer than themselves as "
