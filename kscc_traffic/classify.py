@@ -1689,7 +1689,8 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool,
         public = public_ca(issuer)
         if public:
             # (the right name, from a public CA: the agent's trust store or clock, not a proxy)
-            return "blocked", "tls_failed", _untrusted_public(alert[8:], certs[0], issuer, public)
+            return "blocked", "tls_failed", _untrusted_public(alert[8:], certs[0], issuer, public,
+                                                              str(row.get("cert_dated") or ""))
     if not detail and hello and pinned and not product and alert.startswith("client:") \
             and alert.endswith(_CERT_REFUSALS):
         # (a distribution point's own certificate, seen or not: TLS 1.3 hides it; break-it s55 dp #3)
@@ -1716,7 +1717,8 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool,
         # DNS seen): out of date or revoked for the client, the device's clock or revocation check, as
         # with a name (review s56 #4); untrusted, its root missing: a TLS-inspecting proxy signs with
         # its own CA, not a public one (s57))
-        return "blocked", "tls_failed", _untrusted_public(alert[8:], certs[0], issuer, public_ca(issuer))
+        return "blocked", "tls_failed", _untrusted_public(alert[8:], certs[0], issuer, public_ca(issuer),
+                                                          str(row.get("cert_dated") or ""))
     if not detail and hello and alert.startswith("client:") and alert.endswith(_CERT_REFUSALS):
         # (out of date or revoked for the client: a proxy's certificate so, or the device's clock or
         # revocation check; the certificate from no public CA: break-it s56 v6 #2)
@@ -1889,15 +1891,36 @@ def public_ca(issuer: str) -> str:
 UNTRUSTED_PUBLIC = "the client rejected the server's own certificate"
 
 
-def _untrusted_public(alert: str, name: str, issuer: str, ca: str) -> str:
+def _expired_why(dated: str) -> str:
+    """Why a client refused a public CA's certificate as out of date (certificate_expired), from
+    the internal ``cert_dated`` column (:func:`kscc_traffic.inspect._cert_dated`: how the
+    capture's clock at the flow's start compares with the certificate's validity; '' not read):
+    the capture's clock outside the validity says the clock is wrong (the agent's, when captured on
+    it); inside it, the agent's own clock or another certificate of the chain."""
+    parts = str(dated).split()
+    if len(parts) == 4 and parts[0] in ("after", "before"):
+        when = "after its end" if parts[0] == "after" else "before its start"
+        return (f"the capture's clock read {parts[3]}, {when} (valid {parts[1]} to {parts[2]}): the clock of the "
+                "device that captured it, the agent's if captured on it, is wrong most likely (check the device's "
+                "clock and time synchronisation)")
+    if len(parts) == 4 and parts[0] == "within":
+        return (f"by the capture's clock ({parts[3]}) the certificate was valid ({parts[1]} to {parts[2]}): if "
+                "captured on another device, the agent's own clock is wrong most likely (check it and its time "
+                "synchronisation); if captured on the agent, another certificate of its chain was out of date, or "
+                "the agent's TLS reads another clock")
+    return ("the agent's system time is probably wrong (check the device's clock and time "
+            "synchronisation), or the certificate was out of date")
+
+
+def _untrusted_public(alert: str, name: str, issuer: str, ca: str, dated: str = "") -> str:
     """The detail of a TLS handshake the client aborted with a certificate alert (``alert``,
     ``unknown_ca (48)``...) after a certificate for the name asked (``name``, its first) issued by
     a public CA (``issuer``, the ``cert_issuer`` text; ``ca`` from :func:`public_ca`): the agent's
-    trust store lacks the root, or its clock is wrong; starts with :data:`UNTRUSTED_PUBLIC`."""
+    trust store lacks the root, or its clock is wrong (certificate_expired: :func:`_expired_why`
+    of ``dated``, the internal ``cert_dated`` column); starts with :data:`UNTRUSTED_PUBLIC`."""
     digicert = ca.startswith("DigiCert")
     if alert.endswith("(45)"):
-        why = ("the agent's system time is probably wrong (check the device's clock and time "
-               "synchronisation), or the certificate was out of date")
+        why = _expired_why(dated)
     elif alert.endswith("(44)"):
         # (break-it s56 v6 #2: what the device's revocation check got, a CRL or an OCSP answer)
         why = (f"the agent's device found it revoked by {ca}'s revocation list or OCSP answer: a CRL it keeps "
@@ -4227,7 +4250,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "tls13_refused", "tls_client_quit", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                   "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "http_page", "flight_cut", "http_later", "mcast_groups",
-                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "tls_offer", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
+                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "tls_offer", "cert_dated", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
@@ -4238,7 +4261,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "syn_answer", "tls13_refused", "tls_client_quit", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                      "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "http_page", "flight_cut", "http_later", "mcast_groups",
-                     "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "tls_offer", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
+                     "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "tls_offer", "cert_dated", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
 #: the columns of :data:`_JUDGE_COLUMNS` without which the grouping is not made (row by row then)
 _REQUIRED_COLUMNS = tuple(c for c in _JUDGE_COLUMNS if c not in _OPTIONAL_COLUMNS)
 
@@ -4251,7 +4274,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                   "syn_answer", "tls13_refused", "tls_client_quit", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                   "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location", "http_reason", "http_page", "flight_cut", "http_later",
-                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "tls_offer", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
+                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "tls_offer", "cert_dated", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
 #: exact columns read only on a TLS purpose (:func:`_client_cleartext` quotes them): keyed '' for
 #: a flow to a port no TLS rule documents, not through a proxy (:func:`_verdict_keys`)
 _QUOTED_COLUMNS = ("client_head", "client_binary")
@@ -4264,7 +4287,7 @@ _TEXT_COLUMNS = ("proto", "resp_h", "orig_h", "server_name", "dns_name", "conn_s
                  "blind_closer", "tunnel_http_status", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                  "syn_answer", "hello_split", "hello_copies", "unreassembled", "tls_close", "dns_mismatch", "acked_unseen",
                  "client_head", "client_binary", "http_location", "http_reason", "http_page", "flight_cut", "http_later", "mcast_groups", "window_closed", "synack_not_taken", "start_lost",
-                 "tls_version", "tls_client_cert", "tls_offer", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
+                 "tls_version", "tls_client_cert", "tls_offer", "cert_dated", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
 #: compare the combined key when the product of the column cardinalities stays below this

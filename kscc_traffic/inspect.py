@@ -1516,6 +1516,37 @@ def _tls_columns(rows: np.ndarray, b: tls_batch.TlsBatch, cols: dict[str, np.nda
         names = [_cert_name_text(x) for x in tls.certificate_names(certs[0])]
         cols["cert_names"][rows[i]] = ";".join(names)
         cols["cert_issuer"][rows[i]] = tls.certificate_issuer(certs[0])   # (escaped: RFC 4514)
+        valid = tls.certificate_validity(certs[0])
+        if valid is not None and "cert_valid" in cols:
+            cols["cert_valid"][rows[i]] = f"{valid[0]} {valid[1]}"
+
+
+#: how the internal ``cert_dated`` column starts (:func:`_cert_dated`): the flow began after the
+#: server certificate's notAfter, before its notBefore, or within them, by the capture's clock
+CERT_DATED_AFTER, CERT_DATED_BEFORE, CERT_DATED_WITHIN = "after", "before", "within"
+
+
+def _cert_dated(valid: np.ndarray, start_ns: np.ndarray) -> np.ndarray:
+    """The internal ``cert_dated`` column of flows whose server certificate's validity was read
+    (``valid``: "notBefore notAfter" epoch seconds texts; ``start_ns``: the flows' first packets,
+    epoch ns): ``"<after|before|within> <notBefore> <notAfter> <start>"``, the three as UTC dates
+    (``YYYY-MM-DD``; object array of str): how the capture's clock at the flow's start compares with
+    the certificate's validity, which classify says for a client's certificate_expired (newcomer
+    s60 #9: "the agent's system time is probably wrong" where the capture could tell)."""
+    import datetime as _dt
+
+    def day(s: float) -> str:
+        try:
+            return _dt.datetime.fromtimestamp(s, _dt.timezone.utc).strftime("%Y-%m-%d")
+        except (OverflowError, OSError, ValueError):
+            return "?"
+    out = np.full(len(valid), "", object)
+    for k, (v, ns) in enumerate(zip(valid.tolist(), start_ns.tolist())):
+        nb, na = (int(x) for x in str(v).split())
+        s = ns / 1e9
+        kind = CERT_DATED_AFTER if s > na else CERT_DATED_BEFORE if s < nb else CERT_DATED_WITHIN
+        out[k] = f"{kind} {day(nb)} {day(na)} {day(s)}"
+    return out
 
 
 #: the internal ``tls_client_cert`` column of a flow whose server sent a cleartext CertificateRequest
@@ -2476,6 +2507,11 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # no ServerHello: whether its offer is a current one, OFFER_CURRENT/OFFER_NARROW + what it
     # offers, '' where not read: _tls_offers; classify words the refusal's detail on it)
     cols["tls_offer"] = repeated("", n)
+    # (likewise: the server certificate's validity, "notBefore notAfter" epoch seconds where read
+    # (_tls_columns), and how it compares with the flow's start by the capture's clock (CERT_DATED_*
+    # and the three dates, _cert_dated; classify says it for a client's certificate_expired))
+    cols["cert_valid"] = repeated("", n)
+    cols["cert_dated"] = repeated("", n)
     # (likewise: the sequence number of the originator's first SYN (without ACK), -1 where none;
     # classify pairs a stale answer's reset attempt with its same-ISN retry: _syn_isns)
     cols["syn_isn"] = _syn_isns(ft) if n else np.full(0, -1, np.int64)
@@ -2483,6 +2519,7 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     answers = DnsAnswers()
     if n == 0:
         cols.pop("tls_no_app")
+        cols.pop("cert_valid")
         out = flows.copy()
         for k, v in cols.items():
             out[k] = pd.Series(v, dtype=v.dtype, index=out.index)
@@ -2516,6 +2553,10 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
         part = np.zeros(n, bool)
         part[deep_idx[k:k + STREAM_SLICE]] = True
         _deep_look(ft, part, flows, cols, service, answers, dns_flow, proto)
+    valid = np.flatnonzero(cols["cert_valid"] != "")
+    if len(valid):
+        cols["cert_dated"][valid] = _cert_dated(cols["cert_valid"][valid], flows["ts_ns"].to_numpy()[valid])
+    cols.pop("cert_valid")
     # a direction whose first bytes were not captured (its SYN was, no data segment starts after
     # it): what it sent is not known, not "other" (break-it 30 F3)
     # Only a start the peer acknowledged was lost by the capture alone (payload_cut: judged from

@@ -34,6 +34,7 @@ __all__ = [
     "parse_server_hello",
     "hello_copies",
     "offer_text",
+    "certificate_validity",
     "version_name",
     "summarize",
     "flight_short",
@@ -1015,6 +1016,46 @@ def _as_utf8(tag: int, raw: bytes) -> bytes:
         return raw.decode(codec).encode("utf-8", "surrogatepass")
     except (UnicodeDecodeError, UnicodeEncodeError):
         return raw
+
+
+def certificate_validity(der: bytes | bytearray | memoryview) -> tuple[int, int] | None:
+    """(notBefore, notAfter) of a DER X.509 certificate, epoch seconds (int, UTC): its
+    tbsCertificate's validity (RFC 5280 §4.1.2.5: UTCTime ``YYMMDDHHMMSSZ``, years 50-99 read as
+    19xx, or GeneralizedTime ``YYYYMMDDHHMMSSZ``), read from the DER here; None when the structure
+    cannot be followed or a time is not of those forms."""
+    try:
+        b = bytes(der)
+        tbs = _der_tbs(b)
+        if tbs is None:
+            return None
+        fields = [f for f in _der_items(b, tbs[1], tbs[2])]
+        if fields and fields[0][0] == 0xA0:
+            fields = fields[1:]
+        if len(fields) < 4 or fields[3][0] != 0x30:
+            return None
+        times = [(tag, b[a:z]) for tag, a, z in _der_items(b, fields[3][1], fields[3][2])]
+        if len(times) != 2:
+            return None
+        out = [_der_time(tag, raw) for tag, raw in times]
+        return None if None in out else (out[0], out[1])
+    except Exception:  # noqa: BLE001 - bytes from the network: nothing read
+        return None
+
+
+def _der_time(tag: int, raw: bytes) -> int | None:
+    """A DER UTCTime (tag 0x17) or GeneralizedTime (0x18) in its RFC 5280 form as epoch seconds."""
+    import calendar
+    text = raw.decode("ascii", "replace")
+    if tag == 0x17 and len(text) == 13 and text.endswith("Z") and text[:12].isdigit():
+        yy = int(text[:2])
+        text = ("19" if yy >= 50 else "20") + text
+    elif not (tag == 0x18 and len(text) == 15 and text.endswith("Z") and text[:14].isdigit()):
+        return None
+    y, mo, d, h, mi, s = (int(text[0:4]), int(text[4:6]), int(text[6:8]), int(text[8:10]), int(text[10:12]),
+                          int(text[12:14]))
+    if not (1 <= mo <= 12 and 1 <= d <= 31 and h <= 23 and mi <= 59 and s <= 60):
+        return None
+    return calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0))
 
 
 def _der_name(der: bytes, which: int) -> list[list[tuple[bytes, bytes, bytes]]]:
