@@ -91,3 +91,14 @@ def dns_answer(name, address, t, port=41000, client="192.0.2.10", resolver="192.
     ``port`` (also the transaction ID)."""
     ans = DNS(id=port, qr=1, qd=DNSQR(qname=name), an=DNSRR(rrname=name, type="A", ttl=60, rdata=address))
     return udp((resolver, 53), (client, port), bytes(ans), t=t, src_mac=SERVER_MAC, dst_mac=CLIENT_MAC)
+
+
+def step_records(steps, t0=1000.0, gap=0.1, client=("192.0.2.10", 50000), server=("203.0.113.10", 23101)):
+    """(ts, frame) of TCP packets between ``client`` and ``server`` ((address, port) each), one per
+    step ``(side 'c'/'s', flags, seq[, ack[, data]])``, ``gap`` seconds apart from ``t0``."""
+    def one(side, flags, seq, ack=0, data=b""):
+        (sh, sp), (dh, dp) = (client, server) if side == "c" else (server, client)
+        p = IP(src=sh, dst=dh) / TCP(sport=sp, dport=dp, flags=flags, seq=seq, ack=ack)
+        src, dst = (CLIENT_MAC, SERVER_MAC) if side == "c" else (SERVER_MAC, CLIENT_MAC)
+        return eth(p / data if data else p, src=src, dst=dst)
+    return [(t0 + k * gap, one(*s)) for k, s in enumerate(steps)]

@@ -45,11 +45,14 @@ def _ext(kind: int, data: bytes) -> bytes:
     return struct.pack("!HH", kind, len(data)) + data
 
 
-def client_hello(suites, groups, versions=(), sni: str = SNI) -> bytes:
+def client_hello(suites, groups, versions=(), sni: str | None = SNI) -> bytes:
     """A whole ClientHello record offering ``suites`` and ``groups`` (code points), TLS 1.3 when
-    ``versions`` (supported_versions) holds 0x0304 (a key share of its first group then)."""
-    name = sni.encode()
-    exts = _ext(0, struct.pack("!HBH", len(name) + 3, 0, len(name)) + name)
+    ``versions`` (supported_versions) holds 0x0304 (a key share of its first group then); no
+    server_name extension when ``sni`` is None."""
+    exts = b""
+    if sni is not None:
+        name = sni.encode()
+        exts = _ext(0, struct.pack("!HBH", len(name) + 3, 0, len(name)) + name)
     exts += _ext(10, struct.pack("!H", 2 * len(groups)) + b"".join(struct.pack("!H", g) for g in groups))
     exts += _ext(13, bytes.fromhex("000404030804"))   # (signature_algorithms: 2 of them)
     if versions:

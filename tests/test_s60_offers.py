@@ -8,11 +8,9 @@ the one that follows the offer (s59 leftover: the no-SNI branch ignored the offe
 """
 from __future__ import annotations
 
-import struct
-
 from chunkcmp import RULES, assert_same, write
 from pcapbuild import tcp_session
-from test_newcomer_s59_advice import CLIENT, CURRENT_SUITES, FIPS_SUITES, HANDSHAKE_FAILURE, SERVER, _ext
+from test_newcomer_s59_advice import CLIENT, CURRENT_SUITES, FIPS_SUITES, HANDSHAKE_FAILURE, SERVER, client_hello
 
 from kscc_traffic import report
 from kscc_traffic.classify import OFFER_CURRENT_SAID, OFFER_NARROW_SAID, SUITES_REFUSED
@@ -23,15 +21,7 @@ DP = "192.0.2.20"
 
 def nameless_hello(suites, groups, versions=()) -> bytes:
     """A whole ClientHello record without the server_name extension."""
-    exts = _ext(10, struct.pack("!H", 2 * len(groups)) + b"".join(struct.pack("!H", g) for g in groups))
-    exts += _ext(13, bytes.fromhex("000404030804"))
-    if versions:
-        exts += _ext(43, bytes([2 * len(versions)]) + b"".join(struct.pack("!H", v) for v in versions))
-        exts += _ext(51, struct.pack("!HHH", 36, groups[0], 32) + bytes(range(32)))
-    body = (b"\x03\x03" + bytes(32) + b"\x00" + struct.pack("!H", 2 * len(suites))
-            + b"".join(struct.pack("!H", s) for s in suites) + b"\x01\x00" + struct.pack("!H", len(exts)) + exts)
-    hs = b"\x01" + struct.pack("!I", len(body))[1:] + body
-    return b"\x16\x03\x01" + struct.pack("!H", len(hs)) + hs
+    return client_hello(suites, groups, versions, sni=None)
 
 
 CURRENT = nameless_hello(CURRENT_SUITES, (0x001D, 0x0017), (0x0304, 0x0303))

@@ -25,28 +25,20 @@ import numpy as np
 import pytest
 
 pytest.importorskip("scapy")
-from scapy.layers.inet import IP, TCP  # noqa: E402
 
 from chunkcmp import assert_same, write  # noqa: E402
 from test_live_session import assert_live_same  # noqa: E402
 
 from kscc_traffic.analyze import analyze_file  # noqa: E402
 from kscc_traffic.rules import load_rules  # noqa: E402
-from pcapbuild import CLIENT_MAC, SERVER_MAC, eth  # noqa: E402
+from pcapbuild import step_records  # noqa: E402
 
 C, S = ("192.0.2.10", 50000), ("203.0.113.10", 23101)
 RULES = load_rules()
 
 
-def _pkt(side, flags, seq, ack=0, data=b""):
-    (sh, sp), (dh, dp) = (C, S) if side == "c" else (S, C)
-    p = IP(src=sh, dst=dh) / TCP(sport=sp, dport=dp, flags=flags, seq=seq, ack=ack)
-    src, dst = (CLIENT_MAC, SERVER_MAC) if side == "c" else (SERVER_MAC, CLIENT_MAC)
-    return eth(p / data if data else p, src=src, dst=dst)
-
-
 def _records(steps, t0=1000.0, gap=0.01):
-    return [(t0 + k * gap, _pkt(*s)) for k, s in enumerate(steps)]
+    return step_records(steps, t0, gap, C, S)
 
 
 HS = [("c", "S", 1000), ("s", "SA", 5000, 1001), ("c", "A", 1001, 5001), ("c", "PA", 1001, 5001, b"hello")]

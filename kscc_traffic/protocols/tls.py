@@ -990,6 +990,17 @@ def _rfc4514_value(raw: bytes) -> str:
     return "".join(out)
 
 
+def _tbs_fields(der: bytes) -> list[tuple[int, int, int]]:
+    """(tag, content start, content end) of a DER certificate's tbsCertificate fields after its
+    optional [0] version (serialNumber, signature, issuer, validity, subject…); [] when the bytes
+    hold no tbsCertificate."""
+    tbs = _der_tbs(der)
+    if tbs is None:
+        return []
+    fields = list(_der_items(der, tbs[1], tbs[2]))
+    return fields[1:] if fields and fields[0][0] == 0xA0 else fields
+
+
 def _der_tbs(der: bytes):
     """(tag, content start, content end) of a DER certificate's tbsCertificate SEQUENCE; None
     when the bytes are not a Certificate SEQUENCE holding one."""
@@ -1025,12 +1036,7 @@ def certificate_validity(der: bytes | bytearray | memoryview) -> tuple[int, int]
     cannot be followed or a time is not of those forms."""
     try:
         b = bytes(der)
-        tbs = _der_tbs(b)
-        if tbs is None:
-            return None
-        fields = [f for f in _der_items(b, tbs[1], tbs[2])]
-        if fields and fields[0][0] == 0xA0:
-            fields = fields[1:]
+        fields = _tbs_fields(b)
         if len(fields) < 4 or fields[3][0] != 0x30:
             return None
         times = [(tag, b[a:z]) for tag, a, z in _der_items(b, fields[3][1], fields[3][2])]
@@ -1066,12 +1072,7 @@ def _der_name(der: bytes, which: int) -> list[list[tuple[bytes, bytes, bytes]]]:
     [] when the structure cannot be followed."""
     out: list[list[tuple[bytes, bytes, bytes]]] = []
     try:
-        tbs = _der_tbs(der)
-        if tbs is None:
-            return out
-        fields = [f for f in _der_items(der, tbs[1], tbs[2])]
-        if fields and fields[0][0] == 0xA0:
-            fields = fields[1:]
+        fields = _tbs_fields(der)
         if len(fields) < which + 1 or fields[which][0] != 0x30:
             return out
         for set_tag, a, z in _der_items(der, fields[which][1], fields[which][2]):
