@@ -32,7 +32,7 @@ from .classify import proxy_login, AAAA_ONLY, REJ_DETAIL, ANSWERED_ELSEWHERE, DN
     SHARED_PORTS_BELOW, ksc_only
 from .classify import _ABSOLUTE, _str_codes
 from .classify import MCAST_JOINS_RE, PORTAL_STATUS, SCAN_DOCUMENTED, SCAN_NOT_KSC
-from .classify import DNS_NO_ADDRESS, DROPPED_FALLBACK, FALLBACK_CLEARED, FALLBACK_S, V6_ONLY_A, V6_ONLY_HEAD
+from .classify import AAAA_OVER_IPV6, DNS_NO_ADDRESS, DROPPED_FALLBACK, FALLBACK_CLEARED, FALLBACK_S, V6_ONLY_A, V6_ONLY_HEAD
 from .scans import ADDRESS_SCAN, PORT_SCAN
 from .outfile import write_all
 from .flows import arrays_of, carried_data
@@ -3608,7 +3608,8 @@ def dns_blocked_kinds(flows: pd.DataFrame) -> dict[str, int]:
     from ``query``, as whether the capture held IPv4 is in no column); ``fragments``, ``no_answer``
     ones whose answers came back only as IP fragments of datagrams never captured whole (detail
     :data:`~kscc_traffic.classify.DNS_LOST_FRAGMENTS`: its own words and a count, no packet text);
-    ``nxdomain``, ``rejected`` ones whose ``dns_rcode`` is NXDOMAIN;
+    ``nxdomain``, ``rejected`` ones whose ``dns_rcode`` is NXDOMAIN (not an AAAA question's asked over
+    IPv6 whose A one was answered, detail :data:`~kscc_traffic.classify.AAAA_OVER_IPV6`: the name exists);
     ``icmp``, the ``icmp_unreachable`` ones, and ``icmp_closed``, of them those answered by a port
     unreachable from the resolver's own address (:func:`port_unreachable`: nothing listens on 53 there).
     All 0 for a table without ``purpose``, ``verdict`` or ``reason`` (a
@@ -3624,7 +3625,13 @@ def dns_blocked_kinds(flows: pd.DataFrame) -> dict[str, int]:
     rejected = base == "rejected"
     out["refused"] = int((rejected & (rcode == "REFUSED")).sum())
     out["servfail"] = int((rejected & (rcode == "SERVFAIL")).sum())
-    out["nxdomain"] = int((rejected & (rcode == "NXDOMAIN")).sum())
+    nx = np.flatnonzero(rejected & (rcode == "NXDOMAIN"))
+    if len(nx):
+        # (not an AAAA query's NXDOMAIN asked over IPv6 whose A question was answered (detail
+        # AAAA_OVER_IPV6, at its end: no packet text read as it): the name exists, the resolver's
+        # AAAA answer is what is wrong, not a mistyped name or a local zone; review s60 #2)
+        detail = _text_column(bl, "detail").to_numpy(dtype=object)[nx]
+        out["nxdomain"] = sum(not str(d).endswith(AAAA_OVER_IPV6) for d in detail.tolist())
     nodata = np.flatnonzero(rejected & (rcode == "NOERROR"))
     if len(nodata):
         # (the detail's start rebuilt from the query column: no packet text read as a marker)
@@ -3782,10 +3789,23 @@ def one_way_capture(flows: pd.DataFrame) -> bool:
     way (reason ``one_way``: their packets acknowledge the other side's, which are not in it) and
     no DNS flow with a packet of its responder (what :meth:`ReadStats.warn_one_way
     <kscc_traffic.capture.stats.ReadStats.warn_one_way>` warns of, as the flow table tells it).
+    Over several captures (a ``capture`` column of two values or more), each of them must be so
+    (:func:`_one_way_of_captures`: a normal capture's unanswered query beside a one-way capture is
+    not told as one whose answer may be missing; review s60 #1).
     False for a table without ``proto``, ``orig_pkts``, ``resp_pkts``, ``reason`` or ``purpose``."""
     if not len(flows) or any(c not in flows for c in ("proto", "orig_pkts", "resp_pkts", "reason", "purpose")):
         return False
+    if "capture" in flows:
+        caps = flows["capture"].astype(str)
+        if caps.nunique() > 1:
+            return _one_way_of_captures({c: _one_way_counts(g) for c, g in flows.groupby(caps, sort=False)})
     return _one_way_capture(*_one_way_counts(flows))
+
+
+def _one_way_of_captures(counts: dict) -> bool:
+    """Whether every capture of ``counts`` (capture -> :func:`_one_way_counts` of its flows, summed
+    over its batches) holds one direction only (:func:`_one_way_capture`); False for none."""
+    return bool(counts) and all(_one_way_capture(*c) for c in counts.values())
 
 
 def _one_way_counts(flows: pd.DataFrame) -> tuple[int, int, int]:
@@ -4088,7 +4108,9 @@ def _dns_advice(summary: "TableSummary") -> tuple[list[str], str]:
     return why, dns_fix(why, *((summary.dns_resets, summary.dns_error_answers) if summary.detail_seen
                                else (None, None)), cut=(summary.bl_cut.get("dns", 0), summary.dns_no_answer),
                         kinds={**summary.dns_kinds, "resolver_answered": summary.resolvers.count(),
-                               "one_way_capture": int(_one_way_capture(*summary.one_way_counts))}
+                               "one_way_capture": int(_one_way_of_captures(summary.one_way_by_capture)
+                                                      if summary.one_way_by_capture
+                                                      else _one_way_capture(*summary.one_way_counts))}
                         if summary.detail_seen else None)
 
 
@@ -4596,6 +4618,7 @@ class TableSummary:
         self.data_seen = False                   # (a table with orig_bytes and resp_bytes was added)
         self.one_way: dict[str, int] = {}        # purpose -> unclassified flows seen one way (reason one_way)
         self.one_way_counts = [0, 0, 0]          # _one_way_counts summed: TCP both ways, one_way, DNS answered
+        self.one_way_by_capture: dict[str, list[int]] = {}  # capture -> its one_way_counts (several captures)
         self.bl_reset: dict[str, int] = {}       # purpose -> blocked flows: a distribution point's reset
         self.bl_reset_own: dict[str, int] = {}   # ... of them on the client's subnet
         self.bl_refused: dict[str, tuple[int, int]] = {}  # purpose -> refused_counts of its blocked flows
@@ -4761,8 +4784,14 @@ class TableSummary:
         if "resp_pkts" in flows:
             self.answered_seen = True
             if all(c in flows for c in ("orig_pkts", "reason", "purpose")):
-                for i, n in enumerate(_one_way_counts(flows)):
-                    self.one_way_counts[i] += n
+                parts = flows.groupby(flows["capture"].astype(str), sort=False) if "capture" in flows else [(None, flows)]
+                for c, g in parts:
+                    counts = _one_way_counts(g)
+                    mine = self.one_way_by_capture.setdefault(str(c), [0, 0, 0]) if c is not None else None
+                    for i, n in enumerate(counts):
+                        self.one_way_counts[i] += n
+                        if mine is not None:
+                            mine[i] += n
             answered = flows[(flows["verdict"] == "ok") & (flows["resp_pkts"] > 0)]
             for p, n in answered.groupby("purpose", sort=False).size().items():
                 self.ok_answered[p] = self.ok_answered.get(p, 0) + int(n)

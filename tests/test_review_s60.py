@@ -1,0 +1,93 @@
+"""Review s60: the one-direction DNS advice over several captures, and the NXDOMAIN advice for an
+AAAA question asked over IPv6 whose A question was answered.
+
+#1: a normal capture's unanswered DNS query, analysed with a one-way capture, was advised "in this
+capture, which holds one direction only … their answers may have come" (the counts were summed
+over the run): each capture must hold one direction only for that advice.
+#2: an AAAA-only NXDOMAIN asked over IPv6 (the A question answered: the name exists) was advised
+"the resolver says the name does not exist … a wrong server name set on the agent (mistyped)".
+"""
+from __future__ import annotations
+
+import html
+
+from scapy.layers.dns import DNS, DNSQR, DNSRR
+from scapy.layers.inet import UDP
+from scapy.layers.inet6 import IPv6
+
+from chunkcmp import RULES, write
+from pcapbuild import CLIENT_MAC, SERVER_MAC, eth, pcap_bytes, syn_attempts
+from test_newcomer_s60_dns import ALLOW_DNS, NAME, SERVER, _dns_line, _one_way_capture_recs, _query
+
+from kscc_traffic.analyze import analyze_file
+from kscc_traffic.chunked import ChunkedAnalysis
+from kscc_traffic.html_report import render_html
+from kscc_traffic.report import (TableSummary, _dns_advice, dns_blocked_kinds, dns_nxdomain_fix, one_way_capture,
+                                 render_table)
+
+ONE_WAY_SAID = "which holds one direction only"
+
+
+def _two_captures(tmp_path):
+    one_way = write(tmp_path, [r for r in _one_way_capture_recs() if r[0] != 1000.0], "oneway.pcap")
+    normal = write(tmp_path, sorted([_query(41000, 1000.0)] + syn_attempts(50000, SERVER, 23101, 1001.0),
+                                    key=lambda r: r[0]), "normal.pcap")
+    return one_way, normal
+
+
+def test_a_normal_captures_unanswered_query_beside_a_one_way_capture_keeps_allow_dns(tmp_path):
+    import pandas as pd
+    paths = _two_captures(tmp_path)
+    flows = pd.concat([analyze_file(p, RULES).flows for p in paths], ignore_index=True)
+    assert set(flows.capture) == {"oneway.pcap", "normal.pcap"}
+    assert (flows[flows.purpose == "dns"].capture == "normal.pcap").all()
+    assert not one_way_capture(flows)
+    line = _dns_line(render_table(flows, RULES, width=400))
+    assert ALLOW_DNS in line and ONE_WAY_SAID not in line
+    page = html.unescape(render_html(flows, RULES))
+    assert ALLOW_DNS in page and ONE_WAY_SAID not in page
+    # (batch by batch, as --chunk-mib: the same)
+    summary = TableSummary()
+    for p in paths:
+        for part in ChunkedAnalysis(p, RULES, p.name, chunk_bytes=300).batches():
+            summary.add(part)
+    why, fix = _dns_advice(summary)
+    assert why == ["no_answer"] and fix.startswith(ALLOW_DNS) and ONE_WAY_SAID not in fix
+
+
+def test_two_one_way_captures_keep_the_one_way_advice(tmp_path):
+    import pandas as pd
+    a = write(tmp_path, _one_way_capture_recs(), "a.pcap")
+    b = write(tmp_path, [(t + 50, f) for t, f in _one_way_capture_recs()], "b.pcap")
+    flows = pd.concat([analyze_file(p, RULES).flows for p in (a, b)], ignore_index=True)
+    assert one_way_capture(flows)
+    line = _dns_line(render_table(flows, RULES, width=400))
+    assert "2 queries were unanswered in this capture, which holds one direction only" in line
+    assert ALLOW_DNS not in line
+
+
+def _aaaa_nxdomain_over_ipv6(tmp_path):
+    c6, r6 = "2001:db8::10", "2001:db8::53"
+    def ask(port, qtype):
+        return eth(IPv6(src=c6, dst=r6) / UDP(sport=port, dport=53) / DNS(id=port, rd=1, qd=DNSQR(qname=NAME, qtype=qtype)))
+    def say(port, qtype, rcode, an=None):
+        return eth(IPv6(src=r6, dst=c6) / UDP(sport=53, dport=port)
+                   / DNS(id=port, qr=1, rcode=rcode, qd=DNSQR(qname=NAME, qtype=qtype), an=an),
+                   src=SERVER_MAC, dst=CLIENT_MAC)
+    recs = [(1000.0, ask(41000, "A")), (1000.01, say(41000, "A", 0, DNSRR(rrname=NAME, type="A", ttl=60,
+                                                                             rdata=SERVER))),
+            (1000.0, ask(41001, "AAAA")), (1000.012, say(41001, "AAAA", 3))]
+    p = tmp_path / "aaaa.pcap"
+    p.write_bytes(pcap_bytes(sorted(recs, key=lambda r: r[0])))
+    return p
+
+
+def test_an_aaaa_only_nxdomain_over_ipv6_is_not_advised_as_a_name_that_does_not_exist(tmp_path):
+    flows = analyze_file(_aaaa_nxdomain_over_ipv6(tmp_path), RULES).flows
+    dns = flows[(flows.purpose == "dns") & (flows.verdict == "blocked")]
+    assert len(dns) == 1 and dns.iloc[0].dns_rcode == "NXDOMAIN"
+    assert dns_blocked_kinds(flows)["nxdomain"] == 0
+    line = _dns_line(render_table(flows, RULES, width=400))
+    assert dns_nxdomain_fix(1) not in line and "mistyped" not in line
+    assert "make the resolver answer the names the agent needs" in line
+    assert "mistyped" not in html.unescape(render_html(flows, RULES)).split("DNS names answered")[0]
