@@ -1743,7 +1743,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    bl_idle: int = 0, bl_path: int = 0, bl_lost: int = 0, bl_stalled: tuple[int, int, int] = (0, 0, 0),
                    bl_dated: int = 0,
                    fam_same: tuple[bool | None, bool | None] = (None, None), bl_plain_reset: int = 0,
-                   bl_after_ok: int = 0, ok_fell: int = 0, bl_dropped: int = 0) -> dict:
+                   bl_after_ok: int = 0, ok_fell: int = 0, bl_dropped: int = 0, v4_seen: bool = True) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -1859,6 +1859,9 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     over IPv4 at once (detail :data:`~kscc_traffic.classify.DROPPED_FALLBACK`): not cut short by the
     capture's end (the client stopped waiting), their IPv6 path drops the port silently: the advice
     says so (:func:`dropped_fallback_text`), not to capture longer (newcomer s59 #4).
+    ``v4_seen``: the run holds a unicast flow over IPv4 (:func:`_v4_unicast`): then a purpose whose
+    flows all went over IPv6 is not advised "over IPv6" alone (a dual-stack host that had not tried
+    IPv4 yet: the IPv4 rule is untested, review s60 #3).
     ``ok_fell``: of the ok ones, IPv6 attempts refused that their client followed over IPv4
     (:func:`_fell_back`): ok, but no connection of theirs worked, so when they are all the ok ones
     the advice does not say "the others worked".
@@ -2296,7 +2299,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         fix = f"{ok_of_text(ok, n, ok_partial)}, {bl_all or un} {status}" + (f" ({split})" if split else "") + f": {fix}"
     elif caps is not None and status in ("blocked", "unexpected"):
         fix = f"{status} {_captures_text(caps, 0)}: {fix}"
-    if status == "blocked" and not ok and not un and v6 is not None and v6[1] == bl == n and bl:
+    if status == "blocked" and not ok and not un and v6 is not None and v6[1] == bl == n and bl and not v4_seen:
         # (every flow of the purpose over IPv6, all blocked: firewalls keep IPv6 rules apart;
         # newcomer s60 #8)
         fix = _only_family_fix(r, "IPv6", fix)
@@ -3255,6 +3258,17 @@ def _names_a_server(names) -> np.ndarray:
 def _is_v6(hosts: np.ndarray) -> np.ndarray:
     """bool per address text (``resp_h``): an IPv6 address (it holds a colon)."""
     return np.fromiter((":" in h for h in hosts.tolist()), bool, len(hosts))
+
+
+def _v4_unicast(flows: pd.DataFrame) -> bool:
+    """Whether ``flows`` (with ``resp_h``; ``cast`` where present) hold a unicast flow over IPv4:
+    the capture's host (or network) uses IPv4 too, not an IPv6-only one."""
+    if not len(flows) or "resp_h" not in flows:
+        return False
+    v4 = ~_is_v6(flows["resp_h"].to_numpy(dtype=object))
+    if "cast" in flows:
+        v4 &= (flows["cast"].astype(str) == "unicast").to_numpy()
+    return bool(v4.any())
 
 
 def _fell_back(flows: pd.DataFrame) -> np.ndarray:
@@ -4223,6 +4237,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
     rates = RateWatch()
     rates.add(flows)
     after_ok = rates.counts()
+    v4_seen = _v4_unicast(flows)   # (IPv4 in use: no "over IPv6" alone for an all-IPv6 purpose)
     restarts.add(flows)
     for r in rules.rules:
         at = where.get(r.id, ())
@@ -4385,7 +4400,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_stalled=bl_stalled, bl_dated=bl_dated,
                                    bl_lost=bl_lost, fam_same=same_destinations(fam_names, r.id),
                                    bl_plain_reset=bl_plain_reset, bl_after_ok=after_ok.get(r.id, 0) if bl else 0,
-                                   ok_fell=ok_fell, bl_dropped=bl_dropped))
+                                   ok_fell=ok_fell, bl_dropped=bl_dropped, v4_seen=v4_seen))
     no_ksc = bool(len(flows)) and not any_ksc(flows, rules)
     if no_ksc:
         rows = [not_ksc_row(x) for x in rows]   # (the headline: no flow is KSC's, newcomer 28 F4)
@@ -4666,6 +4681,7 @@ class TableSummary:
         # (purpose, verdict, over IPv6) -> server names, None: unknown (family_names)
         self.family_names: dict[tuple[str, str, bool], frozenset | None] = {}
         self.bl_plain_reset: dict[str, int] = {}  # purpose -> plain_resets of its blocked flows
+        self.v4_seen = False                     # (a unicast flow over IPv4 was added: _v4_unicast)
         self.bl_dropped: dict[str, int] = {}      # purpose -> blocked IPv6 attempts unanswered, then IPv4 (DROPPED_FALLBACK)
         self.rates = RateWatch()                 # unanswered attempts after a worked connection
         #: (kind, scanner) -> [probes, hosts, ports, documented ports, first ts_ns, last ts_ns] of
@@ -4777,6 +4793,7 @@ class TableSummary:
                 for p, n in flows["purpose"][fell].value_counts(sort=False).items():
                     self.ok_fell[p] = self.ok_fell.get(p, 0) + int(n)
             six = flows[_is_v6(flows["resp_h"].to_numpy(dtype=object)) & ~fell]
+            self.v4_seen = self.v4_seen or _v4_unicast(flows)
             for (p, v), n in six.groupby(["purpose", "verdict"], sort=False).size().items():
                 self.v6[(p, v)] = self.v6.get((p, v), 0) + int(n)
             merge_family_names(self.family_names, family_names(flows))
@@ -5109,7 +5126,7 @@ class TableSummary:
                                        bl_plain_reset=self.bl_plain_reset.get(r.id, 0),
                                        bl_after_ok=after_ok.get(r.id, 0) if bl else 0,
                                        bl_lost=self.bl_lost.get(r.id, 0), ok_fell=self.ok_fell.get(r.id, 0),
-                                       bl_dropped=self.bl_dropped.get(r.id, 0)))
+                                       bl_dropped=self.bl_dropped.get(r.id, 0), v4_seen=self.v4_seen))
         no_ksc = bool(self.no_ksc_headline(rules))
         if no_ksc:
             rows = [not_ksc_row(x) for x in rows]   # (as readiness: newcomer 28 F4)

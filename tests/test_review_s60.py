@@ -91,3 +91,33 @@ def test_an_aaaa_only_nxdomain_over_ipv6_is_not_advised_as_a_name_that_does_not_
     assert dns_nxdomain_fix(1) not in line and "mistyped" not in line
     assert "make the resolver answer the names the agent needs" in line
     assert "mistyped" not in html.unescape(render_html(flows, RULES)).split("DNS names answered")[0]
+
+
+def _syn6(port: int, sport: int, t: float):
+    from scapy.layers.inet import TCP
+    f = eth(IPv6(src="2001:db8::10", dst="2001:db8:1::10") / TCP(sport=sport, dport=port, flags="S", seq=7))
+    return [(t + k, f) for k in (0, 1, 3)]
+
+
+def test_an_all_ipv6_purpose_on_a_host_that_uses_ipv4_too_is_not_advised_over_ipv6_alone(tmp_path):
+    # (#3: a dual-stack host's IPv6 attempts to the agent ports unanswered, its IPv4 activation
+    # connection working: the IPv4 rule for 23100-23199 is untested, not "passes already")
+    from pcapbuild import dns_answer, tcp_session
+    recs = ([_query(41000, 999.0), dns_answer(NAME, SERVER, 999.01)] + _syn6(23101, 50000, 1000.0)
+            + _syn6(23101, 50001, 1010.0) + tcp_session(("192.0.2.10", 50003), (SERVER, 27201), t0=1001.0,
+                                                        c_data=b"\x16\x03\x01\x00\x05hello", s_data=b"\x16\x03\x03\x00\x05world"))
+    path = write(tmp_path, sorted(recs, key=lambda r: r[0]), "dual.pcap")
+    flows = analyze_file(path, RULES).flows
+    text = render_table(flows, RULES, width=400)
+    assert "allow outbound TCP 23100-23199 to *.ksc.kaspersky.com" in text and "over IPv6" not in text
+    assert "over IPv6" not in html.unescape(render_html(flows, RULES))
+    summary = TableSummary()
+    for part in ChunkedAnalysis(path, RULES, path.name, chunk_bytes=300).batches():
+        summary.add(part)
+    chk = summary.readiness(RULES)
+    fix = chk[chk.rule == "agent_connection"].fix.iloc[0]
+    assert fix.startswith("allow outbound TCP 23100-23199 to ") and "over IPv6" not in fix
+    # (the IPv6 attempts alone: an IPv6-only capture keeps "over IPv6")
+    only = write(tmp_path, _syn6(23101, 50000, 1000.0) + _syn6(23101, 50001, 1010.0), "v6.pcap")
+    assert "allow outbound TCP 23100-23199 over IPv6 to " in render_table(analyze_file(only, RULES).flows, RULES,
+                                                                           width=400)
