@@ -121,3 +121,17 @@ def test_an_all_ipv6_purpose_on_a_host_that_uses_ipv4_too_is_not_advised_over_ip
     only = write(tmp_path, _syn6(23101, 50000, 1000.0) + _syn6(23101, 50001, 1010.0), "v6.pcap")
     assert "allow outbound TCP 23100-23199 over IPv6 to " in render_table(analyze_file(only, RULES).flows, RULES,
                                                                            width=400)
+
+
+def test_no_pandas_performance_warning_on_stderr(tmp_path):
+    # (#4: icmp-port-unreach.pcap's leaving rows held 101 column blocks once s60 added a column:
+    # "PerformanceWarning: DataFrame is highly fragmented" printed by the scan step's insert)
+    import subprocess
+    import sys
+    from conftest import shared_corpus
+    path = shared_corpus("public") / "icmp-port-unreach.pcap"
+    run = subprocess.run([sys.executable, "-m", "kscc_traffic", "analyze", str(path), "-f", "jsonl", "-o",
+                          str(tmp_path / "out.jsonl")], capture_output=True, text=True)
+    assert run.returncode in (0, 1), run.stderr
+    assert "PerformanceWarning" not in run.stderr
+    assert (tmp_path / "out.jsonl").stat().st_size > 0
