@@ -3594,7 +3594,7 @@ DNS_WRONG_SOURCE_FIX = ("the resolver answers from another address than the one 
 
 #: the keys of :func:`dns_blocked_kinds`
 DNS_KINDS = ("refused", "servfail", "mismatch_id", "mismatch_question", "mismatch_cut", "no_answer", "v6_only",
-             "fragments", "icmp", "icmp_closed", "nxdomain")
+             "fragments", "icmp", "icmp_closed", "nxdomain", "nxdomain_vendor")
 
 
 def _text_column(flows: pd.DataFrame, name: str) -> pd.Series:
@@ -3623,7 +3623,8 @@ def dns_blocked_kinds(flows: pd.DataFrame) -> dict[str, int]:
     ones whose answers came back only as IP fragments of datagrams never captured whole (detail
     :data:`~kscc_traffic.classify.DNS_LOST_FRAGMENTS`: its own words and a count, no packet text);
     ``nxdomain``, ``rejected`` ones whose ``dns_rcode`` is NXDOMAIN (not an AAAA question's asked over
-    IPv6 whose A one was answered, detail :data:`~kscc_traffic.classify.AAAA_OVER_IPV6`: the name exists);
+    IPv6 whose A one was answered, detail :data:`~kscc_traffic.classify.AAAA_OVER_IPV6`: the name exists),
+    ``nxdomain_vendor`` of them those asking a name under kaspersky.com (:func:`dns_nxdomain_fix`);
     ``icmp``, the ``icmp_unreachable`` ones, and ``icmp_closed``, of them those answered by a port
     unreachable from the resolver's own address (:func:`port_unreachable`: nothing listens on 53 there).
     All 0 for a table without ``purpose``, ``verdict`` or ``reason`` (a
@@ -3645,7 +3646,10 @@ def dns_blocked_kinds(flows: pd.DataFrame) -> dict[str, int]:
         # AAAA_OVER_IPV6, at its end: no packet text read as it): the name exists, the resolver's
         # AAAA answer is what is wrong, not a mistyped name or a local zone; review s60 #2)
         detail = _text_column(bl, "detail").to_numpy(dtype=object)[nx]
-        out["nxdomain"] = sum(not str(d).endswith(AAAA_OVER_IPV6) for d in detail.tolist())
+        query = _text_column(bl, "query").to_numpy(dtype=object)[nx]
+        counted = [not str(d).endswith(AAAA_OVER_IPV6) for d in detail.tolist()]
+        out["nxdomain"] = sum(counted)
+        out["nxdomain_vendor"] = sum(c and _under_domain(str(x), VENDOR_DOMAIN) for c, x in zip(counted, query.tolist()))
     nodata = np.flatnonzero(rejected & (rcode == "NOERROR"))
     if len(nodata):
         # (the detail's start rebuilt from the query column: no packet text read as a marker)
@@ -3864,9 +3868,19 @@ def dns_servfail_fix(n: int) -> str:
             "validation failure): let the resolver's own lookups out (UDP and TCP 53) and check its forwarders")
 
 
-def dns_nxdomain_fix(n: int) -> str:
+def dns_nxdomain_fix(n: int, vendor: int | None = None) -> str:
     """What to change for ``n`` lookups of names the agent needs answered NXDOMAIN (the resolver
-    says the name does not exist; newcomer s60 #7: counted only in the generic error advice)."""
+    says the name does not exist; newcomer s60 #7: counted only in the generic error advice), of
+    which ``vendor`` (None: all) ask names under kaspersky.com: a local zone for kaspersky.com or a
+    mistyped Administration Server name is said only for those; another's name (the certificate
+    check's ``ocsp.digicert.com``) is not the Administration Server's address (review s60 #5)."""
+    if vendor is not None and vendor < n:
+        return (f"{_queries_were(n)} answered NXDOMAIN: the resolver says the name does not exist: a DNS filter "
+                "answering so, or a local zone on the resolver for the name's domain (split DNS)"
+                + (", or a wrong server name set on the agent (mistyped) for the Kaspersky names among them"
+                   if vendor else "")
+                + ": check the resolver's zones and filtering for the names (see the DNS names answered with an "
+                "error)" + (" and the Administration Server address the agent is given" if vendor else ""))
     return (f"{_queries_were(n)} answered NXDOMAIN: the resolver says the name does not exist: a DNS filter "
             "answering so, a local zone for kaspersky.com on the resolver (split DNS), or a wrong server name set on "
             "the agent (mistyped): check the resolver's zones and filtering for the name (see the DNS names answered "
@@ -3963,7 +3977,7 @@ def dns_fix(reasons, resets: int | None = None, error_answers: int | None = None
             out.append(dns_servfail_fix(servfail))
         nxdomain = kinds.get("nxdomain", 0)
         if nxdomain:
-            out.append(dns_nxdomain_fix(nxdomain))
+            out.append(dns_nxdomain_fix(nxdomain, kinds.get("nxdomain_vendor", nxdomain)))
         v6_only = kinds.get("v6_only", 0)
         if v6_only:
             out.append(dns_v6_only_fix(v6_only))

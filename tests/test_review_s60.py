@@ -135,3 +135,33 @@ def test_no_pandas_performance_warning_on_stderr(tmp_path):
     assert run.returncode in (0, 1), run.stderr
     assert "PerformanceWarning" not in run.stderr
     assert (tmp_path / "out.jsonl").stat().st_size > 0
+
+
+def test_an_nxdomain_for_another_vendors_name_is_not_advised_as_kasperskys_zone(tmp_path):
+    # (#5: ocsp.digicert.com, the certificate check's name, answered NXDOMAIN was advised "a local zone
+    # for kaspersky.com … a wrong server name set on the agent … the Administration Server address")
+    from test_newcomer_s60_dns import RESOLVER
+    from pcapbuild import dns_answer, tcp_session
+    other = "ocsp.digicert.com"
+    ask = eth(IPv6(src="2001:db8::10", dst="2001:db8::53"))   # (unused: IPv4 below)
+    del ask
+    from scapy.layers.inet import IP
+    q = DNS(id=41005, rd=1, qd=DNSQR(qname=other))
+    a = DNS(id=41005, qr=1, rcode=3, qd=DNSQR(qname=other))
+    recs = [(1000.0, eth(IP(src="192.0.2.10", dst=RESOLVER) / UDP(sport=41005, dport=53) / q)),
+            (1000.01, eth(IP(src=RESOLVER, dst="192.0.2.10") / UDP(sport=53, dport=41005) / a, src=SERVER_MAC,
+                          dst=CLIENT_MAC)),
+            _query(41000, 1000.1), dns_answer(NAME, SERVER, 1000.11)]
+    recs += tcp_session(("192.0.2.10", 50000), (SERVER, 23101), t0=1001.0, c_data=b"\x16\x03\x01\x00\x05hello",
+                        s_data=b"\x16\x03\x03\x00\x05world")
+    flows = analyze_file(write(tmp_path, sorted(recs, key=lambda r: r[0])), RULES).flows
+    kinds = dns_blocked_kinds(flows)
+    assert (kinds["nxdomain"], kinds["nxdomain_vendor"]) == (1, 0)
+    line = _dns_line(render_table(flows, RULES, width=400))
+    assert dns_nxdomain_fix(1, 0) in line
+    assert dns_nxdomain_fix(1, 0) == (
+        "1 query was answered NXDOMAIN: the resolver says the name does not exist: a DNS filter answering so, or a "
+        "local zone on the resolver for the name's domain (split DNS): check the resolver's zones and filtering for "
+        "the names (see the DNS names answered with an error)")
+    assert "kaspersky.com on the resolver" not in line and "Administration Server address" not in line
+    assert dns_nxdomain_fix(2, 2) == dns_nxdomain_fix(2)          # (Kaspersky names: as s60 said)
