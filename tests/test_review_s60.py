@@ -143,8 +143,6 @@ def test_an_nxdomain_for_another_vendors_name_is_not_advised_as_kasperskys_zone(
     from test_newcomer_s60_dns import RESOLVER
     from pcapbuild import dns_answer, tcp_session
     other = "ocsp.digicert.com"
-    ask = eth(IPv6(src="2001:db8::10", dst="2001:db8::53"))   # (unused: IPv4 below)
-    del ask
     from scapy.layers.inet import IP
     q = DNS(id=41005, rd=1, qd=DNSQR(qname=other))
     a = DNS(id=41005, qr=1, rcode=3, qd=DNSQR(qname=other))
