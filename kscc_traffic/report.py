@@ -32,7 +32,7 @@ from .classify import proxy_login, AAAA_ONLY, REJ_DETAIL, ANSWERED_ELSEWHERE, DN
     SHARED_PORTS_BELOW, ksc_only
 from .classify import _ABSOLUTE, _str_codes
 from .classify import MCAST_JOINS_RE, PORTAL_STATUS, SCAN_DOCUMENTED, SCAN_NOT_KSC
-from .classify import DNS_NO_ADDRESS, DROPPED_FALLBACK, FALLBACK_CLEARED, FALLBACK_S, V6_ONLY_A, V6_ONLY_HEAD
+from .classify import AAAA_OVER_IPV6, DNS_NO_ADDRESS, DROPPED_FALLBACK, FALLBACK_CLEARED, FALLBACK_S, V6_ONLY_A, V6_ONLY_HEAD
 from .scans import ADDRESS_SCAN, PORT_SCAN
 from .outfile import write_all
 from .flows import arrays_of, carried_data
@@ -1743,7 +1743,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    bl_idle: int = 0, bl_path: int = 0, bl_lost: int = 0, bl_stalled: tuple[int, int, int] = (0, 0, 0),
                    bl_dated: int = 0,
                    fam_same: tuple[bool | None, bool | None] = (None, None), bl_plain_reset: int = 0,
-                   bl_after_ok: int = 0, ok_fell: int = 0, bl_dropped: int = 0) -> dict:
+                   bl_after_ok: int = 0, ok_fell: int = 0, bl_dropped: int = 0, v4_seen: bool = True) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -1859,6 +1859,9 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     over IPv4 at once (detail :data:`~kscc_traffic.classify.DROPPED_FALLBACK`): not cut short by the
     capture's end (the client stopped waiting), their IPv6 path drops the port silently: the advice
     says so (:func:`dropped_fallback_text`), not to capture longer (newcomer s59 #4).
+    ``v4_seen``: the run holds a unicast flow over IPv4 (:func:`_v4_unicast`): then a purpose whose
+    flows all went over IPv6 is not advised "over IPv6" alone (a dual-stack host that had not tried
+    IPv4 yet: the IPv4 rule is untested, review s60 #3).
     ``ok_fell``: of the ok ones, IPv6 attempts refused that their client followed over IPv4
     (:func:`_fell_back`): ok, but no connection of theirs worked, so when they are all the ok ones
     the advice does not say "the others worked".
@@ -2296,7 +2299,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         fix = f"{ok_of_text(ok, n, ok_partial)}, {bl_all or un} {status}" + (f" ({split})" if split else "") + f": {fix}"
     elif caps is not None and status in ("blocked", "unexpected"):
         fix = f"{status} {_captures_text(caps, 0)}: {fix}"
-    if status == "blocked" and not ok and not un and v6 is not None and v6[1] == bl == n and bl:
+    if status == "blocked" and not ok and not un and v6 is not None and v6[1] == bl == n and bl and not v4_seen:
         # (every flow of the purpose over IPv6, all blocked: firewalls keep IPv6 rules apart;
         # newcomer s60 #8)
         fix = _only_family_fix(r, "IPv6", fix)
@@ -3257,6 +3260,17 @@ def _is_v6(hosts: np.ndarray) -> np.ndarray:
     return np.fromiter((":" in h for h in hosts.tolist()), bool, len(hosts))
 
 
+def _v4_unicast(flows: pd.DataFrame) -> bool:
+    """Whether ``flows`` (with ``resp_h``; ``cast`` where present) hold a unicast flow over IPv4:
+    the capture's host (or network) uses IPv4 too, not an IPv6-only one."""
+    if not len(flows) or "resp_h" not in flows:
+        return False
+    v4 = ~_is_v6(flows["resp_h"].to_numpy(dtype=object))
+    if "cast" in flows:
+        v4 &= (flows["cast"].astype(str) == "unicast").to_numpy()
+    return bool(v4.any())
+
+
 def _fell_back(flows: pd.DataFrame) -> np.ndarray:
     """bool per row of ``flows``: an IPv6 connection attempt refused by the server's host that its
     client followed over IPv4 (verdict ``ok``, detail :data:`~kscc_traffic.classify.FALLBACK_CLEARED`:
@@ -3580,7 +3594,7 @@ DNS_WRONG_SOURCE_FIX = ("the resolver answers from another address than the one 
 
 #: the keys of :func:`dns_blocked_kinds`
 DNS_KINDS = ("refused", "servfail", "mismatch_id", "mismatch_question", "mismatch_cut", "no_answer", "v6_only",
-             "fragments", "icmp", "icmp_closed", "nxdomain")
+             "fragments", "icmp", "icmp_closed", "nxdomain", "nxdomain_vendor")
 
 
 def _text_column(flows: pd.DataFrame, name: str) -> pd.Series:
@@ -3608,7 +3622,9 @@ def dns_blocked_kinds(flows: pd.DataFrame) -> dict[str, int]:
     from ``query``, as whether the capture held IPv4 is in no column); ``fragments``, ``no_answer``
     ones whose answers came back only as IP fragments of datagrams never captured whole (detail
     :data:`~kscc_traffic.classify.DNS_LOST_FRAGMENTS`: its own words and a count, no packet text);
-    ``nxdomain``, ``rejected`` ones whose ``dns_rcode`` is NXDOMAIN;
+    ``nxdomain``, ``rejected`` ones whose ``dns_rcode`` is NXDOMAIN (not an AAAA question's asked over
+    IPv6 whose A one was answered, detail :data:`~kscc_traffic.classify.AAAA_OVER_IPV6`: the name exists),
+    ``nxdomain_vendor`` of them those asking a name under kaspersky.com (:func:`dns_nxdomain_fix`);
     ``icmp``, the ``icmp_unreachable`` ones, and ``icmp_closed``, of them those answered by a port
     unreachable from the resolver's own address (:func:`port_unreachable`: nothing listens on 53 there).
     All 0 for a table without ``purpose``, ``verdict`` or ``reason`` (a
@@ -3624,7 +3640,16 @@ def dns_blocked_kinds(flows: pd.DataFrame) -> dict[str, int]:
     rejected = base == "rejected"
     out["refused"] = int((rejected & (rcode == "REFUSED")).sum())
     out["servfail"] = int((rejected & (rcode == "SERVFAIL")).sum())
-    out["nxdomain"] = int((rejected & (rcode == "NXDOMAIN")).sum())
+    nx = np.flatnonzero(rejected & (rcode == "NXDOMAIN"))
+    if len(nx):
+        # (not an AAAA query's NXDOMAIN asked over IPv6 whose A question was answered (detail
+        # AAAA_OVER_IPV6, at its end: no packet text read as it): the name exists, the resolver's
+        # AAAA answer is what is wrong, not a mistyped name or a local zone; review s60 #2)
+        detail = _text_column(bl, "detail").to_numpy(dtype=object)[nx]
+        query = _text_column(bl, "query").to_numpy(dtype=object)[nx]
+        counted = [not str(d).endswith(AAAA_OVER_IPV6) for d in detail.tolist()]
+        out["nxdomain"] = sum(counted)
+        out["nxdomain_vendor"] = sum(c and _under_domain(str(x), VENDOR_DOMAIN) for c, x in zip(counted, query.tolist()))
     nodata = np.flatnonzero(rejected & (rcode == "NOERROR"))
     if len(nodata):
         # (the detail's start rebuilt from the query column: no packet text read as a marker)
@@ -3782,10 +3807,23 @@ def one_way_capture(flows: pd.DataFrame) -> bool:
     way (reason ``one_way``: their packets acknowledge the other side's, which are not in it) and
     no DNS flow with a packet of its responder (what :meth:`ReadStats.warn_one_way
     <kscc_traffic.capture.stats.ReadStats.warn_one_way>` warns of, as the flow table tells it).
+    Over several captures (a ``capture`` column of two values or more), each of them must be so
+    (:func:`_one_way_of_captures`: a normal capture's unanswered query beside a one-way capture is
+    not told as one whose answer may be missing; review s60 #1).
     False for a table without ``proto``, ``orig_pkts``, ``resp_pkts``, ``reason`` or ``purpose``."""
     if not len(flows) or any(c not in flows for c in ("proto", "orig_pkts", "resp_pkts", "reason", "purpose")):
         return False
+    if "capture" in flows:
+        caps = flows["capture"].astype(str)
+        if caps.nunique() > 1:
+            return _one_way_of_captures({c: _one_way_counts(g) for c, g in flows.groupby(caps, sort=False)})
     return _one_way_capture(*_one_way_counts(flows))
+
+
+def _one_way_of_captures(counts: dict) -> bool:
+    """Whether every capture of ``counts`` (capture -> :func:`_one_way_counts` of its flows, summed
+    over its batches) holds one direction only (:func:`_one_way_capture`); False for none."""
+    return bool(counts) and all(_one_way_capture(*c) for c in counts.values())
 
 
 def _one_way_counts(flows: pd.DataFrame) -> tuple[int, int, int]:
@@ -3830,9 +3868,19 @@ def dns_servfail_fix(n: int) -> str:
             "validation failure): let the resolver's own lookups out (UDP and TCP 53) and check its forwarders")
 
 
-def dns_nxdomain_fix(n: int) -> str:
+def dns_nxdomain_fix(n: int, vendor: int | None = None) -> str:
     """What to change for ``n`` lookups of names the agent needs answered NXDOMAIN (the resolver
-    says the name does not exist; newcomer s60 #7: counted only in the generic error advice)."""
+    says the name does not exist; newcomer s60 #7: counted only in the generic error advice), of
+    which ``vendor`` (None: all) ask names under kaspersky.com: a local zone for kaspersky.com or a
+    mistyped Administration Server name is said only for those; another's name (the certificate
+    check's ``ocsp.digicert.com``) is not the Administration Server's address (review s60 #5)."""
+    if vendor is not None and vendor < n:
+        return (f"{_queries_were(n)} answered NXDOMAIN: the resolver says the name does not exist: a DNS filter "
+                "answering so, or a local zone on the resolver for the name's domain (split DNS)"
+                + (", or a wrong server name set on the agent (mistyped) for the Kaspersky names among them"
+                   if vendor else "")
+                + ": check the resolver's zones and filtering for the names (see the DNS names answered with an "
+                "error)" + (" and the Administration Server address the agent is given" if vendor else ""))
     return (f"{_queries_were(n)} answered NXDOMAIN: the resolver says the name does not exist: a DNS filter "
             "answering so, a local zone for kaspersky.com on the resolver (split DNS), or a wrong server name set on "
             "the agent (mistyped): check the resolver's zones and filtering for the name (see the DNS names answered "
@@ -3929,7 +3977,7 @@ def dns_fix(reasons, resets: int | None = None, error_answers: int | None = None
             out.append(dns_servfail_fix(servfail))
         nxdomain = kinds.get("nxdomain", 0)
         if nxdomain:
-            out.append(dns_nxdomain_fix(nxdomain))
+            out.append(dns_nxdomain_fix(nxdomain, kinds.get("nxdomain_vendor", nxdomain)))
         v6_only = kinds.get("v6_only", 0)
         if v6_only:
             out.append(dns_v6_only_fix(v6_only))
@@ -4088,7 +4136,9 @@ def _dns_advice(summary: "TableSummary") -> tuple[list[str], str]:
     return why, dns_fix(why, *((summary.dns_resets, summary.dns_error_answers) if summary.detail_seen
                                else (None, None)), cut=(summary.bl_cut.get("dns", 0), summary.dns_no_answer),
                         kinds={**summary.dns_kinds, "resolver_answered": summary.resolvers.count(),
-                               "one_way_capture": int(_one_way_capture(*summary.one_way_counts))}
+                               "one_way_capture": int(_one_way_of_captures(summary.one_way_by_capture)
+                                                      if summary.one_way_by_capture
+                                                      else _one_way_capture(*summary.one_way_counts))}
                         if summary.detail_seen else None)
 
 
@@ -4201,6 +4251,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
     rates = RateWatch()
     rates.add(flows)
     after_ok = rates.counts()
+    v4_seen = _v4_unicast(flows)   # (IPv4 in use: no "over IPv6" alone for an all-IPv6 purpose)
     restarts.add(flows)
     for r in rules.rules:
         at = where.get(r.id, ())
@@ -4363,7 +4414,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_stalled=bl_stalled, bl_dated=bl_dated,
                                    bl_lost=bl_lost, fam_same=same_destinations(fam_names, r.id),
                                    bl_plain_reset=bl_plain_reset, bl_after_ok=after_ok.get(r.id, 0) if bl else 0,
-                                   ok_fell=ok_fell, bl_dropped=bl_dropped))
+                                   ok_fell=ok_fell, bl_dropped=bl_dropped, v4_seen=v4_seen))
     no_ksc = bool(len(flows)) and not any_ksc(flows, rules)
     if no_ksc:
         rows = [not_ksc_row(x) for x in rows]   # (the headline: no flow is KSC's, newcomer 28 F4)
@@ -4596,6 +4647,7 @@ class TableSummary:
         self.data_seen = False                   # (a table with orig_bytes and resp_bytes was added)
         self.one_way: dict[str, int] = {}        # purpose -> unclassified flows seen one way (reason one_way)
         self.one_way_counts = [0, 0, 0]          # _one_way_counts summed: TCP both ways, one_way, DNS answered
+        self.one_way_by_capture: dict[str, list[int]] = {}  # capture -> its one_way_counts (several captures)
         self.bl_reset: dict[str, int] = {}       # purpose -> blocked flows: a distribution point's reset
         self.bl_reset_own: dict[str, int] = {}   # ... of them on the client's subnet
         self.bl_refused: dict[str, tuple[int, int]] = {}  # purpose -> refused_counts of its blocked flows
@@ -4643,6 +4695,7 @@ class TableSummary:
         # (purpose, verdict, over IPv6) -> server names, None: unknown (family_names)
         self.family_names: dict[tuple[str, str, bool], frozenset | None] = {}
         self.bl_plain_reset: dict[str, int] = {}  # purpose -> plain_resets of its blocked flows
+        self.v4_seen = False                     # (a unicast flow over IPv4 was added: _v4_unicast)
         self.bl_dropped: dict[str, int] = {}      # purpose -> blocked IPv6 attempts unanswered, then IPv4 (DROPPED_FALLBACK)
         self.rates = RateWatch()                 # unanswered attempts after a worked connection
         #: (kind, scanner) -> [probes, hosts, ports, documented ports, first ts_ns, last ts_ns] of
@@ -4754,6 +4807,7 @@ class TableSummary:
                 for p, n in flows["purpose"][fell].value_counts(sort=False).items():
                     self.ok_fell[p] = self.ok_fell.get(p, 0) + int(n)
             six = flows[_is_v6(flows["resp_h"].to_numpy(dtype=object)) & ~fell]
+            self.v4_seen = self.v4_seen or _v4_unicast(flows)
             for (p, v), n in six.groupby(["purpose", "verdict"], sort=False).size().items():
                 self.v6[(p, v)] = self.v6.get((p, v), 0) + int(n)
             merge_family_names(self.family_names, family_names(flows))
@@ -4761,8 +4815,14 @@ class TableSummary:
         if "resp_pkts" in flows:
             self.answered_seen = True
             if all(c in flows for c in ("orig_pkts", "reason", "purpose")):
-                for i, n in enumerate(_one_way_counts(flows)):
-                    self.one_way_counts[i] += n
+                parts = flows.groupby(flows["capture"].astype(str), sort=False) if "capture" in flows else [(None, flows)]
+                for c, g in parts:
+                    counts = _one_way_counts(g)
+                    mine = self.one_way_by_capture.setdefault(str(c), [0, 0, 0]) if c is not None else None
+                    for i, n in enumerate(counts):
+                        self.one_way_counts[i] += n
+                        if mine is not None:
+                            mine[i] += n
             answered = flows[(flows["verdict"] == "ok") & (flows["resp_pkts"] > 0)]
             for p, n in answered.groupby("purpose", sort=False).size().items():
                 self.ok_answered[p] = self.ok_answered.get(p, 0) + int(n)
@@ -5080,7 +5140,7 @@ class TableSummary:
                                        bl_plain_reset=self.bl_plain_reset.get(r.id, 0),
                                        bl_after_ok=after_ok.get(r.id, 0) if bl else 0,
                                        bl_lost=self.bl_lost.get(r.id, 0), ok_fell=self.ok_fell.get(r.id, 0),
-                                       bl_dropped=self.bl_dropped.get(r.id, 0)))
+                                       bl_dropped=self.bl_dropped.get(r.id, 0), v4_seen=self.v4_seen))
         no_ksc = bool(self.no_ksc_headline(rules))
         if no_ksc:
             rows = [not_ksc_row(x) for x in rows]   # (as readiness: newcomer 28 F4)

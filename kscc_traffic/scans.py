@@ -52,6 +52,7 @@ report says each scan once (:func:`scan_lines`).
 from __future__ import annotations
 
 import functools
+import warnings
 from bisect import bisect_right
 from collections import Counter
 from typing import Callable, Optional
@@ -735,7 +736,12 @@ class ScanWatch:
                     part = out[~keep]
                     self.held = part if self.held is None else pd.concat([self.held, part])
             out = out.copy(deep=False)
-            out[SCAN_COLUMN] = pd.Series(col, dtype=object, index=out.index)
+            with warnings.catch_warnings():
+                # (a table of many columns added one by one upstream: pandas warns of its blocks on
+                # each insert past 100, on stderr; one column added here, no consolidating copy of
+                # every batch for it; review s60 #4)
+                warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+                out[SCAN_COLUMN] = pd.Series(col, dtype=object, index=out.index)
             if not keep.all():
                 out = out[keep]
         if self.held_rows:

@@ -246,7 +246,7 @@ def test_the_kinds_summed_over_batches_equal_the_whole_tables(tmp_path):
                                            ("rcode", 3)])
     assert dns_blocked_kinds(flows) == {"refused": 1, "servfail": 1, "mismatch_id": 1, "mismatch_question": 1,
                                         "mismatch_cut": 0, "no_answer": 3, "v6_only": 0, "fragments": 0, "icmp": 0,
-                                        "icmp_closed": 0, "nxdomain": 1}
+                                        "icmp_closed": 0, "nxdomain": 1, "nxdomain_vendor": 1}
     s = TableSummary()
     for i in range(0, len(flows), 2):
         s.add(flows.iloc[i:i + 2])

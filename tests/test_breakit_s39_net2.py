@@ -80,7 +80,7 @@ def test_the_kinds_need_no_detail_column(tmp_path):
     _, _, _, flows = _reports(tmp_path, [("rcode", 5), ("rcode", 2), ("id", 0), ("question", 0), ("none", 0)])
     want = {"refused": 1, "servfail": 1, "mismatch_id": 1, "mismatch_question": 1, "mismatch_cut": 0,
             "no_answer": 3, "v6_only": 0, "fragments": 0, "icmp": 0,
-                                        "icmp_closed": 0, "nxdomain": 0}
+                                        "icmp_closed": 0, "nxdomain": 0, "nxdomain_vendor": 0}
     assert dns_blocked_kinds(flows) == want
     assert dns_blocked_kinds(flows.drop(columns=["detail"])) == want
     assert dns_blocked_kinds(flows.assign(detail="DNS answer REFUSED for x")) == want

@@ -759,9 +759,13 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         elif where and status in ("blocked", "unexpected"):
             fix = f"{status} {where}: {fix}"
         six = sub["resp_h"].astype(str).str.contains(":", regex=False)
-        if status == "blocked" and not ok and not un and bl == len(sub) and not cut and six.all() \
+        v4 = ~flows["resp_h"].astype(str).str.contains(":", regex=False)
+        if "cast" in flows:
+            v4 &= flows["cast"].astype(str) == "unicast"
+        if status == "blocked" and not ok and not un and bl == len(sub) and not cut and six.all() and not v4.any() \
                 and r.fix in fix and r.fix.startswith(("allow outbound ", "allow inbound ")) and " to " in r.fix:
-            # (session 60: every flow over IPv6, none worked: the advice says the family)
+            # (session 60: every flow over IPv6, none worked, no unicast IPv4 flow in the run (review
+            # s60 #3: a dual-stack host): the advice says the family)
             fix = fix.replace(r.fix, r.fix.replace(" to ", " over IPv6 to ", 1))
         if nameless:
             seen = ("no DNS answer or host name in an HTTP Host header" if r.app_protocol == "http"
