@@ -1898,6 +1898,11 @@ def _expired_why(dated: str) -> str:
     the capture's clock outside the validity says the clock is wrong (the agent's, when captured on
     it); inside it, the agent's own clock or another certificate of the chain."""
     parts = str(dated).split()
+    if len(parts) == 4 and parts[0] == "before" and parts[3] < "2000":
+        # (review s60 #7: a 1970 time is a clock never set, or a capture converted without its times)
+        return (f"the capture's clock read {parts[3]}, before the certificate's start (valid {parts[1]} to "
+                f"{parts[2]}): timestamps that early come from a device whose clock was never set, or from a "
+                "capture converted without its times: check the agent's own clock and time synchronisation")
     if len(parts) == 4 and parts[0] in ("after", "before"):
         when = "after its end" if parts[0] == "after" else "before its start"
         return (f"the capture's clock read {parts[3]}, {when} (valid {parts[1]} to {parts[2]}): the clock of the "

@@ -3784,11 +3784,13 @@ def dns_answered_fix(n: int) -> str:
 def dns_closed_fix(n: int) -> str:
     """What to change for ``n`` DNS queries answered by an ICMP port unreachable from the resolver's
     own address (the query arrived; nothing listens on port 53 there): the resolver address the
-    agents are given or its DNS service, not a firewall on the path (newcomer s60 #2)."""
-    return (f"{_queries_were(n)} answered by ICMP port unreachable from the resolver's own address: the queries "
-            "arrived, but nothing listens on port 53 there: check the DNS server address the agents are given "
-            "(DHCP, their network settings) and that a DNS service runs on that host; if it does, its own "
-            "firewall rejects the queries")
+    agents are given or its DNS service first (newcomer s60 #2), then a reject rule, its own or a
+    router's on the path answering in its name (review s60 #6: Linux and nftables reject rules do)."""
+    return (f"{_queries_were(n)} answered by ICMP port unreachable from the resolver's own address: nothing "
+            "listens on port 53 there, or a firewall rejects the queries in its name: check the DNS server address "
+            "the agents are given (DHCP, their network settings) and that a DNS service runs on that host; if it "
+            "does, a reject rule refuses them (the resolver's own firewall, or a router's on the path): allow DNS "
+            "(UDP and TCP 53) from the clients to it there")
 
 
 def dns_one_way_fix(n: int) -> str:
