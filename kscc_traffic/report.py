@@ -3666,8 +3666,9 @@ def dns_blocked_kinds(flows: pd.DataFrame) -> dict[str, int]:
     out["icmp"] = int(icmp.sum())
     if out["icmp"]:
         rows = np.flatnonzero(icmp)
+        icmp_texts = icmp_column(bl)
         said = port_unreachable(_text_column(bl, "detail").to_numpy(dtype=object)[rows].tolist(),
-                                [icmp_column(bl)[i] for i in rows.tolist()])
+                                [icmp_texts[i] for i in rows.tolist()])
         out["icmp_closed"] = int(said[0].sum())
     kind = np.where(na & (rcode == ""), _text_column(bl, "dns_unmatched").to_numpy(dtype=object), "")
     out["mismatch_id"] = int((kind == UNMATCHED_ID).sum())
