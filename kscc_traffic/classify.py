@@ -3897,11 +3897,8 @@ def dropped_fallback_detail(ts_ns: int, fallback: tuple, detail: str) -> str:
     device nearer than the server, the IPv6 path is what is blocked). ``ts_ns``: the attempt's
     start; ``fallback``: as :func:`fallback_detail`'s."""
     head = _CUT_NOTE.sub("", str(detail))
-    at, uid = int(fallback[0]), str(fallback[1])
-    shown = str(fallback[2]) if len(fallback) > 2 and fallback[2] else ""
-    which = f"{shown}, uid {uid}" if shown else f"on {uid}"
-    return (f"{head}; the client fell back to IPv4 {_seconds_text(max(at - int(ts_ns), 0) / 1e9)} s later "
-            f"({which}), which connected: {DROPPED_FALLBACK} (a firewall on the way; only IPv6: the IPv4 connection "
+    return (f"{head}; the client fell back to IPv4 {_seconds_text(max(int(fallback[0]) - int(ts_ns), 0) / 1e9)} s "
+            f"later ({_fallback_which(fallback)}), which connected: {DROPPED_FALLBACK} (a firewall on the way; only IPv6: the IPv4 connection "
             "passed)")
 
 
@@ -3925,6 +3922,14 @@ def fallback_nearer_hint(ttl: int, ref: int, uid: str) -> str:
     return (f"the reset came from a device {d} hop{'s' if d != 1 else ''} {REFUSED_NEARER}hop limit {ttl} vs "
             f"TTL {ref} on its answer over IPv4 to the same name and port, {uid}): {REFUSED_PORT} over IPv6 "
             "(the IPv4 connection that followed passed that device: only IPv6 is refused there)")
+
+
+def _fallback_which(fallback: tuple) -> str:
+    """How a fallback's IPv4 connection is named in a detail (``fallback``: as
+    :func:`family_fallbacks` gives it): ``192.0.2.10:43112 -> 198.51.100.10:23101, uid C…``, or
+    ``on C…`` where its endpoints are not known."""
+    shown = str(fallback[2]) if len(fallback) > 2 and fallback[2] else ""
+    return f"{shown}, uid {fallback[1]}" if shown else f"on {fallback[1]}"
 
 
 def endpoints_text(orig_h, orig_p, resp_h, resp_p) -> str:
@@ -4102,10 +4107,8 @@ def fallback_detail(ts_ns: int, fallback: tuple, detail: str = "") -> str:
     ``fallback``: ``(ts_ns, uid)`` of the IPv4 connection, then its endpoints as the table shows
     them (:func:`endpoints_text`; '' not known: the uid alone) and whether other clients'
     connections shared the window."""
-    at, uid = int(fallback[0]), str(fallback[1])
-    shown = str(fallback[2]) if len(fallback) > 2 and fallback[2] else ""
-    which = f"{shown}, uid {uid}" if shown else f"on {uid}"
-    later = _seconds_text(max(at - int(ts_ns), 0) / 1e9)
+    which = _fallback_which(fallback)
+    later = _seconds_text(max(int(fallback[0]) - int(ts_ns), 0) / 1e9)
     if len(fallback) > 3 and fallback[3]:
         said = (f"{FALLBACK_CLEARED}{_clock_text(int(ts_ns))} UTC, a connection over IPv4 to the same server name "
                 f"and port followed {later} s later and connected ({which}), most likely this client's fallback "
