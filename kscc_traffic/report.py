@@ -3324,9 +3324,15 @@ def ip_family_fix(r, family: str) -> str:
     (…)`` (after its first ``to`` where it reads "allow outbound/inbound … to"), else ``r.fix``
     and ``(over IPv6: IPv4 passes already)``."""
     other = "IPv4" if family == "IPv6" else "IPv6"
+    return _over_family(r, family) or f"{r.fix} (over {family}: {other} passes already)"
+
+
+def _over_family(r, family: str) -> str:
+    """Rule ``r``'s "allow outbound/inbound … to" advice (``r.fix``) said for ``family``:
+    ``allow outbound TCP 23100-23199 over IPv6 to …``; '' for advice of another form."""
     if r.fix.startswith(("allow outbound ", "allow inbound ")) and " to " in r.fix:
         return r.fix.replace(" to ", f" over {family} to ", 1)
-    return f"{r.fix} (over {family}: {other} passes already)"
+    return ""
 
 
 def _only_family_fix(r, family: str, fix: str) -> str:
@@ -3334,9 +3340,8 @@ def _only_family_fix(r, family: str, fix: str) -> str:
     the purpose went over it and none worked (an IPv6-only agent: a firewall's IPv6 rule set is its
     own): ``allow outbound TCP 23100-23199 over IPv6 to …``; ``fix`` as it is when the rule's advice
     is not an "allow outbound/inbound … to" one or not in it."""
-    if r.fix in fix and r.fix.startswith(("allow outbound ", "allow inbound ")) and " to " in r.fix:
-        return fix.replace(r.fix, r.fix.replace(" to ", f" over {family} to ", 1))
-    return fix
+    said = _over_family(r, family)
+    return fix.replace(r.fix, said) if said and r.fix in fix else fix
 
 
 def _path_family_fix(r, split: str, fix: str) -> str:
