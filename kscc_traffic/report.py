@@ -3821,11 +3821,8 @@ def one_way_capture(flows: pd.DataFrame) -> bool:
     False for a table without ``proto``, ``orig_pkts``, ``resp_pkts``, ``reason`` or ``purpose``."""
     if not len(flows) or any(c not in flows for c in ("proto", "orig_pkts", "resp_pkts", "reason", "purpose")):
         return False
-    if "capture" in flows:
-        caps = flows["capture"].astype(str)
-        if caps.nunique() > 1:
-            return _one_way_of_captures({c: _one_way_counts(g) for c, g in flows.groupby(caps, sort=False)})
-    return _one_way_capture(*_one_way_counts(flows))
+    parts = flows.groupby(flows["capture"].astype(str), sort=False) if "capture" in flows else [("", flows)]
+    return _one_way_of_captures({c: _one_way_counts(g) for c, g in parts})
 
 
 def _one_way_of_captures(counts: dict) -> bool:
@@ -4144,9 +4141,7 @@ def _dns_advice(summary: "TableSummary") -> tuple[list[str], str]:
     return why, dns_fix(why, *((summary.dns_resets, summary.dns_error_answers) if summary.detail_seen
                                else (None, None)), cut=(summary.bl_cut.get("dns", 0), summary.dns_no_answer),
                         kinds={**summary.dns_kinds, "resolver_answered": summary.resolvers.count(),
-                               "one_way_capture": int(_one_way_of_captures(summary.one_way_by_capture)
-                                                      if summary.one_way_by_capture
-                                                      else _one_way_capture(*summary.one_way_counts))}
+                               "one_way_capture": int(_one_way_of_captures(summary.one_way_by_capture))}
                         if summary.detail_seen else None)
 
 
@@ -4654,8 +4649,8 @@ class TableSummary:
         self.ok_other_kinds: dict[str, set] = {}  # purpose -> what they were sent as (other_cast_kind)
         self.data_seen = False                   # (a table with orig_bytes and resp_bytes was added)
         self.one_way: dict[str, int] = {}        # purpose -> unclassified flows seen one way (reason one_way)
-        self.one_way_counts = [0, 0, 0]          # _one_way_counts summed: TCP both ways, one_way, DNS answered
-        self.one_way_by_capture: dict[str, list[int]] = {}  # capture -> its one_way_counts (several captures)
+        # capture ('' for a table without the column) -> _one_way_counts summed: TCP both ways, one_way, DNS answered
+        self.one_way_by_capture: dict[str, list[int]] = {}
         self.bl_reset: dict[str, int] = {}       # purpose -> blocked flows: a distribution point's reset
         self.bl_reset_own: dict[str, int] = {}   # ... of them on the client's subnet
         self.bl_refused: dict[str, tuple[int, int]] = {}  # purpose -> refused_counts of its blocked flows
@@ -4823,14 +4818,11 @@ class TableSummary:
         if "resp_pkts" in flows:
             self.answered_seen = True
             if all(c in flows for c in ("orig_pkts", "reason", "purpose")):
-                parts = flows.groupby(flows["capture"].astype(str), sort=False) if "capture" in flows else [(None, flows)]
+                parts = flows.groupby(flows["capture"].astype(str), sort=False) if "capture" in flows else [("", flows)]
                 for c, g in parts:
-                    counts = _one_way_counts(g)
-                    mine = self.one_way_by_capture.setdefault(str(c), [0, 0, 0]) if c is not None else None
-                    for i, n in enumerate(counts):
-                        self.one_way_counts[i] += n
-                        if mine is not None:
-                            mine[i] += n
+                    mine = self.one_way_by_capture.setdefault(str(c), [0, 0, 0])
+                    for i, n in enumerate(_one_way_counts(g)):
+                        mine[i] += n
             answered = flows[(flows["verdict"] == "ok") & (flows["resp_pkts"] > 0)]
             for p, n in answered.groupby("purpose", sort=False).size().items():
                 self.ok_answered[p] = self.ok_answered.get(p, 0) + int(n)
