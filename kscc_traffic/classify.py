@@ -135,7 +135,8 @@ import pandas as pd
 from .addresses import endpoint_text, nat64_text
 from .flows import RESP_TTL, RESP_TTL_OUT, arrays_of, history_plain, repeated, vlan_key
 from .streams import MAX_BYTES, MAX_SEGMENTS
-from .inspect import (_ENCRYPTED_ALERT as ENCRYPTED_ALERT, DNS_ASKED_A, DNS_ASKED_AAAA, DNS_CUT, DNS_KEYS,
+from .inspect import (_ENCRYPTED_ALERT as ENCRYPTED_ALERT, CERT_DATED_AFTER, CERT_DATED_BEFORE, CERT_DATED_WITHIN,
+                      DNS_ASKED_A, DNS_ASKED_AAAA, DNS_CUT, DNS_KEYS,
                       DNS_TRUNCATED, DNS_UNREADABLE, HELLO_PQ, asked_has, truncated_answer,
                       HELLO_UNACKED, REFUSED_NEARER, _hops, REFUSED_OTHER, REFUSED_OWN, REFUSED_OWN_MEANS, REFUSED_PORT,
                       SMALLEST_SEALED, SYNACK_IN_PLACE,
@@ -1898,17 +1899,17 @@ def _expired_why(dated: str) -> str:
     the capture's clock outside the validity says the clock is wrong (the agent's, when captured on
     it); inside it, the agent's own clock or another certificate of the chain."""
     parts = str(dated).split()
-    if len(parts) == 4 and parts[0] == "before" and parts[3] < "2000":
+    if len(parts) == 4 and parts[0] == CERT_DATED_BEFORE and parts[3] < "2000":
         # (review s60 #7: a 1970 time is a clock never set, or a capture converted without its times)
         return (f"the capture's clock read {parts[3]}, before the certificate's start (valid {parts[1]} to "
                 f"{parts[2]}): timestamps that early come from a device whose clock was never set, or from a "
                 "capture converted without its times: check the agent's own clock and time synchronisation")
-    if len(parts) == 4 and parts[0] in ("after", "before"):
-        when = "after its end" if parts[0] == "after" else "before its start"
+    if len(parts) == 4 and parts[0] in (CERT_DATED_AFTER, CERT_DATED_BEFORE):
+        when = "after its end" if parts[0] == CERT_DATED_AFTER else "before its start"
         return (f"the capture's clock read {parts[3]}, {when} (valid {parts[1]} to {parts[2]}): the clock of the "
                 "device that captured it, the agent's if captured on it, is wrong most likely (check the device's "
                 "clock and time synchronisation)")
-    if len(parts) == 4 and parts[0] == "within":
+    if len(parts) == 4 and parts[0] == CERT_DATED_WITHIN:
         return (f"by the capture's clock ({parts[3]}) the certificate was valid ({parts[1]} to {parts[2]}): if "
                 "captured on another device, the agent's own clock is wrong most likely (check it and its time "
                 "synchronisation); if captured on the agent, another certificate of its chain was out of date, or "

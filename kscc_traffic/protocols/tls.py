@@ -391,8 +391,8 @@ def offer_text(ch: ClientHello | None) -> tuple[bool, str] | None:
     ``text`` (str, made of numbers and fixed words only, no byte of the packet): the versions
     (``TLS 1.3 and 1.2``, ``TLS 1.3 only``, ``TLS 1.2 at most``…), how many cipher suites (every
     entry of the list, as Wireshark counts them: RFC 5746/7507's signalling values and GREASE
-    included; they are left out of what follows; an SSLv2-compatible hello's TLS suites only), then for a current offer ``(ECDHE AES-GCM among
-    them), the x25519 and secp256r1 groups``, for a narrow one what it lacks (``no TLS_AES_128_GCM_SHA256``,
+    included; they are left out of what follows; an SSLv2-compatible hello's TLS suites only),
+    then for a current offer ``(ECDHE AES-GCM among them), the x25519 and secp256r1 groups``, for a narrow one what it lacks (``no TLS_AES_128_GCM_SHA256``,
     ``2 of the 4 ECDHE AES-GCM suites`` or ``no ECDHE AES-GCM suite``, ``no x25519 group``…), e.g.
     ``(True, "TLS 1.3 and 1.2, 17 cipher suites (ECDHE AES-GCM among them), the x25519 and
     secp256r1 groups")``."""
