@@ -51,16 +51,22 @@ def source_digest(source: str) -> str:
     edited source from one whose time alone changed (``touch``, a ``git checkout`` there and
     back). Raises OSError when ``source`` cannot be read."""
     import hashlib
+    digest = hashlib.sha256()
+    for path in _source_files(source):
+        with open(path, "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()
+
+
+def _source_files(source: str) -> list[str]:
+    """``source`` (a C file) and the headers beside it that it includes (``#include "…"``,
+    relative to its folder, in order; absent ones left out). Raises OSError when ``source``
+    cannot be read."""
     folder = os.path.dirname(source)
     with open(source, "rb") as f:
         text = f.read()
-    digest = hashlib.sha256(text)
-    for inc in _INCLUDE.findall(text):
-        header = os.path.normpath(os.path.join(folder, inc.decode("utf-8", "replace")))
-        if os.path.exists(header):
-            with open(header, "rb") as f:
-                digest.update(f.read())
-    return digest.hexdigest()
+    headers = (os.path.normpath(os.path.join(folder, inc.decode("utf-8", "replace"))) for inc in _INCLUDE.findall(text))
+    return [source, *(h for h in headers if os.path.exists(h))]
 
 
 def stale() -> list[str]:
@@ -85,13 +91,7 @@ def stale() -> list[str]:
             source = os.path.join(folder, name.rsplit(".", 1)[1] + ".c")
             if not os.path.exists(source):
                 continue
-            with open(source, "rb") as f:
-                text = f.read()
-            newest = os.stat(source).st_mtime
-            for inc in _INCLUDE.findall(text):
-                header = os.path.normpath(os.path.join(folder, inc.decode("utf-8", "replace")))
-                if os.path.exists(header):
-                    newest = max(newest, os.stat(header).st_mtime)
+            newest = max(os.stat(path).st_mtime for path in _source_files(source))
             if newest <= os.stat(built).st_mtime + STALE_SLACK_S:
                 continue
             if _built_from(name) == source_digest(source):
