@@ -30,7 +30,7 @@ from .classify import proxy_login, AAAA_ONLY, REJ_DETAIL, ANSWERED_ELSEWHERE, DN
     OTHER_SERVER, SUITES_REFUSED, OFFER_CURRENT_SAID, VERSION_REFUSED, CERT_DATED, \
     _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED, DNS_LOST_FRAGMENTS, FRAGS_LOST, TUNNEL_EMPTY, \
     SHARED_PORTS_BELOW, ksc_only
-from .classify import _ABSOLUTE, _str_codes
+from .classify import _ABSOLUTE, _TEXT_COLUMNS, _str_codes
 from .classify import MCAST_JOINS_RE, PORTAL_STATUS, SCAN_DOCUMENTED, SCAN_NOT_KSC
 from .classify import AAAA_OVER_IPV6, DNS_NO_ADDRESS, DROPPED_FALLBACK, FALLBACK_CLEARED, FALLBACK_S, V6_ONLY_A, V6_ONLY_HEAD
 from .scans import ADDRESS_SCAN, PORT_SCAN
@@ -4122,6 +4122,11 @@ READINESS_COLUMNS = ("purpose", "verdict", "reason")
 _READINESS_TEXT = ("purpose", "verdict", "reason", "detail", "server_name", "proxy_target", "resp_h", "capture")
 
 
+#: the text columns a :class:`TableSummary` of a whole table reads (:meth:`TableSummary.of`), filled
+#: when missing: those :func:`readiness` reads and the flow facts the classifier reads
+_SUMMARY_TEXT = tuple(dict.fromkeys(_READINESS_TEXT + _TEXT_COLUMNS + ("uid", "dns_unmatched")))
+
+
 def text_filled(flows: pd.DataFrame, columns) -> pd.DataFrame:
     """``flows`` with each of ``columns`` it has that holds a missing value (``NaN``, ``None``,
     ``pd.NA``: what ``pd.read_csv`` gives for an empty cell) filled with '' and made text; the
@@ -4709,9 +4714,10 @@ class TableSummary:
 
     @classmethod
     def of(cls, flows: pd.DataFrame, max_flagged: int = 40, rules: RuleSet | None = None) -> "TableSummary":
-        """The summary of a whole flow table (``rules``: as for the constructor)."""
+        """The summary of a whole flow table (``rules``: as for the constructor), also one read back
+        from its CSV with ``pd.read_csv``: a missing text value (``NaN``) is taken as empty text."""
         s = cls(max_flagged, rules)
-        s.add(flows)
+        s.add(text_filled(flows, _SUMMARY_TEXT))
         return s
 
     def add(self, flows: pd.DataFrame) -> None:
