@@ -70,7 +70,7 @@ from .classify import (AUTH_RETRY_S, DNS_ANSWERED_TCP, DNS_RESOLVED, DNS_RESOLVE
                        usable_address, usable_address6, wrong_source_answers)
 from .addresses import shows_ipv4
 from .finishing import Finisher
-from .names import DNS_SLACK_NS, host_masks
+from .names import DNS_SLACK_NS, ORIG_CLOUD_NAME, host_masks
 from .rules import RuleSet
 from .scans import OPEN_COLUMNS, ScanWatch
 from .stamps import LoneStamps
@@ -309,7 +309,7 @@ class ChunkedAnalysis:
         carry: Packets | None = None
         carry_w = np.zeros((0, 3), np.int64)    # per carried packet: what it stands for (analyze_batch weights)
         carry_copy = np.zeros(0, bool)          # per carried packet: a duplicate, counted already
-        carry_known = np.full(0, None, object)  # per carried packet: its flow's dns_name, once final
+        carry_known = np.full(0, None, object)  # per carried packet: its flow's (dns_name, orig_cloud_name), once final
         store = AnswerStore(masks=host_masks(self.rules))
         auth = _AuthRounds()                # a proxy's 407s held until their retry can be known
         nodata = _NoAddress(self.rules)     # DNS flows with no address for a needed name: held to the end
@@ -609,7 +609,9 @@ class ChunkedAnalysis:
                 had = np.nonzero((known != None) & (b.pkt_flow >= 0))[0]  # noqa: E711 (element-wise)
                 started[b.pkt_flow[had]] = True
                 f = np.maximum(b.pkt_flow[rows], 0)     # (copies: -1, no name carried)
-                carry_known = np.where(started[f] & ~carry_copy, flows["dns_name"].to_numpy(dtype=object)[f], None)
+                names = np.fromiter(zip(flows["dns_name"].to_numpy(dtype=object)[f].tolist(),
+                                        flows[ORIG_CLOUD_NAME].to_numpy(dtype=object)[f].tolist()), object, len(f))
+                carry_known = np.where(started[f] & ~carry_copy, names, None)
                 carry = batch.compact(rows)
                 if trim.any():
                     carry.cols["pl_cap"][trim] = 0

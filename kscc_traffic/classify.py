@@ -1013,6 +1013,17 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                                          str(row.get("opened_cloud")))
                     + _attempt_failed(row, icmp_text, answered, partial))
 
+    orig_cloud = str(row.get("orig_cloud_name") or "")
+    if orig_cloud and _inbound(rule, proto, target, partial, history, "", "") is None \
+            and not _resolved_for(row, rule):
+        # opened from an address a cloud server's name was resolved to in the capture: the cloud
+        # server connecting in, which it never does, whatever the addresses (s61 newcomer #1: the
+        # agent at a documentation-range address refusing it was judged its own connection, blocked)
+        return done("unexpected", "wrong_direction",
+                    cloud_inbound_detail(str(row.get("orig_h") or ""), str(row["resp_h"]), resp_p, rule.id,
+                                         orig_cloud)
+                    + _attempt_failed(row, icmp_text, answered, partial))
+
     if row.get("opened_cloud") and rule.opener == "agent_to_dp" and proto == "tcp" and not target and not partial \
             and str(row.get("history") or "").startswith("S"):
         # a distribution point's port of an address that had itself connected to such a port of
@@ -1448,6 +1459,18 @@ def _refused_on_the_way(icmp_text: str, resp: str) -> bool:
     what, sep, sender = icmp_text.partition(" from ")
     return bool(sep) and what.rstrip().endswith(_ADMIN_REFUSALS) and sender.split()[0].strip(",;") != resp \
         and not sender.startswith(resp + ",")
+
+
+def cloud_inbound_detail(orig: str, resp: str, port: int, rule_id: str, name: str) -> str:
+    """The detail of a TCP connection opened from ``orig`` to ``resp`` on a cloud server's port
+    ``port`` (rule ``rule_id``), ``orig`` an address the capture's DNS gave for the cloud server's
+    name ``name`` (the internal ``orig_cloud_name``: :func:`kscc_traffic.names._originator_names`):
+    it starts with :data:`INBOUND`, as :func:`inbound_detail`'s, whatever the addresses. The name
+    is quoted only when it is a host name (:func:`is_host_name`; a name from the packets)."""
+    whose = f"the address {name} was resolved to" if is_host_name(name) else "an address a cloud server's name was resolved to"
+    return (f"{INBOUND} ({orig}, {whose} in this capture) to {endpoint_text(resp, port)}, on a port the cloud server "
+            f"listens on ({rule_id}): the cloud server never connects to agents, so this is not an agent's connection "
+            "to the cloud (a port forwarding to this host, or another program listening on the port?)")
 
 
 def dp_inbound_detail(orig: str, resp: str, port: int, rule_id: str, opened: str) -> str:
@@ -4259,7 +4282,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "tls13_refused", "tls_client_quit", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                   "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "http_page", "flight_cut", "http_later", "mcast_groups",
-                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "tls_offer", "cert_dated", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
+                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "tls_offer", "cert_dated", "opened_cloud", "orig_cloud_name", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
@@ -4270,7 +4293,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "syn_answer", "tls13_refused", "tls_client_quit", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                      "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "http_page", "flight_cut", "http_later", "mcast_groups",
-                     "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "tls_offer", "cert_dated", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
+                     "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "tls_offer", "cert_dated", "opened_cloud", "orig_cloud_name", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
 #: the columns of :data:`_JUDGE_COLUMNS` without which the grouping is not made (row by row then)
 _REQUIRED_COLUMNS = tuple(c for c in _JUDGE_COLUMNS if c not in _OPTIONAL_COLUMNS)
 
@@ -4283,7 +4306,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                   "syn_answer", "tls13_refused", "tls_client_quit", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                   "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location", "http_reason", "http_page", "flight_cut", "http_later",
-                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "tls_offer", "cert_dated", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
+                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "tls_offer", "cert_dated", "opened_cloud", "orig_cloud_name", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
 #: exact columns read only on a TLS purpose (:func:`_client_cleartext` quotes them): keyed '' for
 #: a flow to a port no TLS rule documents, not through a proxy (:func:`_verdict_keys`)
 _QUOTED_COLUMNS = ("client_head", "client_binary")
@@ -4296,7 +4319,7 @@ _TEXT_COLUMNS = ("proto", "resp_h", "orig_h", "server_name", "dns_name", "conn_s
                  "blind_closer", "tunnel_http_status", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                  "syn_answer", "hello_split", "hello_copies", "unreassembled", "tls_close", "dns_mismatch", "acked_unseen",
                  "client_head", "client_binary", "http_location", "http_reason", "http_page", "flight_cut", "http_later", "mcast_groups", "window_closed", "synack_not_taken", "start_lost",
-                 "tls_version", "tls_client_cert", "tls_offer", "cert_dated", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
+                 "tls_version", "tls_client_cert", "tls_offer", "cert_dated", "opened_cloud", "orig_cloud_name", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
 #: compare the combined key when the product of the column cardinalities stays below this
@@ -4842,6 +4865,9 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
         # (opened towards an agent, told by its own earlier connection to the cloud: likewise)
         masked(tcp & ~eq("opened_cloud", ""), "orig_h"),
         masked(tcp & ~eq("opened_cloud", ""), "resp_h"),
+        # (opened from an address a cloud server's name was resolved to: likewise)
+        masked(tcp & ~eq("orig_cloud_name", ""), "orig_h"),
+        masked(tcp & ~eq("orig_cloud_name", ""), "resp_h"),
         # (unanswered SYNs answered from elsewhere: the address contacted quoted beside the other)
         masked(tcp & ~eq("answered_from", ""), "resp_h"),
         # (a UDP datagram to a group: its address is in the detail when the page documents the

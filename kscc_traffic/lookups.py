@@ -25,6 +25,7 @@ import pandas as pd
 from .addresses import shows_ipv4
 from .classify import _SINKHOLES, VENDOR_DOMAIN, _under_domain, wrong_source_answers
 from .flows import arrays_of
+from .names import ORIG_CLOUD_NAME
 from .text import escape_terminal
 
 __all__ = ["LookupsWatch"]
@@ -59,7 +60,7 @@ class LookupsWatch:
         self.lookups: dict[str, int] = {}            # name -> answered lookups (DNS flows)
         self.addresses: dict[str, set] = {}          # name -> the addresses it was answered with
         self.v6_clients: dict[str, bool] = {}        # name -> every lookup came from an IPv6 client
-        self.contacted: set = set()                  # responders of flows that are not DNS
+        self.contacted: set = set()                  # responders of flows that are not DNS (originators of wrong_direction ones)
         self.named: set = set()                      # names other flows were for (lower case)
         self.vpn: dict[str, str] = {}                # VPN endpoint ("198.51.100.7") -> its kind
         self.seen_v4 = False                         # some flow of the capture is IPv4
@@ -103,6 +104,18 @@ class LookupsWatch:
         if other.any():
             # (each distinct value once: a batch's flows share a few responders and names)
             self.contacted.update(pd.unique(flows["resp_h"].to_numpy(dtype=object)[other]).tolist())
+            if "orig_h" in flows.columns:
+                # (a connection the cloud's address opened counts too: it was captured, and its own
+                # flow says so, wrong_direction; s61 newcomer #1. Told by the internal
+                # orig_cloud_name before classification, by the reason after)
+                back = np.zeros(len(flows), bool)
+                if ORIG_CLOUD_NAME in flows.columns:
+                    back |= flows[ORIG_CLOUD_NAME].to_numpy(dtype=object) != ""
+                if "reason" in flows.columns:
+                    back |= flows["reason"].to_numpy(dtype=object) == "wrong_direction"
+                back &= other
+                if back.any():
+                    self.contacted.update(pd.unique(flows["orig_h"].to_numpy(dtype=object)[back]).tolist())
             for col in ("server_name", "proxy_target", "sni", "http_host"):
                 if col in flows.columns:
                     self.named.update(str(v).lower().rstrip(".").rsplit(":", 1)[0] if col == "proxy_target"

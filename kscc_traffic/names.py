@@ -32,6 +32,13 @@ NAME_COLUMNS: dict[str, tuple[str, str, str]] = {
 #: a DNS answer received up to this long after the flow's first packet still names it (ns)
 DNS_SLACK_NS = 1_000_000
 
+#: the internal column (never written out) :func:`assign_names` adds: for a TCP flow to a port a
+#: rule documents with a host mask, the name under that mask a DNS answer gave for the flow's
+#: *originator's* address before the flow started (the responder's own answers first, as
+#: :func:`_dns_names` prefers the originator's): a cloud server's address opening the connection,
+#: which :func:`kscc_traffic.classify.classify` tells ``wrong_direction``; '' where none
+ORIG_CLOUD_NAME = "orig_cloud_name"
+
 
 @functools.lru_cache(maxsize=1 << 12)
 def is_ip_literal(name: str) -> bool:
@@ -173,6 +180,41 @@ def _dns_names(flows: pd.DataFrame, answers: DnsAnswers, port_masks: tuple | Non
     return out
 
 
+def _originator_names(flows: pd.DataFrame, answers: DnsAnswers, port_masks: tuple | None) -> np.ndarray:
+    """Per flow (object array of ``len(flows)`` texts): :data:`ORIG_CLOUD_NAME`, the name under one
+    of its flow's masks (``port_masks``: :func:`_port_masks`' bits and masks) of the latest answer
+    naming the flow's originator address received before the flow started (+ DNS_SLACK_NS), the
+    responder's own answers first; '' where none, for flows that are not TCP or whose port no
+    rule with a host mask documents, and for every flow when ``port_masks`` is None. Only the
+    answers under a mask are looked at (a capture's other names cost one test each)."""
+    n = len(flows)
+    out = repeated("", n)
+    if port_masks is None or not n or not answers.address or "orig_h" not in flows:
+        return out
+    bits, masks = port_masks
+    cand = np.flatnonzero((bits != 0) & (flows["proto"].to_numpy(dtype=object) == "tcp"))
+    if not len(cand):
+        return out
+    abits = _name_bits(answers.name, masks)
+    at = np.flatnonzero(abits != 0)
+    if not len(at):
+        return out
+    sel = at.tolist()
+    found = _answers_for(flows["orig_h"].to_numpy(dtype=object)[cand].tolist(),
+                         flows["resp_h"].to_numpy(dtype=object)[cand],
+                         flows["ts_ns"].to_numpy().astype(np.int64)[cand] + DNS_SLACK_NS,
+                         [answers.address[k] for k in sel], [answers.client[k] for k in sel],
+                         np.array(answers.ts_ns, np.int64)[at], np.array(answers.frames(), np.int64)[at])
+    hit = np.flatnonzero(found >= 0)
+    if len(hit):
+        k = at[found[hit]]
+        under = (abits[k] & bits[cand[hit]]) != 0
+        names = answers.name
+        for row, a in zip(cand[hit][under].tolist(), k[under].tolist()):
+            out[row] = names[a]
+    return out
+
+
 def _prefer_documented(answer: np.ndarray, port_masks: tuple, resp: list, orig: np.ndarray, t: np.ndarray,
                        answers: DnsAnswers, ts: np.ndarray, frame: np.ndarray) -> None:
     """In place: ``answer`` (per flow, the position in ``answers`` of the answer naming it, or -1)
@@ -284,8 +326,9 @@ def assign_names(flows: pd.DataFrame, answers: DnsAnswers, known: dict | None = 
                  rules=None) -> pd.DataFrame:
     """Return ``flows`` with :data:`NAME_COLUMNS` added (see module docstring).
 
-    :param known: uid -> ``dns_name`` already found for a flow (one that started in an earlier
-        batch of a chunked analysis, whose answers may since have been forgotten); used as is.
+    :param known: uid -> ``(dns_name, orig_cloud_name)`` already found for a flow (one that
+        started in an earlier batch of a chunked analysis, whose answers may since have been
+        forgotten; :data:`ORIG_CLOUD_NAME`); used as they are.
     :param rules: the :class:`~kscc_traffic.rules.RuleSet` whose host masks a flow's DNS name is
         preferred under (:func:`_dns_names`); None: the latest name, whatever it is.
     """
@@ -293,12 +336,13 @@ def assign_names(flows: pd.DataFrame, answers: DnsAnswers, known: dict | None = 
     out = _copy(flows)
     pm = _port_masks(flows, rules) if rules is not None and n and "proto" in flows and "resp_p" in flows else None
     dns_name = _dns_names(flows, answers, pm)
+    orig_name = _originator_names(flows, answers, pm)
     if known and n:
         uid = flows["uid"].to_numpy(dtype=object)
         for i, u in enumerate(uid.tolist()):
             v = known.get(u)
             if v is not None:
-                dns_name[i] = v
+                dns_name[i], orig_name[i] = v
     sni = out["sni"].to_numpy(dtype=object) if "sni" in out else repeated("", n)
     host = out["http_host"].to_numpy(dtype=object) if "http_host" in out else repeated("", n)
     has_sni = sni.astype(bool)
@@ -306,6 +350,13 @@ def assign_names(flows: pd.DataFrame, answers: DnsAnswers, known: dict | None = 
     has_dns = dns_name.astype(bool)
     name = np.where(has_sni, sni, np.where(has_host, host, dns_name)).astype(object)
     source = _SOURCES[np.where(has_sni, 0, np.where(has_host, 1, np.where(has_dns, 2, 3)))]
-    for k, v in (("server_name", name), ("name_source", source), ("dns_name", dns_name)):
-        out[k] = pd.Series(v, dtype=object, index=out.index)   # (object, not pandas str)
+    cols = {k: pd.Series(v, dtype=object, index=out.index)     # (object, not pandas str)
+            for k, v in (("server_name", name), ("name_source", source), ("dns_name", dns_name),
+                         (ORIG_CLOUD_NAME, orig_name))}
+    for k in [k for k in cols if k in out.columns]:
+        out[k] = cols.pop(k)
+    if cols:
+        # (the new ones at once: a frame of many columns added one by one is fragmented, and pandas
+        # warns at the next insert)
+        out = pd.concat([out, pd.DataFrame(cols, index=out.index)], axis=1)
     return _labels_back(out, flows)
