@@ -49,7 +49,7 @@ from .classify import DNS_TCP_RESET
 from .report import (CUT_SHORT_REASON, REASON_TEXT, clip_ts, cut_short, dns_answer_meaning, dns_error_verdicts, dns_errors,
                      console_names, dns_blocked_kinds, dns_fix, one_way_capture, ResolverAnswers, dns_reason_texts, escape_terminal, host_mismatch_reason_text, icmp_reason_text,
                      readiness, rejected_reason_text, several_captures_note, captures_without_ksc, no_ksc_capture_note, time_texts, undocumented_fix, vendor_names,
-                     wrong_direction_reason_text, INBOUND_STARTS, ksc_flows, cut_unnamed, no_ksc_traffic, NO_FLOWS, NOT_KSC_FIX, NOT_KSC_NOTE, JOINED_NOTE,
+                     wrong_direction_reason_text, INBOUND_STARTS, ksc_flows, cut_unnamed, silent_proxies, no_ksc_traffic, NO_FLOWS, NOT_KSC_FIX, NOT_KSC_NOTE, JOINED_NOTE,
                      flagged_rank, icmp_column, ksc_purposes, port_unreachable, scan_lines_of)
 from .rules import Rule, RuleSet
 
@@ -287,7 +287,7 @@ def _summary(flows: pd.DataFrame, rules: RuleSet, captures: Mapping[str, int], w
            '<a href="#flows">All flows</a></nav>')
     # (no flow of KSC agent traffic at all: said first, report.no_ksc_traffic)
     head = no_ksc_traffic(len(flows), int(np.count_nonzero(ksc_flows(flows, rules))) if len(flows) else 0,
-                          len(captures), cut_unnamed(flows))
+                          len(captures), cut_unnamed(flows), silent_proxies(flows))
     head = head or (NO_FLOWS if not len(flows) else "")     # (no flow at all: newcomer s60 #5)
     head = f'<p class="warn headline"><b>No KSC agent traffic:</b> {_e(head)}</p>' if head else ""
     scans = scan_lines_of(flows)

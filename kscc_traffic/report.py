@@ -3186,10 +3186,66 @@ def cut_unnamed(flows: pd.DataFrame) -> int:
     return int(np.count_nonzero(cut))
 
 
-def no_ksc_traffic(total: int, ksc: int, captures: int = 1, cut: int = 0) -> str:
+#: the TCP ports HTTP proxies usually listen on (Squid 3128, 8080, 8000, 8888, Privoxy 8118): unanswered
+#: or refused attempts to one of them, in a capture without KSC agent traffic, may be the agent's
+#: own through a proxy it is set to use (:func:`silent_proxies`; s61 newcomer #3)
+PROXY_PORTS = (3128, 8080, 8000, 8888, 8118)
+#: proxy endpoints :func:`no_ksc_traffic` names at most
+MAX_SILENT_PROXIES = 3
+
+
+def silent_proxies(flows: pd.DataFrame) -> dict[tuple[str, int, str], int]:
+    """``(resp_h, resp_p, conn_state) -> flows`` of the TCP flows of ``flows`` to a port of
+    :data:`PROXY_PORTS` whose SYN nothing answered (``S0``) or a reset refused (``REJ``), not a
+    scan's probes (``reason`` ``port_scan``, ``address_scan``, when the column is there); {} when
+    there is none or a column is missing (``proto``, ``resp_h``, ``resp_p``, ``conn_state``)."""
+    if not len(flows) or not all(c in flows for c in ("proto", "resp_h", "resp_p", "conn_state")):
+        return {}
+    port = pd.to_numeric(flows["resp_p"], errors="coerce").fillna(-1).to_numpy(np.int64)
+    at = np.flatnonzero(np.isin(port, PROXY_PORTS))
+    if not len(at):
+        return {}
+    state = flows["conn_state"].to_numpy(dtype=object)[at]
+    at = at[((state == "S0") | (state == "REJ")) & (flows["proto"].to_numpy(dtype=object)[at] == "tcp")]
+    if "reason" in flows and len(at):
+        # (a scan's probes are no agent's attempts: kscc_traffic.scans)
+        at = at[~np.isin(flows["reason"].to_numpy(dtype=object)[at], (PORT_SCAN, ADDRESS_SCAN))]
+    out: dict[tuple[str, int, str], int] = {}
+    for key in zip(flows["resp_h"].to_numpy(dtype=object)[at].tolist(), port[at].tolist(),
+                   flows["conn_state"].to_numpy(dtype=object)[at].tolist()):
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def _silent_proxy_text(proxies: dict[tuple[str, int, str], int]) -> str:
+    """What :func:`no_ksc_traffic` adds for :func:`silent_proxies`' counts ('' for none): the
+    proxy endpoints with the most attempts first (:data:`MAX_SILENT_PROXIES` at most)."""
+    per: dict[tuple[str, int], list[int]] = {}
+    for (host, port, state), n in proxies.items():
+        counts = per.setdefault((str(host), int(port)), [0, 0])
+        counts[state == "REJ"] += n
+    if not per:
+        return ""
+    shown = sorted(per.items(), key=lambda kv: (-sum(kv[1]), kv[0]))
+    parts = []
+    for (host, port), (silent, refused) in shown[:MAX_SILENT_PROXIES]:
+        how = " and ".join(x for x in (f"{silent} unanswered" if silent else "", f"{refused} refused by a reset"
+                                       if refused else "") if x)
+        parts.append(f"{endpoint_text(host, port)} ({how})")
+    more = f" and {len(shown) - MAX_SILENT_PROXIES} more" if len(shown) > MAX_SILENT_PROXIES else ""
+    n = sum(map(sum, per.values()))
+    return (f" Or the agent goes through a proxy that did not answer: {n} TCP connection attempt{'s' if n != 1 else ''} "
+            f"to a usual HTTP proxy port failed, {', '.join(parts)}{more}: if the agent is set to use a proxy there "
+            "(its proxy settings name the address and port), that proxy or the way to it is down: check it, or "
+            "capture where the proxy answers")
+
+
+def no_ksc_traffic(total: int, ksc: int, captures: int = 1, cut: int = 0,
+                   proxies: dict[tuple[str, int, str], int] | None = None) -> str:
     """The headline :data:`NO_KSC_TRAFFIC` (``in these captures`` for several) when ``total``
     flows were seen and none of them (``ksc``) is KSC agent traffic (:func:`ksc_flows`), else ''
-    (nothing seen at all says so itself). Then the checklist judges no purpose on those flows
+    (nothing seen at all says so itself); ``proxies`` (:func:`silent_proxies`) adds the failed
+    attempts to a usual proxy port. Then the checklist judges no purpose on those flows
     (:func:`not_ksc_row`), the table report gives no advice built on them, and the exit status is 0
     whatever they are (:func:`kscc_traffic.output.fails`: README, "Reading the report in one
     minute"; newcomer 28 F4)."""
@@ -3200,7 +3256,7 @@ def no_ksc_traffic(total: int, ksc: int, captures: int = 1, cut: int = 0) -> str
         said += (f" Or a name was lost: {cut} TCP flow{'s' if cut != 1 else ''} had {'their' if cut != 1 else 'its'} "
                  "first bytes cut by the snaplen before a server name could be read; capture again with the "
                  "whole packets (tcpdump -s 0) to see the names")
-    return said
+    return said + (_silent_proxy_text(proxies) if proxies else "")
 
 
 def console_names(names) -> np.ndarray:
@@ -4695,6 +4751,7 @@ class TableSummary:
         self.capture_ksc: dict[str, bool] = {}   # capture -> one of its flows is named as KSC's (ksc_named)
         self.capture_purposes: dict[str, set] = {}  # capture -> the purposes of its flows
         self.cut_unnamed = 0                     # TCP flows cut by the snaplen before a name was read (cut_unnamed)
+        self.proxies: dict = {}                  # failed attempts to a usual proxy port (silent_proxies)
         self.answered_seen = False               # (a table with a resp_pkts column was added)
         self.joins = 0                           # IGMP/MLD membership reports (group_joins)
         self.membership = 0                      # IGMP and ICMP flows (_only_membership)
@@ -4790,6 +4847,9 @@ class TableSummary:
         if not self.vendor_seen:
             self.vendor_seen += int(np.count_nonzero(ksc_named(flows) if named_all is None else named_all))
             self.cut_unnamed += cut_unnamed(flows)
+            for key, n in silent_proxies(flows).items():
+                if key in self.proxies or len(self.proxies) < 4 * MAX_SILENT_PROXIES:
+                    self.proxies[key] = self.proxies.get(key, 0) + n
         if "server_name" in flows:
             self.named_seen = True
             has_name = _names_a_server(flows["server_name"].to_numpy(dtype=object))   # (not an IP literal)
@@ -5072,7 +5132,7 @@ class TableSummary:
         """:func:`no_ksc_traffic` of the flows added ('' when some is KSC agent traffic)."""
         ids = ksc_purposes(rules)
         ksc = self.vendor_seen + sum(n for (p, _), n in self.counts.items() if p in ids)
-        return no_ksc_traffic(self.total, ksc, len(self.captures), self.cut_unnamed)
+        return no_ksc_traffic(self.total, ksc, len(self.captures), self.cut_unnamed, self.proxies)
 
     def captures_without_ksc(self, rules: RuleSet) -> list[str]:
         """As :func:`captures_without_ksc`, from the flows added."""
