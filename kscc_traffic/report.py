@@ -27,7 +27,7 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
 from .addresses import endpoint_text
 from .classify import proxy_login, AAAA_ONLY, REJ_DETAIL, ANSWERED_ELSEWHERE, DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, DP_PATH_REFUSED, PROXY_CREDENTIALS_REFUSED, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
     IDLE_GOES_ON, PATH_RESET, SESSION_GONE, STALLED, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNREAD, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
-    OTHER_SERVER, SUITES_REFUSED, OFFER_CURRENT_SAID, VERSION_REFUSED, CERT_DATED, \
+    OTHER_SERVER, SUITES_REFUSED, OFFER_CURRENT_SAID, VERSION_REFUSED, CERT_DATED, REFUSED_AFTER_REQUEST, \
     _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED, DNS_LOST_FRAGMENTS, FRAGS_LOST, TUNNEL_EMPTY, \
     SHARED_PORTS_BELOW, ksc_only
 from .classify import _ABSOLUTE, _str_codes
@@ -1462,6 +1462,28 @@ def _other_cast_text(r, k: int, kind: str = "") -> str:
             f"{'s' if k != 1 else ''}?, not counted here")
 
 
+#: the ``status_note`` of a verified purpose some of whose TLS sessions the server reset right
+#: after the agent's first request (detail :data:`~kscc_traffic.classify.REFUSED_AFTER_REQUEST`;
+#: its ``fix`` is then what to check, :func:`refused_fix`, said under "To verify": newcomer s60 #3)
+REFUSED_NOTE = "sessions reset at the agent's first request"
+
+
+def refused_fix(r, k: int, ok: int) -> str:
+    """What to check for rule ``r`` whose ``ok`` flows worked on the network and ``k`` of which
+    (> 0) the server reset right after the agent's first request, having sent nothing after the
+    TLS handshake (:data:`REFUSED_NOTE`): the path works, the server refused the agent at the
+    application level, so the Administration Server address and the installation package the
+    agent uses are what to check; a firewall that inspects the traffic may also do it."""
+    which = (f"each of the {k} sessions" if k == ok and k > 1 else "the session" if k == ok
+             else f"{k} of the {ok} sessions")
+    return (f"the server reset {which} on {r.transport.upper()} {r.port_text} right after the agent's first request "
+            "(within 1 s, no server data after the TLS handshake; see each flow's detail): the network path works "
+            "(nothing to open in the firewall); the server refused the agent at the application level (an agent set "
+            "up for another workspace or region, or its certificate): check the Administration Server address and "
+            "the installation package the agent uses. A firewall that inspects the traffic can reset sessions in "
+            "the server's name the same way: if the address is right, check its logs")
+
+
 #: the ``status_note`` of a multicast purpose not seen while the device joined multicast groups
 #: (:func:`group_joins`: IGMP/MLD membership reports) — the datagrams did not reach it (newcomer 28 F3)
 JOINED_NOTE = "joined a multicast group by IGMP/MLD, no datagram received"
@@ -1743,7 +1765,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    bl_idle: int = 0, bl_path: int = 0, bl_lost: int = 0, bl_stalled: tuple[int, int, int] = (0, 0, 0),
                    bl_dated: int = 0,
                    fam_same: tuple[bool | None, bool | None] = (None, None), bl_plain_reset: int = 0,
-                   bl_after_ok: int = 0, ok_fell: int = 0, bl_dropped: int = 0, v4_seen: bool = True) -> dict:
+                   bl_after_ok: int = 0, ok_fell: int = 0, bl_dropped: int = 0, v4_seen: bool = True,
+                   ok_refused: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -1949,6 +1972,10 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                "receiving device shows that they reached its interface; its host firewall may still drop them). "
                "To verify, check on a receiving device (a capture there, if this is not one, and its firewall "
                f"log); what it needs: {_cast_fix(r, ok, v6)}")
+    if status == "verified" and ok_refused:
+        # the TLS sessions worked on the network, and the server reset them at the agent's first
+        # request: what to check is the agent's server address, no port (newcomer s60 #3)
+        note, fix = REFUSED_NOTE, refused_fix(r, ok_refused, ok)
     if status == "blocked" and bl == bl_tls and bl != proxied and bl == bl_icpt:
         # the client refused a TLS-inspecting proxy's certificate: the port is open, the
         # inspection is what has to change
@@ -2313,7 +2340,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         note = "; ".join(x for x in (NAMELESS_NOTE, note) if x)
     return {"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
             "purpose_text": r.purpose, "status": status,
-            "status_note": note if status == "blocked" or (status == "not seen" and ok_other_cast) else "",
+            "status_note": note if status == "blocked" or (status == "not seen" and ok_other_cast)
+            or note == REFUSED_NOTE else "",
             "flows": n, "ok": ok, "blocked": bl_all, "unexpected": un, "reasons": ", ".join(reasons), "fix": fix}
 
 
@@ -4273,7 +4301,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         bl_icmp: dict[str, int] = {}
         http_statuses: tuple[str, ...] = ()
         bl_redirect: dict[str, int] = {}
-        un_console = ok_other_cast = ok_partial = 0
+        un_console = ok_other_cast = ok_partial = ok_refused = 0
         ok_other_kind = ""
         reasons: list[str] = []
         un_reasons: dict[str, int] = {}
@@ -4287,6 +4315,9 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
             ok_partial = sum(1 for x, d in zip(reason[at][v == "ok"].tolist(), udetail[at][v == "ok"].tolist()
                                                if udetail is not None else [""] * len(at))
                              if "partial" in str(x).split(",") and not str(d).startswith(IDLE_GOES_ON)) if ok else 0
+            # (the ok ones the server reset at the agent's first request: newcomer s60 #3)
+            ok_refused = sum(1 for d in udetail[at][v == "ok"].tolist()
+                             if str(d).startswith(REFUSED_AFTER_REQUEST)) if ok and udetail is not None else 0
             if captures is not None and (bl or un):
                 cap = captures[at]
                 flagged = tuple(dict.fromkeys(cap[v == ("blocked" if bl else "unexpected")].tolist()))
@@ -4411,7 +4442,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_elsewhere=bl_elsewhere,
                                    bl_redirect=bl_redirect, un_console=un_console,
                                    ok_other_cast=ok_other_cast, ok_other_kind=ok_other_kind, bl_cert=bl_cert,
-                                   ok_partial=ok_partial,
+                                   ok_partial=ok_partial, ok_refused=ok_refused,
                                    bl_restarted=restarts.said(r.id) if bl_refused[1] or bl_reset[0] else (0, ""),
                                    bl_host=bl_host, bl_local=bl_local, bl_idle=bl_idle, bl_path=bl_path,
                                    bl_stalled=bl_stalled, bl_dated=bl_dated,
@@ -4645,6 +4676,7 @@ class TableSummary:
         self.un_vendor: dict[str, int] = {}      # purpose -> unexpected host_mismatch flows to Kaspersky names
         self.un_console: dict[str, int] = {}     # ... of them to the Cloud Console's names (console_names)
         self.ok_data: dict[str, int] = {}        # purpose -> ok flows that carried a payload byte
+        self.ok_refused: dict[str, int] = {}     # purpose -> ok flows the server reset at the first request
         self.ok_other_cast: dict[str, int] = {}  # purpose -> ok datagrams of the other cast (OTHER_CAST)
         self.ok_other_kinds: dict[str, set] = {}  # purpose -> what they were sent as (other_cast_kind)
         self.data_seen = False                   # (a table with orig_bytes and resp_bytes was added)
@@ -4832,6 +4864,10 @@ class TableSummary:
             for p, n in data.groupby("purpose", sort=False).size().items():
                 self.ok_data[p] = self.ok_data.get(p, 0) + int(n)
         if "detail" in flows:
+            good = flows[flows["verdict"] == "ok"]
+            refused = good[good["detail"].astype(str).str.startswith(REFUSED_AFTER_REQUEST).to_numpy()]
+            for p, n in refused.groupby("purpose", sort=False).size().items():
+                self.ok_refused[p] = self.ok_refused.get(p, 0) + int(n)
             # (blocked flows told apart by how their detail starts: a stale connection's answer,
             # a filter's HTTP refusal of the ClientHello, which is advised as a failed TLS)
             blocked = flows[flows["verdict"] == "blocked"]
@@ -5129,6 +5165,7 @@ class TableSummary:
                                        ok_other_kind=" or ".join(sorted(self.ok_other_kinds.get(r.id, set()) - {""})),
                                        bl_cert=self.bl_cert.get(r.id, NO_CERTS),
                                        ok_partial=self.ok_partial.get(r.id, 0),
+                                       ok_refused=self.ok_refused.get(r.id, 0),
                                        bl_restarted=self.restarts.said(r.id)
                                        if self.bl_refused.get(r.id, (0, 0))[1] or self.bl_reset.get(r.id, 0)
                                        else (0, ""),
@@ -5456,7 +5493,7 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     if undocumented:
         why = sorted(summary.reasons.get("", ()))
         print_entry(console, escape_terminal(f"{NO_PURPOSE} (unexpected: {', '.join(why)}): {undocumented_fix(undocumented)}"))
-    seen = chk[(chk.status == "seen one-way") | (chk.status_note == JOINED_NOTE)]
+    seen = chk[(chk.status == "seen one-way") | chk.status_note.isin([JOINED_NOTE, REFUSED_NOTE])]
     if len(seen):
         # (newcomer 28 F3: what the HTML report's checklist says of them, the terminal says too;
         # nothing to change, what to check: not under "What to change")

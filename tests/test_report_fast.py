@@ -657,6 +657,21 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    & sub["detail"].astype(str).str.contains("maybe before an answer could come", regex=False)).sum()) \
             if len(sub) and "detail" in sub else 0
         note = ""
+        # (newcomer s60 #3: ok TLS sessions the server reset right after the agent's first request)
+        refused = int(((sub["verdict"] == "ok") & sub["detail"].astype(str).str.startswith(
+            "the TLS handshake completed, then the server reset the connection right after the agent's first request"))
+            .sum()) if len(sub) and "detail" in sub else 0
+        if status == "verified" and refused:
+            note = "sessions reset at the agent's first request"
+            which = (f"each of the {refused} sessions" if refused == ok and ok > 1 else "the session" if refused == ok
+                     else f"{refused} of the {ok} sessions")
+            fix = (f"the server reset {which} on {r.transport.upper()} {r.port_text} right after the agent's first "
+                   "request (within 1 s, no server data after the TLS handshake; see each flow's detail): the network "
+                   "path works (nothing to open in the firewall); the server refused the agent at the application "
+                   "level (an agent set up for another workspace or region, or its certificate): check the "
+                   "Administration Server address and the installation package the agent uses. A firewall that "
+                   "inspects the traffic can reset sessions in the server's name the same way: if the address is "
+                   "right, check its logs")
         if status == "blocked" and cut >= bl:
             note = "the capture ended before an answer could come"
             fix = (f"{'this attempt on' if bl == 1 else f'these {bl} attempts on'} {r.transport.upper()} "
@@ -936,7 +951,8 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
         why = sorted({x for r in undoc["reason"] for x in r.split(",") if x})
         report.print_entry(console, f"(none) (unexpected: {', '.join(why)}): {report.undocumented_fix(len(undoc))}")
     seen = chk[(chk.status == "seen one-way")
-               | (chk.status_note == "joined a multicast group by IGMP/MLD, no datagram received")]   # (newcomer 28 F3)
+               | (chk.status_note == "joined a multicast group by IGMP/MLD, no datagram received")   # (newcomer 28 F3)
+               | (chk.status_note == "sessions reset at the agent's first request")]   # (newcomer s60 #3)
     if len(seen):
         console.print(Text("To verify:", style="bold"))
     for r in seen.itertuples(index=False):
@@ -1363,6 +1379,11 @@ INBOUND_DETAIL = ("an inbound connection: opened from outside (203.0.113.10, not
 DP_INBOUND_DETAIL = ("opened by a distribution point towards its own agent: from 192.0.2.20 to 192.0.2.10:13000, which "
                      "had itself opened TCP 13000 of 192.0.2.20 at 10:00:00.000 UTC, on a port the distribution point "
                      "listens on (dp_agent_connection)")
+# (newcomer s60 #3: an ok TLS session the server reset right after the agent's first request)
+REFUSED_DETAIL = ("the TLS handshake completed, then the server reset the connection right after the agent's first "
+                  "request (within 1 s), having sent no data after the handshake: the network path works; the server "
+                  "refused the agent at the application level (another workspace or region, or the agent's "
+                  "certificate), or a firewall that inspects the traffic reset it in the server's name")
 VERDICTS = ["ok", "blocked", "unexpected", "unclassified"]
 REASONS = ["", "partial", "no_answer", "no_answer,partial", "rejected", "tls_failed", "host_mismatch,partial",
            "wrong_direction", "x,y,z", "tls_intercepted", "not_tls", "icmp_unreachable", "host_mismatch"]
@@ -1375,6 +1396,7 @@ REASONS = ["", "partial", "no_answer", "no_answer,partial", "rejected", "tls_fai
                           st.sampled_from(["203.0.113.10", "2001:db8::10"]),
                           # (newcomer 23 F1: a distribution point's port towards a cloud name)
                           st.sampled_from(["", "", "", ONPREM_DETAIL, MISMATCH_DETAIL, INBOUND_DETAIL, DP_INBOUND_DETAIL,
+                                           REFUSED_DETAIL,
                                            ONPREM_DETAIL + "; the connection itself failed (no_answer): SYN sent"])),
                 max_size=60), st.booleans(), st.booleans(), st.booleans())
 def test_generated_checklists_like_the_reference(rows, pandas_text, names, details):
