@@ -49,7 +49,7 @@ from .classify import DNS_TCP_RESET
 from .report import (CUT_SHORT_REASON, REASON_TEXT, clip_ts, cut_short, dns_answer_meaning, dns_error_verdicts, dns_errors,
                      console_names, dns_blocked_kinds, dns_fix, one_way_capture, ResolverAnswers, dns_reason_texts, escape_terminal, host_mismatch_reason_text, icmp_reason_text,
                      readiness, rejected_reason_text, several_captures_note, captures_without_ksc, no_ksc_capture_note, time_texts, undocumented_fix, vendor_names,
-                     wrong_direction_reason_text, INBOUND_STARTS, ksc_flows, cut_unnamed, no_ksc_traffic, NO_FLOWS, NOT_KSC_FIX, NOT_KSC_NOTE, JOINED_NOTE, REFUSED_NOTE,
+                     wrong_direction_reason_text, INBOUND_STARTS, ksc_flows, cut_unnamed, no_ksc_traffic, NO_FLOWS, NOT_KSC_FIX, NOT_KSC_NOTE, JOINED_NOTE, REFUSED_NOTE, VENDOR_NOTE,
                      flagged_rank, icmp_column, ksc_purposes, port_unreachable, scan_lines_of)
 from .rules import Rule, RuleSet
 
@@ -467,14 +467,16 @@ def _flagged_rows(sub: pd.DataFrame) -> str:
 
 
 def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None = None,
-             not_ksc: bool = False, dns_answered: int = 0, one_way: bool = False) -> str:
+             not_ksc: bool = False, dns_answered: int = 0, one_way: bool = False, nothing: bool = False) -> str:
     """One purpose's flagged flows; ``fix``: its "what to change" (the readiness checklist's,
     so both say the same; default: the rule's); ``not_ksc``: no flow is KSC agent traffic (the
     headline): "what to change" is :data:`~kscc_traffic.report.NOT_KSC_FIX`, whatever the purpose;
     ``dns_answered``: of the DNS queries nothing answered, those sent to a resolver that answered
     the same client (:class:`~kscc_traffic.report.ResolverAnswers` of all the flows, not only the
     flagged ``sub``); ``one_way``: the run's flows show a capture of one direction only
-    (:func:`~kscc_traffic.report.one_way_capture`, of all the flows)."""
+    (:func:`~kscc_traffic.report.one_way_capture`, of all the flows); ``nothing``: the checklist
+    says there is nothing to change (:data:`~kscc_traffic.report.VENDOR_NOTE`): ``fix`` is headed
+    "Nothing to change", as in the table report."""
     worst = "blocked" if (sub["verdict"] == "blocked").any() else "unexpected"
     n = len(sub)
     reasons = _split_reasons(sub["reason"])
@@ -526,6 +528,8 @@ def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None
         head = "flows outside the documented purposes"
         dl = ("<dt>What the port is for</dt><dd>No rule of the vendor page documents these flows.</dd>"
               f'<dt>What to change</dt><dd class="fix">{_e(undocumented_fix(n))}</dd>')
+    if nothing and not not_ksc:   # (Kaspersky's other services: newcomer s60 #11)
+        dl = dl.replace("<dt>What to change</dt>", "<dt>Nothing to change</dt>")
     if not_ksc:   # (other programs' flows: no advice built on them, newcomer 28 F4)
         dl = re.sub(r'<dt>What to change</dt><dd class="fix">.*?</dd>',
                     lambda m: f'<dt>What to change</dt><dd class="fix">{_e(NOT_KSC_FIX)}</dd>', dl, flags=re.S)
@@ -559,6 +563,7 @@ def _flagged(flows: pd.DataFrame, rules: RuleSet, chk: pd.DataFrame | None = Non
     else:
         by_id = {r.id: r for r in rules.rules}
         fixes = dict(zip(chk["rule"], chk["fix"])) if chk is not None and len(chk) else {}
+        notes = dict(zip(chk["rule"], chk["status_note"])) if chk is not None and "status_note" in chk else {}
         # (no flow is KSC agent traffic: the checklist judged none of them, newcomer 28 F4)
         not_ksc = _not_ksc(chk)
         purposes = plots.purpose_order(flagged, rules)
@@ -569,7 +574,7 @@ def _flagged(flows: pd.DataFrame, rules: RuleSet, chk: pd.DataFrame | None = Non
         for p in purposes:
             key = "" if p == plots.NO_PURPOSE else p
             parts.append(_finding(key, flagged[flagged["purpose"] == key], by_id.get(key), fixes.get(key), not_ksc,
-                                  answered if key == "dns" else 0, one_way))
+                                  answered if key == "dns" else 0, one_way, notes.get(key) == VENDOR_NOTE))
         body = "".join(parts)
         if not_ksc:
             body = f'<p class="warn">{_e(NOT_KSC_SECTION)}</p>{body}'

@@ -2274,6 +2274,12 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                               failed=un_failed, inbound=(un_inbound, (un_reasons or {}).get("wrong_direction", 0)),
                               elsewhere=un_elsewhere) \
             or fix
+        if not bl and un == other and un_vendor >= un and not un_failed[1] and not un_onprem \
+                and not un_elsewhere[0] and not (un_console and un_console >= un) \
+                and not (un_reasons or {}).get("wrong_direction"):
+            # (all of them Kaspersky's other services, answered: nothing to change, said as such,
+            # not under "What to change"; the flows stay unexpected: newcomer s60 #11)
+            note = VENDOR_NOTE
     if status == "blocked" and not proxied and 0 < bl - bl_idle <= own_rst + bl_tls + bl_stale + bl_handshake + bl_elsewhere \
             and fix.startswith(f"{r.fix}; "):
         # every blocked flow was answered (a reset with the server's own TTL, a TLS failure or
@@ -2341,9 +2347,15 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     return {"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
             "purpose_text": r.purpose, "status": status,
             "status_note": note if status == "blocked" or (status == "not seen" and ok_other_cast)
-            or note == REFUSED_NOTE else "",
+            or note in (REFUSED_NOTE, VENDOR_NOTE) else "",
             "flows": n, "ok": ok, "blocked": bl_all, "unexpected": un, "reasons": ", ".join(reasons), "fix": fix}
 
+
+#: the ``status_note`` of an ``unexpected`` purpose all of whose flows went to Kaspersky names
+#: outside its mask, answered (:data:`VENDOR_OTHER`): nothing to change for the Cloud Console, so
+#: the table report lists its advice under "Nothing to change", not "What to change" (newcomer s60
+#: #11; the flows keep their verdict, ``unexpected``/``host_mismatch``: not this purpose's traffic)
+VENDOR_NOTE = "another Kaspersky service: nothing to change"
 
 #: what Kaspersky names outside a purpose's mask are (newcomer 23 F7: dnl-03.geo.kaspersky.com:80,
 #: ds.kaspersky.com:443 are update and other services, not a wrong Administration Server address)
@@ -5478,7 +5490,8 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         else:
             what = "it lets through ports of every purpose not seen"
         console.print(Text(escape_terminal(head + what), style="yellow"))
-    todo = chk[chk.status.isin(["blocked", "unexpected", "port open"])]
+    todo = chk[chk.status.isin(["blocked", "unexpected", "port open"]) & (chk.status_note != VENDOR_NOTE)]
+    nothing = chk[chk.status_note == VENDOR_NOTE]
     # (no flow is KSC agent traffic: no advice built on other programs' DNS or ports, newcomer 28 F4)
     dns_blocked = summary.counts.get(("dns", "blocked"), 0) if not headline else 0
     undocumented = summary.counts.get(("", "unexpected"), 0) if not headline else 0
@@ -5493,6 +5506,11 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     if undocumented:
         why = sorted(summary.reasons.get("", ()))
         print_entry(console, escape_terminal(f"{NO_PURPOSE} (unexpected: {', '.join(why)}): {undocumented_fix(undocumented)}"))
+    if len(nothing):
+        # (unexpected for the purpose, but Kaspersky's other services: newcomer s60 #11)
+        console.print(Text("Nothing to change:", style="bold"))
+    for r in nothing.itertuples(index=False):
+        print_entry(console, escape_terminal(f"{r.rule} ({_status_reasons(summary, r.rule, r.status, r.reasons)}): {r.fix}"))
     seen = chk[(chk.status == "seen one-way") | chk.status_note.isin([JOINED_NOTE, REFUSED_NOTE])]
     if len(seen):
         # (newcomer 28 F3: what the HTML report's checklist says of them, the terminal says too;

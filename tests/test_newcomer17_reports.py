@@ -72,7 +72,7 @@ def _fixes(flows):
 
 def _html_fixes(html):
     return {m.group(1): m.group(2) for m in re.finditer(
-        r'<article class="finding[^"]*" id="purpose-([a-z_]+)">.*?What to change</dt><dd class="fix">(.*?)</dd>',
+        r'<article class="finding[^"]*" id="purpose-([a-z_]+)">.*?(?:What|Nothing) to change</dt><dd class="fix">(.*?)</dd>',
         html, re.S)}
 
 
@@ -85,6 +85,10 @@ def test_html_flagged_section_gives_the_checklists_advice():
     for rule, text in shown.items():
         assert h.unescape(text) == fixes[rule], rule
     assert fixes["discovery"].startswith("this flow on TCP 443 went to a name outside *.ksc.kaspersky.com")
+    # (Kaspersky's other service: headed "Nothing to change", newcomer s60 #11)
+    assert '<article class="finding f-unexpected" id="purpose-discovery">' in render_html(flows, RULES, charts=False)
+    assert re.search(r'id="purpose-discovery">(?:(?!</article>).)*<dt>Nothing to change</dt>',
+                     render_html(flows, RULES, charts=False), re.S)
 
 
 def test_intercepted_and_cleartext_flows_get_the_reasons_advice_not_the_firewall():

@@ -22,7 +22,7 @@ from pcapbuild import CLIENT_MAC, SERVER_MAC, dns_answer, udp
 
 from kscc_traffic.classify import PATH_RESET, REFUSED_AFTER_REQUEST, REFUSED_MEANS
 from kscc_traffic.html_report import render_html
-from kscc_traffic.report import REFUSED_NOTE, TableSummary, readiness, refused_fix, render_table
+from kscc_traffic.report import REFUSED_NOTE, VENDOR_NOTE, TableSummary, readiness, refused_fix, render_table
 
 pytest.importorskip("cryptography")
 from cryptography import x509  # noqa: E402
@@ -219,3 +219,43 @@ def test_the_report_mirrors_the_reference_checklist(tmp_path):
     flows, _ = whole(_capture(tmp_path, _answered_then_reset, name="d.pcap"))
     assert_same_report(flows)
 
+
+SAMPLES = __import__("pathlib").Path(__file__).resolve().parent.parent / "samples" / "captures"
+VENDOR_FIX = ("this flow on TCP 443 went to a name outside *.ksc.kaspersky.com: Kaspersky names not on the KSC Cloud "
+              "Console port page (its other services: updates, KSN, licensing…), not this purpose's servers; nothing "
+              "to change for the Cloud Console (those services have their own port list)")
+
+
+def test_another_kaspersky_service_is_said_under_nothing_to_change():
+    flows, _ = whole(SAMPLES / "unexpected_agent.pcap")
+    web = flows[flows.purpose == "discovery"]
+    assert list(zip(web.server_name, web.verdict, web.reason)) == [("myksc.kaspersky.com", "unexpected", "host_mismatch")]
+    chk = readiness(flows, RULES).set_index("rule")
+    assert (chk.loc["discovery", "status"], chk.loc["discovery", "status_note"], chk.loc["discovery", "fix"]) == (
+        "unexpected", VENDOR_NOTE, VENDOR_FIX)
+    assert VENDOR_NOTE == "another Kaspersky service: nothing to change"
+    # (the others keep theirs: another server's name on the agent's port is a change to make)
+    assert chk.loc["agent_connection", "status_note"] == "" and chk.loc["cert_check", "status_note"] == ""
+    summary = TableSummary()
+    summary.add(flows)
+    assert summary.readiness(RULES).set_index("rule").loc["discovery", "status_note"] == VENDOR_NOTE
+    text = " ".join(x.strip() for x in render_table(flows, RULES, width=400).splitlines())
+    change = text[text.index("What to change:"):text.index("Nothing to change:")]
+    assert "cert_check (unexpected: host_mismatch)" in change and "discovery" not in change
+    assert f"Nothing to change: discovery (unexpected: host_mismatch): {VENDOR_FIX}" in text
+    page = html.unescape(render_html(flows, RULES))
+    assert f"<dt>Nothing to change</dt><dd class=\"fix\">{VENDOR_FIX}</dd>" in page
+
+
+def test_a_failed_connection_to_another_kaspersky_service_stays_under_what_to_change(tmp_path):
+    from scapy.layers.dns import DNS, DNSQR
+    from pcapbuild import syn_attempts
+    recs = [udp((AGENT, 41000), (RESOLVER, 53), bytes(DNS(id=41000, rd=1, qd=DNSQR(qname="ds.kaspersky.com"))),
+                t=T0), dns_answer("ds.kaspersky.com", "198.51.100.9", T0 + 0.02)]
+    recs += syn_attempts(50000, "198.51.100.9", 443, T0 + 1)
+    flows, _ = whole(write(tmp_path, recs))
+    row = readiness(flows, RULES).set_index("rule").loc["discovery"]
+    assert (row.status, row.status_note) == ("unexpected", "")
+    assert "it failed" in row.fix and "nothing to change" not in row.fix
+    text = " ".join(x.strip() for x in render_table(flows, RULES, width=400).splitlines())
+    assert "What to change: discovery (unexpected: host_mismatch)" in text and "Nothing to change:" not in text

@@ -791,6 +791,9 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    f"{'it' if bl == 1 else 'they'} may be another program's, or the agent's with its "
                    f"DNS answer cached (capture from the agent's start to tell); if the agent's: {fix}")
             note = "; ".join(x for x in ("no name seen on the blocked flows: maybe another program's", note) if x)
+        if status == "unexpected" and not bl and "For the other" not in fix and fix.endswith(
+                "nothing to change for the Cloud Console (those services have their own port list)"):
+            note = "another Kaspersky service: nothing to change"   # (newcomer s60 #11)
         rows.append({"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
                      "purpose_text": r.purpose, "status": status, "status_note": note, "flows": len(sub), "ok": ok,
                      "blocked": bl, "unexpected": un, "reasons": ", ".join(reasons), "fix": fix})
@@ -920,7 +923,9 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
         console.print(Text(f"The checklist is over {'both' if k == 2 else f'all {k}'} captures together: a purpose is "
                            "blocked when a flow of any of them is; its advice names the captures of the flagged "
                            "flows (analyse a capture on its own for its own checklist).", style="italic"))
-    todo = chk[chk.status.isin(["blocked", "unexpected", "port open"])]
+    todo = chk[chk.status.isin(["blocked", "unexpected", "port open"])
+               & (chk.status_note != "another Kaspersky service: nothing to change")]
+    nothing = chk[chk.status_note == "another Kaspersky service: nothing to change"]   # (newcomer s60 #11)
     dns_bl = flows[(flows["purpose"] == "dns") & (flows["verdict"] == "blocked")] if len(flows) else flows
     undoc = flows[(flows["purpose"] == "") & (flows["verdict"] == "unexpected")] if len(flows) else flows
     if headline:   # (newcomer 28 F4: no advice built on other programs' flows)
@@ -950,6 +955,10 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     if len(undoc):
         why = sorted({x for r in undoc["reason"] for x in r.split(",") if x})
         report.print_entry(console, f"(none) (unexpected: {', '.join(why)}): {report.undocumented_fix(len(undoc))}")
+    if len(nothing):
+        console.print(Text("Nothing to change:", style="bold"))
+    for r in nothing.itertuples(index=False):
+        report.print_entry(console, f"{r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}): {r.fix}")
     seen = chk[(chk.status == "seen one-way")
                | (chk.status_note == "joined a multicast group by IGMP/MLD, no datagram received")   # (newcomer 28 F3)
                | (chk.status_note == "sessions reset at the agent's first request")]   # (newcomer s60 #3)
