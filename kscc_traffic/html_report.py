@@ -49,7 +49,7 @@ from .classify import DNS_TCP_RESET
 from .report import (CUT_SHORT_REASON, REASON_TEXT, clip_ts, cut_short, dns_answer_meaning, dns_error_verdicts, dns_errors,
                      console_names, dns_blocked_kinds, dns_fix, one_way_capture, ResolverAnswers, dns_reason_texts, escape_terminal, host_mismatch_reason_text, icmp_reason_text,
                      readiness, rejected_reason_text, several_captures_note, captures_without_ksc, no_ksc_capture_note, time_texts, undocumented_fix, vendor_names,
-                     wrong_direction_reason_text, INBOUND_STARTS, ksc_flows, cut_unnamed, no_ksc_traffic, NO_FLOWS, NOT_KSC_FIX, NOT_KSC_NOTE, JOINED_NOTE, REFUSED_NOTE, VENDOR_NOTE,
+                     wrong_direction_reason_text, INBOUND_STARTS, ksc_flows, cut_unnamed, no_ksc_traffic, NO_FLOWS, NOT_KSC_FIX, NOT_KSC_NOTE, JOINED_NOTE, REFUSED_NOTE, VENDOR_NOTE, client_details,
                      flagged_rank, icmp_column, ksc_purposes, port_unreachable, scan_lines_of)
 from .rules import Rule, RuleSet
 
@@ -453,14 +453,17 @@ def _flow_name(r) -> tuple[str, str]:
 _FLAG_COLUMNS = ("time (UTC)", "client", "server", "server name", "verdict", "reason", "detail")
 
 
-def _flagged_rows(sub: pd.DataFrame) -> str:
+def _flagged_rows(sub: pd.DataFrame, client: bool = False) -> str:
+    """The table of a finding's flows ``sub``; ``client``: no flow is KSC agent traffic (the
+    headline): the details as :func:`~kscc_traffic.report.client_details` words them."""
     times = _times(sub)
     rows = []
-    for t, r in zip(times, sub.itertuples(index=False)):
+    details = client_details(sub) if client else sub["detail"].astype(str).tolist()
+    for t, r, detail in zip(times, sub.itertuples(index=False), details):
         rows.append(f'<tr class="row-{_e(_slug(r.verdict))}"><td class="time">{_e(t)}</td><td>{_e(_endpoint(r.orig_h, r.orig_p))}</td>'
                     f"<td>{_e(r.proto)} {_e(_endpoint(r.resp_h, r.resp_p))}</td>"
                     f'<td class="name">{_e(_flow_name(r)[0])}</td><td>{_verdict_badge(r.verdict)}</td>'
-                    f'<td>{_e(r.reason)}</td><td class="detail">{_e(r.detail)}</td></tr>')
+                    f'<td>{_e(r.reason)}</td><td class="detail">{_e(detail)}</td></tr>')
     head = "".join(f"<th>{c}</th>" for c in _FLAG_COLUMNS)
     return (f'<div class="scroll"><table class="flagged"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table></div>')
@@ -547,7 +550,15 @@ def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None
     return (f'<article class="finding f-{cls}" id="purpose-{_e(_slug(purpose or "none"))}">'
             f"<h3>{head} {badge} <span class=\"muted\">{count}"
             f"</span></h3><dl>{dl}<dt>Why flagged</dt><dd>{_reason_list(reasons, texts)}</dd></dl>"
-            f"{_flagged_rows(sub)}</article>")
+            f"{_flagged_rows(sub, not_ksc)}</article>")
+
+
+def _no_ksc(flows: pd.DataFrame, rules: RuleSet, captures: int) -> bool:
+    """Whether the report's headline says no flow of ``flows`` (not empty) from ``captures``
+    captures is KSC agent traffic (:func:`~kscc_traffic.report.no_ksc_traffic`, as
+    :func:`_summary` decides it)."""
+    return bool(no_ksc_traffic(len(flows), int(np.count_nonzero(ksc_flows(flows, rules))), captures,
+                               cut_unnamed(flows)))
 
 
 def _not_ksc(chk: pd.DataFrame | None) -> bool:
@@ -590,7 +601,7 @@ _FLOW_COLUMNS = (
 )
 
 
-def _flow_table(flows: pd.DataFrame, rules: RuleSet, max_rows: int) -> str:
+def _flow_table(flows: pd.DataFrame, rules: RuleSet, max_rows: int, client: bool = False) -> str:
     total = len(flows)
     f = flows
     note = ""
@@ -612,7 +623,9 @@ def _flow_table(flows: pd.DataFrame, rules: RuleSet, max_rows: int) -> str:
     flagged_purposes = set(flows.loc[flows["verdict"].isin(["blocked", "unexpected"]), "purpose"]) if total else set()
     times = _times(f)
     rows = []
-    for t, r in zip(times, f.itertuples(index=False)):
+    # (no flow is KSC agent traffic, the headline: "the client", not "the agent", newcomer s60 #12)
+    details = client_details(f) if client else f["detail"].astype(str).tolist() if len(f) else []
+    for t, r, detail in zip(times, f.itertuples(index=False), details):
         purpose = r.purpose
         name, source = _flow_name(r)
         if purpose and purpose in flagged_purposes:
@@ -627,7 +640,7 @@ def _flow_table(flows: pd.DataFrame, rules: RuleSet, max_rows: int) -> str:
             f"<td>{pcell}</td><td>{_verdict_badge(r.verdict)}</td><td>{_e(r.reason)}</td>"
             f'<td class="num">{int(r.orig_bytes)}</td><td class="num">{int(r.resp_bytes)}</td>'
             f'<td class="num">{float(r.duration):.3f}</td><td>{_e(r.conn_state)}</td>'
-            f'<td class="detail">{_e(r.detail)}</td></tr>')
+            f'<td class="detail">{_e(detail)}</td></tr>')
     num = ' class="num"'
     head = "".join(
         f'<th{num if typ == "num" else ""} data-type="{typ or "text"}"><button type="button">{_e(h)}</button></th>'
@@ -689,7 +702,7 @@ def render_html(flows: pd.DataFrame, rules: RuleSet, *, captures: Mapping[str, o
         _charts(flows, rules, _not_ksc(chk)) if charts else "",
         _hosts(flows, rules),
         _flagged(flows, rules, chk),
-        _flow_table(flows, rules, max_rows),
+        _flow_table(flows, rules, max_rows, client=bool(len(flows)) and _no_ksc(flows, rules, len(cap_counts))),
         '<footer><p class="muted">kscc-traffic · names come from the captured packets and are shown '
         "as text.</p></footer>",
     ])

@@ -1045,6 +1045,41 @@ def _phrase_like(text: str) -> bool:
     return " " in text or CERT_REQUIRED in text
 
 
+#: "the agent" as the flow details say it (any case of its first letter), a whole word: what
+#: :func:`client_details` words as "the client" under the "No KSC agent traffic" headline
+_THE_AGENT = re.compile(r"\b([Tt])he agent\b")
+#: a text the details quote from the packets, in double quotes (an HTTP request's first bytes…)
+_QUOTED_TEXT = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def client_details(flows: pd.DataFrame) -> list[str]:
+    """The ``detail`` texts of ``flows`` (a list, one per row, in order; '' each without the
+    column) with "the agent" said "the client" ("The agent" "The client", "the agent's" "the
+    client's"): what the table and HTML reports show under the "No KSC agent traffic" headline
+    (:func:`no_ksc_traffic`), where the flows are other programs' (newcomer s60 #12: "the agent
+    reached another server … the agent cannot connect this way" of a browser on another host).
+    Names from the packets are left as they are: the flow's values of
+    :data:`~kscc_traffic.classify.QUOTED_COLUMNS` that the detail quotes, and any text it quotes in
+    double quotes. The flow table itself (JSON Lines, CSV) keeps its details: they carry no
+    headline, and their readers may match the texts."""
+    details = flows["detail"].astype(str).tolist() if "detail" in flows else [""] * len(flows)
+    cols = [c for c in QUOTED_COLUMNS if c in flows]
+    for i, d in enumerate(details):
+        if "he agent" not in d:
+            continue
+        row = {c: flows[c].iat[i] for c in cols}
+        kept = [m.span() for m in _QUOTED_TEXT.finditer(d)]
+        for name in quoted_names(row, lambda v: "agent" in v.lower()):
+            at = d.find(name)
+            while at >= 0:
+                kept.append((at, at + len(name)))
+                at = d.find(name, at + 1)
+        details[i] = _THE_AGENT.sub(
+            lambda m: m.group(0) if any(a < m.end() and m.start() < b for a, b in kept)
+            else f"{m.group(1)}he client", d)
+    return details
+
+
 def unquoted_details(flows: pd.DataFrame) -> list[str]:
     """The ``detail`` texts of ``flows`` (a list, one per row, in order; '' each without the
     column) with each value of :data:`~kscc_traffic.classify.QUOTED_COLUMNS` that could hold a phrase of the report's
@@ -5523,7 +5558,7 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     if summary.flagged_total and (console.width < FLAGGED_TABLE_MIN_WIDTH
                                   or _flagged_table_width(summary) > console.width):
         # (narrow, or the table's columns would cut an address or a name mid-token: newcomer 29 F9)
-        _print_flagged_compact(summary, console, NOT_KSC_FLAGGED if headline else "")
+        _print_flagged_compact(summary, console, NOT_KSC_FLAGGED if headline else "", client=bool(headline))
     elif summary.flagged_total:
         # several captures: which one each flow is from (names escaped as packet names are)
         several = len(summary.captures) > 1
@@ -5537,7 +5572,9 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         groups = flagged_groups_text(ranks, summary.flagged_group_total)
         if groups:   # (the groups marked: a line between them, the order said under, newcomer 31 F12)
             f.caption, f.caption_justify = groups, "left"
-        for i, (t, r) in enumerate(zip(times, summary.flagged.itertuples(index=False))):
+        # (no flow is KSC agent traffic: "the client", not "the agent", newcomer s60 #12)
+        details = client_details(summary.flagged) if headline else summary.flagged["detail"].tolist()
+        for i, (t, r, detail) in enumerate(zip(times, summary.flagged.itertuples(index=False), details)):
             f.add_row(t,
                       *((Text(escape_terminal(r.capture)),) if several else ()),
                       Text(escape_terminal(endpoint_text(r.orig_h, r.orig_p))),
@@ -5545,7 +5582,7 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
                       Text(escape_terminal(r.server_name or r.query)),
                       Text(r.purpose or NO_PURPOSE),
                       Text(r.verdict, style=_VERDICT_STYLE.get(r.verdict, "")),
-                      Text(r.reason), Text(escape_terminal(r.detail)),
+                      Text(r.reason), Text(escape_terminal(detail)),
                       end_section=bool(groups) and i + 1 < len(ranks) and ranks[i + 1] != ranks[i])
         console.print(f)
         if summary.flagged_more():
@@ -5662,10 +5699,11 @@ def _listed_title(summary: TableSummary) -> str:
     return f"Flagged and {' and '.join(more)} flows" if more else "Flagged flows"
 
 
-def _print_flagged_compact(summary: TableSummary, console: Console, note: str = "") -> None:
+def _print_flagged_compact(summary: TableSummary, console: Console, note: str = "", client: bool = False) -> None:
     """The flagged flows for a narrow terminal: per flow a line ``time  client -> proto server
     name`` (and the capture when there are several), then, indented, purpose, verdict and reason,
-    and the detail, each wrapped at spaces by the console; packet texts escaped."""
+    and the detail, each wrapped at spaces by the console; packet texts escaped. ``client``: no
+    flow is KSC agent traffic (the headline): the details as :func:`client_details` words them."""
     from rich.padding import Padding
     from rich.text import Text
 
@@ -5681,7 +5719,8 @@ def _print_flagged_compact(summary: TableSummary, console: Console, note: str = 
         console.print(Text(groups.replace(" (a line between them)", ""), style="italic"))
     times = [t[-12:] for t in times]   # (the date on a line of its own, below)
     day = ""
-    for i, (t, r) in enumerate(zip(times, summary.flagged.itertuples(index=False))):
+    details = client_details(summary.flagged) if client else summary.flagged["detail"].tolist()
+    for i, (t, r, detail) in enumerate(zip(times, summary.flagged.itertuples(index=False), details)):
         if groups and (i == 0 or ranks[i] != ranks[i - 1]):
             console.print(Text(f"— {FLAGGED_RANKS[ranks[i]]} —", style="bold"))
             day = ""
@@ -5702,8 +5741,8 @@ def _print_flagged_compact(summary: TableSummary, console: Console, note: str = 
         if r.reason:
             what.append(f"  {r.reason}")
         console.print(what)
-        if r.detail:   # (indented, wrapped at spaces; a token longer than the line folded)
-            console.print(Padding(Text(escape_terminal(r.detail), overflow="fold"), (0, 0, 0, 4), expand=False))
+        if detail:   # (indented, wrapped at spaces; a token longer than the line folded)
+            console.print(Padding(Text(escape_terminal(detail), overflow="fold"), (0, 0, 0, 4), expand=False))
     if summary.flagged_more():
         console.print(summary.flagged_more())
 

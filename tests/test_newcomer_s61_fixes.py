@@ -22,7 +22,8 @@ from pcapbuild import CLIENT_MAC, SERVER_MAC, dns_answer, udp
 
 from kscc_traffic.classify import PATH_RESET, REFUSED_AFTER_REQUEST, REFUSED_MEANS
 from kscc_traffic.html_report import render_html
-from kscc_traffic.report import REFUSED_NOTE, VENDOR_NOTE, TableSummary, readiness, refused_fix, render_table
+from kscc_traffic.report import (REFUSED_NOTE, VENDOR_NOTE, TableSummary, client_details, readiness, refused_fix,
+                                 render_table)
 
 pytest.importorskip("cryptography")
 from cryptography import x509  # noqa: E402
@@ -259,3 +260,78 @@ def test_a_failed_connection_to_another_kaspersky_service_stays_under_what_to_ch
     assert "it failed" in row.fix and "nothing to change" not in row.fix
     text = " ".join(x.strip() for x in render_table(flows, RULES, width=400).splitlines())
     assert "What to change: discovery (unexpected: host_mismatch)" in text and "Nothing to change:" not in text
+
+
+def _browser(tmp_path):
+    """A browser on another host: HTTPS to www.example.com, answered with a certificate for
+    *.ksc.kaspersky.com (the newcomer's wrong_machine.pcap), closed after the server's flight."""
+    der, recs = _cert(), []
+    c = Conv(recs, 55000, T0, port=443)
+    c.c2s("S", dt=0)
+    c.s2c("SA")
+    c.c2s("A")
+    c.c2s("PA", client_hello("www.example.com"))
+    c.s2c("PA", server_flight(der))
+    c.c2s("FA")
+    c.s2c("FA")
+    c.c2s("A")
+    return write(tmp_path, recs, "browser.pcap")
+
+
+def test_no_ksc_traffic_details_say_the_client(tmp_path):
+    flows, _ = whole(_browser(tmp_path))
+    web = flows[flows.purpose == "discovery"]
+    assert list(zip(web.verdict, web.reason)) == [("unexpected", "host_mismatch")]
+    detail = web.detail.iloc[0]
+    # (the flow table keeps its words: JSON Lines readers may match them)
+    assert "the agent reached another server than the one it asked for" in detail
+    assert detail.endswith("the agent cannot connect this way")
+    said = detail.replace("the agent reached", "the client reached").replace("the agent cannot", "the client cannot")
+    assert client_details(web) == [said]
+    for width in (400, 80):      # (the table, and the narrow list)
+        text = " ".join(x.strip() for x in render_table(flows, RULES, width=width).splitlines())
+        assert text.startswith("No KSC agent traffic")
+        assert "the client reached another server than the one it asked for" in text
+        assert "the client cannot connect this way" in text
+        assert "the agent reached" not in text and "the agent cannot" not in text
+    page = html.unescape(render_html(flows, RULES))
+    assert page.count(said) == 2                    # (the finding's table and the flow table)
+    assert "the agent reached" not in page
+
+
+def test_with_ksc_traffic_the_details_keep_the_agent(tmp_path):
+    recs = []
+    _dns(recs)
+    c = Conv(recs, 54000, T0 + 1)
+    c.tls(_cert())
+    c.s2c("PA", ANSWER)
+    recs_b = []
+    b = Conv(recs_b, 55000, T0 + 5, port=443)
+    b.c2s("S", dt=0)
+    b.s2c("SA")
+    b.c2s("A")
+    b.c2s("PA", client_hello("www.example.com"))
+    b.s2c("PA", server_flight(_cert()))
+    b.c2s("FA")
+    b.s2c("FA")
+    flows, _ = whole(write(tmp_path, sorted(recs + recs_b, key=lambda r: r[0])))
+    text = " ".join(x.strip() for x in render_table(flows, RULES, width=400).splitlines())
+    assert not text.startswith("No KSC agent traffic")
+    assert "the agent reached another server than the one it asked for" in text
+
+
+def test_client_details_leave_the_packets_names_and_quotes():
+    flows = pd.DataFrame({
+        "detail": ['The agent sent "GET /the agent HTTP/1.1" to x.the agent.example; the agent\'s TLS: the agents',
+                   "nothing of it", "", "the agentless"],
+        "server_name": ["x.the agent.example", "", "", ""]})
+    assert client_details(flows) == [
+        'The client sent "GET /the agent HTTP/1.1" to x.the agent.example; the client\'s TLS: the agents',
+        "nothing of it", "", "the agentless"]
+    assert client_details(flows.drop(columns="detail")) == ["", "", "", ""]
+
+
+def test_the_headline_report_mirrors_the_reference(tmp_path):
+    from test_report_fast import assert_same_report
+    flows, _ = whole(_browser(tmp_path))
+    assert_same_report(flows)

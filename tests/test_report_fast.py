@@ -997,6 +997,14 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     # (session 32: the date, unless every flow is of today (UTC): in the heading when the rows
     # listed are of one date, else with each time; the compact list a date line per group)
     day_of = lambda ns: pd.Timestamp(int(ns), unit="ns").strftime("%Y-%m-%d")  # noqa: E731
+
+    def said(detail):
+        # (newcomer s60 #12: under the headline "the client", not "the agent"; texts quoted in
+        # double quotes as they are)
+        if not headline:
+            return detail
+        parts = re.split(r'("(?:[^"\\]|\\.)*")', detail)
+        return "".join(x if k % 2 else re.sub(r"\b([Tt])he agent\b", r"\1he client", x) for k, x in enumerate(parts))
     days = [day_of(r.ts_ns) for r in flagged.head(max_flagged).itertuples(index=False)]
     today = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d")
     ends = {day_of(flows["ts_ns"].min()), day_of(flows["ts_ns"].max())} if len(flows) else set()
@@ -1028,7 +1036,8 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
             console.print(Text(f"{x[0][-12:]}  {x[1]} -> {x[2]}" + (f"  {x[3]}" if x[3] else "")))
             console.print(Text("    " + "  ".join(filter(None, x[4:7]))))
             if r.detail:
-                console.print(Padding(Text(escape_terminal(r.detail), overflow="fold"), (0, 0, 0, 4), expand=False))
+                console.print(Padding(Text(escape_terminal(said(r.detail)), overflow="fold"), (0, 0, 0, 4),
+                                      expand=False))
         if len(flagged) > max_flagged:
             console.print(more_line)
     elif len(flagged):
@@ -1044,7 +1053,7 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
                       Text(escape_terminal(r.server_name or r.query)),
                       Text(r.purpose or report.NO_PURPOSE),
                       Text(r.verdict, style=_VERDICT_STYLE.get(r.verdict, "")),
-                      Text(r.reason), Text(escape_terminal(r.detail)),
+                      Text(r.reason), Text(escape_terminal(said(r.detail))),
                       end_section=bool(groups) and i + 1 < len(shown) and shown[i + 1] != shown[i])
         console.print(f)
         if len(flagged) > max_flagged:
