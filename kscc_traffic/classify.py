@@ -1071,7 +1071,11 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             if what:
                 return mismatch(f"{what}{check}{where} is not a host name "
                             "(characters no host name has: forged or damaged)")
-            return mismatch(f"{check} is not a host name (an SNI or DNS name "
+            # (the name from an HTTP Host header: no SNI, and not the DNS name the address was
+            # resolved from, which the server name is otherwise; newcomer s60 #10)
+            came = "an HTTP Host name" if not row.get("sni") and check == name and check != row.get("dns_name") \
+                else "an SNI or DNS name"
+            return mismatch(f"{check} is not a host name ({came} "
                         "holding characters no host name has: forged or damaged)")
         # (no name asked, none resolved: say where the name came from, as the name column is empty)
         source = " (from the server's certificate)" if from_cert else ""

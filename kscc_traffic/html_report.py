@@ -50,6 +50,7 @@ from .report import (CUT_SHORT_REASON, REASON_TEXT, clip_ts, cut_short, dns_answ
                      console_names, dns_blocked_kinds, dns_fix, one_way_capture, ResolverAnswers, dns_reason_texts, escape_terminal, host_mismatch_reason_text, icmp_reason_text,
                      readiness, rejected_reason_text, several_captures_note, captures_without_ksc, no_ksc_capture_note, time_texts, undocumented_fix, vendor_names,
                      wrong_direction_reason_text, INBOUND_STARTS, ksc_flows, cut_unnamed, no_ksc_traffic, NO_FLOWS, NOT_KSC_FIX, NOT_KSC_NOTE, JOINED_NOTE, REFUSED_NOTE, VENDOR_NOTE, client_details,
+                     intercepted_cause, intercepted_text, unquoted_details,
                      flagged_rank, icmp_column, ksc_purposes, port_unreachable, scan_lines_of)
 from .rules import Rule, RuleSet
 
@@ -503,6 +504,9 @@ def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None
         vendor = int((mism.to_numpy() & vendor_names(sub["server_name"].tolist())).sum())
         console = int((mism.to_numpy() & console_names(sub["server_name"].tolist())).sum()) if vendor else 0
         texts = {**texts, "host_mismatch": host_mismatch_reason_text(int(mism.sum()), vendor, console)}
+    icpt = sub["reason"].astype(str).str.split(",").str[0] == "tls_intercepted"
+    if icpt.any():   # (the cause the flows show, when one: newcomer s60 #10)
+        texts = {**texts, "tls_intercepted": intercepted_text(intercepted_cause(unquoted_details(sub[icpt])))}
     wrong = sub["reason"].astype(str).str.split(",").str[0] == "wrong_direction"
     if wrong.any():   # (opened from outside towards a local address: not a source port in the range)
         inbound = int((wrong & sub["detail"].astype(str).str.startswith(INBOUND_STARTS)).sum())

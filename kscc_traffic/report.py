@@ -1801,7 +1801,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    bl_dated: int = 0,
                    fam_same: tuple[bool | None, bool | None] = (None, None), bl_plain_reset: int = 0,
                    bl_after_ok: int = 0, ok_fell: int = 0, bl_dropped: int = 0, v4_seen: bool = True,
-                   ok_refused: int = 0) -> dict:
+                   ok_refused: int = 0, icpt_cause: str = "") -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -1957,6 +1957,13 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     port by at most :data:`RATE_WINDOW_S` (:class:`RateWatch`): advised :func:`rate_limit_fix`, a
     limit on new connections (all of them: no port to open; break-it s57 #12).
 
+    ``ok_refused``: of the ok ones, TLS sessions the server reset right after the agent's first
+    request (detail :data:`~kscc_traffic.classify.REFUSED_AFTER_REQUEST`): a verified purpose gets
+    :data:`REFUSED_NOTE` and :func:`refused_fix` (newcomer s60 #3). ``icpt_cause``: the one cause its
+    ``tls_intercepted`` flows' details show (:func:`intercepted_cause`, '' several or none), which
+    their advice names (:func:`intercepted_text`; newcomer s60 #10). An unexpected purpose whose flows
+    all went to Kaspersky's other services, answered, gets :data:`VENDOR_NOTE` (newcomer s60 #11).
+
     :returns: the row as a dict, the keys of :func:`readiness`'s columns."""
     bl_all = bl
     note = ""
@@ -2017,7 +2024,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
                f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open, nothing to "
                "open in the firewall), then the TLS handshake was aborted on a TLS-inspecting proxy's certificate "
-               f"(see each flow's detail): tls_intercepted: {REASON_TEXT['tls_intercepted']}"
+               f"(see each flow's detail): tls_intercepted: {intercepted_text(icpt_cause)}"
                + (f" ({r.host_mask})" if r.host_mask else "") + dated_note(bl_dated, bl_icpt))
     elif status == "blocked" and bl == bl_tls and bl != proxied:
         # the TCP handshakes completed: the port is open, something in the path ended the TLS
@@ -2307,7 +2314,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         fix = _unexpected_fix(r, un, other, reasons, blocked_too=False, vendor=un_vendor, onprem=un_onprem,
                               console=un_console,
                               failed=un_failed, inbound=(un_inbound, (un_reasons or {}).get("wrong_direction", 0)),
-                              elsewhere=un_elsewhere) \
+                              elsewhere=un_elsewhere, icpt_cause=icpt_cause) \
             or fix
         if not bl and un == other and un_vendor >= un and not un_failed[1] and not un_onprem \
                 and not un_elsewhere[0] and not (un_console and un_console >= un) \
@@ -2348,7 +2355,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                + (f" ({', '.join(f'{c} {x}' for x, c in sorted(kinds.items()))})" if kinds else "")
                + f". For the blocked one{'s' if bl != 1 else ''}{f' ({split})' if split else ''}: {fix}"
                + f". For the unexpected one{'s' if un != 1 else ''}: "
-               + _once(fix, bl_all, _unexpected_fix(r, un, other, sorted(kinds), blocked_too=True, vendor=un_vendor, console=un_console,
+               + _once(fix, bl_all, _unexpected_fix(r, un, other, sorted(kinds), blocked_too=True, vendor=un_vendor, console=un_console, icpt_cause=icpt_cause,
                                                     onprem=un_onprem, failed=un_failed,
                                                     inbound=(un_inbound, kinds.get("wrong_direction", 0)),
                                                     elsewhere=un_elsewhere)
@@ -2602,6 +2609,49 @@ def _group_address_fix(r, un: int, k: int, fix: str) -> str:
     return f"{fix}; {k} of them were {text}"
 
 
+#: what the ``tls_intercepted`` flows' details show (:func:`intercepted_cause`), as the advice
+#: says it in place of :data:`REASON_TEXT`'s list of every cause (:func:`intercepted_text`;
+#: newcomer s60 #10)
+INTERCEPT_CAUSES = {
+    "product": "the server certificate was issued by a TLS-inspection CA (a product's or device's: each flow's detail "
+               "names it)",
+    "product_name": "the server certificate is not for the name asked and was issued by a TLS-inspection CA (a "
+                    "product's or device's: each flow's detail names it)",
+    "name": "the server certificate is not for the name asked",
+    "untrusted": "the client rejected the server certificate, issued by a CA that is no public one",
+}
+
+
+def intercepted_cause(details) -> str:
+    """The one cause the details (texts, names from the packets taken out:
+    :func:`unquoted_details`) of ``tls_intercepted`` flows show, a key of
+    :data:`INTERCEPT_CAUSES`: ``product`` (issued by a TLS-inspection product's CA: "(TLS
+    inspection)" said), ``product_name`` (that, and for another name: "certificate for … presented
+    for …" too), else ``name`` (a certificate for another name), else ``untrusted`` (the client
+    rejected it: "the client rejected the server's certificate"); '' when they show several,
+    another, or there are none."""
+    seen = set()
+    for d in details:
+        d = str(d)
+        other = d.startswith("certificate for ") and " presented for " in d
+        seen.add(("product_name" if other else "product") if "(TLS inspection)" in d
+                 else "name" if other
+                 else "untrusted" if d.startswith("the client rejected the server's certificate") else "")
+        if len(seen) > 1:
+            return ""
+    return next(iter(seen)) if seen else ""
+
+
+def intercepted_text(cause: str = "") -> str:
+    """What the advice says of ``tls_intercepted`` flows whose details show ``cause`` (a key of
+    :data:`INTERCEPT_CAUSES`, :func:`intercepted_cause`): that cause, then that a TLS-inspecting
+    proxy sits in the path and to exclude the names from inspection; every cause
+    (:data:`REASON_TEXT`'s) for '' or an unknown key."""
+    if cause not in INTERCEPT_CAUSES:
+        return REASON_TEXT["tls_intercepted"]
+    return f"{INTERCEPT_CAUSES[cause]}: a TLS-inspecting proxy sits in the path; exclude these names from inspection"
+
+
 #: what the advice says of flows that met a TLS-inspecting proxy (:data:`REASON_TEXT`'s and
 #: :func:`_intercepted_note`'s)
 EXCLUDE_TEXT = "exclude these names from inspection"
@@ -2614,7 +2664,8 @@ def _once(blocked_fix: str, bl: int, un_fix: str) -> str:
     replaced by a pointer to the blocked ones', so that it is said once."""
     if EXCLUDE_TEXT not in blocked_fix:
         return un_fix
-    said = re.compile(r"tls_intercepted: " + re.escape(REASON_TEXT["tls_intercepted"]) + r"(?: \([^()]*\))?")
+    said = re.compile(r"tls_intercepted: (?:" + "|".join(re.escape(intercepted_text(c)) for c in ("", *INTERCEPT_CAUSES))
+                      + r")(?: \([^()]*\))?")
     return said.sub(f"tls_intercepted: a TLS-inspecting proxy's certificate, as for the blocked "
                     f"one{'s' if bl != 1 else ''} (see there)", un_fix)
 
@@ -3071,7 +3122,8 @@ def _elsewhere_fix(r, k: int, names: tuple[str, ...]) -> str:
 def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: int = 0,
                     onprem: int = 0, failed: tuple[int, int] = (0, 0),
                     inbound: tuple[int, int] = (0, 0),
-                    elsewhere: tuple[int, tuple[str, ...]] = (0, ()), console: int = 0) -> str | None:
+                    elsewhere: tuple[int, tuple[str, ...]] = (0, ()), console: int = 0,
+                    icpt_cause: str = "") -> str | None:
     """What to change for the ``un`` unexpected flows of rule ``r``, ``other`` of them with a reason
     of :data:`NOT_THIS_PURPOSE`, ``kinds`` their reasons, ``vendor`` of them ``host_mismatch`` to a
     name under kaspersky.com (:data:`VENDOR_OTHER`): answered flows (:data:`ANSWERED_UNEXPECTED`)
@@ -3097,7 +3149,8 @@ def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: in
         # failed is not counted, so a failed flow elsewhere is not said again as one of the others')
         rest_failed = (min(failed[0], un - k_else), failed[1])
         rest = _unexpected_fix(r, un - k_else, other - k_else, kinds, blocked_too, vendor=vendor, onprem=onprem,
-                               failed=rest_failed, inbound=inbound, console=console) if un > k_else else None
+                               failed=rest_failed, inbound=inbound, console=console,
+                               icpt_cause=icpt_cause) if un > k_else else None
         return head + ((f". For the other {'one' if un - k_else == 1 else un - k_else}: {rest}") if rest else "")
     failed_all, failed_vendor = failed
     answered = [x for x in ANSWERED_UNEXPECTED if x in kinds]
@@ -3108,7 +3161,7 @@ def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: in
                + ((" for it" if k == 1 else " for them") if blocked_too else "")
                # (a cleartext answer may be a filter's refusal: then its policy has to change)
                + ("; nothing to open in the firewall" if answered == ["tls_intercepted"] and not blocked_too else "")
-               + "): " + "; ".join(f"{x}: {REASON_TEXT[x]}"
+               + "): " + "; ".join(f"{x}: {intercepted_text(icpt_cause) if x == 'tls_intercepted' else REASON_TEXT[x]}"
                                    + (f" ({r.host_mask})" if x == "tls_intercepted" and r.host_mask else "")
                                    for x in answered))
         if other > onprem:
@@ -4349,6 +4402,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         http_statuses: tuple[str, ...] = ()
         bl_redirect: dict[str, int] = {}
         un_console = ok_other_cast = ok_partial = ok_refused = 0
+        icpt_cause = ""
         ok_other_kind = ""
         reasons: list[str] = []
         un_reasons: dict[str, int] = {}
@@ -4362,6 +4416,11 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
             ok_partial = sum(1 for x, d in zip(reason[at][v == "ok"].tolist(), udetail[at][v == "ok"].tolist()
                                                if udetail is not None else [""] * len(at))
                              if "partial" in str(x).split(",") and not str(d).startswith(IDLE_GOES_ON)) if ok else 0
+            # (what the tls_intercepted ones show, when they all show one cause: newcomer s60 #10)
+            icpt = np.array([str(x).split(",")[0] == "tls_intercepted" for x in reason[at].tolist()], bool) \
+                if (bl or un) and udetail is not None else None
+            if icpt is not None and icpt.any():
+                icpt_cause = intercepted_cause(udetail[at][icpt & (v != "ok")].tolist())
             # (the ok ones the server reset at the agent's first request: newcomer s60 #3)
             ok_refused = sum(1 for d in udetail[at][v == "ok"].tolist()
                              if str(d).startswith(REFUSED_AFTER_REQUEST)) if ok and udetail is not None else 0
@@ -4489,7 +4548,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_elsewhere=bl_elsewhere,
                                    bl_redirect=bl_redirect, un_console=un_console,
                                    ok_other_cast=ok_other_cast, ok_other_kind=ok_other_kind, bl_cert=bl_cert,
-                                   ok_partial=ok_partial, ok_refused=ok_refused,
+                                   ok_partial=ok_partial, ok_refused=ok_refused, icpt_cause=icpt_cause,
                                    bl_restarted=restarts.said(r.id) if bl_refused[1] or bl_reset[0] else (0, ""),
                                    bl_host=bl_host, bl_local=bl_local, bl_idle=bl_idle, bl_path=bl_path,
                                    bl_stalled=bl_stalled, bl_dated=bl_dated,
@@ -4724,6 +4783,7 @@ class TableSummary:
         self.un_console: dict[str, int] = {}     # ... of them to the Cloud Console's names (console_names)
         self.ok_data: dict[str, int] = {}        # purpose -> ok flows that carried a payload byte
         self.ok_refused: dict[str, int] = {}     # purpose -> ok flows the server reset at the first request
+        self.icpt_causes: dict[str, set[str]] = {}   # purpose -> what its tls_intercepted flows show
         self.ok_other_cast: dict[str, int] = {}  # purpose -> ok datagrams of the other cast (OTHER_CAST)
         self.ok_other_kinds: dict[str, set] = {}  # purpose -> what they were sent as (other_cast_kind)
         self.data_seen = False                   # (a table with orig_bytes and resp_bytes was added)
@@ -4915,6 +4975,14 @@ class TableSummary:
             refused = good[good["detail"].astype(str).str.startswith(REFUSED_AFTER_REQUEST).to_numpy()]
             for p, n in refused.groupby("purpose", sort=False).size().items():
                 self.ok_refused[p] = self.ok_refused.get(p, 0) + int(n)
+            icpt = flows[(flows["verdict"] != "ok").to_numpy()
+                         & (flows["reason"].astype(str).str.split(",").str[0] == "tls_intercepted").to_numpy()]
+            if len(icpt):
+                said = pd.Series(unquoted_details(icpt), index=icpt.index, dtype=object)
+                for p, g in said.groupby(icpt["purpose"], sort=False):
+                    # (each cause apart, '' for several: the purpose's one cause when all agree)
+                    causes = self.icpt_causes.setdefault(p, set())
+                    causes.update(intercepted_cause([x]) for x in g.tolist())
             # (blocked flows told apart by how their detail starts: a stale connection's answer,
             # a filter's HTTP refusal of the ClientHello, which is advised as a failed TLS)
             blocked = flows[flows["verdict"] == "blocked"]
@@ -5213,6 +5281,8 @@ class TableSummary:
                                        bl_cert=self.bl_cert.get(r.id, NO_CERTS),
                                        ok_partial=self.ok_partial.get(r.id, 0),
                                        ok_refused=self.ok_refused.get(r.id, 0),
+                                       icpt_cause=next(iter(self.icpt_causes[r.id]))
+                                       if len(self.icpt_causes.get(r.id, ())) == 1 else "",
                                        bl_restarted=self.restarts.said(r.id)
                                        if self.bl_refused.get(r.id, (0, 0))[1] or self.bl_reset.get(r.id, 0)
                                        else (0, ""),

@@ -22,7 +22,8 @@ from pcapbuild import CLIENT_MAC, SERVER_MAC, dns_answer, udp
 
 from kscc_traffic.classify import PATH_RESET, REFUSED_AFTER_REQUEST, REFUSED_MEANS
 from kscc_traffic.html_report import render_html
-from kscc_traffic.report import (REFUSED_NOTE, VENDOR_NOTE, TableSummary, client_details, readiness, refused_fix,
+from kscc_traffic.report import (INTERCEPT_CAUSES, REASON_TEXT, REFUSED_NOTE, VENDOR_NOTE, TableSummary,
+                                 client_details, intercepted_cause, intercepted_text, readiness, refused_fix,
                                  render_table)
 
 pytest.importorskip("cryptography")
@@ -335,3 +336,96 @@ def test_the_headline_report_mirrors_the_reference(tmp_path):
     from test_report_fast import assert_same_report
     flows, _ = whole(_browser(tmp_path))
     assert_same_report(flows)
+
+
+UNKNOWN_CA = b"\x15\x03\x03\x00\x02\x02\x30"       # (a client's fatal alert: unknown_ca)
+
+
+def _intercepted(tmp_path, certs, name="i.pcap"):
+    """One TLS connection to 23101 per ``(der, refused)`` of ``certs``: the client refuses the
+    certificate (unknown_ca, then a reset) or completes the handshake and sends a request."""
+    recs = []
+    _dns(recs)
+    for i, (der, refused) in enumerate(certs):
+        c = Conv(recs, 54000 + i, T0 + 1 + 10 * i)
+        if refused:
+            c.c2s("S", dt=0)
+            c.s2c("SA")
+            c.c2s("A")
+            c.c2s("PA", client_hello(NAME))
+            c.s2c("PA", server_flight(der))
+            c.c2s("PA", UNKNOWN_CA)
+            c.c2s("RA")
+        else:
+            c.tls(der)
+            c.s2c("PA", ANSWER)
+            c.c2s("FA")
+            c.s2c("FA")
+            c.c2s("A")
+    return write(tmp_path, sorted(recs, key=lambda r: r[0]), name)
+
+
+FORTI = dict(issuer_cn="FortiGate CA", issuer_o="Fortinet", sans=(NAME,))
+PRIVATE = dict(issuer_cn="Corp Root", issuer_o="Example Corp", sans=(NAME,))
+ELSEWHERE = dict(issuer_cn="Corp Root", issuer_o="Example Corp", sans=("proxy.corp.example",))
+
+
+def test_the_cause_of_each_kind_of_detail():
+    assert intercepted_cause(["certificate for eu1.ksc.kaspersky.com issued by O=Fortinet,CN=FortiGate CA: a "
+                              "Fortinet FortiGate re-signs the connection (TLS inspection)"]) == "product"
+    assert intercepted_cause(["certificate for proxy.corp.example presented for eu1.ksc.kaspersky.com, issued by "
+                              "CN=Corp CA: from a TLS-inspecting proxy or firewall (as its CA's name says) (TLS "
+                              "inspection)"]) == "product_name"
+    assert intercepted_cause(["certificate for proxy.corp.example presented for eu1.ksc.kaspersky.com"]) == "name"
+    assert intercepted_cause(["the client rejected the server's certificate (unknown_ca (48)) for "
+                              "eu1.ksc.kaspersky.com issued by CN=Corp Root: a TLS-inspecting proxy whose CA the "
+                              "client does not trust?"]) == "untrusted"
+    assert intercepted_cause(["certificate for a presented for b", "the client rejected the server's certificate"]) == ""
+    assert intercepted_cause([]) == "" and intercepted_cause(["something else"]) == ""
+    assert intercepted_text("") == intercepted_text("nonsense") == REASON_TEXT["tls_intercepted"]
+    assert intercepted_text("untrusted") == (
+        "the client rejected the server certificate, issued by a CA that is no public one: a TLS-inspecting proxy "
+        "sits in the path; exclude these names from inspection")
+
+
+@pytest.mark.parametrize("cert, refused, cause", [(FORTI, True, "product"), (PRIVATE, True, "untrusted"),
+                                                  (ELSEWHERE, False, "name")])
+def test_the_advice_names_the_cause_seen(tmp_path, cert, refused, cause):
+    flows, _ = whole(_intercepted(tmp_path, [(_cert(**cert), refused)]))
+    agent = flows[flows.purpose == "agent_connection"]
+    assert agent.reason.tolist() == ["tls_intercepted"]
+    assert agent.verdict.tolist() == ["blocked" if refused else "unexpected"]
+    fix = readiness(flows, RULES).set_index("rule").loc["agent_connection", "fix"]
+    said = f"tls_intercepted: {INTERCEPT_CAUSES[cause]}: a TLS-inspecting proxy sits in the path; exclude these names"
+    assert said in fix
+    assert REASON_TEXT["tls_intercepted"] not in fix
+    summary = TableSummary()
+    summary.add(flows)
+    assert summary.readiness(RULES).set_index("rule").loc["agent_connection", "fix"] == fix
+    page = html.unescape(render_html(flows, RULES))
+    assert f"tls_intercepted: {intercepted_text(cause)}" in page      # (Why flagged)
+
+
+def test_several_causes_keep_the_list(tmp_path):
+    flows, _ = whole(_intercepted(tmp_path, [(_cert(**FORTI), True), (_cert(**PRIVATE), True)]))
+    fix = readiness(flows, RULES).set_index("rule").loc["agent_connection", "fix"]
+    assert f"tls_intercepted: {REASON_TEXT['tls_intercepted']}" in fix
+    summary = TableSummary()
+    for part in chunked(_intercepted(tmp_path, [(_cert(**FORTI), True), (_cert(**PRIVATE), True)], "j.pcap"),
+                        300)[0].groupby("uid", sort=False):
+        summary.add(part[1])       # (one flow a batch: the causes gathered across batches)
+    assert summary.readiness(RULES).set_index("rule").loc["agent_connection", "fix"] == fix
+
+
+def test_a_forged_http_host_is_said_as_one(tmp_path):
+    recs = []
+    c = Conv(recs, 56002, T0, port=80)
+    c.c2s("S", dt=0)
+    c.s2c("SA")
+    c.c2s("A")
+    c.c2s("PA", b'GET / HTTP/1.1\r\nHost: <b>x.digicert.com\r\n\r\n')
+    c.s2c("PA", b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    flows, _ = whole(write(tmp_path, recs))
+    web = flows[flows.purpose == "cert_check"]
+    assert web.detail.tolist() == ["<b>x.digicert.com is not a host name (an HTTP Host name holding characters no "
+                                   "host name has: forged or damaged)"]

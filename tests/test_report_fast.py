@@ -203,13 +203,24 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         bl_icpt = int(((sub["verdict"] == "blocked") & (sub["reason"].str.split(",").str[0] == "tls_intercepted")).sum()) \
             if len(sub) else 0
         bl_tls += bl_icpt
+
+        # (newcomer s60 #10: the one cause the tls_intercepted flows' details show, when one)
+        def cause(d):
+            other = d.startswith("certificate for ") and " presented for " in d
+            return (("product_name" if other else "product") if "(TLS inspection)" in d
+                    else "name" if other
+                    else "untrusted" if d.startswith("the client rejected the server's certificate") else "")
+        causes = {cause(str(d)) for d in sub.loc[(sub["verdict"] != "ok")
+                                                 & (sub["reason"].str.split(",").str[0] == "tls_intercepted"),
+                                                 "detail"]} if len(sub) and "detail" in sub else set()
+        icpt_text = report.intercepted_text(next(iter(causes)) if len(causes) == 1 else "")
         icpt_note = (f" ({bl_icpt} of them aborted on a TLS-inspecting proxy's certificate: exclude these names from "
                      "inspection)" if bl_icpt else "")
         if status == "blocked" and bl == bl_tls and bl != proxied and bl == bl_icpt:
             fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
                    f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open, nothing to "
                    "open in the firewall), then the TLS handshake was aborted on a TLS-inspecting proxy's certificate "
-                   f"(see each flow's detail): tls_intercepted: {report.REASON_TEXT['tls_intercepted']}"
+                   f"(see each flow's detail): tls_intercepted: {icpt_text}"
                    + (f" ({r.host_mask})" if r.host_mask else ""))
         elif status == "blocked" and bl == bl_tls and bl != proxied:
             fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
@@ -637,7 +648,7 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    # (newcomer 19 F19: a cleartext answer may be a filter's refusal)
                    + ("; nothing to open in the firewall" if answered == ["tls_intercepted"] and not blocked_too
                       else "")
-                   + "): " + "; ".join(f"{x}: {report.REASON_TEXT[x]}"
+                   + "): " + "; ".join(f"{x}: {icpt_text if x == 'tls_intercepted' else report.REASON_TEXT[x]}"
                                        + (f" ({r.host_mask})" if x == "tls_intercepted" and r.host_mask else "")
                                        for x in answered))
             if other > onprem:
@@ -743,7 +754,7 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                                or (other_fix(set(kinds.index)) if un == other else None))
             if un_fix and "exclude these names from inspection" in fix:
                 # (newcomer 26, duplicated advice: the exclusion said once, for the blocked ones)
-                said = f"tls_intercepted: {report.REASON_TEXT['tls_intercepted']}" + (
+                said = f"tls_intercepted: {icpt_text}" + (
                     f" ({r.host_mask})" if r.host_mask else "")
                 un_fix = un_fix.replace(said, "tls_intercepted: a TLS-inspecting proxy's certificate, as for the "
                                               f"blocked one{'s' if bl != 1 else ''} (see there)")
@@ -1397,6 +1408,12 @@ INBOUND_DETAIL = ("an inbound connection: opened from outside (203.0.113.10, not
 DP_INBOUND_DETAIL = ("opened by a distribution point towards its own agent: from 192.0.2.20 to 192.0.2.10:13000, which "
                      "had itself opened TCP 13000 of 192.0.2.20 at 10:00:00.000 UTC, on a port the distribution point "
                      "listens on (dp_agent_connection)")
+# (newcomer s60 #10: tls_intercepted details of two causes: an inspection product's CA, an untrusted CA)
+ICPT_PRODUCT = ("certificate for eu1.ksc.kaspersky.com issued by O=Fortinet,CN=FortiGate CA: a Fortinet FortiGate "
+                "re-signs the connection (TLS inspection)")
+ICPT_UNTRUSTED = ("the client rejected the server's certificate (unknown_ca (48)) for eu1.ksc.kaspersky.com issued by "
+                  "CN=Corp CA: a TLS-inspecting proxy whose CA the client does not trust?; the handshake was aborted "
+                  "and never completed: the agent cannot connect this way")
 # (newcomer s60 #3: an ok TLS session the server reset right after the agent's first request)
 REFUSED_DETAIL = ("the TLS handshake completed, then the server reset the connection right after the agent's first "
                   "request (within 1 s), having sent no data after the handshake: the network path works; the server "
@@ -1414,7 +1431,7 @@ REASONS = ["", "partial", "no_answer", "no_answer,partial", "rejected", "tls_fai
                           st.sampled_from(["203.0.113.10", "2001:db8::10"]),
                           # (newcomer 23 F1: a distribution point's port towards a cloud name)
                           st.sampled_from(["", "", "", ONPREM_DETAIL, MISMATCH_DETAIL, INBOUND_DETAIL, DP_INBOUND_DETAIL,
-                                           REFUSED_DETAIL,
+                                           REFUSED_DETAIL, ICPT_PRODUCT, ICPT_UNTRUSTED,
                                            ONPREM_DETAIL + "; the connection itself failed (no_answer): SYN sent"])),
                 max_size=60), st.booleans(), st.booleans(), st.booleans())
 def test_generated_checklists_like_the_reference(rows, pandas_text, names, details):
