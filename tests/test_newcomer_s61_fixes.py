@@ -214,6 +214,55 @@ def test_a_reset_with_another_ttl_is_still_a_device_on_the_path(tmp_path):
     assert readiness(flows, RULES).set_index("rule").loc["agent_connection"].status == "blocked"
 
 
+def _server_hello_13() -> bytes:
+    from scapy.layers.tls.all import TLS, TLSServerHello
+    from scapy.layers.tls.extensions import TLS_Ext_SupportedVersion_SH
+    return bytes(TLS(version=0x0303, msg=[TLSServerHello(version=0x0303, cipher=0x1301,
+                                                         ext=[TLS_Ext_SupportedVersion_SH(version=0x0304)])]))
+
+
+def _sealed(n: int, fill: bytes = b"e") -> bytes:
+    return b"\x17\x03\x03" + n.to_bytes(2, "big") + fill * n
+
+
+def _reset_13(c):
+    c.s2c("RA")
+
+
+def _answered_13(c):
+    c.s2c("PA", _sealed(200) + _sealed(200))
+    c.s2c("RA")
+
+
+def _second_request_13(c):
+    c.s2c("PA", _sealed(200))
+    c.c2s("PA", _sealed(90, b"q"))
+    c.s2c("RA")
+
+
+@pytest.mark.parametrize("ending, remarked", [(_reset_13, True), (_answered_13, False), (_second_request_13, False)])
+def test_tls13_sessions(tmp_path, ending, remarked):
+    # (TLS 1.3: the server's flight, the client's Finished flight with its request; reset at once,
+    # or after an answer, or at a second request after an answer)
+    recs = []
+    _dns(recs)
+    for i in range(2):
+        c = Conv(recs, 54000 + i, T0 + 1 + 30 * i)
+        c.c2s("S", dt=0)
+        c.s2c("SA")
+        c.c2s("A")
+        c.c2s("PA", client_hello(NAME))
+        c.s2c("PA", _server_hello_13() + b"\x14\x03\x03\x00\x01\x01" + _sealed(1200) + _sealed(300) + _sealed(60))
+        c.c2s("PA", b"\x14\x03\x03\x00\x01\x01" + _sealed(53) + _sealed(80, b"r"))
+        ending(c)
+    path = write(tmp_path, sorted(recs, key=lambda r: r[0]))
+    flows, _ = whole(path)
+    agent = flows[flows.purpose == "agent_connection"]
+    assert agent[["tls_version", "conn_state", "verdict"]].values.tolist() == [["TLS 1.3", "RSTR", "ok"]] * 2
+    assert agent.detail.tolist() == [REFUSED_AFTER_REQUEST + REFUSED_MEANS if remarked else ""] * 2
+    assert chunked(path, 500)[0].detail.tolist() == flows.detail.tolist()
+
+
 def test_the_report_mirrors_the_reference_checklist(tmp_path):
     from test_report_fast import assert_same_report
     flows, _ = whole(_capture(tmp_path, _refused))
