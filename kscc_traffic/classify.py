@@ -660,6 +660,12 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         # sent one in the client's name too: break-it s55 tls #2; not a device that answered the
         # whole connection in the server's place, SYNACK_IN_PLACE, whose reset ends what it carried)
         verdict, reason, detail = "blocked", "rejected", f"{PATH_RESET}{'; ' + detail if detail else ''}"
+    if verdict == "ok" and purpose and purpose != "dns" and row["proto"] == "tcp" \
+            and _number(row, "refused_after_request", int, 0):
+        # (the TLS handshake completed, then the server reset the connection at the agent's first
+        # request, nothing of its own after its handshake: the path works, the server refused the
+        # agent; newcomer s60 #3)
+        detail = f"{REFUSED_AFTER_REQUEST}{REFUSED_MEANS}{'; ' + detail if detail else ''}"
     if isinstance(reset_hint, str) and reset_hint:
         # a reset a device on the path probably sent in an endpoint's name: the detail does not say
         # that endpoint reset the connection, then that it did not (newcomer 28 F7)
@@ -687,6 +693,19 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         if note:
             detail = f"{detail}; {note}" if detail else note
     return purpose, verdict, reason, detail
+
+
+#: how the detail of an ok TLS flow whose server reset the connection right after the client's
+#: first request, having sent nothing after the handshake, starts (``refused_after_request``,
+#: :func:`.inspect._refused_after_request`; report.readiness counts such flows by it and says them
+#: under "To verify": :func:`.report.refused_fix`)
+REFUSED_AFTER_REQUEST = ("the TLS handshake completed, then the server reset the connection right after the agent's "
+                         "first request (within 1 s), having sent no data after the handshake")
+#: ... what that means (a reset with another TTL than the server's is a device's on the path, told
+#: apart: :data:`PATH_RESET`)
+REFUSED_MEANS = (": the network path works; the server refused the agent at the application level (another "
+                 "workspace or region, or the agent's certificate), or a firewall that inspects the traffic reset "
+                 "it in the server's name")
 
 
 #: the detail of a CONNECT the proxy answered 2xx through whose tunnel no byte went either way: the
@@ -1063,7 +1082,11 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             if what:
                 return mismatch(f"{what}{check}{where} is not a host name "
                             "(characters no host name has: forged or damaged)")
-            return mismatch(f"{check} is not a host name (an SNI or DNS name "
+            # (the name from an HTTP Host header: no SNI, and not the DNS name the address was
+            # resolved from, which the server name is otherwise; newcomer s60 #10)
+            came = "an HTTP Host name" if not row.get("sni") and check == name and check != row.get("dns_name") \
+                else "an SNI or DNS name"
+            return mismatch(f"{check} is not a host name ({came} "
                         "holding characters no host name has: forged or damaged)")
         # (no name asked, none resolved: say where the name came from, as the name column is empty)
         source = " (from the server's certificate)" if from_cert else ""
@@ -4279,7 +4302,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "blind_client_next", "blind_closer", "blind_wait_s", "blind_server_next",
                   "blind_client_alert", "blind_unacked", "blind_window", "tunnel_http_status", "tunnel_close_s", "stall_from_s",
                   "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary", "syn_answer",
-                  "tls13_refused", "tls_client_quit", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
+                  "tls13_refused", "tls_client_quit", "refused_after_request", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                   "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "http_page", "flight_cut", "http_later", "mcast_groups",
                   "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "tls_offer", "cert_dated", "opened_cloud", "orig_cloud_name", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
@@ -4290,7 +4313,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                      "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "blind_window",
                      "tunnel_http_status", "tunnel_close_s", "stall_from_s", "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
-                     "syn_answer", "tls13_refused", "tls_client_quit", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
+                     "syn_answer", "tls13_refused", "tls_client_quit", "refused_after_request", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                      "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "http_page", "flight_cut", "http_later", "mcast_groups",
                      "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "tls_offer", "cert_dated", "opened_cloud", "orig_cloud_name", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
@@ -4304,7 +4327,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "tls_established", "tls_alert", "dns_rcode", "payload_cut", "proxy_target", "orig_resent",
                   "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
-                  "syn_answer", "tls13_refused", "tls_client_quit", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
+                  "syn_answer", "tls13_refused", "tls_client_quit", "refused_after_request", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                   "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location", "http_reason", "http_page", "flight_cut", "http_later",
                   "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "tls_offer", "cert_dated", "opened_cloud", "orig_cloud_name", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
 #: exact columns read only on a TLS purpose (:func:`_client_cleartext` quotes them): keyed '' for

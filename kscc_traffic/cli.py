@@ -163,9 +163,9 @@ NO_KSC_LINE = ("no KSC agent traffic: no flow {what} goes to a Kaspersky name or
 #: unexpected flows alone, none blocked: what gates on blocked flows only (newcomer s58 #6: exit status
 #: 1 beside advice such as "nothing to change for the Cloud Console")
 UNEXPECTED_ONLY_LINE = ("exit status 1 for unexpected flows, none blocked: traffic other than the port page documents, "
-                        "which may need a change or not (the report's What to change says which; a web server or proxy answering the "
-                        "agent in cleartext where TLS is documented is unexpected too); --fail-on sets which verdicts "
-                        "fail the run")
+                        "which may need a change or not (the report's What to change and Nothing to change say which; "
+                        "a web server or proxy answering the agent in cleartext where TLS is documented is unexpected "
+                        "too); --fail-on sets which verdicts fail the run")
 
 
 def _exit_status(verdicts, fail_on: frozenset, ksc: bool, captures: int = 1) -> int:

@@ -49,7 +49,8 @@ from .classify import DNS_TCP_RESET
 from .report import (CUT_SHORT_REASON, REASON_TEXT, clip_ts, cut_short, dns_answer_meaning, dns_error_verdicts, dns_errors,
                      console_names, dns_blocked_kinds, dns_fix, one_way_capture, ResolverAnswers, dns_reason_texts, escape_terminal, host_mismatch_reason_text, icmp_reason_text,
                      readiness, rejected_reason_text, several_captures_note, captures_without_ksc, no_ksc_capture_note, time_texts, undocumented_fix, vendor_names,
-                     wrong_direction_reason_text, INBOUND_STARTS, ksc_flows, cut_unnamed, silent_proxies, no_ksc_traffic, NO_FLOWS, NOT_KSC_FIX, NOT_KSC_NOTE, JOINED_NOTE,
+                     wrong_direction_reason_text, INBOUND_STARTS, ksc_flows, cut_unnamed, silent_proxies, no_ksc_traffic, NO_FLOWS, NOT_KSC_FIX, NOT_KSC_NOTE, JOINED_NOTE, REFUSED_NOTE, VENDOR_NOTE, client_details,
+                     intercepted_cause, intercepted_text, unquoted_details,
                      flagged_rank, icmp_column, ksc_purposes, port_unreachable, scan_lines_of)
 from .rules import Rule, RuleSet
 
@@ -310,7 +311,7 @@ def _checklist(chk: pd.DataFrame, rules: RuleSet, captures: int = 1, alone: str 
         cond = f'<br><span class="muted">{_e(rule.condition)}</span>' if rule and rule.condition else ""
         flagged = r.status in ("blocked", "unexpected")
         fix = (f'<span class="fix">{_e(r.fix)}</span>' if flagged or r.status in ("port open", "seen one-way")
-               or getattr(r, "status_note", "") == JOINED_NOTE else "")
+               or getattr(r, "status_note", "") in (JOINED_NOTE, REFUSED_NOTE) else "")
         link = (f'<a href="#purpose-{_e(_slug(r.rule))}">{_e(r.rule)}</a>' if flagged else _e(r.rule))
         ports = rule.label() if rule else f"{r.transport} {r.ports}"   # (the cast shown: udp 15000 broadcast)
         # (what qualifies the status: the capture ended before an answer could come…)
@@ -453,28 +454,33 @@ def _flow_name(r) -> tuple[str, str]:
 _FLAG_COLUMNS = ("time (UTC)", "client", "server", "server name", "verdict", "reason", "detail")
 
 
-def _flagged_rows(sub: pd.DataFrame) -> str:
+def _flagged_rows(sub: pd.DataFrame, client: bool = False) -> str:
+    """The table of a finding's flows ``sub``; ``client``: no flow is KSC agent traffic (the
+    headline): the details as :func:`~kscc_traffic.report.client_details` words them."""
     times = _times(sub)
     rows = []
-    for t, r in zip(times, sub.itertuples(index=False)):
+    details = client_details(sub) if client else sub["detail"].astype(str).tolist()
+    for t, r, detail in zip(times, sub.itertuples(index=False), details):
         rows.append(f'<tr class="row-{_e(_slug(r.verdict))}"><td class="time">{_e(t)}</td><td>{_e(_endpoint(r.orig_h, r.orig_p))}</td>'
                     f"<td>{_e(r.proto)} {_e(_endpoint(r.resp_h, r.resp_p))}</td>"
                     f'<td class="name">{_e(_flow_name(r)[0])}</td><td>{_verdict_badge(r.verdict)}</td>'
-                    f'<td>{_e(r.reason)}</td><td class="detail">{_e(r.detail)}</td></tr>')
+                    f'<td>{_e(r.reason)}</td><td class="detail">{_e(detail)}</td></tr>')
     head = "".join(f"<th>{c}</th>" for c in _FLAG_COLUMNS)
     return (f'<div class="scroll"><table class="flagged"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table></div>')
 
 
 def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None = None,
-             not_ksc: bool = False, dns_answered: int = 0, one_way: bool = False) -> str:
+             not_ksc: bool = False, dns_answered: int = 0, one_way: bool = False, nothing: bool = False) -> str:
     """One purpose's flagged flows; ``fix``: its "what to change" (the readiness checklist's,
     so both say the same; default: the rule's); ``not_ksc``: no flow is KSC agent traffic (the
     headline): "what to change" is :data:`~kscc_traffic.report.NOT_KSC_FIX`, whatever the purpose;
     ``dns_answered``: of the DNS queries nothing answered, those sent to a resolver that answered
     the same client (:class:`~kscc_traffic.report.ResolverAnswers` of all the flows, not only the
     flagged ``sub``); ``one_way``: the run's flows show a capture of one direction only
-    (:func:`~kscc_traffic.report.one_way_capture`, of all the flows)."""
+    (:func:`~kscc_traffic.report.one_way_capture`, of all the flows); ``nothing``: the checklist
+    says there is nothing to change (:data:`~kscc_traffic.report.VENDOR_NOTE`): ``fix`` is headed
+    "Nothing to change", as in the table report."""
     worst = "blocked" if (sub["verdict"] == "blocked").any() else "unexpected"
     n = len(sub)
     reasons = _split_reasons(sub["reason"])
@@ -498,6 +504,9 @@ def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None
         vendor = int((mism.to_numpy() & vendor_names(sub["server_name"].tolist())).sum())
         console = int((mism.to_numpy() & console_names(sub["server_name"].tolist())).sum()) if vendor else 0
         texts = {**texts, "host_mismatch": host_mismatch_reason_text(int(mism.sum()), vendor, console)}
+    icpt = sub["reason"].astype(str).str.split(",").str[0] == "tls_intercepted"
+    if icpt.any():   # (the cause the flows show, when one: newcomer s60 #10)
+        texts = {**texts, "tls_intercepted": intercepted_text(intercepted_cause(unquoted_details(sub[icpt])))}
     wrong = sub["reason"].astype(str).str.split(",").str[0] == "wrong_direction"
     if wrong.any():   # (opened from outside towards a local address: not a source port in the range)
         inbound = int((wrong & sub["detail"].astype(str).str.startswith(INBOUND_STARTS)).sum())
@@ -526,6 +535,8 @@ def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None
         head = "flows outside the documented purposes"
         dl = ("<dt>What the port is for</dt><dd>No rule of the vendor page documents these flows.</dd>"
               f'<dt>What to change</dt><dd class="fix">{_e(undocumented_fix(n))}</dd>')
+    if nothing and not not_ksc:   # (Kaspersky's other services: newcomer s60 #11)
+        dl = dl.replace("<dt>What to change</dt>", "<dt>Nothing to change</dt>")
     if not_ksc:   # (other programs' flows: no advice built on them, newcomer 28 F4)
         dl = re.sub(r'<dt>What to change</dt><dd class="fix">.*?</dd>',
                     lambda m: f'<dt>What to change</dt><dd class="fix">{_e(NOT_KSC_FIX)}</dd>', dl, flags=re.S)
@@ -543,7 +554,15 @@ def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None
     return (f'<article class="finding f-{cls}" id="purpose-{_e(_slug(purpose or "none"))}">'
             f"<h3>{head} {badge} <span class=\"muted\">{count}"
             f"</span></h3><dl>{dl}<dt>Why flagged</dt><dd>{_reason_list(reasons, texts)}</dd></dl>"
-            f"{_flagged_rows(sub)}</article>")
+            f"{_flagged_rows(sub, not_ksc)}</article>")
+
+
+def _no_ksc(flows: pd.DataFrame, rules: RuleSet, captures: int) -> bool:
+    """Whether the report's headline says no flow of ``flows`` (not empty) from ``captures``
+    captures is KSC agent traffic (:func:`~kscc_traffic.report.no_ksc_traffic`, as
+    :func:`_summary` decides it)."""
+    return bool(no_ksc_traffic(len(flows), int(np.count_nonzero(ksc_flows(flows, rules))), captures,
+                               cut_unnamed(flows)))
 
 
 def _not_ksc(chk: pd.DataFrame | None) -> bool:
@@ -559,6 +578,7 @@ def _flagged(flows: pd.DataFrame, rules: RuleSet, chk: pd.DataFrame | None = Non
     else:
         by_id = {r.id: r for r in rules.rules}
         fixes = dict(zip(chk["rule"], chk["fix"])) if chk is not None and len(chk) else {}
+        notes = dict(zip(chk["rule"], chk["status_note"])) if chk is not None and "status_note" in chk else {}
         # (no flow is KSC agent traffic: the checklist judged none of them, newcomer 28 F4)
         not_ksc = _not_ksc(chk)
         purposes = plots.purpose_order(flagged, rules)
@@ -569,7 +589,7 @@ def _flagged(flows: pd.DataFrame, rules: RuleSet, chk: pd.DataFrame | None = Non
         for p in purposes:
             key = "" if p == plots.NO_PURPOSE else p
             parts.append(_finding(key, flagged[flagged["purpose"] == key], by_id.get(key), fixes.get(key), not_ksc,
-                                  answered if key == "dns" else 0, one_way))
+                                  answered if key == "dns" else 0, one_way, notes.get(key) == VENDOR_NOTE))
         body = "".join(parts)
         if not_ksc:
             body = f'<p class="warn">{_e(NOT_KSC_SECTION)}</p>{body}'
@@ -585,7 +605,7 @@ _FLOW_COLUMNS = (
 )
 
 
-def _flow_table(flows: pd.DataFrame, rules: RuleSet, max_rows: int) -> str:
+def _flow_table(flows: pd.DataFrame, rules: RuleSet, max_rows: int, client: bool = False) -> str:
     total = len(flows)
     f = flows
     note = ""
@@ -607,7 +627,9 @@ def _flow_table(flows: pd.DataFrame, rules: RuleSet, max_rows: int) -> str:
     flagged_purposes = set(flows.loc[flows["verdict"].isin(["blocked", "unexpected"]), "purpose"]) if total else set()
     times = _times(f)
     rows = []
-    for t, r in zip(times, f.itertuples(index=False)):
+    # (no flow is KSC agent traffic, the headline: "the client", not "the agent", newcomer s60 #12)
+    details = client_details(f) if client else f["detail"].astype(str).tolist() if len(f) else []
+    for t, r, detail in zip(times, f.itertuples(index=False), details):
         purpose = r.purpose
         name, source = _flow_name(r)
         if purpose and purpose in flagged_purposes:
@@ -622,7 +644,7 @@ def _flow_table(flows: pd.DataFrame, rules: RuleSet, max_rows: int) -> str:
             f"<td>{pcell}</td><td>{_verdict_badge(r.verdict)}</td><td>{_e(r.reason)}</td>"
             f'<td class="num">{int(r.orig_bytes)}</td><td class="num">{int(r.resp_bytes)}</td>'
             f'<td class="num">{float(r.duration):.3f}</td><td>{_e(r.conn_state)}</td>'
-            f'<td class="detail">{_e(r.detail)}</td></tr>')
+            f'<td class="detail">{_e(detail)}</td></tr>')
     num = ' class="num"'
     head = "".join(
         f'<th{num if typ == "num" else ""} data-type="{typ or "text"}"><button type="button">{_e(h)}</button></th>'
@@ -684,7 +706,7 @@ def render_html(flows: pd.DataFrame, rules: RuleSet, *, captures: Mapping[str, o
         _charts(flows, rules, _not_ksc(chk)) if charts else "",
         _hosts(flows, rules),
         _flagged(flows, rules, chk),
-        _flow_table(flows, rules, max_rows),
+        _flow_table(flows, rules, max_rows, client=bool(len(flows)) and _no_ksc(flows, rules, len(cap_counts))),
         '<footer><p class="muted">kscc-traffic · names come from the captured packets and are shown '
         "as text.</p></footer>",
     ])

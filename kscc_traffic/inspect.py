@@ -1486,6 +1486,7 @@ def _tls_columns(rows: np.ndarray, b: tls_batch.TlsBatch, cols: dict[str, np.nda
     cols["tls_established"][rows] = b.established
     cols["tls_no_app"][rows] = ~np.asarray(b.client_app_data, bool) & ~np.asarray(b.server_app_data, bool) \
         & (b.version >= 0) & (b.version != tls.TLS1_3)
+    cols["tls_server_app"][rows] = np.asarray(b.server_app_data, bool)
     # one code per (side, level, description); 0 = no alert (the client's is reported first)
     ca, sa = b.client_alert.astype(np.int64), b.server_alert.astype(np.int64)
     code = np.where(ca[:, 0] >= 0, (1 << 17) | (ca[:, 0] << 8) | ca[:, 1],
@@ -2378,6 +2379,12 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     cols["tls_client_quit"] = np.zeros(n, np.int64)
     # (for _sessions_quit: a TLS <= 1.2 flow read as TLS with no application-data record either way)
     cols["tls_no_app"] = np.zeros(n, bool)
+    # (for _refused_after_request: a flow whose server sent an application-data record)
+    cols["tls_server_app"] = np.zeros(n, bool)
+    # (likewise: a TLS session the server reset right after the client's first records past the
+    # handshake, with nothing of its own after its handshake flights; False where not:
+    # _refused_after_request. classify says it in an ok flow's detail)
+    cols["refused_after_request"] = np.zeros(n, bool)
     cols["resp_stall_from_s"] = np.full(n, -1.0)       # (the same, roles swapped)
     cols["tls_wait_after"] = repeated("", n)
     # (likewise, a TLS handshake not completed on a closed connection: who sent the first FIN or
@@ -2519,7 +2526,14 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     answers = DnsAnswers()
     if n == 0:
         cols.pop("tls_no_app")
+        cols.pop("tls_server_app")
         cols.pop("cert_valid")
+        if flows.index.is_unique and not any(k in flows.columns for k in cols):
+            # (the columns joined at once: one by one, 100 of them leave pandas a frame of as many
+            # blocks, which it warns of on the next insert: a PerformanceWarning on stderr)
+            out = pd.concat([flows, frame_of(cols, flows.index)], axis=1)
+            out.columns = label_index(out.columns)
+            return out, answers
         out = flows.copy()
         for k, v in cols.items():
             out[k] = pd.Series(v, dtype=v.dtype, index=out.index)
@@ -2678,6 +2692,20 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # client sent nothing after its Finished but an alert's size; closed soon after the client's
     # Finished flight (an idle connection's close is not this)
     version = cols["tls_version"]
+    # a TLS session read whole that the server reset right after the client's first records past
+    # the handshake, having sent nothing after its own handshake flights (its first close a RST,
+    # no FIN either way): the server (or something in its name) refused the client after the
+    # handshake (_refused_after_request)
+    server_app = cols.pop("tls_server_app")
+    cand = np.flatnonzero(tcp & cols["tls_established"].astype(bool) & ~cols["payload_cut"].astype(bool)
+                          & (cols["proxy_target"] == "") & ~partial
+                          & (flows["conn_state"].to_numpy(dtype=object) == "RSTR")
+                          & ((version == "TLS 1.3") | (isin_texts(version, ("TLS 1.0", "TLS 1.1", "TLS 1.2"))
+                                                       & ~server_app)))
+    if len(cand):
+        cand = cand[~_history_has(flows["history"].to_numpy(dtype=object)[cand], "Ff")]
+    if len(cand):
+        cols["refused_after_request"][cand] = _refused_after_request(ft, cand, version[cand] == "TLS 1.3")
     cand = np.flatnonzero(tcp & cols["tls_established"].astype(bool) & ~cols["payload_cut"].astype(bool)
                           & (cols["proxy_target"] == "") & ~partial
                           & ((version == "TLS 1.3") | cols.pop("tls_no_app")))
@@ -2959,6 +2987,49 @@ def _sessions_quit(ft: FlowTable, flows: np.ndarray, v13: np.ndarray) -> np.ndar
                               for i, r in enumerate(rs)):
             continue                        # (TLS 1.3: closed gracefully, a FIN: a health check's close_notify)
         out[k] = 5 + last_len
+    return out
+
+
+#: how soon (ns) after the client's first TCP segment past the server's handshake flights the
+#: server's reset must come for :func:`_refused_after_request` to count it as the answer to it (a
+#: server refusing the request at once; an idle connection's reset comes seconds to minutes later)
+REQUEST_RESET_NS = 10**9
+
+
+def _refused_after_request(ft: FlowTable, flows: np.ndarray, v13: np.ndarray) -> np.ndarray:
+    """Per flow row of ``flows`` (int array, distinct; TCP flows read whole whose TLS handshake
+    completed, the responder's reset their first close (``RSTR``, no FIN either way); ``v13``,
+    bool array like it: TLS 1.3, else TLS <= 1.2 whose server sent no application-data record):
+    whether the server reset the connection within :data:`REQUEST_RESET_NS` of the client's first
+    data segment sent after the server's last one (its first request past the handshake; in TLS
+    1.3 its Finished flight, which may carry the request), having sent nothing after it (bool
+    array like ``flows``): the data segments in time order make 3 runs of one side's (the
+    ClientHello, the server's flight, the client's next one: TLS 1.3, a resumed TLS 1.2 session)
+    or 5 (a full TLS <= 1.2 handshake, then the request), the client's first and last; a session
+    that went on past its first request has more. Flows with more than
+    :data:`~kscc_traffic.streams.MAX_SEGMENTS` data segments either way give False (a chunked or live analysis keeps no more, so all give
+    the same answer). What a server that refuses the client at the application level (another
+    workspace or region, the client's certificate) does, and also an application-aware firewall
+    resetting in its name with its TTL (classify hedges; one with another TTL is told by
+    :func:`_reset_hints`)."""
+    out = np.zeros(len(flows), bool)
+    c = ft.packets.cols
+    orig = np.asarray(ft.pkt_from_orig, bool)
+    where = {int(x): k for k, x in enumerate(flows.tolist())}
+    for fl, rs in _tcp_rows_by_flow(ft, flows).items():
+        k = where[fl]
+        data = [(bool(orig[r]), int(c["ts_ns"][r])) for r in rs if int(c["payload_len"][r]) > 0]
+        resets = [int(c["ts_ns"][r]) for r in rs if not orig[r] and int(c["tcp_flags"][r]) & RST]
+        if not resets or sum(x for x, _ in data) > MAX_SEGMENTS or sum(not x for x, _ in data) > MAX_SEGMENTS:
+            continue
+        # (the turns of the exchange, each side's runs of data segments: the ClientHello, the
+        # server's flight, the client's (TLS 1.3: its Finished and request), and in a full TLS
+        # <= 1.2 handshake the server's ChangeCipherSpec/Finished and the client's request; a
+        # session that went on has more)
+        runs = [i for i, (x, _) in enumerate(data) if i == 0 or x != data[i - 1][0]]
+        if len(runs) not in ((3,) if v13[k] else (3, 5)) or not data[0][0] or not data[-1][0]:
+            continue
+        out[k] = 0 <= resets[0] - data[runs[-1]][1] <= REQUEST_RESET_NS
     return out
 
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
 from .addresses import endpoint_text
 from .classify import proxy_login, AAAA_ONLY, REJ_DETAIL, ANSWERED_ELSEWHERE, DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, DP_PATH_REFUSED, PROXY_CREDENTIALS_REFUSED, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
     IDLE_GOES_ON, PATH_RESET, SESSION_GONE, STALLED, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNREAD, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
-    OTHER_SERVER, SUITES_REFUSED, OFFER_CURRENT_SAID, VERSION_REFUSED, CERT_DATED, \
+    OTHER_SERVER, SUITES_REFUSED, OFFER_CURRENT_SAID, VERSION_REFUSED, CERT_DATED, REFUSED_AFTER_REQUEST, \
     _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED, DNS_LOST_FRAGMENTS, FRAGS_LOST, TUNNEL_EMPTY, \
     SHARED_PORTS_BELOW, ksc_only
 from .classify import _ABSOLUTE, _TEXT_COLUMNS, _str_codes
@@ -1045,6 +1045,41 @@ def _phrase_like(text: str) -> bool:
     return " " in text or CERT_REQUIRED in text
 
 
+#: "the agent" as the flow details say it (any case of its first letter), a whole word: what
+#: :func:`client_details` words as "the client" under the "No KSC agent traffic" headline
+_THE_AGENT = re.compile(r"\b([Tt])he agent\b")
+#: a text the details quote from the packets, in double quotes (an HTTP request's first bytes…)
+_QUOTED_TEXT = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def client_details(flows: pd.DataFrame) -> list[str]:
+    """The ``detail`` texts of ``flows`` (a list, one per row, in order; '' each without the
+    column) with "the agent" said "the client" ("The agent" "The client", "the agent's" "the
+    client's"): what the table and HTML reports show under the "No KSC agent traffic" headline
+    (:func:`no_ksc_traffic`), where the flows are other programs' (newcomer s60 #12: "the agent
+    reached another server … the agent cannot connect this way" of a browser on another host).
+    Names from the packets are left as they are: the flow's values of
+    :data:`~kscc_traffic.classify.QUOTED_COLUMNS` that the detail quotes, and any text it quotes in
+    double quotes. The flow table itself (JSON Lines, CSV) keeps its details: they carry no
+    headline, and their readers may match the texts."""
+    details = flows["detail"].astype(str).tolist() if "detail" in flows else [""] * len(flows)
+    cols = [c for c in QUOTED_COLUMNS if c in flows]
+    for i, d in enumerate(details):
+        if "he agent" not in d:
+            continue
+        row = {c: flows[c].iat[i] for c in cols}
+        kept = [m.span() for m in _QUOTED_TEXT.finditer(d)]
+        for name in quoted_names(row, lambda v: "agent" in v.lower()):
+            at = d.find(name)
+            while at >= 0:
+                kept.append((at, at + len(name)))
+                at = d.find(name, at + 1)
+        details[i] = _THE_AGENT.sub(
+            lambda m: m.group(0) if any(a < m.end() and m.start() < b for a, b in kept)
+            else f"{m.group(1)}he client", d)
+    return details
+
+
 def unquoted_details(flows: pd.DataFrame) -> list[str]:
     """The ``detail`` texts of ``flows`` (a list, one per row, in order; '' each without the
     column) with each value of :data:`~kscc_traffic.classify.QUOTED_COLUMNS` that could hold a phrase of the report's
@@ -1462,6 +1497,28 @@ def _other_cast_text(r, k: int, kind: str = "") -> str:
             f"{'s' if k != 1 else ''}?, not counted here")
 
 
+#: the ``status_note`` of a verified purpose some of whose TLS sessions the server reset right
+#: after the agent's first request (detail :data:`~kscc_traffic.classify.REFUSED_AFTER_REQUEST`;
+#: its ``fix`` is then what to check, :func:`refused_fix`, said under "To verify": newcomer s60 #3)
+REFUSED_NOTE = "sessions reset at the agent's first request"
+
+
+def refused_fix(r, k: int, ok: int) -> str:
+    """What to check for rule ``r`` whose ``ok`` flows worked on the network and ``k`` of which
+    (> 0) the server reset right after the agent's first request, having sent nothing after the
+    TLS handshake (:data:`REFUSED_NOTE`): the path works, the server refused the agent at the
+    application level, so the Administration Server address and the installation package the
+    agent uses are what to check; a firewall that inspects the traffic may also do it."""
+    which = (f"each of the {k} sessions" if k == ok and k > 1 else "the session" if k == ok
+             else f"{k} of the {ok} sessions")
+    return (f"the server reset {which} on {r.transport.upper()} {r.port_text} right after the agent's first request "
+            "(within 1 s, no server data after the TLS handshake; see each flow's detail): the network path works "
+            "(nothing to open in the firewall); the server refused the agent at the application level (an agent set "
+            "up for another workspace or region, or its certificate): check the Administration Server address and "
+            "the installation package the agent uses. A firewall that inspects the traffic can reset sessions in "
+            "the server's name the same way: if the address is right, check its logs")
+
+
 #: the ``status_note`` of a multicast purpose not seen while the device joined multicast groups
 #: (:func:`group_joins`: IGMP/MLD membership reports) — the datagrams did not reach it (newcomer 28 F3)
 JOINED_NOTE = "joined a multicast group by IGMP/MLD, no datagram received"
@@ -1743,7 +1800,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    bl_idle: int = 0, bl_path: int = 0, bl_lost: int = 0, bl_stalled: tuple[int, int, int] = (0, 0, 0),
                    bl_dated: int = 0,
                    fam_same: tuple[bool | None, bool | None] = (None, None), bl_plain_reset: int = 0,
-                   bl_after_ok: int = 0, ok_fell: int = 0, bl_dropped: int = 0, v4_seen: bool = True) -> dict:
+                   bl_after_ok: int = 0, ok_fell: int = 0, bl_dropped: int = 0, v4_seen: bool = True,
+                   ok_refused: int = 0, icpt_cause: str = "") -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -1899,6 +1957,13 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     port by at most :data:`RATE_WINDOW_S` (:class:`RateWatch`): advised :func:`rate_limit_fix`, a
     limit on new connections (all of them: no port to open; break-it s57 #12).
 
+    ``ok_refused``: of the ok ones, TLS sessions the server reset right after the agent's first
+    request (detail :data:`~kscc_traffic.classify.REFUSED_AFTER_REQUEST`): a verified purpose gets
+    :data:`REFUSED_NOTE` and :func:`refused_fix` (newcomer s60 #3). ``icpt_cause``: the one cause its
+    ``tls_intercepted`` flows' details show (:func:`intercepted_cause`, '' several or none), which
+    their advice names (:func:`intercepted_text`; newcomer s60 #10). An unexpected purpose whose flows
+    all went to Kaspersky's other services, answered, gets :data:`VENDOR_NOTE` (newcomer s60 #11).
+
     :returns: the row as a dict, the keys of :func:`readiness`'s columns."""
     bl_all = bl
     note = ""
@@ -1949,13 +2014,17 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                "receiving device shows that they reached its interface; its host firewall may still drop them). "
                "To verify, check on a receiving device (a capture there, if this is not one, and its firewall "
                f"log); what it needs: {_cast_fix(r, ok, v6)}")
+    if status == "verified" and ok_refused:
+        # the TLS sessions worked on the network, and the server reset them at the agent's first
+        # request: what to check is the agent's server address, no port (newcomer s60 #3)
+        note, fix = REFUSED_NOTE, refused_fix(r, ok_refused, ok)
     if status == "blocked" and bl == bl_tls and bl != proxied and bl == bl_icpt:
         # the client refused a TLS-inspecting proxy's certificate: the port is open, the
         # inspection is what has to change
         fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
                f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open, nothing to "
                "open in the firewall), then the TLS handshake was aborted on a TLS-inspecting proxy's certificate "
-               f"(see each flow's detail): tls_intercepted: {REASON_TEXT['tls_intercepted']}"
+               f"(see each flow's detail): tls_intercepted: {intercepted_text(icpt_cause)}"
                + (f" ({r.host_mask})" if r.host_mask else "") + dated_note(bl_dated, bl_icpt))
     elif status == "blocked" and bl == bl_tls and bl != proxied:
         # the TCP handshakes completed: the port is open, something in the path ended the TLS
@@ -2245,8 +2314,14 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         fix = _unexpected_fix(r, un, other, reasons, blocked_too=False, vendor=un_vendor, onprem=un_onprem,
                               console=un_console,
                               failed=un_failed, inbound=(un_inbound, (un_reasons or {}).get("wrong_direction", 0)),
-                              elsewhere=un_elsewhere) \
+                              elsewhere=un_elsewhere, icpt_cause=icpt_cause) \
             or fix
+        if not bl and un == other and un_vendor >= un and not un_failed[1] and not un_onprem \
+                and not un_elsewhere[0] and not (un_console and un_console >= un) \
+                and not (un_reasons or {}).get("wrong_direction"):
+            # (all of them Kaspersky's other services, answered: nothing to change, said as such,
+            # not under "What to change"; the flows stay unexpected: newcomer s60 #11)
+            note = VENDOR_NOTE
     if status == "blocked" and not proxied and 0 < bl - bl_idle <= own_rst + bl_tls + bl_stale + bl_handshake + bl_elsewhere \
             and fix.startswith(f"{r.fix}; "):
         # every blocked flow was answered (a reset with the server's own TTL, a TLS failure or
@@ -2280,7 +2355,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                + (f" ({', '.join(f'{c} {x}' for x, c in sorted(kinds.items()))})" if kinds else "")
                + f". For the blocked one{'s' if bl != 1 else ''}{f' ({split})' if split else ''}: {fix}"
                + f". For the unexpected one{'s' if un != 1 else ''}: "
-               + _once(fix, bl_all, _unexpected_fix(r, un, other, sorted(kinds), blocked_too=True, vendor=un_vendor, console=un_console,
+               + _once(fix, bl_all, _unexpected_fix(r, un, other, sorted(kinds), blocked_too=True, vendor=un_vendor, console=un_console, icpt_cause=icpt_cause,
                                                     onprem=un_onprem, failed=un_failed,
                                                     inbound=(un_inbound, kinds.get("wrong_direction", 0)),
                                                     elsewhere=un_elsewhere)
@@ -2313,9 +2388,16 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         note = "; ".join(x for x in (NAMELESS_NOTE, note) if x)
     return {"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
             "purpose_text": r.purpose, "status": status,
-            "status_note": note if status == "blocked" or (status == "not seen" and ok_other_cast) else "",
+            "status_note": note if status == "blocked" or (status == "not seen" and ok_other_cast)
+            or note in (REFUSED_NOTE, VENDOR_NOTE) else "",
             "flows": n, "ok": ok, "blocked": bl_all, "unexpected": un, "reasons": ", ".join(reasons), "fix": fix}
 
+
+#: the ``status_note`` of an ``unexpected`` purpose all of whose flows went to Kaspersky names
+#: outside its mask, answered (:data:`VENDOR_OTHER`): nothing to change for the Cloud Console, so
+#: the table report lists its advice under "Nothing to change", not "What to change" (newcomer s60
+#: #11; the flows keep their verdict, ``unexpected``/``host_mismatch``: not this purpose's traffic)
+VENDOR_NOTE = "another Kaspersky service: nothing to change"
 
 #: what Kaspersky names outside a purpose's mask are (newcomer 23 F7: dnl-03.geo.kaspersky.com:80,
 #: ds.kaspersky.com:443 are update and other services, not a wrong Administration Server address)
@@ -2527,6 +2609,49 @@ def _group_address_fix(r, un: int, k: int, fix: str) -> str:
     return f"{fix}; {k} of them were {text}"
 
 
+#: what the ``tls_intercepted`` flows' details show (:func:`intercepted_cause`), as the advice
+#: says it in place of :data:`REASON_TEXT`'s list of every cause (:func:`intercepted_text`;
+#: newcomer s60 #10)
+INTERCEPT_CAUSES = {
+    "product": "the server certificate was issued by a TLS-inspection CA (a product's or device's: each flow's detail "
+               "names it)",
+    "product_name": "the server certificate is not for the name asked and was issued by a TLS-inspection CA (a "
+                    "product's or device's: each flow's detail names it)",
+    "name": "the server certificate is not for the name asked",
+    "untrusted": "the client rejected the server certificate, issued by a CA that is no public one",
+}
+
+
+def intercepted_cause(details) -> str:
+    """The one cause the details (texts, names from the packets taken out:
+    :func:`unquoted_details`) of ``tls_intercepted`` flows show, a key of
+    :data:`INTERCEPT_CAUSES`: ``product`` (issued by a TLS-inspection product's CA: "(TLS
+    inspection)" said), ``product_name`` (that, and for another name: "certificate for … presented
+    for …" too), else ``name`` (a certificate for another name), else ``untrusted`` (the client
+    rejected it: "the client rejected the server's certificate"); '' when they show several,
+    another, or there are none."""
+    seen = set()
+    for d in details:
+        d = str(d)
+        other = d.startswith("certificate for ") and " presented for " in d
+        seen.add(("product_name" if other else "product") if "(TLS inspection)" in d
+                 else "name" if other
+                 else "untrusted" if d.startswith("the client rejected the server's certificate") else "")
+        if len(seen) > 1:
+            return ""
+    return next(iter(seen)) if seen else ""
+
+
+def intercepted_text(cause: str = "") -> str:
+    """What the advice says of ``tls_intercepted`` flows whose details show ``cause`` (a key of
+    :data:`INTERCEPT_CAUSES`, :func:`intercepted_cause`): that cause, then that a TLS-inspecting
+    proxy sits in the path and to exclude the names from inspection; every cause
+    (:data:`REASON_TEXT`'s) for '' or an unknown key."""
+    if cause not in INTERCEPT_CAUSES:
+        return REASON_TEXT["tls_intercepted"]
+    return f"{INTERCEPT_CAUSES[cause]}: a TLS-inspecting proxy sits in the path; exclude these names from inspection"
+
+
 #: what the advice says of flows that met a TLS-inspecting proxy (:data:`REASON_TEXT`'s and
 #: :func:`_intercepted_note`'s)
 EXCLUDE_TEXT = "exclude these names from inspection"
@@ -2539,7 +2664,8 @@ def _once(blocked_fix: str, bl: int, un_fix: str) -> str:
     replaced by a pointer to the blocked ones', so that it is said once."""
     if EXCLUDE_TEXT not in blocked_fix:
         return un_fix
-    said = re.compile(r"tls_intercepted: " + re.escape(REASON_TEXT["tls_intercepted"]) + r"(?: \([^()]*\))?")
+    said = re.compile(r"tls_intercepted: (?:" + "|".join(re.escape(intercepted_text(c)) for c in ("", *INTERCEPT_CAUSES))
+                      + r")(?: \([^()]*\))?")
     return said.sub(f"tls_intercepted: a TLS-inspecting proxy's certificate, as for the blocked "
                     f"one{'s' if bl != 1 else ''} (see there)", un_fix)
 
@@ -2996,7 +3122,8 @@ def _elsewhere_fix(r, k: int, names: tuple[str, ...]) -> str:
 def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: int = 0,
                     onprem: int = 0, failed: tuple[int, int] = (0, 0),
                     inbound: tuple[int, int] = (0, 0),
-                    elsewhere: tuple[int, tuple[str, ...]] = (0, ()), console: int = 0) -> str | None:
+                    elsewhere: tuple[int, tuple[str, ...]] = (0, ()), console: int = 0,
+                    icpt_cause: str = "") -> str | None:
     """What to change for the ``un`` unexpected flows of rule ``r``, ``other`` of them with a reason
     of :data:`NOT_THIS_PURPOSE`, ``kinds`` their reasons, ``vendor`` of them ``host_mismatch`` to a
     name under kaspersky.com (:data:`VENDOR_OTHER`): answered flows (:data:`ANSWERED_UNEXPECTED`)
@@ -3022,7 +3149,8 @@ def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: in
         # failed is not counted, so a failed flow elsewhere is not said again as one of the others')
         rest_failed = (min(failed[0], un - k_else), failed[1])
         rest = _unexpected_fix(r, un - k_else, other - k_else, kinds, blocked_too, vendor=vendor, onprem=onprem,
-                               failed=rest_failed, inbound=inbound, console=console) if un > k_else else None
+                               failed=rest_failed, inbound=inbound, console=console,
+                               icpt_cause=icpt_cause) if un > k_else else None
         return head + ((f". For the other {'one' if un - k_else == 1 else un - k_else}: {rest}") if rest else "")
     failed_all, failed_vendor = failed
     answered = [x for x in ANSWERED_UNEXPECTED if x in kinds]
@@ -3033,7 +3161,7 @@ def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: in
                + ((" for it" if k == 1 else " for them") if blocked_too else "")
                # (a cleartext answer may be a filter's refusal: then its policy has to change)
                + ("; nothing to open in the firewall" if answered == ["tls_intercepted"] and not blocked_too else "")
-               + "): " + "; ".join(f"{x}: {REASON_TEXT[x]}"
+               + "): " + "; ".join(f"{x}: {intercepted_text(icpt_cause) if x == 'tls_intercepted' else REASON_TEXT[x]}"
                                    + (f" ({r.host_mask})" if x == "tls_intercepted" and r.host_mask else "")
                                    for x in answered))
         if other > onprem:
@@ -4334,7 +4462,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         bl_icmp: dict[str, int] = {}
         http_statuses: tuple[str, ...] = ()
         bl_redirect: dict[str, int] = {}
-        un_console = ok_other_cast = ok_partial = 0
+        un_console = ok_other_cast = ok_partial = ok_refused = 0
+        icpt_cause = ""
         ok_other_kind = ""
         reasons: list[str] = []
         un_reasons: dict[str, int] = {}
@@ -4348,6 +4477,14 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
             ok_partial = sum(1 for x, d in zip(reason[at][v == "ok"].tolist(), udetail[at][v == "ok"].tolist()
                                                if udetail is not None else [""] * len(at))
                              if "partial" in str(x).split(",") and not str(d).startswith(IDLE_GOES_ON)) if ok else 0
+            # (what the tls_intercepted ones show, when they all show one cause: newcomer s60 #10)
+            icpt = np.array([str(x).split(",")[0] == "tls_intercepted" for x in reason[at].tolist()], bool) \
+                if (bl or un) and udetail is not None else None
+            if icpt is not None and icpt.any():
+                icpt_cause = intercepted_cause(udetail[at][icpt & (v != "ok")].tolist())
+            # (the ok ones the server reset at the agent's first request: newcomer s60 #3)
+            ok_refused = sum(1 for d in udetail[at][v == "ok"].tolist()
+                             if str(d).startswith(REFUSED_AFTER_REQUEST)) if ok and udetail is not None else 0
             if captures is not None and (bl or un):
                 cap = captures[at]
                 flagged = tuple(dict.fromkeys(cap[v == ("blocked" if bl else "unexpected")].tolist()))
@@ -4472,7 +4609,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_elsewhere=bl_elsewhere,
                                    bl_redirect=bl_redirect, un_console=un_console,
                                    ok_other_cast=ok_other_cast, ok_other_kind=ok_other_kind, bl_cert=bl_cert,
-                                   ok_partial=ok_partial,
+                                   ok_partial=ok_partial, ok_refused=ok_refused, icpt_cause=icpt_cause,
                                    bl_restarted=restarts.said(r.id) if bl_refused[1] or bl_reset[0] else (0, ""),
                                    bl_host=bl_host, bl_local=bl_local, bl_idle=bl_idle, bl_path=bl_path,
                                    bl_stalled=bl_stalled, bl_dated=bl_dated,
@@ -4706,6 +4843,8 @@ class TableSummary:
         self.un_vendor: dict[str, int] = {}      # purpose -> unexpected host_mismatch flows to Kaspersky names
         self.un_console: dict[str, int] = {}     # ... of them to the Cloud Console's names (console_names)
         self.ok_data: dict[str, int] = {}        # purpose -> ok flows that carried a payload byte
+        self.ok_refused: dict[str, int] = {}     # purpose -> ok flows the server reset at the first request
+        self.icpt_causes: dict[str, set[str]] = {}   # purpose -> what its tls_intercepted flows show
         self.ok_other_cast: dict[str, int] = {}  # purpose -> ok datagrams of the other cast (OTHER_CAST)
         self.ok_other_kinds: dict[str, set] = {}  # purpose -> what they were sent as (other_cast_kind)
         self.data_seen = False                   # (a table with orig_bytes and resp_bytes was added)
@@ -4898,6 +5037,18 @@ class TableSummary:
             for p, n in data.groupby("purpose", sort=False).size().items():
                 self.ok_data[p] = self.ok_data.get(p, 0) + int(n)
         if "detail" in flows:
+            good = flows[flows["verdict"] == "ok"]
+            refused = good[good["detail"].astype(str).str.startswith(REFUSED_AFTER_REQUEST).to_numpy()]
+            for p, n in refused.groupby("purpose", sort=False).size().items():
+                self.ok_refused[p] = self.ok_refused.get(p, 0) + int(n)
+            icpt = flows[(flows["verdict"] != "ok").to_numpy()
+                         & (flows["reason"].astype(str).str.split(",").str[0] == "tls_intercepted").to_numpy()]
+            if len(icpt):
+                said = pd.Series(unquoted_details(icpt), index=icpt.index, dtype=object)
+                for p, g in said.groupby(icpt["purpose"], sort=False):
+                    # (each cause apart, '' for several: the purpose's one cause when all agree)
+                    causes = self.icpt_causes.setdefault(p, set())
+                    causes.update(intercepted_cause([x]) for x in g.tolist())
             # (blocked flows told apart by how their detail starts: a stale connection's answer,
             # a filter's HTTP refusal of the ClientHello, which is advised as a failed TLS)
             blocked = flows[flows["verdict"] == "blocked"]
@@ -5195,6 +5346,9 @@ class TableSummary:
                                        ok_other_kind=" or ".join(sorted(self.ok_other_kinds.get(r.id, set()) - {""})),
                                        bl_cert=self.bl_cert.get(r.id, NO_CERTS),
                                        ok_partial=self.ok_partial.get(r.id, 0),
+                                       ok_refused=self.ok_refused.get(r.id, 0),
+                                       icpt_cause=next(iter(self.icpt_causes[r.id]))
+                                       if len(self.icpt_causes.get(r.id, ())) == 1 else "",
                                        bl_restarted=self.restarts.said(r.id)
                                        if self.bl_refused.get(r.id, (0, 0))[1] or self.bl_reset.get(r.id, 0)
                                        else (0, ""),
@@ -5507,7 +5661,8 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         else:
             what = "it lets through ports of every purpose not seen"
         console.print(Text(escape_terminal(head + what), style="yellow"))
-    todo = chk[chk.status.isin(["blocked", "unexpected", "port open"])]
+    todo = chk[chk.status.isin(["blocked", "unexpected", "port open"]) & (chk.status_note != VENDOR_NOTE)]
+    nothing = chk[chk.status_note == VENDOR_NOTE]
     # (no flow is KSC agent traffic: no advice built on other programs' DNS or ports, newcomer 28 F4)
     dns_blocked = summary.counts.get(("dns", "blocked"), 0) if not headline else 0
     undocumented = summary.counts.get(("", "unexpected"), 0) if not headline else 0
@@ -5522,7 +5677,12 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     if undocumented:
         why = sorted(summary.reasons.get("", ()))
         print_entry(console, escape_terminal(f"{NO_PURPOSE} (unexpected: {', '.join(why)}): {undocumented_fix(undocumented)}"))
-    seen = chk[(chk.status == "seen one-way") | (chk.status_note == JOINED_NOTE)]
+    if len(nothing):
+        # (unexpected for the purpose, but Kaspersky's other services: newcomer s60 #11)
+        console.print(Text("Nothing to change:", style="bold"))
+    for r in nothing.itertuples(index=False):
+        print_entry(console, escape_terminal(f"{r.rule} ({_status_reasons(summary, r.rule, r.status, r.reasons)}): {r.fix}"))
+    seen = chk[(chk.status == "seen one-way") | chk.status_note.isin([JOINED_NOTE, REFUSED_NOTE])]
     if len(seen):
         # (newcomer 28 F3: what the HTML report's checklist says of them, the terminal says too;
         # nothing to change, what to check: not under "What to change")
@@ -5534,7 +5694,7 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     if summary.flagged_total and (console.width < FLAGGED_TABLE_MIN_WIDTH
                                   or _flagged_table_width(summary) > console.width):
         # (narrow, or the table's columns would cut an address or a name mid-token: newcomer 29 F9)
-        _print_flagged_compact(summary, console, NOT_KSC_FLAGGED if headline else "")
+        _print_flagged_compact(summary, console, NOT_KSC_FLAGGED if headline else "", client=bool(headline))
     elif summary.flagged_total:
         # several captures: which one each flow is from (names escaped as packet names are)
         several = len(summary.captures) > 1
@@ -5548,7 +5708,9 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         groups = flagged_groups_text(ranks, summary.flagged_group_total)
         if groups:   # (the groups marked: a line between them, the order said under, newcomer 31 F12)
             f.caption, f.caption_justify = groups, "left"
-        for i, (t, r) in enumerate(zip(times, summary.flagged.itertuples(index=False))):
+        # (no flow is KSC agent traffic: "the client", not "the agent", newcomer s60 #12)
+        details = client_details(summary.flagged) if headline else summary.flagged["detail"].tolist()
+        for i, (t, r, detail) in enumerate(zip(times, summary.flagged.itertuples(index=False), details)):
             f.add_row(t,
                       *((Text(escape_terminal(r.capture)),) if several else ()),
                       Text(escape_terminal(endpoint_text(r.orig_h, r.orig_p))),
@@ -5556,7 +5718,7 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
                       Text(escape_terminal(r.server_name or r.query)),
                       Text(r.purpose or NO_PURPOSE),
                       Text(r.verdict, style=_VERDICT_STYLE.get(r.verdict, "")),
-                      Text(r.reason), Text(escape_terminal(r.detail)),
+                      Text(r.reason), Text(escape_terminal(detail)),
                       end_section=bool(groups) and i + 1 < len(ranks) and ranks[i + 1] != ranks[i])
         console.print(f)
         if summary.flagged_more():
@@ -5673,10 +5835,11 @@ def _listed_title(summary: TableSummary) -> str:
     return f"Flagged and {' and '.join(more)} flows" if more else "Flagged flows"
 
 
-def _print_flagged_compact(summary: TableSummary, console: Console, note: str = "") -> None:
+def _print_flagged_compact(summary: TableSummary, console: Console, note: str = "", client: bool = False) -> None:
     """The flagged flows for a narrow terminal: per flow a line ``time  client -> proto server
     name`` (and the capture when there are several), then, indented, purpose, verdict and reason,
-    and the detail, each wrapped at spaces by the console; packet texts escaped."""
+    and the detail, each wrapped at spaces by the console; packet texts escaped. ``client``: no
+    flow is KSC agent traffic (the headline): the details as :func:`client_details` words them."""
     from rich.padding import Padding
     from rich.text import Text
 
@@ -5692,7 +5855,8 @@ def _print_flagged_compact(summary: TableSummary, console: Console, note: str = 
         console.print(Text(groups.replace(" (a line between them)", ""), style="italic"))
     times = [t[-12:] for t in times]   # (the date on a line of its own, below)
     day = ""
-    for i, (t, r) in enumerate(zip(times, summary.flagged.itertuples(index=False))):
+    details = client_details(summary.flagged) if client else summary.flagged["detail"].tolist()
+    for i, (t, r, detail) in enumerate(zip(times, summary.flagged.itertuples(index=False), details)):
         if groups and (i == 0 or ranks[i] != ranks[i - 1]):
             console.print(Text(f"— {FLAGGED_RANKS[ranks[i]]} —", style="bold"))
             day = ""
@@ -5713,8 +5877,8 @@ def _print_flagged_compact(summary: TableSummary, console: Console, note: str = 
         if r.reason:
             what.append(f"  {r.reason}")
         console.print(what)
-        if r.detail:   # (indented, wrapped at spaces; a token longer than the line folded)
-            console.print(Padding(Text(escape_terminal(r.detail), overflow="fold"), (0, 0, 0, 4), expand=False))
+        if detail:   # (indented, wrapped at spaces; a token longer than the line folded)
+            console.print(Padding(Text(escape_terminal(detail), overflow="fold"), (0, 0, 0, 4), expand=False))
     if summary.flagged_more():
         console.print(summary.flagged_more())
 

@@ -72,7 +72,7 @@ def _fixes(flows):
 
 def _html_fixes(html):
     return {m.group(1): m.group(2) for m in re.finditer(
-        r'<article class="finding[^"]*" id="purpose-([a-z_]+)">.*?What to change</dt><dd class="fix">(.*?)</dd>',
+        r'<article class="finding[^"]*" id="purpose-([a-z_]+)">.*?(?:What|Nothing) to change</dt><dd class="fix">(.*?)</dd>',
         html, re.S)}
 
 
@@ -85,13 +85,20 @@ def test_html_flagged_section_gives_the_checklists_advice():
     for rule, text in shown.items():
         assert h.unescape(text) == fixes[rule], rule
     assert fixes["discovery"].startswith("this flow on TCP 443 went to a name outside *.ksc.kaspersky.com")
+    # (Kaspersky's other service: headed "Nothing to change", newcomer s60 #11)
+    assert '<article class="finding f-unexpected" id="purpose-discovery">' in render_html(flows, RULES, charts=False)
+    assert re.search(r'id="purpose-discovery">(?:(?!</article>).)*<dt>Nothing to change</dt>',
+                     render_html(flows, RULES, charts=False), re.S)
 
 
 def test_intercepted_and_cleartext_flows_get_the_reasons_advice_not_the_firewall():
     fixes = _fixes(analyze(SAMPLES / "intercepted_tls12.pcap", RULES))
     # (the client that refused the proxy's certificate could not connect: blocked, newcomer 23 F2;
     # both get the inspection advice, neither the firewall's)
-    intercepted = REASON_TEXT["tls_intercepted"] + " (*.ksc.kaspersky.com)"
+    # (the cause the details show, not every possible one: newcomer s60 #10)
+    intercepted = ("the server certificate is not for the name asked and was issued by a TLS-inspection CA (a "
+                   "product's or device's: each flow's detail names it): a TLS-inspecting proxy sits in the path; "
+                   "exclude these names from inspection (*.ksc.kaspersky.com)")
     assert fixes["activation"] == (
         "0 of 2 flows ok, 1 blocked, 1 unexpected (1 tls_intercepted). For the blocked one: this connection "
         "reached the server on TCP 27200-27299 (the TCP handshake completed: the port is open, nothing to open "

@@ -203,13 +203,24 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         bl_icpt = int(((sub["verdict"] == "blocked") & (sub["reason"].str.split(",").str[0] == "tls_intercepted")).sum()) \
             if len(sub) else 0
         bl_tls += bl_icpt
+
+        # (newcomer s60 #10: the one cause the tls_intercepted flows' details show, when one)
+        def cause(d):
+            other = d.startswith("certificate for ") and " presented for " in d
+            return (("product_name" if other else "product") if "(TLS inspection)" in d
+                    else "name" if other
+                    else "untrusted" if d.startswith("the client rejected the server's certificate") else "")
+        causes = {cause(str(d)) for d in sub.loc[(sub["verdict"] != "ok")
+                                                 & (sub["reason"].str.split(",").str[0] == "tls_intercepted"),
+                                                 "detail"]} if len(sub) and "detail" in sub else set()
+        icpt_text = report.intercepted_text(next(iter(causes)) if len(causes) == 1 else "")
         icpt_note = (f" ({bl_icpt} of them aborted on a TLS-inspecting proxy's certificate: exclude these names from "
                      "inspection)" if bl_icpt else "")
         if status == "blocked" and bl == bl_tls and bl != proxied and bl == bl_icpt:
             fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
                    f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open, nothing to "
                    "open in the firewall), then the TLS handshake was aborted on a TLS-inspecting proxy's certificate "
-                   f"(see each flow's detail): tls_intercepted: {report.REASON_TEXT['tls_intercepted']}"
+                   f"(see each flow's detail): tls_intercepted: {icpt_text}"
                    + (f" ({r.host_mask})" if r.host_mask else ""))
         elif status == "blocked" and bl == bl_tls and bl != proxied:
             fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
@@ -637,7 +648,7 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    # (newcomer 19 F19: a cleartext answer may be a filter's refusal)
                    + ("; nothing to open in the firewall" if answered == ["tls_intercepted"] and not blocked_too
                       else "")
-                   + "): " + "; ".join(f"{x}: {report.REASON_TEXT[x]}"
+                   + "): " + "; ".join(f"{x}: {icpt_text if x == 'tls_intercepted' else report.REASON_TEXT[x]}"
                                        + (f" ({r.host_mask})" if x == "tls_intercepted" and r.host_mask else "")
                                        for x in answered))
             if other > onprem:
@@ -657,6 +668,21 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    & sub["detail"].astype(str).str.contains("maybe before an answer could come", regex=False)).sum()) \
             if len(sub) and "detail" in sub else 0
         note = ""
+        # (newcomer s60 #3: ok TLS sessions the server reset right after the agent's first request)
+        refused = int(((sub["verdict"] == "ok") & sub["detail"].astype(str).str.startswith(
+            "the TLS handshake completed, then the server reset the connection right after the agent's first request"))
+            .sum()) if len(sub) and "detail" in sub else 0
+        if status == "verified" and refused:
+            note = "sessions reset at the agent's first request"
+            which = (f"each of the {refused} sessions" if refused == ok and ok > 1 else "the session" if refused == ok
+                     else f"{refused} of the {ok} sessions")
+            fix = (f"the server reset {which} on {r.transport.upper()} {r.port_text} right after the agent's first "
+                   "request (within 1 s, no server data after the TLS handshake; see each flow's detail): the network "
+                   "path works (nothing to open in the firewall); the server refused the agent at the application "
+                   "level (an agent set up for another workspace or region, or its certificate): check the "
+                   "Administration Server address and the installation package the agent uses. A firewall that "
+                   "inspects the traffic can reset sessions in the server's name the same way: if the address is "
+                   "right, check its logs")
         if status == "blocked" and cut >= bl:
             note = "the capture ended before an answer could come"
             fix = (f"{'this attempt on' if bl == 1 else f'these {bl} attempts on'} {r.transport.upper()} "
@@ -728,7 +754,7 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                                or (other_fix(set(kinds.index)) if un == other else None))
             if un_fix and "exclude these names from inspection" in fix:
                 # (newcomer 26, duplicated advice: the exclusion said once, for the blocked ones)
-                said = f"tls_intercepted: {report.REASON_TEXT['tls_intercepted']}" + (
+                said = f"tls_intercepted: {icpt_text}" + (
                     f" ({r.host_mask})" if r.host_mask else "")
                 un_fix = un_fix.replace(said, "tls_intercepted: a TLS-inspecting proxy's certificate, as for the "
                                               f"blocked one{'s' if bl != 1 else ''} (see there)")
@@ -776,6 +802,9 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    f"{'it' if bl == 1 else 'they'} may be another program's, or the agent's with its "
                    f"DNS answer cached (capture from the agent's start to tell); if the agent's: {fix}")
             note = "; ".join(x for x in ("no name seen on the blocked flows: maybe another program's", note) if x)
+        if status == "unexpected" and not bl and "For the other" not in fix and fix.endswith(
+                "nothing to change for the Cloud Console (those services have their own port list)"):
+            note = "another Kaspersky service: nothing to change"   # (newcomer s60 #11)
         rows.append({"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
                      "purpose_text": r.purpose, "status": status, "status_note": note, "flows": len(sub), "ok": ok,
                      "blocked": bl, "unexpected": un, "reasons": ", ".join(reasons), "fix": fix})
@@ -905,7 +934,9 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
         console.print(Text(f"The checklist is over {'both' if k == 2 else f'all {k}'} captures together: a purpose is "
                            "blocked when a flow of any of them is; its advice names the captures of the flagged "
                            "flows (analyse a capture on its own for its own checklist).", style="italic"))
-    todo = chk[chk.status.isin(["blocked", "unexpected", "port open"])]
+    todo = chk[chk.status.isin(["blocked", "unexpected", "port open"])
+               & (chk.status_note != "another Kaspersky service: nothing to change")]
+    nothing = chk[chk.status_note == "another Kaspersky service: nothing to change"]   # (newcomer s60 #11)
     dns_bl = flows[(flows["purpose"] == "dns") & (flows["verdict"] == "blocked")] if len(flows) else flows
     undoc = flows[(flows["purpose"] == "") & (flows["verdict"] == "unexpected")] if len(flows) else flows
     if headline:   # (newcomer 28 F4: no advice built on other programs' flows)
@@ -935,8 +966,13 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     if len(undoc):
         why = sorted({x for r in undoc["reason"] for x in r.split(",") if x})
         report.print_entry(console, f"(none) (unexpected: {', '.join(why)}): {report.undocumented_fix(len(undoc))}")
+    if len(nothing):
+        console.print(Text("Nothing to change:", style="bold"))
+    for r in nothing.itertuples(index=False):
+        report.print_entry(console, f"{r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}): {r.fix}")
     seen = chk[(chk.status == "seen one-way")
-               | (chk.status_note == "joined a multicast group by IGMP/MLD, no datagram received")]   # (newcomer 28 F3)
+               | (chk.status_note == "joined a multicast group by IGMP/MLD, no datagram received")   # (newcomer 28 F3)
+               | (chk.status_note == "sessions reset at the agent's first request")]   # (newcomer s60 #3)
     if len(seen):
         console.print(Text("To verify:", style="bold"))
     for r in seen.itertuples(index=False):
@@ -972,6 +1008,14 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     # (session 32: the date, unless every flow is of today (UTC): in the heading when the rows
     # listed are of one date, else with each time; the compact list a date line per group)
     day_of = lambda ns: pd.Timestamp(int(ns), unit="ns").strftime("%Y-%m-%d")  # noqa: E731
+
+    def said(detail):
+        # (newcomer s60 #12: under the headline "the client", not "the agent"; texts quoted in
+        # double quotes as they are)
+        if not headline:
+            return detail
+        parts = re.split(r'("(?:[^"\\]|\\.)*")', detail)
+        return "".join(x if k % 2 else re.sub(r"\b([Tt])he agent\b", r"\1he client", x) for k, x in enumerate(parts))
     days = [day_of(r.ts_ns) for r in flagged.head(max_flagged).itertuples(index=False)]
     today = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d")
     ends = {day_of(flows["ts_ns"].min()), day_of(flows["ts_ns"].max())} if len(flows) else set()
@@ -1003,7 +1047,8 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
             console.print(Text(f"{x[0][-12:]}  {x[1]} -> {x[2]}" + (f"  {x[3]}" if x[3] else "")))
             console.print(Text("    " + "  ".join(filter(None, x[4:7]))))
             if r.detail:
-                console.print(Padding(Text(escape_terminal(r.detail), overflow="fold"), (0, 0, 0, 4), expand=False))
+                console.print(Padding(Text(escape_terminal(said(r.detail)), overflow="fold"), (0, 0, 0, 4),
+                                      expand=False))
         if len(flagged) > max_flagged:
             console.print(more_line)
     elif len(flagged):
@@ -1019,7 +1064,7 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
                       Text(escape_terminal(r.server_name or r.query)),
                       Text(r.purpose or report.NO_PURPOSE),
                       Text(r.verdict, style=_VERDICT_STYLE.get(r.verdict, "")),
-                      Text(r.reason), Text(escape_terminal(r.detail)),
+                      Text(r.reason), Text(escape_terminal(said(r.detail))),
                       end_section=bool(groups) and i + 1 < len(shown) and shown[i + 1] != shown[i])
         console.print(f)
         if len(flagged) > max_flagged:
@@ -1363,6 +1408,17 @@ INBOUND_DETAIL = ("an inbound connection: opened from outside (203.0.113.10, not
 DP_INBOUND_DETAIL = ("opened by a distribution point towards its own agent: from 192.0.2.20 to 192.0.2.10:13000, which "
                      "had itself opened TCP 13000 of 192.0.2.20 at 10:00:00.000 UTC, on a port the distribution point "
                      "listens on (dp_agent_connection)")
+# (newcomer s60 #10: tls_intercepted details of two causes: an inspection product's CA, an untrusted CA)
+ICPT_PRODUCT = ("certificate for eu1.ksc.kaspersky.com issued by O=Fortinet,CN=FortiGate CA: a Fortinet FortiGate "
+                "re-signs the connection (TLS inspection)")
+ICPT_UNTRUSTED = ("the client rejected the server's certificate (unknown_ca (48)) for eu1.ksc.kaspersky.com issued by "
+                  "CN=Corp CA: a TLS-inspecting proxy whose CA the client does not trust?; the handshake was aborted "
+                  "and never completed: the agent cannot connect this way")
+# (newcomer s60 #3: an ok TLS session the server reset right after the agent's first request)
+REFUSED_DETAIL = ("the TLS handshake completed, then the server reset the connection right after the agent's first "
+                  "request (within 1 s), having sent no data after the handshake: the network path works; the server "
+                  "refused the agent at the application level (another workspace or region, or the agent's "
+                  "certificate), or a firewall that inspects the traffic reset it in the server's name")
 VERDICTS = ["ok", "blocked", "unexpected", "unclassified"]
 REASONS = ["", "partial", "no_answer", "no_answer,partial", "rejected", "tls_failed", "host_mismatch,partial",
            "wrong_direction", "x,y,z", "tls_intercepted", "not_tls", "icmp_unreachable", "host_mismatch"]
@@ -1375,6 +1431,7 @@ REASONS = ["", "partial", "no_answer", "no_answer,partial", "rejected", "tls_fai
                           st.sampled_from(["203.0.113.10", "2001:db8::10"]),
                           # (newcomer 23 F1: a distribution point's port towards a cloud name)
                           st.sampled_from(["", "", "", ONPREM_DETAIL, MISMATCH_DETAIL, INBOUND_DETAIL, DP_INBOUND_DETAIL,
+                                           REFUSED_DETAIL, ICPT_PRODUCT, ICPT_UNTRUSTED,
                                            ONPREM_DETAIL + "; the connection itself failed (no_answer): SYN sent"])),
                 max_size=60), st.booleans(), st.booleans(), st.booleans())
 def test_generated_checklists_like_the_reference(rows, pandas_text, names, details):
