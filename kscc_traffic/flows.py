@@ -2894,11 +2894,25 @@ class HistoryState:
         return j + len(_LETTERS) * d
 
 
+#: the scaled letters (Zeek's zero window and retransmission, :func:`tw_codes`): what a side's
+#: packets were, not which kinds it sent (a ``T`` comes with a ``D`` or a flag letter before it,
+#: a ``W`` with the letter of its packet's kind)
+_SCALED_LETTERS = str.maketrans("", "", "TWtw")
+
+
+def history_core(history: str) -> str:
+    """``history`` without Zeek's scaled ``T``/``W`` letters (and lower case): the letters of the
+    kinds of packets each side sent, for rules that compare a whole history (``"S"``, ``"Q"``,
+    ``"Sh"``). ``"ShADTadFf"`` -> ``"ShADadFf"``."""
+    return history.translate(_SCALED_LETTERS)
+
+
 def history_plain(history: str) -> str:
     """``history`` with Zeek's multi-flag letters written as the single letters of their flags
-    (``I``: ``FR``, ``Q``: ``S``; lower case likewise), for rules that ask "did this side send a
-    FIN / RST / SYN" with ``in``. ``"ShADdI"`` -> ``"ShADdFR"``."""
-    return history.replace("I", "FR").replace("i", "fr").replace("Q", "S").replace("q", "s")
+    (``I``: ``FR``, ``Q``: ``S``; lower case likewise) and without the scaled ``T``/``W``
+    (:func:`history_core`), for rules that ask "did this side send a FIN / RST / SYN" with ``in``
+    or compare the letters a side sent. ``"ShADdTI"`` -> ``"ShADdFR"``."""
+    return history_core(history).replace("I", "FR").replace("i", "fr").replace("Q", "S").replace("q", "s")
 
 
 def both_sides_closed(history: str) -> bool:
