@@ -2139,15 +2139,16 @@ def _tw_summary(c: dict, rows: np.ndarray, f: np.ndarray, d: np.ndarray, tcp: np
     (:func:`~kscc_traffic.flows.retransmission_events`' holders); the events not kept go to
     the kept event of their kind and direction before them (it stands for them: the first
     event writes its letter, so there is one). Returns the rows' ``tw_extra`` (int64 (n, 2))."""
-    from .flows import after_own_reset, retransmission_events, scaled_events, zero_window_events
+    from .flows import after_own_reset, retransmission_events, scaled_events, tcp_segments, zero_window_events
     n = len(rows)
     tw = np.zeros((n, 2), np.int64) if tw_extra is None else np.take(tw_extra, rows, axis=0)
+    win = c["tcp_win"][rows] if "tcp_win" in c else None
+    tcp = tcp_segments(tcp, win)
     if not tcp.any():
         return tw
     fl, plen = c["tcp_flags"][rows], c["payload_len"][rows]
     reset = after_own_reset(f, d == 0, fl, tcp, plen)
     fd = f * 2 + d
-    win = c["tcp_win"][rows] if "tcp_win" in c else None
     ev_w = zero_window_events(f, d == 0, fl, tcp, plen, win, reset)
     ev_t, held = retransmission_events(f, d == 0, fl, tcp, c["seq"][rows], plen, reset, holders=True)
     for j, ev in enumerate((ev_w, ev_t)):

@@ -2748,6 +2748,14 @@ def zero_window_events(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.nda
 _POWERS_OF_10 = np.array([10 ** i for i in range(19)], np.int64)
 
 
+def tcp_segments(is_tcp: np.ndarray, win: np.ndarray | None) -> np.ndarray:
+    """``is_tcp`` (bool per row) without the rows that have no TCP header of their own: a window
+    field of -1 (``win``, the ``tcp_win`` column; None: every row has one), a fragment never
+    reassembled that is not the datagram's first (the decoders' -1 for "no TCP header")."""
+    is_tcp = np.asarray(is_tcp, bool)
+    return is_tcp if win is None else is_tcp & (np.asarray(win) >= 0)
+
+
 def scaled_events(fd: np.ndarray, events: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
     """Of the ``events`` rows (bool array, rows in time order within each ``fd``: flow * 2 +
     direction), those that write their letter: Zeek's ``ScaledHistoryEntry`` writes it at the
@@ -2780,7 +2788,10 @@ def tw_codes(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, is_t
     (:func:`scaled_events`; lower case for the responder): ``(w, t)`` bool arrays (n,). A packet
     writes them after its :func:`history_codes` letter, ``W`` before ``T`` (Zeek's
     ``update_history``, ``update_window``, then ``update_last_seq``). ``extra``: int64 (n, 2) or
-    None, the ``W`` and ``T`` events each row stands for after it (:func:`scaled_events`)."""
+    None, the ``W`` and ``T`` events each row stands for after it (:func:`scaled_events`). A TCP
+    row without a TCP header (``win`` -1: a fragment never reassembled that is not the first, whose
+    bytes Zeek never sees as a segment) writes neither."""
+    is_tcp = tcp_segments(is_tcp, win)
     if reset is None and len(flow_of):
         reset = after_own_reset(flow_of, from_orig, flags, is_tcp, plen)
     fd = np.asarray(flow_of, np.int64) * 2 + (~np.asarray(from_orig, bool)).astype(np.int64)

@@ -791,7 +791,7 @@ class LiveSession:
                 fl.since_syn[d] = first_since_syn = True
             # Zeek's W and T events (flows.tw_codes; a copy is none: build_flows drops it)
             tw_ev = None
-            if is_tcp:
+            if is_tcp and win[i] >= 0:     # (a TCP header: flows.tcp_segments)
                 last = fl.last_sig
                 copy = last is not None and last[0][:9] == (d, seq[i], ack[i], fg, iplen[i], plen[i], ipid[i],
                                                              ityp[i], l4[i] if ipid[i] <= 0 else -2) \
