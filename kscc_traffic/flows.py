@@ -2625,7 +2625,7 @@ def retransmission_events(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.
     last number before it, and the one that started that sequence space (:mod:`kscc_traffic.chunked`)."""
     n = len(flow_of)
     out = np.zeros(n, bool)
-    held = np.full((n, 2), -1, np.int64)
+    held = np.full((n if holders else 0, 2), -1, np.int64)
     plen = np.asarray(plen, np.int64)
     pk = np.asarray(is_tcp, bool) & (plen >= 0)
     if n == 0 or not (pk & (plen > 0)).any():
@@ -2635,7 +2635,6 @@ def retransmission_events(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.
     flow = np.asarray(flow_of, np.int64)
     if reset is None:
         reset = after_own_reset(flow_of, from_orig, flags, is_tcp, plen)
-    closed = _closed_before(flow * 2 + d_all, flags, is_tcp, plen)
     far = _TOO_LARGE_SEQ_DELTA
     for d in (0, 1):
         r = np.flatnonzero(pk & (d_all == d))     # (one side's packets: in (flow, time) order)
@@ -2651,26 +2650,38 @@ def retransmission_events(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.
         # positions: each packet's number as the signed 32-bit step from the packet of its side
         # before it (a RST's trusted by none after it: each is taken from the last non-RST)
         k = np.arange(len(r))
-        nr = ~rst
-        prev_nr = np.maximum.accumulate(np.where(nr, k, -1))        # (the row itself when not RST)
         gstart = np.maximum.accumulate(np.where(first, k, 0))
-        before = np.r_[-1, prev_nr[:-1]]                           # the last non-RST before the row
-        before = np.where(before >= gstart, before, -1)
-        step = np.where(nr & (before >= 0), _int32(sq - sq[np.maximum(before, 0)]), 0)
-        pos_nr = np.cumsum(np.where(nr, step, 0))                  # (the running sum of non-RST steps)
-        base = pos_nr[gstart] - np.where(nr[gstart], step[gstart], 0)
-        pos = pos_nr - base
-        # a RST: from the non-RST packet before it (or the side's first packet, number 0)
-        ref = np.where(before >= 0, before, gstart)
-        rst_pos = np.where(before >= 0, pos[np.maximum(before, 0)], 0) + _int32(sq - sq[ref])
-        rst_pos = np.where((before < 0) & (k == gstart), 0, rst_pos)
-        pos = np.where(nr, pos, rst_pos)
+        if rst.any():
+            nr = ~rst
+            prev_nr = np.maximum.accumulate(np.where(nr, k, -1))        # (the row itself when not RST)
+            before = np.r_[-1, prev_nr[:-1]]                           # the last non-RST before the row
+            before = np.where(before >= gstart, before, -1)
+            step = np.where(nr & (before >= 0), _int32(sq - sq[np.maximum(before, 0)]), 0)
+            pos_nr = np.cumsum(step)                                   # (the running sum of non-RST steps)
+            pos = pos_nr - pos_nr[gstart]
+            # a RST: from the non-RST packet before it (or the side's first packet, number 0)
+            ref = np.where(before >= 0, before, gstart)
+            rst_pos = np.where(before >= 0, pos[np.maximum(before, 0)], 0) + _int32(sq - sq[ref])
+            rst_pos = np.where((before < 0) & (k == gstart), 0, rst_pos)
+            pos = np.where(nr, pos, rst_pos)
+        else:       # (the same without RST: each step from the row before)
+            step = _int32(sq - np.r_[sq[:1], sq[:-1]])
+            step[first] = 0
+            pos = np.cumsum(step)
+            pos -= pos[gstart]
         pos = np.clip(pos, -(1 << 40), 1 << 40)
         end = pos + seg
         # the sequence space starts at the side's first packet and again at each SYN of a side
-        # not closed (Zeek's init_endpoint): LastSeq is then that SYN's end (a first packet without
+        # not closed (Zeek's init_endpoint: no FIN or RST sent before, unless its first packet
+        # was a RST alone; _closed_before): LastSeq is then that SYN's end (a first packet without
         # SYN: its own number); "start + 1" is that SYN's number + 1 (the first number)
-        reinit = first | (syn & ~closed[r])
+        reinit = first
+        again = syn & ~first
+        if again.any():
+            closing = (fin | rst).astype(np.int64)
+            cc = np.cumsum(closing) - closing
+            closed = ((cc - cc[gstart]) > 0) & ~(rst & ~syn & ~fin)[gstart]
+            reinit = first | (again & ~closed)
         epoch = np.cumsum(reinit) - 1
         at0 = np.flatnonzero(reinit)
         last0 = np.where(syn[at0], end[at0], pos[at0])[epoch]
@@ -2686,10 +2697,12 @@ def retransmission_events(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.
             prev = np.where(reinit, none, prev)
             return np.maximum(prev, last0), c, run
 
-        lb = last_before(~rs & ~loose)[0]
-        near = np.abs(end - lb) <= far
-        lb, c, run = last_before(~rs & (~loose | near))
-        near = np.abs(end - lb) <= far
+        lb, c, run = last_before(~rs & ~loose)
+        near = np.ones(len(r), bool)
+        if loose.any():
+            near = np.abs(end - lb) <= far
+            lb, c, run = last_before(~rs & (~loose | near))
+            near = np.abs(end - lb) <= far
         t = (pl > 0) & ~rs & (end <= lb) & ~(loose & ~near) & ~(fin & (lb == start1))
         out[r[t]] = True
         if holders and t.any():
