@@ -2605,7 +2605,7 @@ def _segment_cummax(v: np.ndarray, seg: np.ndarray) -> np.ndarray:
 def retransmission_events(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray,
                           seq: np.ndarray, plen: np.ndarray, reset: np.ndarray | None = None,
                           holders: bool = False):
-    """Per packet (rows sorted by flow, then time), whether Zeek counts it as a retransmission
+    """Per packet (rows in time order within each flow: sorted by flow, or flows interleaved), whether Zeek counts it as a retransmission
     (``TCPSessionAdapter`` ``update_last_seq``: ``DidRxmit``, the ``T`` letter): a TCP packet with
     payload whose sequence end (its number + payload + SYN + FIN; a RST's payload is not in the
     sequence space) does not pass its side's last sequence number (``LastSeq``: the furthest end
@@ -2641,6 +2641,9 @@ def retransmission_events(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.
         if not len(r) or not (plen[r] > 0).any():
             continue
         f = flow[r]
+        if len(f) > 1 and (f[1:] < f[:-1]).any():   # (rows in time order, flows interleaved)
+            o = np.argsort(f, kind="stable")
+            r, f = r[o], f[o]
         fl = fl_all[r]
         syn, fin, rst = (fl & SYN) != 0, (fl & FIN) != 0, (fl & RST) != 0
         pl = plen[r]
