@@ -41,9 +41,13 @@ WRAP = 2 ** 32 - 10          # an ISN 10 before the sequence numbers wrap
 
 def _records(steps, t0=1000.0, gap=0.01):
     """(ts, frame) per step ``(side 'c'/'s', flags, seq[, ack[, data[, window]]])``, each with its
-    own IP id (not a copy), window 8192 unless given."""
+    own IP id (not a copy), window 8192 unless given; a step ``("wait", s)`` adds ``s`` seconds
+    before the next packet."""
     out = []
     for k, st in enumerate(steps):
+        if st[0] == "wait":
+            t0 += st[1]
+            continue
         side, flags, seq = st[:3]
         ack = st[3] if len(st) > 3 else 0
         data = st[4] if len(st) > 4 else b""
@@ -110,6 +114,14 @@ CASES = {
                                          ("c", "PA", 7, 5001, b"c" * 8), ("s", "A", 5001, 15)], "ShADa"),
     # a TCP Fast Open SYN with data: init_endpoint puts LastSeq at its end first: S, then T
     "tfo_syn": ([("c", "S", 1000, 0, b"hi"), ("s", "SA", 5000, 1003), ("c", "A", 1003, 5001)], "SThA"),
+    # 30 segments (past the payload segments a live session keeps), the last one sent again 3
+    # times, 160 s (more than half the TCP idle timeout: a live session then keeps the packet
+    # before, the 3rd retransmission, which it had counted on the 1st), 6 more, the server's ACK,
+    # 3 more: the 10th retransmission after the ACK
+    "retransmissions_across_a_pause": (HS + [("c", "PA", 1001 + 100 * k, 5001, b"x" * 100) for k in range(30)]
+                                       + [("c", "PA", 3901, 5001, b"x" * 100)] * 3 + [("wait", 160)]
+                                       + [("c", "PA", 3901, 5001, b"x" * 100)] * 6 + [("s", "A", 5001, 4001)]
+                                       + [("c", "PA", 3901, 5001, b"x" * 100)] * 3, "ShADTaT"),
     # 100 retransmissions and 38 windows of 0 in a bulk transfer: T at the 1st, 10th, 100th,
     # w at the 1st and 10th, each where its event came (what a chunked reading summarises)
     "bulk": (HS + _BULK + [("c", "FA", 31001, 5001), ("s", "FA", 5001, 31002), ("c", "A", 31002, 5002)],
@@ -126,7 +138,8 @@ def test_history_whole_and_chunked(tmp_path, name):
     path = _path(tmp_path, name)
     f = analyze_file(path, RULES).flows
     assert list(f.history) == [CASES[name][1]]
-    assert list(f.orig_pkts + f.resp_pkts) == [len(CASES[name][0])]     # (no packet taken for a copy)
+    # (no packet taken for a copy)
+    assert list(f.orig_pkts + f.resp_pkts) == [sum(st[0] != "wait" for st in CASES[name][0])]
     w = assert_same(path, (200, 400, 1000))
     assert list(w.history) == [CASES[name][1]]
 

@@ -309,9 +309,22 @@ class _Flow:
             return
         self.bridge = None
         self.nbridge += 1
-        bt, rec, payload, d, plen, iplen, held = b
+        bt, rec, payload, d, plen, iplen, held, tw = b
         self.stand[d] = len(self.recs)
+        if tw is not None:
+            # (its W/T events, counted on the kept event before each unless still held: its own
+            # now; and the packet that set its side's last sequence number, when it did)
+            kinds, targets, further = tw
+            still = held is not None and any(held is x for x in (*self.fend, *self.fack, *self.fafter, *self.flast))
+            for j, at in zip(kinds, targets):
+                if at >= 0 and not still:
+                    self.tw_x[at][j] -= 1
+                self.tw_at[2 * j + d] = len(self.recs)
+            if further:
+                self.tw_held[d] = True
         self.recs.append(rec)
+        if tw is not None and 1 in tw[0]:
+            self.tw_keep(d)
         self.pays.append(payload)
         self.kept_ts = bt
         if plen > 0:
@@ -433,6 +446,10 @@ class _Flow:
                     or any(x is y for y in self.flast[3 * d:3 * d + 3]) or any(x is y for y in seen):
                 continue
             seen.append(x)
+            if len(x) > 5:      # (its W/T events: on the kept event before each, as when not held)
+                for j, at in zip(*x[5]):
+                    if at >= 0:
+                        self.tw_x.setdefault(at, [0, 0])[j] += 1
             e = self.extra
             e[3 * d] += 1
             e[3 * d + 1] += max(x[2], 0)
@@ -911,10 +928,10 @@ class LiveSession:
                     continue
                 else:
                     self.dropped_rows += 1
-                    for j in tw_kinds:
-                        at_ = fl.tw_at[2 * j + d]
-                        if at_ >= 0:
-                            fl.tw_x.setdefault(at_, [0, 0])[j] += 1
+                    # (its W/T events: counted on the kept event before each, unless it is held
+                    # for the sequence numbers below, analysed with the kept packets: then when
+                    # it is released, _Flow._release)
+                    targets = [fl.tw_at[2 * j + d] for j in tw_kinds]
                     if tw_ev is not None and tw_ev[2]:
                         fl.tw_held[d] = False
                     if is_tcp:
@@ -939,6 +956,15 @@ class LiveSession:
                         if held is None:
                             held = [end_i, srt[i * size:(i + 1) * size], plen[i], iplen[i], ack_i]
                         fl.hold_last(d, 2, held)
+                    if tw_kinds:
+                        if held is not None:
+                            held.append((tw_kinds, targets))
+                            if 1 in tw_kinds:
+                                fl.tw_keep(d)
+                        else:
+                            for j, at_ in zip(tw_kinds, targets):
+                                if at_ >= 0:
+                                    fl.tw_x.setdefault(at_, [0, 0])[j] += 1
                     if held is None:
                         e = fl.extra
                         e[3 * d] += 1
@@ -949,7 +975,8 @@ class LiveSession:
                     # is bridged too: a connection sending data each 160 s, more than half the
                     # TCP idle timeout, was split where the capture had no gap)
                     fl.bridge = [t, srt[i * size:(i + 1) * size], b"" if is_tcp else payload, d,
-                                 plen[i], iplen[i], held]
+                                 plen[i], iplen[i], held,
+                                 (tw_kinds, targets, bool(tw_ev[2])) if tw_ev is not None else None]
                     if pr == UDP and payload and (a_p[i] == 53 or b_p[i] == 53):
                         self._dns_payload(t, self._dst_text(recs, i), payload, msg)
             fl.last_sig = (sig, t)
