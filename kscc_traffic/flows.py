@@ -2605,8 +2605,9 @@ def _segment_cummax(v: np.ndarray, seg: np.ndarray) -> np.ndarray:
 def retransmission_events(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray,
                           seq: np.ndarray, plen: np.ndarray, reset: np.ndarray | None = None,
                           holders: bool = False):
-    """Per packet (rows in time order within each flow: sorted by flow, or flows interleaved), whether Zeek counts it as a retransmission
-    (``TCPSessionAdapter`` ``update_last_seq``: ``DidRxmit``, the ``T`` letter): a TCP packet with
+    """Per packet (rows in time order within each flow: sorted by flow, or flows interleaved),
+    whether Zeek counts it as a retransmission (``TCPSessionAdapter`` ``update_last_seq``:
+    ``DidRxmit``, the ``T`` letter): a TCP packet with
     payload whose sequence end (its number + payload + SYN + FIN; a RST's payload is not in the
     sequence space) does not pass its side's last sequence number (``LastSeq``: the furthest end
     its side's packets reached), its side not in the RESET state (``reset``: :func:`after_own_reset`,
