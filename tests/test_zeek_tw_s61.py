@@ -195,3 +195,54 @@ def test_history_readers_ignore_scaled_letters():
     assert F.history_core("ShADTadTfFW") == "ShADadfF"
     assert F.history_plain("SThwI") == "ShFR"
     assert F.history_core("SW") == "S"
+
+
+def _random_steps(seed: int) -> list:
+    """A connection of random data, retransmissions (of the last segments), windows of 0,
+    keep-alive probes and pauses each way, maybe closed with FINs."""
+    import random
+    rnd = random.Random(seed)
+    steps = list(HS)
+    cn, sn = 1001, 5001
+    sent_c, sent_s = [], []
+    for _ in range(rnd.randint(60, 160)):
+        r = rnd.random()
+        if r < 0.35:
+            steps.append(("c", "PA", cn, sn, b"x" * 50))
+            sent_c.append(cn)
+            cn += 50
+        elif r < 0.5 and sent_c:
+            steps.append(("c", "PA", rnd.choice(sent_c[-5:]), sn, b"x" * 50))
+        elif r < 0.6:
+            steps.append(("s", "PA", sn, cn, b"y" * 30))
+            sent_s.append(sn)
+            sn += 30
+        elif r < 0.68 and sent_s:
+            steps.append(("s", "PA", rnd.choice(sent_s[-3:]), cn, b"y" * 30))
+        elif r < 0.78:
+            steps.append(("s", "A", sn, cn, b"", rnd.choice([0, 0, 100])))
+        elif r < 0.84:
+            steps.append(("c", "A", cn, sn, b"", rnd.choice([0, 200])))
+        elif r < 0.88:
+            steps.append(("c", "A", cn - 1, sn, b"\0"))
+        elif r < 0.90:
+            steps.append(("wait", rnd.choice([1, 160])))
+        else:
+            steps.append(("s", "A", sn, cn))
+    if rnd.random() < 0.5:
+        steps += [("c", "FA", cn, sn), ("s", "A", sn, cn + 1, b"", rnd.choice([0, 10])), ("s", "FA", sn, cn + 1),
+                  ("c", "A", cn + 1, sn + 1)]
+    return steps
+
+
+@pytest.mark.parametrize("seed", [5, 6, 10, 26])
+def test_random_connections_chunked_and_live_agree(tmp_path, monkeypatch, seed):
+    """Random connections (letters at the 10th events among the others): the chunked reading at
+    small chunks and a live session keeping 2 packets per flow write the whole-file history."""
+    from chunkcmp import chunked
+    path = write(tmp_path, _records(_random_steps(seed)), name=f"r{seed}.pcap")
+    want = list(analyze_file(path, RULES).flows.history)
+    assert len(want) == 1 and sum(want[0].count(ch) for ch in "TtWw") >= 6
+    for cb in (700, 2500):
+        assert list(chunked(path, cb)[0].history) == want
+    assert_live_same(path, monkeypatch, step=5)
