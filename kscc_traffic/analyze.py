@@ -96,7 +96,7 @@ def analyze_packets(packets, rules: RuleSet, name: str = "", *, prior_answers: D
                     observed_until_ns: int | None = None,
                     internal: bool = False, ttls: dict | None = None,
                     weights: np.ndarray | None = None, openers=None,
-                    strays=None) -> tuple[pd.DataFrame, int]:
+                    strays=None, tw_extra: np.ndarray | None = None) -> tuple[pd.DataFrame, int]:
     """Decoded packets -> classified flow table (columns: :data:`COLUMNS`) and the number of
     duplicated frames dropped.
 
@@ -117,10 +117,12 @@ def analyze_packets(packets, rules: RuleSet, name: str = "", *, prior_answers: D
     :param strays: see :func:`analyze_batch` (a live session's, added to in place).
     :param weights: see :func:`analyze_batch` (a live session's: what each direction's packets
         not kept stand for, on one kept packet of that direction).
+    :param tw_extra: see :func:`analyze_batch` (a live session's: the zero-window and
+        retransmission events not kept, on the kept event before them).
     """
     b = analyze_batch(packets, rules, name, prior_answers=prior_answers, capture_end_ns=capture_end_ns,
                       observed_until_ns=observed_until_ns if observed_until_ns is not None else capture_end_ns,
-                      ttls=ttls, weights=weights, openers=openers, strays=strays)
+                      ttls=ttls, weights=weights, openers=openers, strays=strays, tw_extra=tw_extra)
     if answers_out is not None:
         answers_out.extend(b.answers)
     if internal and b.internal is not None and len(b.internal.columns):
@@ -170,7 +172,7 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
                   copies: np.ndarray | None = None, broadcasts: dict[int, int] | None = None,
                   judge: Callable[[pd.DataFrame, np.ndarray], np.ndarray] | None = None,
                   finish: bool = True, ttls: dict | None = None, openers=None,
-                  strays: StraySynAcks | None = None) -> Batch:
+                  strays: StraySynAcks | None = None, tw_extra: np.ndarray | None = None) -> Batch:
     """Decoded packets -> :class:`Batch` (the classified flows and which flow each packet is in).
 
     :param prior_answers: DNS answers seen before these packets, used for names together with
@@ -183,6 +185,9 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         (:data:`WEIGHT_COUNTERS`) before it is inspected and classified. Tied to a packet, not
         to a flow id, so they follow the flow whatever its uid becomes (an earlier packet read
         later changes the uid) and its orientation.
+    :param tw_extra: int64 array (len(packets), 2): per packet, the zero-window and retransmission
+        events of its flow and direction after it no longer among ``packets`` (Zeek's scaled ``W``
+        and ``T`` letters: :func:`kscc_traffic.flows.build_flows`); None: none.
     :param known: object array (len(packets)): a ``dns_name`` found for the packet's flow in an
         earlier batch (see :func:`kscc_traffic.names.assign_names`), None where none.
     :param capture_end_ns: the capture's last timestamp (ns) when this is its last batch: see
@@ -233,7 +238,7 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
     exclude = np.zeros(len(packets), bool)
     exclude[[e.row for e in errors]] = True
     ft = build_flows(packets, server_port_fn(rules), exclude=exclude, seed=name, carried=carried,
-                     copies=copies, broadcasts=broadcasts)
+                     copies=copies, broadcasts=broadcasts, tw_extra=tw_extra)
     if weights is not None:
         if ft.dup_of is not None:
             # a weighted packet dropped as a copy hands its weights to what it copies (in place,

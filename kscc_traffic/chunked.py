@@ -308,6 +308,7 @@ class ChunkedAnalysis:
         self._first = None
         carry: Packets | None = None
         carry_w = np.zeros((0, 3), np.int64)    # per carried packet: what it stands for (analyze_batch weights)
+        carry_tw = np.zeros((0, 2), np.int64)   # ... and the W and T events after it (analyze_batch tw_extra)
         carry_copy = np.zeros(0, bool)          # per carried packet: a duplicate, counted already
         carry_known = np.full(0, None, object)  # per carried packet: its flow's (dns_name, orig_cloud_name), once final
         store = AnswerStore(masks=host_masks(self.rules))
@@ -478,6 +479,7 @@ class ChunkedAnalysis:
             if len(batch) == 0:
                 carry = None
                 carry_w, carry_known = np.zeros((0, 3), np.int64), np.full(0, None, object)
+                carry_tw = np.zeros((0, 2), np.int64)
                 carry_copy = np.zeros(0, bool)
                 if last:
                     if auth.held or nodata.held or refused.held or stale.held or scans.count or other.held or dretry.held \
@@ -502,6 +504,7 @@ class ChunkedAnalysis:
                 continue
             n_new = len(batch) - len(carry_w)
             weights = np.concatenate([carry_w, np.zeros((n_new, 3), np.int64)])
+            tw_extra = np.concatenate([carry_tw, np.zeros((n_new, 2), np.int64)])
             # (the carried packets were found not to be copies with what was between them, or to
             # be copies: counted then)
             carried = np.arange(len(batch)) < len(carry_w)
@@ -528,6 +531,7 @@ class ChunkedAnalysis:
                               known=known, capture_end_ns=end if last else None,
                               observed_until_ns=end if last else clock, carried=carried, copies=copies,
                               broadcasts=broadcasts, judge=leaving, finish=False, ttls=ttls, openers=openers,
+                              tw_extra=tw_extra,
                               strays=strays)
             broadcasts = broadcast_evidence(batch.cols, broadcasts)
             ttls = address_ttls(batch.cols, ttls)
@@ -601,7 +605,8 @@ class ChunkedAnalysis:
             else:
                 keep = (b.pkt_flow >= 0) & ~final[np.maximum(b.pkt_flow, 0)]
                 # (weights: as analyze_batch left them, those of dropped copies moved)
-                rows, trim, carry_w, carry_copy = _summarise(batch, b, np.nonzero(keep)[0], weights, closed, idle)
+                rows, trim, carry_w, carry_copy, carry_tw = _summarise(batch, b, np.nonzero(keep)[0], weights, closed,
+                                                                       idle, tw_extra)
                 # the names of flows still open are kept (once every answer that may name them has
                 # been seen): the answers that gave them can go
                 # (and a name once kept stays: the clock can go back with late packets)
@@ -1831,12 +1836,15 @@ def _closed_and_idle(flows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed: np.ndarray,
-               idle: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+               idle: np.ndarray, tw_extra: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Of the packets ``rows`` (those of flows still open), the ones to carry to the next batch,
     which of those can go without their payload bytes, the carried packets' weights
     (:func:`~kscc_traffic.analyze.analyze_batch`), and which of them are duplicates (dropped
     ones at a flow's last timestamp, later than its last packet: the next packet may be a copy of
-    them; weight 0, not among ``rows``): the others' counts (and weights) are added
+    them; weight 0, not among ``rows``), and the carried packets' ``tw_extra`` (Zeek's ``W`` and
+    ``T`` events after each, no longer carried: :func:`~kscc_traffic.flows.build_flows`; the
+    packets' own so far given as ``tw_extra``, (len(batch), 2), None: none): the others' counts (and weights) are added
     to the weights of the first carried packet of their flow and direction that is not an ICMP
     error, so the flow's row comes out the same. Kept, per flow, everything a flow rule or a
     column reads:
@@ -1866,6 +1874,10 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
       :data:`~kscc_traffic.inspect.MAX_DNS_ANSWERS` + 2);
     - the first :data:`AFTER_CLOSE` packets after a TCP connection closed (a new connection on
       the same 5-tuple, whose SYN may come late).
+    - each zero-window and retransmission event (Zeek's ``W``, ``T``:
+      :func:`~kscc_traffic.flows.tw_codes`) that writes its letter, and for each retransmission
+      the packet that set its side's last sequence number before it; the events not kept are
+      counted on the kept event of their kind and direction before them (``tw_extra``).
     - for TCP, the packet with the furthest sequence end and the one with the furthest
       acknowledgement per direction, and every packet at a direction's first timestamp (what
       the byte counts read: :func:`~kscc_traffic.flows.seq_extents`; the furthest end again
@@ -1887,7 +1899,7 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     from .streams import MAX_SEGMENTS
     n = len(rows)
     if n == 0:
-        return rows, np.zeros(0, bool), np.zeros((0, 3), np.int64), np.zeros(0, bool)
+        return rows, np.zeros(0, bool), np.zeros((0, 3), np.int64), np.zeros(0, bool), np.zeros((0, 2), np.int64)
     c = batch.cols
     f = b.pkt_flow[rows]
     dns_resp = dns_response_rows(batch, rows, f)   # (in capture order, before the sort)
@@ -2097,6 +2109,7 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
         if len(other):
             refs = rows[first_of(fd, tcp) | (data & (rank_in(data) <= MAX_SEGMENTS))]
             copies = np.union1d(copies, other[np.isin(b.dup_of[other], refs)])
+    tw = _tw_summary(c, rows, f, d, tcp, keep, tw_extra)
     w = np.take(weights, rows, axis=0)     # (a copy; faster than weights[rows] for 2-D rows)
     gone = ~keep
     if gone.any():
@@ -2113,9 +2126,54 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     out_rows = np.concatenate([rows[kept], copies])
     trim = np.concatenate([trim, np.zeros(len(copies), bool)])
     w = np.concatenate([w[kept], np.zeros((len(copies), 3), np.int64)])
+    tw = np.concatenate([tw[kept], np.zeros((len(copies), 2), np.int64)])
     copy = np.arange(len(out_rows)) >= len(kept)
     order = np.argsort(out_rows, kind="stable")   # back to capture order
-    return out_rows[order], trim[order], w[order], copy[order]
+    return out_rows[order], trim[order], w[order], copy[order], tw[order]
+
+
+def _tw_summary(c: dict, rows: np.ndarray, f: np.ndarray, d: np.ndarray, tcp: np.ndarray, keep: np.ndarray,
+                tw_extra: np.ndarray | None) -> np.ndarray:
+    """For :func:`_summarise` (``rows`` of the batch ``c`` in (flow ``f``, time) order, ``d`` their
+    direction, ``keep`` what it keeps so far, widened here in place): Zeek's zero-window and
+    retransmission events (:func:`~kscc_traffic.flows.tw_codes`) that write their letter are
+    kept, and the packet each retransmission needs to be one among the kept rows
+    (:func:`~kscc_traffic.flows.retransmission_events`' holders); the events not kept go to
+    the kept event of their kind and direction before them (it stands for them: the first
+    event writes its letter, so there is one). Returns the rows' ``tw_extra`` (int64 (n, 2))."""
+    from .flows import after_own_reset, retransmission_events, scaled_events, tcp_segments, zero_window_events
+    n = len(rows)
+    tw = np.zeros((n, 2), np.int64) if tw_extra is None else np.take(tw_extra, rows, axis=0)
+    win = c["tcp_win"][rows] if "tcp_win" in c else None
+    tcp = tcp_segments(tcp, win)
+    if not tcp.any():
+        return tw
+    fl, plen = c["tcp_flags"][rows], c["payload_len"][rows]
+    reset = after_own_reset(f, d == 0, fl, tcp, plen)
+    fd = f * 2 + d
+    ev_w = zero_window_events(f, d == 0, fl, tcp, plen, win, reset)
+    ev_t, held = retransmission_events(f, d == 0, fl, tcp, c["seq"][rows], plen, reset, holders=True)
+    for j, ev in enumerate((ev_w, ev_t)):
+        if ev.any():
+            keep |= scaled_events(fd, ev, tw[:, j])
+    # (a kept retransmission, for a letter or any other reason, is one again only with the packet
+    # that set its side's last number before it: not one more kept row per retransmission)
+    h = held[ev_t & keep].ravel()
+    keep[h[h >= 0]] = True
+    for j, ev in enumerate((ev_w, ev_t)):
+        if not ev.any():
+            continue
+        at = np.flatnonzero(ev)
+        at = at[np.argsort(fd[at], kind="stable")]
+        kept_ev = keep[at]
+        k = np.arange(len(at))
+        to = np.maximum.accumulate(np.where(kept_ev, k, -1))
+        gone = np.flatnonzero(~kept_ev & (to >= 0))
+        gone = gone[fd[at[to[gone]]] == fd[at[gone]]]
+        if len(gone):
+            np.add.at(tw[:, j], at[to[gone]], 1 + tw[at[gone], j])
+            tw[at[gone], j] = 0
+    return tw
 
 
 #: glibc malloc settings for a chunked analysis (mallopt parameters)

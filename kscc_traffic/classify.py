@@ -133,7 +133,7 @@ import numpy as np
 import pandas as pd
 
 from .addresses import endpoint_text, nat64_text
-from .flows import RESP_TTL, RESP_TTL_OUT, arrays_of, history_plain, repeated, vlan_key
+from .flows import RESP_TTL, RESP_TTL_OUT, arrays_of, history_core, history_plain, repeated, vlan_key
 from .streams import MAX_BYTES, MAX_SEGMENTS
 from .inspect import (_ENCRYPTED_ALERT as ENCRYPTED_ALERT, CERT_DATED_AFTER, CERT_DATED_BEFORE, CERT_DATED_WITHIN,
                       DNS_ASKED_A, DNS_ASKED_AAAA, DNS_CUT, DNS_KEYS,
@@ -978,7 +978,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             reason = f"{reason},partial" if reason else "partial"
         return rule.id, verdict, reason, detail
 
-    if proto == "tcp" and _INVALID_PROBE.match(str(row.get("history") or "").lstrip("^")):
+    if proto == "tcp" and _INVALID_PROBE.match(history_core(str(row.get("history") or "")).lstrip("^")):
         # (packets with SYN and FIN or RST set together, nothing back but resets: Zeek's ``Q``,
         # ``Qr``; a reset answers no handshake, and shows no port open: break-it s53 TCP pass #1)
         reset = "r" in str(row.get("history") or "")
@@ -1123,7 +1123,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         history = str(row.get("history") or "")
         if "h" in history:
             # (its SYN-ACK is the connection's start: not a capture started mid-connection)
-            if set(history) <= set("^h"):   # (SYN-ACKs alone: the SYN just before them missed?)
+            if set(history_core(history)) <= set("^h"):   # (SYN-ACKs alone: the SYN just before them missed?)
                 return done("unclassified", "", f"only the responder's SYN-ACK seen ({n} packet{'s' if n != 1 else ''}), "
                             "none from the originator: its SYN was not captured (the capture began after it, or "
                             "only one direction captured?); not judged")
@@ -1166,7 +1166,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             return done("blocked", "no_answer", WINDOW_CLOSED.format(s=shut) + window_close_end(state))
         if state in _NO_ANSWER_STATES and not answered:
             n = int(row["orig_pkts"])
-            if state == "S0" and row.get("history", "").lstrip("^") == "S":
+            if state == "S0" and history_core(str(row.get("history") or "")).lstrip("^") == "S":
                 other = row.get("answered_from") or ""
                 if other:
                     # (answered, from elsewhere: the client takes no such answer; the detail starts
@@ -1606,7 +1606,7 @@ def _attempt_failed(row: dict, icmp_text: str, answered: bool, partial: bool) ->
     if proto == "tcp" and state in _NO_ANSWER_STATES and not answered:
         n = int(row["orig_pkts"])
         how = (f"SYN sent {n} time{'s' if n != 1 else ''}, no answer"
-               if state == "S0" and str(row.get("history") or "").lstrip("^") == "S" else
+               if state == "S0" and history_core(str(row.get("history") or "")).lstrip("^") == "S" else
                f"connection attempt without an answer ({n} packet{'s' if n != 1 else ''} sent)")
         return f"; {MISMATCH_FAILED} (no_answer): {how}"
     if proto == "udp" and not answered and row["cast"] == "unicast":

@@ -1289,7 +1289,7 @@ def _one_way_vlans_joined(vlan: np.ndarray, tuple_cols: tuple, src_first: np.nda
 def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
                 exclude: np.ndarray | None = None, seed: str = "",
                 carried: np.ndarray | None = None, copies: np.ndarray | None = None,
-                broadcasts: dict[int, int] | None = None) -> FlowTable:
+                broadcasts: dict[int, int] | None = None, tw_extra: np.ndarray | None = None) -> FlowTable:
     """Assemble bidirectional flows from decoded packets.
 
     :param packets: decoded packets (see :class:`kscc_traffic.capture.packets.Packets`).
@@ -1312,6 +1312,10 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
         destinations, each with its first ``frame`` (:func:`broadcast_evidence`): with this
         batch's, they make a flow the capturing host sent to that address a broadcast
         (:func:`_sent_cast`). None: only this batch's.
+    :param tw_extra: int64 array (len(packets), 2) or None: per packet, the zero-window and
+        retransmission events (Zeek's ``W`` and ``T``) of its flow and direction after it that are
+        no longer among ``packets`` (a chunked analysis's summary, :func:`tw_codes`), so the
+        scaled letters come at the same events. None: none.
     :returns: a :class:`FlowTable`; ``flows`` has exactly the :data:`FLOW_COLUMNS` columns, in
         time order of the first packet. An empty input gives an empty frame with the full schema.
     """
@@ -1594,12 +1598,13 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     pl = np.maximum(o_len, 0)
     orig_bytes = np.bincount(flow_of, weights=pl * from_orig, minlength=nflows).astype(np.int64)
     resp_bytes = np.bincount(flow_of, weights=pl * ~from_orig, minlength=nflows).astype(np.int64)
-    seq_bytes = byte_sums = None
+    seq_bytes = byte_sums = own_reset = None
     if o_tcp.any():
         # TCP: from sequence numbers, as Zeek (retransmissions and keep-alive probes are not new
         # bytes; data acknowledged but not captured is)
+        own_reset = after_own_reset(flow_of, from_orig, o_flags, o_tcp, o_len)
         seq_o, seq_r = _seq_bytes(flow_of, from_orig, o_flags, o_tcp, o_seq, c["ack"][at], o_len,
-                                  nflows)
+                                  nflows, own_reset)
         tcp_flow = np.zeros(nflows, bool)
         tcp_flow[flow_of[o_tcp]] = True
         seq_bytes = np.where(tcp_flow[:, None], np.stack([seq_o, seq_r], axis=1), -1)
@@ -1626,7 +1631,9 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     is_tcp_flow = fproto == TCP
 
     history = _history(flow_of, from_orig, o_flags, o_tcp, o_seq, history_plen(o_proto, o_len), nflows,
-                       flipped=~(first_from_a == orig_is_a))
+                       flipped=~(first_from_a == orig_is_a),
+                       win=c["tcp_win"][at] if "tcp_win" in c else None, reset=own_reset,
+                       tw_extra=tw_extra[at] if tw_extra is not None else None)
     os_, rs_ = _endpoint_states(flow_of, from_orig, o_flags, tcp_f, o_len, nflows)
     # (Zeek's REJ after both sides' resets asks for both endpoints' sizes 0: sequence space, so
     # a RST's payload is not in it; a keep-alive's old byte acknowledged is; and no payload on
@@ -1933,15 +1940,19 @@ def resent(ft: "FlowTable") -> np.ndarray:
     return (ft.seq_bytes >= 0) & (ft.byte_sums > ft.seq_bytes)
 
 
-def _seq_bytes(flow_of, from_orig, flags, is_tcp, seq, ack, plen, nflows) -> tuple[np.ndarray, np.ndarray]:
+def _seq_bytes(flow_of, from_orig, flags, is_tcp, seq, ack, plen, nflows,
+               reset=None) -> tuple[np.ndarray, np.ndarray]:
     """Per flow, (originator, responder) payload bytes as Zeek's ``TCP_Endpoint::Size``: the
     furthest of the endpoint's own sequence end (not of a packet sent after its own RST:
     :func:`after_own_reset`) and the peer's acknowledgement, from the start of its data
     (:func:`seq_extents`), less the FIN octet when the endpoint sent a FIN (not on a RST). 0 for
-    a direction without packets. int64 arrays (nflows,)."""
+    a direction without packets. int64 arrays (nflows,). ``reset``: :func:`after_own_reset` of
+    these rows when known (None: computed)."""
     end, acked = seq_extents(flow_of, from_orig, flags, is_tcp, seq, ack, plen)
     # (a side's own sequence numbers after its RST are not trusted: Zeek's update_last_seq)
-    end = np.where(after_own_reset(flow_of, from_orig, flags, is_tcp, plen), -1, end)
+    if reset is None:
+        reset = after_own_reset(flow_of, from_orig, flags, is_tcp, plen)
+    end = np.where(reset, -1, end)
     g = flow_of.astype(np.int64) * 2 + (~np.asarray(from_orig, bool))
     size = np.zeros(2 * nflows, np.int64)
     np.maximum.at(size, g, end)
@@ -1977,20 +1988,35 @@ def after_own_reset(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarra
     ``plen`` arrays of one length; returns a bool array of that length. Whole columns, no
     per-packet Python work."""
     n = len(flow_of)
-    out = np.zeros(n, bool)
+    spans = _reset_spans(flow_of, from_orig, flags, is_tcp, plen)
+    if spans is None:
+        return np.zeros(n, bool)
+    g, start, stop = spans
+    pos = np.arange(n, dtype=np.int64)
+    pk = np.asarray(is_tcp, bool) & (np.asarray(plen) >= 0)
+    return pk & (pos > start[g]) & (pos < stop[g])
+
+
+def _reset_spans(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray,
+                 plen: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Where each side is in Zeek's RESET state (:func:`after_own_reset`, the same arguments):
+    ``(g, start, stop)``, ``g`` the side of each row (flow * 2 + 1 for the responder, int64 (n,)),
+    ``start``/``stop`` per side (int64 arrays indexed by ``g``): the side is RESET after the row
+    ``start`` (its RST) and before the row ``stop`` (the peer's FIN that makes it CLOSED again;
+    int64 max: never; ``start`` int64 max: never RESET). None when no packet has RST."""
+    n = len(flow_of)
     if n == 0:
-        return out
+        return None
     fl = np.asarray(flags, np.int64)
     pk = np.asarray(is_tcp, bool) & (np.asarray(plen) >= 0)
     rst = pk & ((fl & RST) != 0)
     if not rst.any():
-        return out
+        return None
     fin = pk & ((fl & FIN) != 0)
     fin_only = fin & ~rst
     g = np.asarray(flow_of, np.int64) * 2 + (~np.asarray(from_orig, bool)).astype(np.int64)
     m = int(g.max()) + 2
     never = np.iinfo(np.int64).max
-    pos = np.arange(n, dtype=np.int64)
 
     def first(mask: np.ndarray) -> np.ndarray:
         a = np.full(m, never, np.int64)
@@ -2023,7 +2049,7 @@ def after_own_reset(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarra
     stop = np.full(m, never, np.int64)
     start[grp[eff]] = rd[eff]
     stop[grp[eff]] = undo[eff]
-    return pk & (pos > start[g]) & (pos < stop[g])
+    return g, start, stop
 
 
 #: distinct SYN ISNs per (flow, direction) :func:`seq_extents` looks at for its start (as the
@@ -2548,18 +2574,278 @@ def _closed_before(fd: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray, plen: 
     return out
 
 
-def _history(flow_of, from_orig, flags, is_tcp, seq, plen, nflows, flipped) -> np.ndarray:
-    """Zeek history per flow (object array of str): the letters :func:`history_codes` gives, in
-    time order, after a ``^`` where ``flipped``.
+#: Zeek's largest sequence jump a SYN's or RST's number is trusted with (``TOO_LARGE_SEQ_DELTA``)
+_TOO_LARGE_SEQ_DELTA = 1 << 20
+
+
+def _int32(v: np.ndarray) -> np.ndarray:
+    """``v`` (int64) as a signed 32-bit difference: in [-2**31, 2**31)."""
+    return ((v + (1 << 31)) & 0xFFFF_FFFF) - (1 << 31)
+
+
+def _segment_cummax(v: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    """Running maximum of ``v`` (int64, each within ±2**41) restarting at each new value of
+    ``seg`` (non-decreasing int64): int64 array like ``v``. Whole columns (in blocks of 2**20
+    segments, so the offsets stay in int64)."""
+    out = np.empty(len(v), np.int64)
+    if not len(v):
+        return out
+    seg = seg - seg[0]
+    span = np.int64(1) << 43
+    lo = 0
+    while lo < len(v):
+        base = int(seg[lo])
+        hi = int(np.searchsorted(seg, base + (1 << 20), "left"))
+        off = (seg[lo:hi] - base) * span
+        out[lo:hi] = np.maximum.accumulate(v[lo:hi] + off) - off
+        lo = hi
+    return out
+
+
+def retransmission_events(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray,
+                          seq: np.ndarray, plen: np.ndarray, reset: np.ndarray | None = None,
+                          holders: bool = False):
+    """Per packet (rows in time order within each flow: sorted by flow, or flows interleaved),
+    whether Zeek counts it as a retransmission (``TCPSessionAdapter`` ``update_last_seq``:
+    ``DidRxmit``, the ``T`` letter): a TCP packet with
+    payload whose sequence end (its number + payload + SYN + FIN; a RST's payload is not in the
+    sequence space) does not pass its side's last sequence number (``LastSeq``: the furthest end
+    its side's packets reached), its side not in the RESET state (``reset``: :func:`after_own_reset`,
+    computed when None). So a retransmission, a keep-alive probe carrying the byte before the
+    side's next, a RST carrying payload at the side's current number, a TCP Fast Open SYN's data
+    (``init_endpoint`` sets ``LastSeq`` to the SYN's end first). Not a FIN while the side's last
+    number is still its start + 1 (Zeek takes that FIN's number whatever it is), nor a SYN or RST
+    more than 2**20 from the last number (Zeek trusts neither way; such a SYN or RST does not move
+    the last number either). A SYN of a side that has not closed (:func:`_closed_before`) starts
+    its sequence space again (``init_endpoint``). Sequence numbers are compared as Zeek does, by
+    their signed 32-bit differences (across 2**32 without a wrong answer), followed from packet to
+    packet of the side (a RST's number from the packet before it). A TCP row whose header the
+    snaplen cut (``plen`` < 0) is no packet. Bool array (n,). Whole columns, no per-packet Python
+    work. ``holders``: ``(events, held)``, ``held`` (int64 (n, 2), -1 where none) per event the
+    rows a subset of the rows must keep for it to be one in it too: the one that set its side's
+    last number before it, and the one that started that sequence space (:mod:`kscc_traffic.chunked`)."""
+    n = len(flow_of)
+    out = np.zeros(n, bool)
+    held = np.full((n if holders else 0, 2), -1, np.int64)
+    plen = np.asarray(plen, np.int64)
+    pk = np.asarray(is_tcp, bool) & (plen >= 0)
+    if n == 0 or not (pk & (plen > 0)).any():
+        return (out, held) if holders else out
+    fl_all = np.asarray(flags, np.int64)
+    d_all = (~np.asarray(from_orig, bool)).astype(np.int64)
+    flow = np.asarray(flow_of, np.int64)
+    if reset is None:
+        reset = after_own_reset(flow_of, from_orig, flags, is_tcp, plen)
+    far = _TOO_LARGE_SEQ_DELTA
+    for d in (0, 1):
+        r = np.flatnonzero(pk & (d_all == d))     # (one side's packets: in (flow, time) order)
+        if not len(r) or not (plen[r] > 0).any():
+            continue
+        f = flow[r]
+        if len(f) > 1 and (f[1:] < f[:-1]).any():   # (rows in time order, flows interleaved)
+            o = np.argsort(f, kind="stable")
+            r, f = r[o], f[o]
+        fl = fl_all[r]
+        syn, fin, rst = (fl & SYN) != 0, (fl & FIN) != 0, (fl & RST) != 0
+        pl = plen[r]
+        sq = np.asarray(seq, np.int64)[r] & 0xFFFF_FFFF
+        seg = pl + syn + fin - np.where(rst, pl, 0)
+        first = np.r_[True, f[1:] != f[:-1]]
+        # positions: each packet's number as the signed 32-bit step from the packet of its side
+        # before it (a RST's trusted by none after it: each is taken from the last non-RST)
+        k = np.arange(len(r))
+        gstart = np.maximum.accumulate(np.where(first, k, 0))
+        if rst.any():
+            nr = ~rst
+            prev_nr = np.maximum.accumulate(np.where(nr, k, -1))        # (the row itself when not RST)
+            before = np.r_[-1, prev_nr[:-1]]                           # the last non-RST before the row
+            before = np.where(before >= gstart, before, -1)
+            step = np.where(nr & (before >= 0), _int32(sq - sq[np.maximum(before, 0)]), 0)
+            pos_nr = np.cumsum(step)                                   # (the running sum of non-RST steps)
+            pos = pos_nr - pos_nr[gstart]
+            # a RST: from the non-RST packet before it (or the side's first packet, number 0)
+            ref = np.where(before >= 0, before, gstart)
+            rst_pos = np.where(before >= 0, pos[np.maximum(before, 0)], 0) + _int32(sq - sq[ref])
+            rst_pos = np.where((before < 0) & (k == gstart), 0, rst_pos)
+            pos = np.where(nr, pos, rst_pos)
+        else:       # (the same without RST: each step from the row before)
+            step = _int32(sq - np.r_[sq[:1], sq[:-1]])
+            step[first] = 0
+            pos = np.cumsum(step)
+            pos -= pos[gstart]
+        pos = np.clip(pos, -(1 << 40), 1 << 40)
+        end = pos + seg
+        # the sequence space starts at the side's first packet and again at each SYN of a side
+        # not closed (Zeek's init_endpoint: no FIN or RST sent before, unless its first packet
+        # was a RST alone; _closed_before): LastSeq is then that SYN's end (a first packet without
+        # SYN: its own number); "start + 1" is that SYN's number + 1 (the first number)
+        reinit = first
+        again = syn & ~first
+        if again.any():
+            closing = (fin | rst).astype(np.int64)
+            cc = np.cumsum(closing) - closing
+            closed = ((cc - cc[gstart]) > 0) & ~(rst & ~syn & ~fin)[gstart]
+            reinit = first | (again & ~closed)
+        epoch = np.cumsum(reinit) - 1
+        at0 = np.flatnonzero(reinit)
+        last0 = np.where(syn[at0], end[at0], pos[at0])[epoch]
+        start1 = np.where(syn[at0], pos[at0] + 1, pos[at0])[epoch]
+        rs = reset[r]
+        none = np.int64(-(1 << 42))
+        loose = (syn & ~reinit) | rst        # (trusted only within 2**20 of the last number)
+
+        def last_before(contrib: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            c = np.where(contrib, end, none)
+            run = _segment_cummax(c, epoch)
+            prev = np.r_[none, run[:-1]]
+            prev = np.where(reinit, none, prev)
+            return np.maximum(prev, last0), c, run
+
+        lb, c, run = last_before(~rs & ~loose)
+        near = np.ones(len(r), bool)
+        if loose.any():
+            near = np.abs(end - lb) <= far
+            lb, c, run = last_before(~rs & (~loose | near))
+            near = np.abs(end - lb) <= far
+        t = (pl > 0) & ~rs & (end <= lb) & ~(loose & ~near) & ~(fin & (lb == start1))
+        out[r[t]] = True
+        if holders and t.any():
+            # the last row up to each that set the running maximum (in its sequence space), and
+            # each space's first row
+            setter = np.maximum.accumulate(np.where((c == run) & (c > none), k, -1))
+            ti = np.flatnonzero(t)
+            h = np.where(ti > 0, setter[np.maximum(ti - 1, 0)], -1)
+            e0 = at0[epoch[ti]]
+            held[r[ti], 0] = np.where(h >= e0, r[np.maximum(h, 0)], -1)
+            held[r[ti], 1] = r[e0]
+    return (out, held) if holders else out
+
+
+def zero_window_events(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray,
+                       plen: np.ndarray, win: np.ndarray | None, reset: np.ndarray | None = None) -> np.ndarray:
+    """Per packet (rows sorted by flow, then time), whether Zeek counts it as a zero window
+    (``update_window``: ``ZeroWindow``, the ``W`` letter): a TCP packet advertising a window of 0
+    (0 after scaling too: a scale shifts a non-zero 16-bit window to a non-zero one), without RST,
+    its side not in the RESET state (``reset``: :func:`after_own_reset`, computed when None) and its
+    peer not CLOSED (it sent a FIN before and is not RESET since: "there's no relevant window at
+    that point"). ``win`` the TCP window fields (None: no packet has one, none counts). A TCP row
+    whose header the snaplen cut (``plen`` < 0) is no packet. Bool array (n,)."""
+    n = len(flow_of)
+    if n == 0 or win is None:
+        return np.zeros(n, bool)
+    fl = np.asarray(flags, np.int64)
+    w = np.asarray(is_tcp, bool) & (np.asarray(plen) >= 0) & (np.asarray(win) == 0) & ((fl & RST) == 0)
+    if not w.any():
+        return w
+    if reset is None:
+        reset = after_own_reset(flow_of, from_orig, flags, is_tcp, plen)
+    w &= ~reset
+    g = np.asarray(flow_of, np.int64) * 2 + (~np.asarray(from_orig, bool)).astype(np.int64)
+    pk = np.asarray(is_tcp, bool) & (np.asarray(plen) >= 0)
+    fin = pk & ((fl & FIN) != 0)
+    if fin.any() and w.any():
+        never = np.iinfo(np.int64).max
+        first_fin = np.full(int(g.max()) + 2, never, np.int64)
+        k, at = first_rows(g, np.flatnonzero(fin))
+        first_fin[k] = at
+        pos = np.arange(n, dtype=np.int64)
+        peer = g ^ 1
+        closed = first_fin[peer] < pos
+        spans = _reset_spans(flow_of, from_orig, flags, is_tcp, plen)
+        if spans is not None:
+            _, start, stop = spans
+            # (a peer RESET is not CLOSED; its RST before this packet, not yet undone by this
+            # side's FIN: the state machine runs after the window is read)
+            closed &= ~((start[peer] < pos) & (pos <= stop[peer]))
+        w &= ~closed
+    return w
+
+
+#: 1, 10, 100 … (the counts at which Zeek's ScaledHistoryEntry writes a letter)
+_POWERS_OF_10 = np.array([10 ** i for i in range(19)], np.int64)
+
+
+def tcp_segments(is_tcp: np.ndarray, win: np.ndarray | None) -> np.ndarray:
+    """``is_tcp`` (bool per row) without the rows that have no TCP header of their own: a window
+    field of -1 (``win``, the ``tcp_win`` column; None: every row has one), a fragment never
+    reassembled that is not the datagram's first (the decoders' -1 for "no TCP header")."""
+    is_tcp = np.asarray(is_tcp, bool)
+    return is_tcp if win is None else is_tcp & (np.asarray(win) >= 0)
+
+
+def scaled_events(fd: np.ndarray, events: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
+    """Of the ``events`` rows (bool array, rows in time order within each ``fd``: flow * 2 +
+    direction), those that write their letter: Zeek's ``ScaledHistoryEntry`` writes it at the
+    1st, 10th, 100th, 1000th … event of its kind per direction (so it may come again).
+    ``extra``: per row, the events of its kind and direction it stands for after it, no longer
+    among the rows (int64, a chunked reading's summary: none of them wrote a letter); None: none.
+    Bool array like ``events``."""
+    out = np.zeros(len(events), bool)
+    at = np.flatnonzero(events)
+    if not len(at):
+        return out
+    g = np.asarray(fd, np.int64)[at]
+    o = np.argsort(g, kind="stable")
+    gg, at = g[o], at[o]
+    wt = np.ones(len(at), np.int64) if extra is None else 1 + np.asarray(extra, np.int64)[at]
+    run = np.cumsum(wt)
+    first = np.r_[True, gg[1:] != gg[:-1]]
+    upto = run - np.maximum.accumulate(np.where(first, run - wt, 0))    # (its last event's count)
+    since = upto - wt + 1                                                # (its own event's)
+    out[at[_POWERS_OF_10[np.searchsorted(_POWERS_OF_10, since)] <= upto]] = True
+    return out
+
+
+def tw_codes(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray,
+             seq: np.ndarray, plen: np.ndarray, win: np.ndarray | None,
+             reset: np.ndarray | None = None, extra: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per packet (rows sorted by flow, then time), whether it writes Zeek's ``W`` (zero window,
+    :func:`zero_window_events`) and whether it writes ``T`` (retransmission,
+    :func:`retransmission_events`), each at the 1st, 10th, 100th … event of its kind per direction
+    (:func:`scaled_events`; lower case for the responder): ``(w, t)`` bool arrays (n,). A packet
+    writes them after its :func:`history_codes` letter, ``W`` before ``T`` (Zeek's
+    ``update_history``, ``update_window``, then ``update_last_seq``). ``extra``: int64 (n, 2) or
+    None, the ``W`` and ``T`` events each row stands for after it (:func:`scaled_events`). A TCP
+    row without a TCP header (``win`` -1: a fragment never reassembled that is not the first, whose
+    bytes Zeek never sees as a segment) writes neither."""
+    is_tcp = tcp_segments(is_tcp, win)
+    if reset is None and len(flow_of):
+        reset = after_own_reset(flow_of, from_orig, flags, is_tcp, plen)
+    fd = np.asarray(flow_of, np.int64) * 2 + (~np.asarray(from_orig, bool)).astype(np.int64)
+    ex = (None, None) if extra is None else (extra[:, 0], extra[:, 1])
+    w = scaled_events(fd, zero_window_events(flow_of, from_orig, flags, is_tcp, plen, win, reset), ex[0])
+    t = scaled_events(fd, retransmission_events(flow_of, from_orig, flags, is_tcp, seq, plen, reset), ex[1])
+    return w, t
+
+
+def _history(flow_of, from_orig, flags, is_tcp, seq, plen, nflows, flipped, win=None, reset=None,
+             tw_extra=None) -> np.ndarray:
+    """Zeek history per flow (object array of str): the letters :func:`history_codes` gives and
+    the ``W`` and ``T`` letters of :func:`tw_codes` (``win``: the TCP window fields, None: no
+    ``W``; ``reset``: :func:`after_own_reset` when known; ``tw_extra``: the events each row stands
+    for, :func:`tw_codes`' ``extra``), in time order (a packet's own letter,
+    then its ``W``, then its ``T``), after a ``^`` where ``flipped``.
 
     Built as a (flows x width) byte matrix viewed as fixed-width strings: no per-event Python
     work."""
     code, _ = history_codes(flow_of, from_orig, flags, is_tcp, seq, plen)
     rows = np.flatnonzero(code >= 0)
+    cd = code[rows]
+    w, t = tw_codes(flow_of, from_orig, flags, is_tcp, seq, plen, win, reset, tw_extra)
+    if w.any() or t.any():
+        d = (~np.asarray(from_orig, bool)).astype(np.int64)
+        wr, tr = np.flatnonzero(w), np.flatnonzero(t)
+        # (codes past the SHADFRIQ ones: W, T, then w, t: _HISTORY_CHARS)
+        sub = np.concatenate([np.zeros(len(rows), np.int64), np.ones(len(wr), np.int64),
+                              np.full(len(tr), 2, np.int64)])
+        cd = np.concatenate([cd, _TW_CODE + 2 * d[wr], _TW_CODE + 1 + 2 * d[tr]])
+        rows = np.concatenate([rows, wr, tr])
+        o = np.argsort(rows * 3 + sub, kind="stable")
+        rows, cd = rows[o], cd[o]
     lead = np.asarray(flipped, bool)
     fl = np.asarray(flow_of, np.int64)[rows]
     o = np.argsort(fl, kind="stable")
-    fl, cd = fl[o], code[rows][o]
+    fl, cd = fl[o], cd[o]
     start = np.r_[True, fl[1:] != fl[:-1]] if len(fl) else np.zeros(0, bool)
     i = np.arange(len(fl))
     rank = i - np.maximum.accumulate(np.where(start, i, 0)) if len(fl) else i
@@ -2576,7 +2862,9 @@ def _history(flow_of, from_orig, flags, is_tcp, seq, plen, nflows, flipped) -> n
 
 
 #: history event code (letter index, + len(_LETTERS) for the responder) -> its byte
-_HISTORY_CHARS = np.frombuffer((_LETTERS + _LETTERS.lower()).encode(), np.uint8)
+_HISTORY_CHARS = np.frombuffer((_LETTERS + _LETTERS.lower() + "WTwt").encode(), np.uint8)
+#: the code of the originator's ``W`` in :data:`_HISTORY_CHARS` (+1 ``T``, +2 ``w``, +3 ``t``)
+_TW_CODE = 2 * len(_LETTERS)
 
 
 class HistoryState:
@@ -2634,11 +2922,25 @@ class HistoryState:
         return j + len(_LETTERS) * d
 
 
+#: the scaled letters (Zeek's zero window and retransmission, :func:`tw_codes`): what a side's
+#: packets were, not which kinds it sent (a ``T`` comes with a ``D`` or a flag letter before it,
+#: a ``W`` with the letter of its packet's kind)
+_SCALED_LETTERS = str.maketrans("", "", "TWtw")
+
+
+def history_core(history: str) -> str:
+    """``history`` without Zeek's scaled ``T``/``W`` letters (and lower case): the letters of the
+    kinds of packets each side sent, for rules that compare a whole history (``"S"``, ``"Q"``,
+    ``"Sh"``). ``"ShADTadFf"`` -> ``"ShADadFf"``."""
+    return history.translate(_SCALED_LETTERS)
+
+
 def history_plain(history: str) -> str:
     """``history`` with Zeek's multi-flag letters written as the single letters of their flags
-    (``I``: ``FR``, ``Q``: ``S``; lower case likewise), for rules that ask "did this side send a
-    FIN / RST / SYN" with ``in``. ``"ShADdI"`` -> ``"ShADdFR"``."""
-    return history.replace("I", "FR").replace("i", "fr").replace("Q", "S").replace("q", "s")
+    (``I``: ``FR``, ``Q``: ``S``; lower case likewise) and without the scaled ``T``/``W``
+    (:func:`history_core`), for rules that ask "did this side send a FIN / RST / SYN" with ``in``
+    or compare the letters a side sent. ``"ShADdTI"`` -> ``"ShADdFR"``."""
+    return history_core(history).replace("I", "FR").replace("i", "fr").replace("Q", "S").replace("q", "s")
 
 
 def both_sides_closed(history: str) -> bool:

@@ -105,7 +105,7 @@ def test_server_flight_sent_again_after_the_clients_reset_is_no_more(tmp_path, h
     ch, flight = hello_and_flight
     hist, served, got = _judged(tmp_path, _hello(ch) + [(0.05, "s", "PA", flight), (0.06, "c", "RA", b""),
                                                          (0.3, "s", "PA", flight, 5001)])
-    assert (hist, served) == ("ShADdR", len(flight))
+    assert (hist, served) == ("ShADdRt", len(flight))     # (t: the flight sent again, Zeek's T, session 61)
     assert got[2] == ("TLS handshake aborted: the client reset the connection (RST, RSTO) after the server's last "
                       "flight (its certificate, for eu1.ksc.kaspersky.com issued by CN=eu1.ksc.kaspersky.com, seen), "
                       "sending nothing after it, no alert either: how an agent refuses a certificate it does not trust without saying so (a "

@@ -38,7 +38,8 @@ def test_rst_with_text_after_the_handshake_is_still_rejected(tmp_path):
             down(0.03, "RA", SI + 1, CI + 1, TEXT)]
     w = assert_same(write(tmp_path, recs), [200, 400])
     r = row(w, orig_p=C[1])
-    assert (r.conn_state, r.history, r.orig_bytes, r.resp_bytes) == ("RSTR", "ShAr", 0, 0)
+    # (t: the reset's text at the side's current number, Zeek's T, session 61)
+    assert (r.conn_state, r.history, r.orig_bytes, r.resp_bytes) == ("RSTR", "ShArt", 0, 0)
     assert (r.verdict, r.reason) == ("blocked", "rejected")
 
 
@@ -49,7 +50,7 @@ def test_midstream_data_answered_by_a_reset_with_text_is_rejected(tmp_path):
             down(0.01, "R", 9000, 0, b"session expired")]
     w = assert_same(write(tmp_path, recs), [200])
     r = row(w, orig_p=C[1])
-    assert (r.history, r.orig_bytes, r.resp_bytes) == ("Dr", 105, 0)
+    assert (r.history, r.orig_bytes, r.resp_bytes) == ("Drt", 105, 0)   # (t: the reset's text, Zeek's T)
     assert (r.verdict, r.reason) == ("blocked", "rejected,partial")
 
 
@@ -64,9 +65,10 @@ def _conn(t0=0.0):
     (lambda c, s: [up(0.1, "FRA", c, s)], "ShADdI"),
     # a second RST 100 further on is written again (F7 c); the same sequence number again is not
     (lambda c, s: [up(0.1, "RA", c, s), up(0.2, "RA", c, s), up(0.3, "R", c + 100, 0)], "ShADdRR"),
-    # data carried on a FIN: F only, no D (F7 a); the FIN sent again (same end) writes nothing
+    # data carried on a FIN: F only, no D (F7 a); the FIN sent again (same end) writes no f, but
+    # its data repeated is Zeek's t (session 61)
     (lambda c, s: [down(0.1, "FPA", s, c, b"bye"), down(0.2, "FPA", s, c, b"bye"), up(0.3, "FA", c, s + 4),
-                   down(0.4, "A", s + 4, c + 1)], "ShADdfFa"),
+                   down(0.4, "A", s + 4, c + 1)], "ShADdftFa"),
 ])
 def test_history_letters_follow_zeek(tmp_path, tail, history):
     c1, s1, recs = _conn()
@@ -83,7 +85,7 @@ def test_syn_fin_is_q_and_tfo_data_is_not_d(tmp_path):
     w = assert_same(write(tmp_path, recs), [150, 300])
     assert row(w, orig_p=50005).history == "Qr"
     r = row(w, orig_p=50006)
-    assert (r.conn_state, r.history) == ("S0", "S")
+    assert (r.conn_state, r.history) == ("S0", "ST")    # (T: the SYN's data, Zeek's init_endpoint, session 61)
     assert "SYN sent 2 times" in r.detail
 
 
@@ -103,7 +105,8 @@ def test_rej_reads_sequence_sizes(tmp_path):
             down(0.03, "RA", SI + 1, CI + 1, b"bye")]
     w = assert_same(write(tmp_path, recs), [200])
     r = row(w, orig_p=C[1])
-    assert (r.conn_state, r.history, r.orig_bytes, r.resp_bytes) == ("REJ", "ShRr", 0, 0)
+    # (t: the reset's text at the side's current number, Zeek's T, session 61)
+    assert (r.conn_state, r.history, r.orig_bytes, r.resp_bytes) == ("REJ", "ShRrt", 0, 0)
 
 
 def test_midstream_keepalive_then_resets_is_not_rej(tmp_path):

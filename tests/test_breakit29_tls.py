@@ -73,7 +73,8 @@ def _one(tmp_path, recs):
 def test_a_tfo_syn_ack_accepting_the_data_is_not_a_stale_answer(tmp_path):
     # F1 + F2: the SYN-ACK acknowledges the SYN and its 133 bytes; then the server's RST
     r = _one(tmp_path, _tfo("rst"))
-    assert (r["history"], r["conn_state"], r["sni"]) == ("ShAr", "RSTR", "eu1.ksc.kaspersky.com")
+    # (T: the SYN's data, as Zeek's init_endpoint puts LastSeq at the SYN's end, session 61)
+    assert (r["history"], r["conn_state"], r["sni"]) == ("SThAr", "RSTR", "eu1.ksc.kaspersky.com")
     assert r["orig_bytes"] == N == 133           # (was 0: the "stale" answer's counts zeroed)
     assert (r["verdict"], r["reason"]) == ("blocked", "tls_failed")
     assert r["detail"] == ("TLS handshake aborted: the server reset the connection (RST, RSTR) 0.03 s after the "
@@ -93,7 +94,7 @@ def test_a_tfo_connection_reset_by_a_device_on_the_path(tmp_path):
 def test_a_tfo_connection_the_server_closed(tmp_path):
     # F2 with the responder's FIN: not "closed right after the handshake, before the client sent a byte"
     r = _one(tmp_path, _tfo("fin"))
-    assert r["history"] == "ShAfFa" and r["orig_bytes"] == N
+    assert r["history"] == "SThAfFa" and r["orig_bytes"] == N     # (T: the SYN's data, session 61)
     assert (r["verdict"], r["reason"]) == ("blocked", "tls_failed")
     assert "before the client sent a byte" not in r["detail"]
     assert r["detail"].startswith("TLS handshake aborted: the server closed the connection (FIN")

@@ -308,6 +308,7 @@ def test_a_closed_window_shorter_than_half_a_millisecond_prints_as_the_details_d
             _up(.0103, "FA", 1001, 5001)]
     w = assert_same(write(tmp_path, recs), [300, 700])
     r = row(w, proto="tcp").to_dict()
-    assert (r["verdict"], r["reason"], r["history"]) == ("blocked", "no_answer", "ShAF")
+    # (w: the SYN-ACK's window of 0, Zeek's W, session 61)
+    assert (r["verdict"], r["reason"], r["history"]) == ("blocked", "no_answer", "ShwAF")
     assert r["detail"].startswith(WINDOW_CLOSED.format(s="less than 0.001"))
     assert " 0. s" not in r["detail"]

@@ -59,7 +59,8 @@ def test_partial_flow_whose_data_rode_only_on_its_fins_died_unanswered(tmp_path)
     nothing back: the connection died (was "3 packets without data sent ... not judged")."""
     fins = [(100 + t, _pkt("c", "FA", 1000, 5000, DATA)) for t in (0, 2, 6)]
     hist, sent, got = _judged(tmp_path, fins, "fin.pcap")
-    assert (hist, sent) == ("F", 40)
+    # (the 2nd and 3rd FIN repeat the bytes: Zeek's T at the 1st retransmission, session 61)
+    assert (hist, sent) == ("FT", 40)
     assert got == SILENCE
     # (the same bytes in their own packets, then a FIN: the same judgement)
     own = [(100, _pkt("c", "PA", 1000, 5000, DATA)), (102, _pkt("c", "PA", 1000, 5000, DATA)),
@@ -114,17 +115,18 @@ def test_one_way_flow_whose_data_rode_only_on_its_fin(tmp_path):
     recs = [(100, _pkt("c", "S", 999)), (100.02, _pkt("c", "A", 1000, 5001)),
             (100.03, _pkt("c", "FA", 1000, 5001, DATA)), (101, _pkt("c", "FA", 1000, 5001, DATA))]
     hist, sent, got = _judged(tmp_path, recs, "fin.pcap")
-    assert (hist, sent) == ("SAF", 40)
+    assert (hist, sent) == ("SAFT", 40)     # (the FIN sent again: Zeek's T, session 61)
     assert got == ONE_WAY
 
 
 def test_one_way_flow_whose_data_rode_only_on_its_syn(tmp_path):
     """TCP Fast Open-like: 40 bytes on the SYN, the SYN sent again, then the ACK of the (unseen)
-    SYN-ACK acknowledging only the SYN: the data never acknowledged (history ``SA``, no ``D``)."""
+    SYN-ACK acknowledging only the SYN: the data never acknowledged (history ``STA``, no ``D``:
+    Zeek's T for the SYN's data, as its init_endpoint puts LastSeq at the SYN's end, session 61)."""
     recs = [(100, _pkt("c", "S", 999, 0, DATA)), (101, _pkt("c", "S", 999, 0, DATA)),
             (101.02, _pkt("c", "A", 1040, 5001))]
     hist, sent, got = _judged(tmp_path, recs, "syn.pcap")
-    assert (hist, sent) == ("SA", 40)
+    assert (hist, sent) == ("STA", 40)
     assert got == ONE_WAY
 
 

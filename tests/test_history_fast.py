@@ -5,12 +5,17 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from kscc_traffic.flows import MAX_HISTORY_REPEATS, _history
+from kscc_traffic.flows import MAX_HISTORY_REPEATS, _history, after_own_reset
 
 
 def _history_reference(flow_of, from_orig, flags, is_tcp, seq, plen, nflows, flipped):
-    """Zeek's TCPSessionAdapter::UpdateHistory, packet by packet (UDP and the rest: D for payload)."""
+    """Zeek's TCPSessionAdapter::UpdateHistory, packet by packet (UDP and the rest: D for payload),
+    and its update_last_seq's retransmissions (``T``, scaled: the 1st, 10th … per side; the RESET
+    state from flows.after_own_reset, which tests/test_zeek_reset_s60.py compares with Zeek's
+    state machine)."""
     hist = ["^" if f else "" for f in flipped]
+    reset = after_own_reset(flow_of, from_orig, flags, is_tcp, plen)
+    last_seq, start1, rxmit = {}, {}, {}
     seen, last, reps = set(), {}, {}
     # per (flow, side): 0 no packet, 1 open, 2 closed (sent a FIN or RST), 3 its first packet a
     # RST alone; and the start of its sequence space, which init_endpoint sets at every SYN
@@ -59,6 +64,24 @@ def _history_reference(flow_of, from_orig, flags, is_tcp, seq, plen, nflows, fli
         elif A:
             check(f, o, "A", "A")
         if ln >= 0:
+            # update_last_seq (init_endpoint first: the side's first packet, or a SYN while open)
+            end = (sq + ln + bool(S) + bool(F) - (ln if R else 0)) & 0xFFFFFFFF
+            if (f, o) not in last_seq or (S and state.get((f, o), 0) != 2):
+                last_seq[(f, o)] = end if S else sq
+                start1[(f, o)] = (sq + 1) & 0xFFFFFFFF if S else sq
+            delta = ((end - last_seq[(f, o)] + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+            if (S or R) and abs(delta) > (1 << 20):
+                pass
+            elif F and last_seq[(f, o)] == start1[(f, o)]:
+                last_seq[(f, o)] = end
+            elif reset[r]:
+                pass
+            elif delta > 0:
+                last_seq[(f, o)] = end
+            elif ln > 0:
+                rxmit[(f, o)] = rxmit.get((f, o), 0) + 1
+                if str(rxmit[(f, o)]).rstrip("0") == "1":      # (1, 10, 100 …)
+                    hist[f] += "T" if o else "t"
             st_ = state.get((f, o), 0)
             if st_ == 0:
                 state[(f, o)] = 3 if R and not S and not F else (2 if F or R else 1)

@@ -28,8 +28,9 @@ CASES = {
     # 40 FINs at one number, then 3 at others
     "fin_repeats": ("DFFFF", [(True, "PA", C, S, b"x" * 10)] + [(True, "FA", C + 10, S, b"")] * 40
                     + [(True, "FA", C + 10 - k, S, b"") for k in (1, 2, 3)]),
-    # 40 FINs carrying 10 bytes (no D: Zeek's letter for them is F), then older bytes without FIN
-    "data_after_fins_with_payload": ("FD", [(True, "FA", C + 20, S, b"y" * 10)] * 40
+    # 40 FINs carrying 10 bytes (no D: Zeek's letter for them is F; the 2nd to 40th repeat the
+    # bytes: Zeek's T at the 1st and 10th, session 61), then older bytes without FIN
+    "data_after_fins_with_payload": ("FTTD", [(True, "FA", C + 20, S, b"y" * 10)] * 40
                                      + [(True, "PA", C + 5, S, b"z" * 5)]),
     # FIN+RST packets (I), then a FIN alone at an older number (its first F)
     "fin_after_finrst": ("DIF", [(True, "PA", C, S, b"x" * 10)] + [(True, "FRA", C + 10, S, b"")] * 40

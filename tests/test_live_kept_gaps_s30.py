@@ -116,7 +116,7 @@ def test_a_connection_kept_up_by_keep_alives_stays_one(tmp_path):
     path = write(tmp_path, recs)
     got = _live(path, step=5)
     assert got["conn_state"].tolist() == ["SF"], got[["ts", "conn_state", "history"]].to_string()
-    assert got["history"].tolist() == ["ShADdaFf"]
+    assert got["history"].tolist() == ["ShADdTaTFf"]    # (the keep-alives: Zeek's T at the 1st and 10th)
     _assert_same(path, got)
 
 

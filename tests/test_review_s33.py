@@ -55,7 +55,7 @@ def test_a_hello_whose_header_is_split_and_whose_rest_never_got_through(tmp_path
     w = assert_same(path, [150, 300, 600])
     r = w.iloc[0]
     assert (r.conn_state, r.history, r.client_proto, r.verdict, r.reason) == \
-        ("RSTO", "ShADaR", "tls", "blocked", "tls_failed"), dict(r)
+        ("RSTO", "ShADaTR", "tls", "blocked", "tls_failed"), dict(r)    # (T: the rest sent again, session 61)
     assert r.detail == _detail(first, first, 89 - first), r.detail
 
 

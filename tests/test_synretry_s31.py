@@ -223,12 +223,12 @@ CORPUS_RETRIES = {
         59621: [("RSTOS0", "SaR"), ("SF", "ShADadFf")],
         59622: [("RSTOS0", "SaR"), ("SF", "ShADadFf")],     # (retried after 13 s: right before)
         59691: [("RSTOS0", "SaR"), ("S1", "ShADad")],
-        59819: [("RSTOS0", "SaR"), ("RSTO", "ShADadR")],
+        59819: [("RSTOS0", "SaR"), ("RSTO", "ShADadtR")],   # (t: segments out of order, Zeek's T)
         59949: [("RSTOS0", "SaR"), ("SF", "ShADadFf")],
         60036: [("RSTOS0", "SaR"), ("S1", "ShADad")],
         60045: [("RSTOS0", "SaR"), ("S3", "ShAf")],
         60064: [("RSTOS0", "SaR"), ("S3", "ShADadf")],
-        60093: [("RSTOS0", "SaR"), ("RSTO", "ShADadR")],
+        60093: [("RSTOS0", "SaR"), ("RSTO", "ShADadtR")],   # (t: segments out of order, Zeek's T)
     },
 }
 

@@ -168,7 +168,8 @@ class _Flow:
                  "aliases", "dirty", "dns_resp", "dns_err", "dns_addrs", "dns_kept", "fr", "plain0", "quiet_at",
                  "syn_dir", "since_syn", "fend", "fack", "paysum", "ndata", "top_end", "after_top",
                  "fafter", "flast", "top_data", "kept_ts", "bridge", "nbridge", "rst_since_syn", "retry", "nreset",
-                 "stand", "tfirst", "own_reset", "synack")
+                 "stand", "tfirst", "own_reset", "synack", "tw_last", "tw_n", "tw_at", "tw_x", "tw_held",
+                 "tw_moved")
 
     def __init__(self, fid: int, key: tuple, tkey: tuple, ts: int) -> None:
         self.fid = fid
@@ -254,6 +255,18 @@ class _Flow:
         # (``analyze_batch(weights=...)``, as chunked._summarise's stand-ins), so inspect sees
         # the flow's true packet and byte counts (bytes sent again: ``inspect._stalled``)
         self.stand = [-1, -1]
+        # Zeek's W and T events (flows.tw_codes), per direction: its last sequence number (Zeek's
+        # LastSeq, mod 2^32; None: no packet yet), whether the packet that set it was kept (else
+        # it is held as ``fend``: kept when a retransmission is, flows.retransmission_events'
+        # holders), and per kind (W, T) and direction (index 2 * kind + d) the events so far and
+        # the index in ``recs`` of the last one kept; ``tw_x``: index in ``recs`` -> the [W, T]
+        # events not kept after it (analyze_batch(tw_extra=...), as chunked._summarise's)
+        self.tw_last: list[Optional[int]] = [None, None]
+        self.tw_held = [True, True]
+        self.tw_moved = [False, False]    # ... and whether it moved since it was set at its start
+        self.tw_n = [0, 0, 0, 0]
+        self.tw_at = [-1, -1, -1, -1]
+        self.tw_x: dict[int, list] = {}
 
     def dns_brings(self, msg: dns.DnsMessage) -> bool:
         """Whether DNS response ``msg`` of this flow brings something to ``dns_rcode`` or
@@ -296,9 +309,22 @@ class _Flow:
             return
         self.bridge = None
         self.nbridge += 1
-        bt, rec, payload, d, plen, iplen, held = b
+        bt, rec, payload, d, plen, iplen, held, tw = b
         self.stand[d] = len(self.recs)
+        if tw is not None:
+            # (its W/T events, counted on the kept event before each unless still held: its own
+            # now; and the packet that set its side's last sequence number, when it did)
+            kinds, targets, further = tw
+            still = held is not None and any(held is x for x in (*self.fend, *self.fack, *self.fafter, *self.flast))
+            for j, at in zip(kinds, targets):
+                if at >= 0 and not still:
+                    self.tw_x[at][j] -= 1
+                self.tw_at[2 * j + d] = len(self.recs)
+            if further:
+                self.tw_held[d] = True
         self.recs.append(rec)
+        if tw is not None and 1 in tw[0]:
+            self.tw_keep(d)
         self.pays.append(payload)
         self.kept_ts = bt
         if plen > 0:
@@ -392,6 +418,9 @@ class _Flow:
         self.top_data = [None, None]
         self.top_end = [None, None]
         self.after_top = [False, False]
+        self.tw_last = [None, None]
+        self.tw_held = [True, True]
+        self.tw_moved = [False, False]
 
     @property
     def has_extra(self) -> bool:
@@ -417,10 +446,66 @@ class _Flow:
                     or any(x is y for y in self.flast[3 * d:3 * d + 3]) or any(x is y for y in seen):
                 continue
             seen.append(x)
+            if len(x) > 5:      # (its W/T events: on the kept event before each, as when not held)
+                for j, at in zip(*x[5]):
+                    if at >= 0:
+                        self.tw_x.setdefault(at, [0, 0])[j] += 1
             e = self.extra
             e[3 * d] += 1
             e[3 * d + 1] += max(x[2], 0)
             e[3 * d + 2] += x[3]
+
+    def tw_events(self, d: int, fg: int, seq: int, plen: int, win: int) -> tuple[bool, bool, bool]:
+        """Zeek's zero-window and retransmission events of a TCP packet of direction ``d`` (not a
+        copy; called before its FIN/RST changes this flow's state), as
+        :func:`kscc_traffic.flows.zero_window_events` and
+        :func:`~kscc_traffic.flows.retransmission_events` tell them packet by packet: ``(w, t,
+        further)``, ``further``: it set its side's last sequence number."""
+        if plen < 0:
+            return False, False, False
+        reset = self.own_reset[d] == 1
+        w = win == 0 and not fg & RST and not reset and not (self.fin[1 - d] and self.own_reset[1 - d] != 1)
+        syn, fin, rst = bool(fg & SYN), bool(fg & FIN), bool(fg & RST)
+        end = (seq + plen + syn + fin - (plen if rst else 0)) & 0xFFFF_FFFF
+        last = self.tw_last[d]
+        if last is None or (syn and not self.fr[d]):
+            last = end if syn else seq & 0xFFFF_FFFF
+            self.tw_last[d] = last
+            self.tw_held[d] = True        # (that packet is kept: a first packet, a SYN)
+            # (Zeek's "LastSeq == StartSeq + 1": not so after a SYN's data, TCP Fast Open)
+            self.tw_moved[d] = syn and plen > 0
+        delta = ((end - last + (1 << 31)) & 0xFFFF_FFFF) - (1 << 31)
+        t = further = False
+        if (syn or rst) and abs(delta) > (1 << 20):
+            pass
+        elif fin and not self.tw_moved[d]:
+            self.tw_last[d] = end
+            further = True
+        elif reset:
+            pass
+        elif delta > 0:
+            self.tw_last[d] = end
+            self.tw_moved[d] = further = True
+        elif plen > 0:
+            t = True
+        return w, t, further
+
+    def tw_keep(self, d: int) -> None:
+        """A retransmission of direction ``d`` is kept: so is the packet that set its side's last
+        sequence number (held as ``fend`` when not kept: kept now, as :meth:`_restart` keeps
+        held packets)."""
+        if self.tw_held[d]:
+            return
+        x = self.fend[d]
+        self.tw_held[d] = True
+        if x is None:
+            return
+        self.recs.append(x[1])
+        self.pays.append(b"")
+        for slots in (self.fend, self.fack, self.fafter, self.flast):
+            for k in range(len(slots)):
+                if slots[k] is x:
+                    slots[k] = None
 
     def hold_after(self, d: int, mine: Optional[list]) -> None:
         """The packet of direction ``d`` that follows the other direction's furthest packet:
@@ -654,6 +739,7 @@ class LiveSession:
         seq = recs["seq"].tolist()
         ack = recs["ack"].tolist()
         plen = recs["payload_len"].tolist()
+        win = recs["tcp_win"].tolist()
         iplen = recs["ip_len"].tolist()
         ipid = recs["ip_id"].tolist()
         ityp = recs["icmp_type"].tolist()
@@ -720,6 +806,17 @@ class LiveSession:
                 fl.since_syn = [False, False]
             elif fl.syn_dir >= 0 and not fl.since_syn[d]:
                 fl.since_syn[d] = first_since_syn = True
+            # Zeek's W and T events (flows.tw_codes; a copy is none: build_flows drops it)
+            tw_ev = None
+            if is_tcp and win[i] >= 0:     # (a TCP header: flows.tcp_segments)
+                last = fl.last_sig
+                copy = last is not None and last[0][:9] == (d, seq[i], ack[i], fg, iplen[i], plen[i], ipid[i],
+                                                             ityp[i], l4[i] if ipid[i] <= 0 else -2) \
+                    and l4[i] >= 0 and (ipid[i] > 0 or l4[i] > 0) \
+                    and t - last[1] <= (_DUP_WINDOW_NS if ipid[i] > 0 else _DUP_WINDOW_NOID_NS) \
+                    and last[0][9] == hash(payload)
+                if not copy:
+                    tw_ev = fl.tw_events(d, fg, seq[i], plen[i], win[i])
             if is_tcp and plen[i] >= 0 and fg & (FIN | RST):
                 # (flows.after_own_reset: a side's first RST makes it RESET unless both sides had
                 # sent a FIN; a FIN of the peer's, its first, after it undoes a RESET that
@@ -773,6 +870,14 @@ class LiveSession:
                 fl.nreset += 1
             if not keep and plen[i] > 0 and (fl.npay[d] <= MAX_SEGMENTS or fl.ndata[d] <= MAX_SEGMENTS):
                 keep = True   # (one more than the streams read: Streams.cut; inspect._went_on)
+            tw_kinds = ()
+            if tw_ev is not None and (tw_ev[0] or tw_ev[1]):
+                tw_kinds = [j for j in (0, 1) if tw_ev[j]]
+                for j in tw_kinds:
+                    fl.tw_n[2 * j + d] += 1
+                    nth = fl.tw_n[2 * j + d]
+                    if nth == 10 ** (len(str(nth)) - 1):     # (Zeek writes it at the 1st, 10th, 100th …)
+                        keep = True
             msg = None
             if pr == UDP and len(payload) >= 12 and payload[2] & 0x80 and (a_p[i] == 53 or b_p[i] == 53):
                 msg = dns.parse_message(payload)
@@ -801,7 +906,13 @@ class LiveSession:
                     fl.npay[d] += 1
                 rec = srt[i * size:(i + 1) * size]
                 fl.stand[d] = len(fl.recs)
+                for j in tw_kinds:
+                    fl.tw_at[2 * j + d] = len(fl.recs)
+                if tw_ev is not None and tw_ev[2]:
+                    fl.tw_held[d] = True
                 fl.recs.append(rec)
+                if tw_ev is not None and tw_ev[1]:
+                    fl.tw_keep(d)
                 fl.pays.append(payload)
                 fl.kept_ts = t
                 fl.bridge = None
@@ -817,6 +928,12 @@ class LiveSession:
                     continue
                 else:
                     self.dropped_rows += 1
+                    # (its W/T events: counted on the kept event before each, unless it is held
+                    # for the sequence numbers below, analysed with the kept packets: then when
+                    # it is released, _Flow._release)
+                    targets = [fl.tw_at[2 * j + d] for j in tw_kinds]
+                    if tw_ev is not None and tw_ev[2]:
+                        fl.tw_held[d] = False
                     if is_tcp:
                         fl.paysum[d] += max(plen[i], 0)
                     end_i = (seq[i] + max(plen[i], 0) + (1 if fg & FIN else 0)) & 0xFFFF_FFFF
@@ -839,6 +956,15 @@ class LiveSession:
                         if held is None:
                             held = [end_i, srt[i * size:(i + 1) * size], plen[i], iplen[i], ack_i]
                         fl.hold_last(d, 2, held)
+                    if tw_kinds:
+                        if held is not None:
+                            held.append((tw_kinds, targets))
+                            if 1 in tw_kinds:
+                                fl.tw_keep(d)
+                        else:
+                            for j, at_ in zip(tw_kinds, targets):
+                                if at_ >= 0:
+                                    fl.tw_x.setdefault(at_, [0, 0])[j] += 1
                     if held is None:
                         e = fl.extra
                         e[3 * d] += 1
@@ -849,7 +975,8 @@ class LiveSession:
                     # is bridged too: a connection sending data each 160 s, more than half the
                     # TCP idle timeout, was split where the capture had no gap)
                     fl.bridge = [t, srt[i * size:(i + 1) * size], b"" if is_tcp else payload, d,
-                                 plen[i], iplen[i], held]
+                                 plen[i], iplen[i], held,
+                                 (tw_kinds, targets, bool(tw_ev[2])) if tw_ev is not None else None]
                     if pr == UDP and payload and (a_p[i] == 53 or b_p[i] == 53):
                         self._dns_payload(t, self._dst_text(recs, i), payload, msg)
             fl.last_sig = (sig, t)
@@ -945,6 +1072,14 @@ class LiveSession:
         cols["pl_off"] = np.where(lens > 0, offs, -1).astype(np.int64)
         cols["pl_cap"] = lens.astype(np.int32)
         weights, given = self._weights(flows, held, len(pays))
+        tw_extra = None
+        base = 0
+        for f, h in zip(flows, held):
+            for at, x in f.tw_x.items():
+                if tw_extra is None:
+                    tw_extra = np.zeros((len(pays), 2), np.int64)
+                tw_extra[base + at] = x
+            base += len(f.recs) + len(h)
         order = np.argsort(cols["frame"], kind="stable")
         cols = {k: v[order] for k, v in cols.items()}
         packets = Packets(b"".join(pays), cols)
@@ -952,7 +1087,8 @@ class LiveSession:
         table, _ = analyze_packets(packets, self.rules, self.name, prior_answers=self._prior(flows),
                                    answers_out=learnt, capture_end_ns=self._end_ns,
                                    observed_until_ns=self._observed(), internal=True, ttls=self._ttls, openers=self._openers, strays=self._strays,
-                                   weights=weights[order] if weights is not None else None)
+                                   weights=weights[order] if weights is not None else None,
+                                   tw_extra=tw_extra[order] if tw_extra is not None else None)
         self._learn(learnt)
         # rows -> flows: by key (and first packet time), aliases for foreign ICMP errors
         by_key: dict[tuple, list[_Flow]] = {}
