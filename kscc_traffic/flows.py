@@ -400,11 +400,12 @@ class ColumnRows(dict):
     with: ``str`` or None -> ``object``, the one object in every row as :func:`repeated` makes
     it; ``bool``; ``int`` -> int64; ``float`` -> float64; or a 1-D numpy array of ``n`` values,
     copied, of its dtype; TypeError for another type). The columns of one dtype are the rows of
-    one 2-D array (:attr:`blocks`, in the order of ``fills``), the layout pandas keeps them in,
-    so :func:`frame_of` makes them a frame's blocks as they are: a frame of them all is not
-    built by copying each column into a new block while the columns are still there (on a UDP
-    spray's batch of ~92,000 flows the 73 columns ``inspect_flows`` adds are 45 MiB, which were
-    so briefly held twice: the run's peak).
+    one 2-D array (:attr:`blocks`, in the order of ``fills``; a few of at most
+    :data:`BLOCK_BYTES` each on a large table), the layout pandas keeps them in, so
+    :func:`frame_of` makes them a frame's blocks as they are: a frame of them all is not built
+    by copying each column into a new block while the columns are still there (on a UDP spray's
+    batch of ~92,000 flows the 73 columns ``inspect_flows`` adds are 45 MiB, which were so
+    briefly held twice: the run's peak).
 
     Fill a column in place (``rows[label][at] = value``); one replaced by another array, added,
     or popped is fine too: :func:`frame_of` copies what is not a row of :attr:`blocks`, and a
