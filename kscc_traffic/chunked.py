@@ -540,6 +540,37 @@ class ChunkedAnalysis:
             self.forwarded += forwarded_copies(batch.cols, b.dup_of, copies)
             flows = b.flows
             final, closed, idle = ends["final"], ends["closed"], ends["idle"]
+            # (the packets to carry first: the batch's packets are then freed before the leaving
+            # rows are taken out of the flow table; the peak of a spray of one-datagram flows was
+            # _summarise's with both alive: -15 to -20 MiB)
+            if last:
+                carry = None
+            else:
+                keep = (b.pkt_flow >= 0) & ~final[np.maximum(b.pkt_flow, 0)]
+                # (weights: as analyze_batch left them, those of dropped copies moved)
+                rows, trim, carry_w, carry_copy, carry_tw = _summarise(batch, b, np.nonzero(keep)[0], weights, closed,
+                                                                       idle, tw_extra)
+                # the names of flows still open are kept (once every answer that may name them has
+                # been seen): the answers that gave them can go
+                # (and a name once kept stays: the clock can go back with late packets)
+                started = flows["ts_ns"].to_numpy() + DNS_SLACK_NS < (clock if clock is not None else 0)
+                had = np.nonzero((known != None) & (b.pkt_flow >= 0))[0]  # noqa: E711 (element-wise)
+                started[b.pkt_flow[had]] = True
+                f = np.maximum(b.pkt_flow[rows], 0)     # (copies: -1, no name carried)
+                names = np.fromiter(zip(flows["dns_name"].to_numpy(dtype=object)[f].tolist(),
+                                        flows[ORIG_CLOUD_NAME].to_numpy(dtype=object)[f].tolist()), object, len(f))
+                carry_known = np.where(started[f] & ~carry_copy, names, None)
+                carry = batch.compact(rows)
+                if trim.any():
+                    carry.cols["pl_cap"][trim] = 0
+                self.max_carried = max(self.max_carried, len(carry))
+                # DNS answers: the ones of this batch's DNS packets that leave with their flows are
+                # kept; those of carried DNS packets come again with the next batch
+                # (only the carried packets' answers can come again)
+                store.add(b.answers, again_ts=carry.cols["ts_ns"][~carry_copy].tolist())
+                store.advance(clock - REORDER_NS - DNS_SLACK_NS if clock is not None else None)
+            left_ts = b.last_ts[:len(flows)][final]     # (the leaving flows' last packets)
+            del batch, b
             leaving_rows = None     # (handed out once the batch is freed)
             if final.any() or auth.held or nodata.held or refused.held or stale.held or retried.held or fallen.held \
                     or scans.count or other.held or dretry.held:
@@ -549,7 +580,7 @@ class ChunkedAnalysis:
                 # "started mid-connection"; then this batch's idle ones remembered)
                 went_idle.mark(out)
                 if not last:
-                    went_idle.add(out, b.last_ts[:len(flows)][final], ~closed[final])
+                    went_idle.add(out, left_ts, ~closed[final])
                 one_way += one_way_counts(out)
                 nat.add(out)
                 # (scans first: a probe another holder keeps back is an attempt the others' windows count;
@@ -600,35 +631,9 @@ class ChunkedAnalysis:
                 if len(out):
                     leaving_rows = out
                 del out
-            if last:
-                carry = None
-            else:
-                keep = (b.pkt_flow >= 0) & ~final[np.maximum(b.pkt_flow, 0)]
-                # (weights: as analyze_batch left them, those of dropped copies moved)
-                rows, trim, carry_w, carry_copy, carry_tw = _summarise(batch, b, np.nonzero(keep)[0], weights, closed,
-                                                                       idle, tw_extra)
-                # the names of flows still open are kept (once every answer that may name them has
-                # been seen): the answers that gave them can go
-                # (and a name once kept stays: the clock can go back with late packets)
-                started = flows["ts_ns"].to_numpy() + DNS_SLACK_NS < (clock if clock is not None else 0)
-                had = np.nonzero((known != None) & (b.pkt_flow >= 0))[0]  # noqa: E711 (element-wise)
-                started[b.pkt_flow[had]] = True
-                f = np.maximum(b.pkt_flow[rows], 0)     # (copies: -1, no name carried)
-                names = np.fromiter(zip(flows["dns_name"].to_numpy(dtype=object)[f].tolist(),
-                                        flows[ORIG_CLOUD_NAME].to_numpy(dtype=object)[f].tolist()), object, len(f))
-                carry_known = np.where(started[f] & ~carry_copy, names, None)
-                carry = batch.compact(rows)
-                if trim.any():
-                    carry.cols["pl_cap"][trim] = 0
-                self.max_carried = max(self.max_carried, len(carry))
-                # DNS answers: the ones of this batch's DNS packets that leave with their flows are
-                # kept; those of carried DNS packets come again with the next batch
-                # (only the carried packets' answers can come again)
-                store.add(b.answers, again_ts=carry.cols["ts_ns"][~carry_copy].tolist())
-                store.advance(clock - REORDER_NS - DNS_SLACK_NS if clock is not None else None)
-            # (the batch's packets and flow table freed before its leaving rows are finished:
+            # (the flow table freed before its leaving rows are finished:
             # -50 MiB while a spray's 40,000 one-datagram flows are classified)
-            del batch, b, flows
+            del flows, left_ts
             if leaving_rows is not None:
                 yield leaving_rows, (end if last else None)
                 leaving_rows = None

@@ -359,17 +359,129 @@ def frame_of(columns: dict[str, np.ndarray], index: pd.Index | None = None) -> p
     Made by pandas' ``DataFrame._from_arrays`` (~4 times faster than the constructor from a dict
     of Series on a batch's flow table: no inference or checks per column) where pandas has it
     and every array is of those kinds, else as ``pd.DataFrame`` of a dict of Series (numbers as
-    they are): the same frame (tests/test_frame_of_s33.py). Raises ValueError on arrays of
-    different lengths (the public way)."""
+    they are): the same frame (tests/test_frame_of_s33.py). The columns of a :class:`ColumnRows`
+    are taken as they are (``pandas.api.internals.create_dataframe_from_blocks``), not copied: the
+    same frame, sharing their memory. Raises ValueError on arrays of different lengths (the
+    public way)."""
     arrays = list(columns.values())
     n = len(arrays[0]) if arrays else (0 if index is None else len(index))
     index = pd.RangeIndex(n) if index is None else index
     labels = label_index(columns.keys())
-    if _FROM_ARRAYS is not None and all(
-            isinstance(a, np.ndarray) and a.ndim == 1 and a.dtype.kind in "biufO" and len(a) == len(index)
-            for a in arrays):
-        return _FROM_ARRAYS(arrays, columns=labels, index=index, dtype=None, verify_integrity=False)
+    if all(isinstance(a, np.ndarray) and a.ndim == 1 and a.dtype.kind in "biufO" and len(a) == len(index)
+           for a in arrays):
+        if isinstance(columns, ColumnRows) and _FROM_BLOCKS is not None:
+            return _FROM_BLOCKS(_row_blocks(columns.blocks, arrays), index=index, columns=labels)
+        if _FROM_ARRAYS is not None:
+            return _FROM_ARRAYS(arrays, columns=labels, index=index, dtype=None, verify_integrity=False)
     return _frame_of_public(columns, index)
+
+
+#: pandas' constructor from its blocks as they are (pandas.api.internals, pandas 3): None where
+#: it is gone, then :func:`frame_of` copies a :class:`ColumnRows`' columns as any others
+_FROM_BLOCKS = getattr(getattr(getattr(pd, "api", None), "internals", None), "create_dataframe_from_blocks", None)
+
+#: the dtype of a :class:`ColumnRows` column by the type of its fill value (bool before int: a
+#: bool is an int)
+_FILL_DTYPES = ((bool, np.dtype(bool)), (int, np.dtype(np.int64)), (float, np.dtype(np.float64)),
+                (str, np.dtype(object)), (type(None), np.dtype(object)))
+
+
+#: bytes of a :class:`ColumnRows` block at most (at least one column each): on a batch of many
+#: flows its columns of one dtype are a few blocks, not one (a spray's batch of ~92,000 flows:
+#: 49 text columns, 34 MiB): the heap, whose freed memory is kept (chunked._tune_malloc), then
+#: finds room for them among what earlier batches freed instead of growing (-15 MiB of the
+#: spray's peak resident size, whose allocations were as large)
+BLOCK_BYTES = 8 << 20
+
+
+class ColumnRows(dict):
+    """Columns of a frame still to be filled in, for :func:`frame_of`: a ``dict`` label -> 1-D
+    array of ``n`` values, made at once from ``fills`` (label -> the value every row starts
+    with: ``str`` or None -> ``object``, the one object in every row as :func:`repeated` makes
+    it; ``bool``; ``int`` -> int64; ``float`` -> float64; or a 1-D numpy array of ``n`` values,
+    copied, of its dtype; TypeError for another type). The columns of one dtype are the rows of
+    one 2-D array (:attr:`blocks`, in the order of ``fills``; a few of at most
+    :data:`BLOCK_BYTES` each on a large table), the layout pandas keeps them in, so
+    :func:`frame_of` makes them a frame's blocks as they are: a frame of them all is not built
+    by copying each column into a new block while the columns are still there (on a UDP spray's
+    batch of ~92,000 flows the 73 columns ``inspect_flows`` adds are 45 MiB, which were so
+    briefly held twice: the run's peak).
+
+    Fill a column in place (``rows[label][at] = value``); one replaced by another array, added,
+    or popped is fine too: :func:`frame_of` copies what is not a row of :attr:`blocks`, and a
+    frame's block is then a slice of rows (no copy), the rows no column is left in kept unused.
+    The frame shares the arrays' memory: write no column once it is made."""
+
+    def __init__(self, n: int, fills: dict):
+        super().__init__()
+        by_dtype: dict[np.dtype, list] = {}
+        for label, value in fills.items():
+            dtype = value.dtype if isinstance(value, np.ndarray) else \
+                next((d for t, d in _FILL_DTYPES if isinstance(value, t)), None)
+            if dtype is None:
+                raise TypeError(f"ColumnRows: no column dtype for a {type(value).__name__} fill ({label!r})")
+            by_dtype.setdefault(dtype, []).append(label)
+        rows = {}
+        #: the 2-D arrays (columns, n) whose rows the columns are: of one dtype each, of at
+        #: most BLOCK_BYTES (one per dtype on a small table)
+        self.blocks: list[np.ndarray] = []
+        for dtype, labels in by_dtype.items():
+            per = max(1, BLOCK_BYTES // max(1, n * dtype.itemsize))     # (columns a block)
+            for at in range(0, len(labels), per):
+                block = np.empty((len(labels[at:at + per]), n), dtype)
+                self.blocks.append(block)
+                for i, label in enumerate(labels[at:at + per]):
+                    value = fills[label]
+                    if isinstance(value, np.ndarray):
+                        block[i] = value
+                    else:
+                        block[i].fill(value)
+                    rows[label] = block[i]
+        self.update((label, rows[label]) for label in fills)
+
+
+def _row_of(a: np.ndarray, block: np.ndarray) -> int | None:
+    """Which row of the 2-D array ``block`` the 1-D array ``a`` is (a view of all of it), or None
+    (also when empty: every row of an empty block starts at one address)."""
+    if a.dtype != block.dtype or a.shape != block.shape[1:] or a.strides != block.strides[1:] or not a.size:
+        return None
+    r, rest = divmod(a.__array_interface__["data"][0] - block.__array_interface__["data"][0], block.strides[0])
+    return r if rest == 0 and 0 <= r < len(block) else None
+
+
+def _row_blocks(blocks: list[np.ndarray], arrays: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The blocks of a frame of the columns ``arrays`` (1-D, of one length), as pandas'
+    ``create_dataframe_from_blocks`` takes them ((2-D values, the columns' positions)): each run
+    of consecutive rows of one of ``blocks`` (:class:`ColumnRows`) that are columns, in the
+    order of their rows, a slice of it (not copied); the other columns (and a row given twice)
+    copied into one new block per dtype, as pandas' constructor stacks them."""
+    owner = {id(b): b for b in blocks}
+    found: dict[int, list[tuple[int, int]]] = {}
+    loose: dict[np.dtype, list[int]] = {}
+    used = set()
+    for j, a in enumerate(arrays):
+        b = owner.get(id(a.base))
+        r = _row_of(a, b) if b is not None else None
+        if r is None or (id(b), r) in used:
+            loose.setdefault(a.dtype, []).append(j)
+        else:
+            used.add((id(b), r))
+            found.setdefault(id(b), []).append((r, j))
+    out = []
+    for key, got in found.items():
+        got.sort()
+        start = 0
+        for k in range(1, len(got) + 1):
+            if k == len(got) or got[k][0] != got[k - 1][0] + 1:
+                out.append((owner[key][got[start][0]:got[k - 1][0] + 1],
+                            np.array([j for _, j in got[start:k]], np.intp)))
+                start = k
+    for dtype, at in loose.items():
+        stacked = np.empty((len(at), len(arrays[at[0]])), dtype)
+        for i, j in enumerate(at):
+            stacked[i] = arrays[j]
+        out.append((stacked, np.array(at, np.intp)))
+    return out
 
 
 def arrays_of(frame: pd.DataFrame, names=None) -> dict:

@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 
 from .addresses import endpoint_text
-from .flows import (ACK, FIN, ICMP6, RST, SKEW_MAX_NS, SYN, TCP, UDP, FlowTable, address_text, content_rows, first_rows,
-                    history_plain, other_way_copies, frame_of, isin_texts, label_index, repeated, resent, seq_extents)
+from .flows import (ACK, FIN, ICMP6, RST, SKEW_MAX_NS, SYN, TCP, UDP, ColumnRows, FlowTable, address_text, content_rows,
+                    first_rows, history_plain, other_way_copies, frame_of, isin_texts, label_index, repeated, resent,
+                    seq_extents)
 from .protocols import dns, dns_batch, http, mcast, tls, tls_batch
 from .streams import CUT_GAP, CUT_LIMIT, CUT_SNAPLEN, MAX_SEGMENTS, _syn_rows, initial_streams, stable_order
 from .unreachable import MTU_FILTERED, TRACEROUTE_MAX_TTL
@@ -2320,101 +2321,97 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
         ft = replace(ft, pkt_flow=np.where(np.append(np.asarray(only, bool), False)[ft.pkt_flow], ft.pkt_flow, -1))
     flows = ft.flows
     n = len(flows)
-    cols = {k: repeated("", n) if v[0] == "object" else np.zeros(n, bool) for k, v in APP_COLUMNS.items()}
+    fills = {k: "" if v[0] == "object" else False for k, v in APP_COLUMNS.items()}
     # (for classify, not a column of the output: the server's bytes inside a CONNECT tunnel by
     # sequence numbers, its answer head left out, so bytes acknowledged but not captured count;
     # -1 where no tunnel opened)
-    cols["tunnel_resp_bytes"] = np.full(n, -1, np.int64)
+    fills["tunnel_resp_bytes"] = -1
     # (likewise: the status of an HTTP answer inside a CONNECT tunnel, e.g. a filter's 403 to the
     # ClientHello after the proxy's 200; '' where none)
-    cols["tunnel_http_status"] = repeated("", n)
+    fills["tunnel_http_status"] = ""
     # (likewise: seconds from the proxy's 2xx answer to a CONNECT (the server segment that
     # completed its head) to the flow's first FIN or RST, -1 where no tunnel opened or nothing
     # closed after it: _tunnel_close)
-    cols["tunnel_close_s"] = np.full(n, -1.0)
+    fills["tunnel_close_s"] = -1.0
     # (for classify, not columns of the output: a TLS handshake left waiting on the server, see
     # _tls_waits; -1 and '' where not)
-    cols["tls_wait_from_s"] = np.full(n, -1.0)
+    fills["tls_wait_from_s"] = -1.0
     # (likewise: a TCP connection whose originator sent its last bytes again and the responder
     # acknowledged none of them nor sent anything new since: seconds from the flow's first packet
     # to their first sending, -1 where not: _stalled)
-    cols["stall_from_s"] = np.full(n, -1.0)
+    fills["stall_from_s"] = -1.0
     # (likewise, a TCP flow whose SYNs were each answered by a packet acknowledging something
     # else: 'ack' (an ACK of another connection, RFC 5961's challenge ACK) or 'synack' (a SYN-ACK
     # acknowledging another number); '' where not: _syn_answers)
-    cols["syn_answer"] = repeated("", n)
+    fills["syn_answer"] = ""
     # (likewise, a TCP flow whose originator sent its SYN again after correct SYN-ACKs, captured
     # on its own host (its SYNs with an initial TTL): "TTL 64" (IPv6: "hop limit 64"), '' where
     # not: _synack_not_taken)
-    cols["synack_not_taken"] = repeated("", n)
+    fills["synack_not_taken"] = ""
     # (likewise, "<bytes> bytes in <n> segments" for a ClientHello record longer than the
     # client's first data segment; '' where not: _hello_split)
-    cols["hello_split"] = repeated("", n)
+    fills["hello_split"] = ""
     # (likewise, two different ClientHellos sent for the same bytes: the hint for the detail,
     # naming both SNIs, '' where not: _hello_copies)
-    cols["hello_copies"] = repeated("", n)
+    fills["hello_copies"] = ""
     # (likewise, the ClientHello carries an encrypted_client_hello extension: its SNI may be the
     # ECH provider's public name, the name asked being encrypted; classify says so)
-    cols["tls_ech"] = np.zeros(n, bool)
+    fills["tls_ech"] = False
     # (likewise, a DNS flow whose every error answer was to an AAAA question: _udp_dns)
-    cols["dns_error_aaaa_only"] = np.zeros(n, bool)
+    fills["dns_error_aaaa_only"] = False
     # (likewise, the address types its matched responses answered questions for: DNS_ASKED_A,
     # DNS_ASKED_AAAA bits, 0 where none: _udp_dns, and below for DNS over TCP)
-    cols["dns_asked"] = np.zeros(n, np.int64)
+    fills["dns_asked"] = 0
     # (likewise, a DNS flow with responses that match none of its queries by transaction ID and
     # question, not counted as answers: what they were, dns_mismatch_text; '' where not)
-    cols["dns_mismatch"] = repeated("", n)
+    fills["dns_mismatch"] = ""
     # (... and the public dns_unmatched: the first such response's kind, dns_mismatch_kind)
-    cols["dns_unmatched"] = repeated("", n)
+    fills["dns_unmatched"] = ""
     # (likewise, a UDP DNS flow whose packets all went one way, queries alone or answers alone:
     # its messages' transaction IDs and questions, dns_keys_text; '' where not: classify pairs a
     # query nothing answered with its answer from another address, _note_other_source)
-    cols[DNS_KEYS] = repeated("", n)
+    fills[DNS_KEYS] = ""
     # (likewise, a TLS 1.3 connection whose server, after the client's Finished, sent only an
     # encrypted alert's size and closed first: those bytes, 0 where not; see below)
-    cols["tls13_refused"] = np.zeros(n, np.int64)
+    fills["tls13_refused"] = 0
     # (likewise: a TLS session the client completed and then dropped at once, unused: the bytes
     # of the encrypted alert record it sent right after its Finished, no application data, then
     # the connection closed; 0 where not: _sessions_quit. classify reads it with the certificate)
-    cols["tls_client_quit"] = np.zeros(n, np.int64)
-    # (for _sessions_quit: a TLS <= 1.2 flow read as TLS with no application-data record either way)
-    cols["tls_no_app"] = np.zeros(n, bool)
-    # (for _refused_after_request: a flow whose server sent an application-data record)
-    cols["tls_server_app"] = np.zeros(n, bool)
+    fills["tls_client_quit"] = 0
     # (likewise: a TLS session the server reset right after the client's first records past the
     # handshake, with nothing of its own after its handshake flights; False where not:
     # _refused_after_request. classify says it in an ok flow's detail)
-    cols["refused_after_request"] = np.zeros(n, bool)
-    cols["resp_stall_from_s"] = np.full(n, -1.0)       # (the same, roles swapped)
-    cols["tls_wait_after"] = repeated("", n)
+    fills["refused_after_request"] = False
+    fills["resp_stall_from_s"] = -1.0                  # (the same, roles swapped)
+    fills["tls_wait_after"] = ""
     # (likewise, a TLS handshake not completed on a closed connection: who sent the first FIN or
     # RST and which ("server FIN", "client RST"…, " answered" added when the other side sent new
     # data after it; '' where none), and the server's silence before it, see _close_waits; -1
     # where not)
-    cols["tls_close"] = repeated("", n)
-    cols["tls_close_wait_s"] = np.full(n, -1.0)
+    fills["tls_close"] = ""
+    fills["tls_close_wait_s"] = -1.0
     # (likewise: the server's bytes before that FIN or RST, -1 where not: what it sent after the
     # close is no answer the client had, see _close_waits)
-    cols["tls_close_served"] = np.full(n, -1, np.int64)
+    fills["tls_close_served"] = -1
     # (likewise: a TCP connection that ended with full-size segments of one side lost while its
     # later bytes arrived, a path-MTU black hole: the hint for the detail, '' where not: _mtu_holes)
-    cols["mtu_hint"] = repeated("", n)
+    fills["mtu_hint"] = ""
     # (likewise: a TCP reset whose TTL is not its sender's, a device on the path sent it: the hint
     # for the detail, '' where not: _reset_hints)
-    cols["reset_hint"] = _reset_hints(ft, n)
+    fills["reset_hint"] = _reset_hints(ft, n)
     # (and, for a SYN answered by a reset, whose it is: the TTL of the address's other packets)
     # (appended to the reset's hint, "; " between: only the few flows with one are joined)
     # (and for a chunked or live analysis, not for classify: such a flow whose reset's sender sent
     # nothing else yet, REFUSED_WAIT)
-    cols[REFUSED_WAIT] = np.full(n, None, object)
-    refused = _refused_hints(ft, n, ttls, cols[REFUSED_WAIT])
+    fills[REFUSED_WAIT] = np.full(n, None, object)
+    refused = _refused_hints(ft, n, ttls, fills[REFUSED_WAIT])
     # (and, for a connection opened to a cloud server's port of an address that had itself opened
     # one before: that, classify's evidence of an inbound connection to an agent)
-    cols["opened_cloud"] = _opener_notes(ft, n, opener_ports, openers)
+    fills["opened_cloud"] = _opener_notes(ft, n, opener_ports, openers)
     # (and, for an unanswered SYN that a SYN-ACK from another address or port acknowledged: where
     # that answer came from, which the client does not take)
-    cols["answered_from"] = _answered_elsewhere(ft, n, strays)
-    hint = cols["reset_hint"]
+    fills["answered_from"] = _answered_elsewhere(ft, n, strays)
+    hint = fills["reset_hint"]
     # (and, for a connection whose SYN-ACK and reset came from a device nearer than the server's
     # earlier packets: that device's hint, where the flow itself gave none)
     for i, said in enumerate(_answered_in_place_hints(ft, n, ttls).tolist()):
@@ -2424,104 +2421,114 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
         hint[i] = f"{hint[i]}; {refused[i]}" if hint[i] else refused[i]
     # (likewise: a ClientHello answered in cleartext HTTP, also inside a CONNECT tunnel: the
     # Location of that answer, escaped, '' where none: http.response_location)
-    cols["http_location"] = repeated("", n)
+    fills["http_location"] = ""
     # (internal) the reason phrase of a proxy's (or a filter's) answer other than 2xx to a request
     # through it, escaped: classify quotes it (protocols.http.response_reason)
-    cols["http_reason"] = repeated("", n)
+    fills["http_reason"] = ""
     # (likewise: a 2xx answer to a plain HTTP request for certificate status data or a CA
     # certificate (a CRL, an OCSP response) that is an HTML page, said as classify quotes it
     # ("an HTML page (text/html) where an OCSP response was asked for", escaped), '' where not:
     # http.revocation_asked, http.page_media_type)
-    cols["http_page"] = repeated("", n)
+    fills["http_page"] = ""
     # (likewise: a later request of a keep-alive connection whose first answer was 2xx/3xx refused
     # by a filter's status (http.FILTER_STATUSES): "403 2 /DigiCertGlobalRootG2.crl" (status, which
     # request, its target, escaped), '' where none: http.later_answers)
-    cols["http_later"] = repeated("", n)
+    fills["http_later"] = ""
     # (likewise: a proxy's 407 to a request that carried credentials, "<scheme> <requests>", ''
     # where not: http.exchange's auth)
-    cols["proxy_auth"] = repeated("", n)
+    fills["proxy_auth"] = ""
     # (likewise: a TLS connection whose server's first flight, as captured, stopped short and whose
     # client then closed first without acknowledging more: what was missing and how long the
     # client waited, for classify's detail (packets lost on the way, not a certificate refused);
     # '' where not: tls.flight_short, _flight_lost)
-    cols["flight_cut"] = repeated("", n)
+    fills["flight_cut"] = ""
     # (likewise: why a TCP flow's first bytes inspected stop before its data did (payload_cut),
     # told from its streams: CUT_WHY_TEXT's "snaplen", "gap" or "limit"; '' where not cut, or cut
     # otherwise: its start lost, start_lost; the client's segments ending first, blind_window)
-    cols["cut_why"] = repeated("", n)
-    cols["cut_why_resp"] = repeated("", n)      # (the same of the responder's bytes alone)
+    fills["cut_why"] = ""
+    fills["cut_why_resp"] = ""                  # (the same of the responder's bytes alone)
     # (likewise: a ClientHello answered in cleartext that is neither TLS nor HTTP, an SSH or SMTP
     # banner, a filter's text: the responder's first bytes as escaped text, '' where not:
     # _first_bytes_text)
-    cols["server_head"] = repeated("", n)
+    fills["server_head"] = ""
     # (likewise, when those first bytes are not text: the first 8 in hex)
-    cols["server_binary"] = repeated("", n)
+    fills["server_binary"] = ""
     # (likewise: a TCP flow whose originator's first bytes are cleartext, HTTP or other, not a
     # ClientHello: those bytes as escaped text, or the first 8 in hex, '' where not)
-    cols["client_head"] = repeated("", n)
-    cols["client_binary"] = repeated("", n)
+    fills["client_head"] = ""
+    fills["client_binary"] = ""
     # (likewise: a direction's first data segment kept fewer than HEAD_WHOLE bytes, the snaplen
     # cut its first bytes: whether they are cleartext cannot be told; _first_segment_hints)
-    cols["first_bytes_cut"] = np.zeros(n, bool)
+    fills["first_bytes_cut"] = False
     # (likewise: the direction whose every packet was a fragment of an IP datagram never
     # reassembled, 'orig', 'resp' or 'both'; '' where not: _unreassembled)
-    cols["unreassembled"] = _unreassembled(ft, n)
+    fills["unreassembled"] = _unreassembled(ft, n)
     # (likewise: a TCP flow one direction of which has no packet in the capture while the other
     # acknowledges it, 'resp' (the originator acknowledged a SYN-ACK or data of the responder) or
     # 'orig' (the reverse): one direction captured; '' where not: _acked_unseen)
-    cols["acked_unseen"] = _acked_unseen(ft, n)
+    fills["acked_unseen"] = _acked_unseen(ft, n)
     # (for classify, not a column of the output: a flow whose first data of a direction has no
     # byte captured, whether its packets show a conversation that went on, _went_on; what
     # tls_established says of a flow read as TLS)
-    cols["went_on"] = np.zeros(n, bool)
+    fills["went_on"] = False
     # (likewise, for a TCP flow whose payload was cut (payload_cut): whether the client
     # sent its next flight after the server's first data, who closed first, client/server/'', and
     # the seconds from that flight to the first FIN or RST, -1 where not both)
-    cols["blind_client_next"] = np.zeros(n, bool)
-    cols["blind_closer"] = repeated("", n)
-    cols["blind_wait_s"] = np.full(n, -1.0)
-    cols["blind_server_next"] = np.zeros(n, np.int64)   # (the server's new bytes after that flight)
+    fills["blind_client_next"] = False
+    fills["blind_closer"] = ""
+    fills["blind_wait_s"] = -1.0
+    fills["blind_server_next"] = 0                      # (the server's new bytes after that flight)
     # (and whether the client's inspected data segments, MAX_SEGMENTS + 1, ended before the
     # server's first data: a ClientHello in that many segments; judged from the server's
     # acknowledgements, _went_on)
-    cols["blind_window"] = np.zeros(n, bool)
+    fills["blind_window"] = False
     # (and the client's new bytes after the server's last data when the client then closed first
     # and they were fewer than any encrypted record: a cleartext alert, its handshake aborted; 0
     # where not: _client_last_flight)
-    cols["blind_client_alert"] = np.zeros(n, np.int64)
+    fills["blind_client_alert"] = 0
     # (and whether the server never acknowledged the client's furthest data byte)
-    cols["blind_unacked"] = np.zeros(n, bool)
+    fills["blind_unacked"] = False
     # (for classify, not a column of the output: an IGMP/MLD flow's groups its membership reports
     # join, ';'-joined, '' where none: _mcast_groups; classify says them in the detail)
-    cols["mcast_groups"] = repeated("", n)
+    fills["mcast_groups"] = ""
     # (for classify, not a column of the output: a TCP connection whose responder held its receive
     # window at zero from its SYN-ACK on and took no byte, while the originator went on trying
     # (a tarpit): the seconds from the SYN-ACK to the originator's last packet as the detail
     # prints them, '' where not: _window_closed)
-    cols["window_closed"] = repeated("", n)
+    fills["window_closed"] = ""
     # (likewise: the direction(s) whose first bytes the capture lost, the peer acknowledging them,
     # 'orig', 'resp' or 'both', '' where not; payload_cut then: judged from the packets, and the
     # details say the capture lost them, not the snaplen)
-    cols["start_lost"] = repeated("", n)
+    fills["start_lost"] = ""
     # (likewise: the server's answer to the ClientHello was a HelloRetryRequest, no ServerHello
     # after it; classify names it when the client then closed)
-    cols["tls_hrr"] = np.zeros(n, bool)
+    fills["tls_hrr"] = False
     # (likewise: the server asked for a client certificate in cleartext, a TLS <= 1.2
     # CertificateRequest, and what the client answered: CLIENT_CERT_UNSEEN/_NONE/_SENT, '' where
     # not asked; classify names it when the server then aborted)
-    cols["tls_client_cert"] = repeated("", n)
+    fills["tls_client_cert"] = ""
     # (likewise: a ClientHello the server answered with handshake_failure or insufficient_security,
     # no ServerHello: whether its offer is a current one, OFFER_CURRENT/OFFER_NARROW + what it
     # offers, '' where not read: _tls_offers; classify words the refusal's detail on it)
-    cols["tls_offer"] = repeated("", n)
+    fills["tls_offer"] = ""
     # (likewise: the server certificate's validity, "notBefore notAfter" epoch seconds where read
     # (_tls_columns), and how it compares with the flow's start by the capture's clock (CERT_DATED_*
     # and the three dates, _cert_dated; classify says it for a client's certificate_expired))
-    cols["cert_valid"] = repeated("", n)
-    cols["cert_dated"] = repeated("", n)
+    fills["cert_dated"] = ""
+    fills["cert_valid"] = ""        # (the last text column: popped once read, its row left out)
     # (likewise: the sequence number of the originator's first SYN (without ACK), -1 where none;
     # classify pairs a stale answer's reset attempt with its same-ISN retry: _syn_isns)
-    cols["syn_isn"] = _syn_isns(ft) if n else np.full(0, -1, np.int64)
+    fills["syn_isn"] = _syn_isns(ft) if n else np.full(0, -1, np.int64)
+    # (for _sessions_quit: a TLS <= 1.2 flow read as TLS with no application-data record either
+    # way; the last bool column: popped once read, its row left out)
+    fills["tls_no_app"] = False
+    # (for _refused_after_request: a flow whose server sent an application-data record; popped
+    # once read, as tls_no_app)
+    fills["tls_server_app"] = False
+    # (the columns of each dtype made as the rows of one block: the frame of them made at the
+    # end takes them as they are, flows.ColumnRows; on a spray's batch they are 45 MiB)
+    cols = ColumnRows(n, fills)
+    del fills, hint
     service = flows["service"].to_numpy(dtype=object).copy() if n else np.zeros(0, object)
     answers = DnsAnswers()
     if n == 0:
@@ -2557,7 +2564,8 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     blind = _first_data_uncaptured(ft, n) & tcp
     cols["payload_cut"][blind] = True
     # a cheap look at each direction's first data segment decides which flows need a deep look
-    maybe_c, maybe_s, seen_c, seen_s, cols["first_bytes_cut"], start_lost = _first_segment_hints(ft, n)
+    maybe_c, maybe_s, seen_c, seen_s, first_cut, start_lost = _first_segment_hints(ft, n)
+    cols["first_bytes_cut"][:] = first_cut
     cols["client_proto"][seen_c & ~maybe_c & (start_lost[0] == 0)] = "other"
     cols["server_proto"][seen_s & ~maybe_s & (start_lost[1] == 0)] = "other"
     deep = maybe_c | maybe_s | (dns_flow & tcp)
