@@ -5164,6 +5164,10 @@ class TableSummary:
                 self.ok_refused[p] = self.ok_refused.get(p, 0) + int(n)
             for text, into in ((SLOW_HELLO, self.ok_slow), (WINDOW_HELD, self.ok_held)):
                 slow = good[good["detail"].astype(str).str.contains(text, regex=False).to_numpy()]
+                if len(slow):
+                    # (as readiness reads them: a name quoted from the packets holding the words
+                    # counts for nothing)
+                    slow = slow[np.array([text in d for d in unquoted_details(slow)], bool)]
                 for p, n in slow.groupby("purpose", sort=False).size().items():
                     into[p] = into.get(p, 0) + int(n)
             if "resp_h" in flows:
@@ -5174,8 +5178,9 @@ class TableSummary:
                         | ((flows["verdict"] == "blocked") & d.str.startswith(HELLO_UNANSWERED))).to_numpy()
                 if pick.any():
                     some = flows[pick]
+                    plain = np.array(unquoted_details(some), dtype=object)
                     for p, idx in some.groupby("purpose", sort=False).indices.items():
-                        slow, silent = slow_servers(some["detail"].to_numpy(dtype=object)[idx].tolist(),
+                        slow, silent = slow_servers(plain[idx].tolist(),
                                                     some["verdict"].to_numpy(dtype=object)[idx].tolist(),
                                                     some["resp_h"].to_numpy(dtype=object)[idx].tolist())
                         had = self.slow_servers.setdefault(p, (set(), set()))

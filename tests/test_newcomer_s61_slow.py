@@ -271,3 +271,28 @@ def test_several_notes_are_joined(tmp_path):
     assert slow.startswith("the server answered the ClientHello of 1 of the 3 sessions on TCP")
     assert held.startswith("the server held its receive window closed (zero) for 10 s or more in 1 of the 3 "
                            "connections on TCP")
+
+
+def test_a_name_quoted_from_the_packets_counts_for_nothing(tmp_path):
+    # (an SNI holding the words of the detail, quoted in an ok flow's detail: no note, whole or
+    # batch by batch)
+    der, recs = _cert(), []
+    _dns(recs)
+    c = Conv(recs, 54000, T0 + 1)
+    c.session(der)
+    c.close()
+    flows, _ = whole(write(tmp_path, sorted(recs, key=lambda r: r[0])))
+    name = "x.ksc.kaspersky.com the server answered the ClientHello after 9.0 s: a slow"
+    at = flows.index[flows.purpose == "agent_connection"]
+    flows.loc[at, "server_name"] = name
+    flows.loc[at, "detail"] = f"quoting {name}"
+    assert readiness(flows, RULES).set_index("rule").loc["agent_connection"].status_note == ""
+    summary = TableSummary()
+    summary.add(flows)
+    assert summary.ok_slow == {}
+    assert summary.readiness(RULES).set_index("rule").loc["agent_connection"].status_note == ""
+    # (the same detail not quoting a name: counted)
+    flows.loc[at, "server_name"] = "x.ksc.kaspersky.com"
+    summary = TableSummary()
+    summary.add(flows)
+    assert summary.ok_slow == {"agent_connection": 1}
