@@ -666,6 +666,13 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         # request, nothing of its own after its handshake: the path works, the server refused the
         # agent; newcomer s60 #3)
         detail = f"{REFUSED_AFTER_REQUEST}{REFUSED_MEANS}{'; ' + detail if detail else ''}"
+    if verdict == "ok" and purpose and purpose != "dns" and row["proto"] == "tcp":
+        # a server slow to answer the ClientHello, or one that stopped reading, its window held
+        # closed until the client gave up: the connection worked, slowly (newcomer s61 #5)
+        for said in (slow_hello_text(_seconds(row, "hello_wait_s")),
+                     window_held_text(_seconds(row, "window_held_s"), str(row.get("conn_state") or ""))):
+            if said:
+                detail = f"{detail}; {said}" if detail else said
     if isinstance(reset_hint, str) and reset_hint:
         # a reset a device on the path probably sent in an endpoint's name: the detail does not say
         # that endpoint reset the connection, then that it did not (newcomer 28 F7)
@@ -706,6 +713,48 @@ REFUSED_AFTER_REQUEST = ("the TLS handshake completed, then the server reset the
 REFUSED_MEANS = (": the network path works; the server refused the agent at the application level (another "
                  "workspace or region, or the agent's certificate), or a firewall that inspects the traffic reset "
                  "it in the server's name")
+
+
+#: seconds at least from the client's ClientHello (its last copy) to the server's first byte for
+#: an ok TLS flow's detail to say the server answered slowly (:func:`slow_hello_text`; agents and
+#: proxies give up after 10-30 s; newcomer s61 #5)
+SLOW_HELLO_S = 5.0
+#: how that detail starts (report.readiness counts the ok flows whose detail holds it)
+SLOW_HELLO = "the server answered the ClientHello after "
+#: ... what it means
+SLOW_HELLO_MEANS = ("a slow or overloaded server, or a proxy in the path; an agent may give up before (its "
+                    "timeout)")
+
+
+def slow_hello_text(wait_s: float) -> str:
+    """The detail of a TLS session whose server sent its first byte ``wait_s`` seconds after the
+    client's ClientHello (``hello_wait_s``, :func:`.inspect._hello_waits`; -1: unknown):
+    :data:`SLOW_HELLO` with the seconds and :data:`SLOW_HELLO_MEANS` from :data:`SLOW_HELLO_S`
+    on, '' below."""
+    if wait_s < SLOW_HELLO_S:
+        return ""
+    return f"{SLOW_HELLO}{_seconds_text(wait_s)} s: {SLOW_HELLO_MEANS}"
+
+
+#: seconds at least a responder must have held its receive window closed (zero), taking no byte,
+#: until the client's reset or the capture's end for :func:`window_held_text` to say it
+WINDOW_HELD_S = 10.0
+#: how that detail starts (report.readiness counts the ok flows whose detail holds it)
+WINDOW_HELD = "the server held its receive window closed (zero) for "
+#: ... what it means
+WINDOW_HELD_MEANS = "the server (or a proxy) stopped reading"
+
+
+def window_held_text(held_s: float, state: str) -> str:
+    """The detail of a TCP flow whose responder held its receive window closed ``held_s`` seconds
+    (``window_held_s``, :func:`.inspect._window_held`; -1: not) up to its last packet, its
+    ``state`` (Zeek's conn_state: ``RSTO``, the client reset the connection; else the capture
+    ended first): :data:`WINDOW_HELD` with the seconds, how it ended and
+    :data:`WINDOW_HELD_MEANS` from :data:`WINDOW_HELD_S` on, '' below."""
+    if held_s < WINDOW_HELD_S:
+        return ""
+    end = "; the client then reset the connection" if state == "RSTO" else ", until the capture ended"
+    return f"{WINDOW_HELD}{_seconds_text(held_s)} s{end}: {WINDOW_HELD_MEANS}"
 
 
 #: the detail of a CONNECT the proxy answered 2xx through whose tunnel no byte went either way: the
@@ -4302,7 +4351,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "blind_client_next", "blind_closer", "blind_wait_s", "blind_server_next",
                   "blind_client_alert", "blind_unacked", "blind_window", "tunnel_http_status", "tunnel_close_s", "stall_from_s",
                   "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary", "syn_answer",
-                  "tls13_refused", "tls_client_quit", "refused_after_request", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
+                  "tls13_refused", "tls_client_quit", "refused_after_request", "hello_wait_s", "window_held_s", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                   "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "http_page", "flight_cut", "http_later", "mcast_groups",
                   "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "tls_offer", "cert_dated", "opened_cloud", "orig_cloud_name", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
@@ -4313,7 +4362,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                      "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "blind_window",
                      "tunnel_http_status", "tunnel_close_s", "stall_from_s", "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
-                     "syn_answer", "tls13_refused", "tls_client_quit", "refused_after_request", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
+                     "syn_answer", "tls13_refused", "tls_client_quit", "refused_after_request", "hello_wait_s", "window_held_s", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                      "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "http_page", "flight_cut", "http_later", "mcast_groups",
                      "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "tls_offer", "cert_dated", "opened_cloud", "orig_cloud_name", "cut_why", "cut_why_resp", "proxy_auth", "answered_from")
@@ -4801,8 +4850,16 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
     printed_long[at] = duration[at] >= TLS_SILENCE_S
     unreassembled = ~eq("unreassembled", "")
     group_cast = isin("cast", _GROUP_CASTS)
+    # (a slow answer to the ClientHello, a window held closed: the seconds the detail prints,
+    # from their thresholds on; s61 #5)
+    slowness = []
+    for c, least in (("hello_wait_s", SLOW_HELLO_S), ("window_held_s", WINDOW_HELD_S)):
+        x = v[c]
+        secs = x.astype(float) if x.dtype.kind in "iuf" else np.full(n, -1.0)
+        at = np.flatnonzero(secs >= least)
+        slowness.append(_masked_at(n, at, np.array([_seconds_text(d) for d in secs[at].tolist()], dtype=object), ""))
     keys = [K[c].where(quoted, "") if c in _QUOTED_COLUMNS else K[c] if c in K else v[c]
-            for c in _EXACT_COLUMNS] + [
+            for c in _EXACT_COLUMNS] + [*slowness,
         aaaa_v6, nodata_v6,
         masked(dns_error | holed | nodata | tc_partial, "query"), tc_partial,
         hole,

@@ -49,7 +49,7 @@ from .classify import DNS_TCP_RESET
 from .report import (CUT_SHORT_REASON, REASON_TEXT, clip_ts, cut_short, dns_answer_meaning, dns_error_verdicts, dns_errors,
                      console_names, dns_blocked_kinds, dns_fix, one_way_capture, ResolverAnswers, dns_reason_texts, escape_terminal, host_mismatch_reason_text, icmp_reason_text,
                      readiness, rejected_reason_text, several_captures_note, captures_without_ksc, no_ksc_capture_note, time_texts, undocumented_fix, vendor_names,
-                     wrong_direction_reason_text, INBOUND_STARTS, ksc_flows, cut_unnamed, silent_proxies, no_ksc_traffic, NO_FLOWS, NOT_KSC_FIX, NOT_KSC_NOTE, JOINED_NOTE, REFUSED_NOTE, VENDOR_NOTE, client_details,
+                     wrong_direction_reason_text, INBOUND_STARTS, ksc_flows, cut_unnamed, silent_proxies, no_ksc_traffic, NO_FLOWS, NOT_KSC_FIX, NOT_KSC_NOTE, JOINED_NOTE, VENDOR_NOTE, to_verify, client_details,
                      intercepted_cause, intercepted_text, unquoted_details,
                      flagged_rank, icmp_column, ksc_purposes, port_unreachable, scan_lines_of)
 from .rules import Rule, RuleSet
@@ -311,7 +311,7 @@ def _checklist(chk: pd.DataFrame, rules: RuleSet, captures: int = 1, alone: str 
         cond = f'<br><span class="muted">{_e(rule.condition)}</span>' if rule and rule.condition else ""
         flagged = r.status in ("blocked", "unexpected")
         fix = (f'<span class="fix">{_e(r.fix)}</span>' if flagged or r.status in ("port open", "seen one-way")
-               or getattr(r, "status_note", "") in (JOINED_NOTE, REFUSED_NOTE) else "")
+               or getattr(r, "status_note", "") == JOINED_NOTE or to_verify(getattr(r, "status_note", "")) else "")
         link = (f'<a href="#purpose-{_e(_slug(r.rule))}">{_e(r.rule)}</a>' if flagged else _e(r.rule))
         ports = rule.label() if rule else f"{r.transport} {r.ports}"   # (the cast shown: udp 15000 broadcast)
         # (what qualifies the status: the capture ended before an answer could come…)

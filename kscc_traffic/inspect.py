@@ -2382,6 +2382,14 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # handshake, with nothing of its own after its handshake flights; False where not:
     # _refused_after_request. classify says it in an ok flow's detail)
     fills["refused_after_request"] = False
+    # (for classify, not a column of the output: seconds from the client's last data segment sent
+    # before the server's first to that first server data segment of a TLS session that
+    # completed, -1 where not: _hello_waits. classify says a long one in an ok flow's detail)
+    fills["hello_wait_s"] = -1.0
+    # (likewise: seconds the responder held its receive window closed (zero), taking no byte, up
+    # to the flow's last packet (the originator's reset, or the capture's end), after data both
+    # ways; -1 where not: _window_held)
+    fills["window_held_s"] = -1.0
     fills["resp_stall_from_s"] = -1.0                  # (the same, roles swapped)
     fills["tls_wait_after"] = ""
     # (likewise, a TLS handshake not completed on a closed connection: who sent the first FIN or
@@ -2714,6 +2722,19 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
         cand = cand[~_history_has(flows["history"].to_numpy(dtype=object)[cand], "Ff")]
     if len(cand):
         cols["refused_after_request"][cand] = _refused_after_request(ft, cand, version[cand] == "TLS 1.3")
+    # a TLS session whose server sent its first byte (its answer to the ClientHello) long after
+    # the client's last data segment before it (a slow server: _hello_waits)
+    cand = np.flatnonzero(tcp & cols["tls_established"].astype(bool) & (cols["proxy_target"] == "") & ~partial
+                          & (cols["client_proto"] == "tls"))
+    if len(cand):
+        cols["hello_wait_s"][cand] = _hello_waits(ft, cand)
+    # a responder that stopped taking bytes after data went both ways, its window held at zero
+    # until the originator reset the connection or the capture ended (_window_held)
+    state = flows["conn_state"].to_numpy(dtype=object)
+    cand = np.flatnonzero(tcp & ~partial & ((state == "RSTO") | (state == "S1"))
+                          & (flows["orig_bytes"].to_numpy() > 0) & (flows["resp_bytes"].to_numpy() > 0))
+    if len(cand):
+        cols["window_held_s"][cand] = _window_held(ft, cand)
     cand = np.flatnonzero(tcp & cols["tls_established"].astype(bool) & ~cols["payload_cut"].astype(bool)
                           & (cols["proxy_target"] == "") & ~partial
                           & ((version == "TLS 1.3") | cols.pop("tls_no_app")))
@@ -3038,6 +3059,71 @@ def _refused_after_request(ft: FlowTable, flows: np.ndarray, v13: np.ndarray) ->
         if len(runs) not in ((3,) if v13[k] else (3, 5)) or not data[0][0] or not data[-1][0]:
             continue
         out[k] = 0 <= resets[0] - data[runs[-1]][1] <= REQUEST_RESET_NS
+    return out
+
+
+def _hello_waits(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
+    """Per flow row of ``flows`` (int array, distinct; TCP flows whose TLS handshake completed):
+    the seconds from the client's last data segment sent before the server's first data segment
+    to that segment (float array like ``flows``; -1 where the server sent none, or the client
+    none before it, or more than :data:`~kscc_traffic.streams.MAX_SEGMENTS`): how long the server
+    took to answer the ClientHello. From the client's last copy of it, so a ClientHello sent
+    again after a loss (the server answering its retransmission) is no slow server. Reads the
+    first data segments of each direction, which a chunked or live analysis keeps, so all
+    readings agree; a session's later idle gaps do not count."""
+    out = np.full(len(flows), -1.0)
+    v = _seq_view(ft, flows) if len(flows) else None
+    if v is None:
+        return out
+    n_f = len(ft.flows)
+    big = np.iinfo(np.int64).max
+    data = v.plen > 0
+    srv = data & ~v.fo
+    t_s = np.full(n_f, big, np.int64)               # the server's first data segment
+    np.minimum.at(t_s, v.f[srv], v.ts[srv])
+    before = data & v.fo & (v.ts <= t_s[v.f])
+    t_c = np.full(n_f, -1, np.int64)                # the client's last one before it
+    np.maximum.at(t_c, v.f[before], v.ts[before])
+    n_c = np.bincount(v.f[before], minlength=n_f)
+    fl = np.asarray(flows, np.int64)
+    ok = (t_s[fl] < big) & (t_c[fl] >= 0) & (n_c[fl] <= MAX_SEGMENTS)
+    out[ok] = (t_s[fl][ok] - t_c[fl][ok]) / 1e9
+    return out
+
+
+def _window_held(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
+    """Per flow row of ``flows`` (int array, distinct; TCP flows with data both ways): the seconds
+    (float array like ``flows``; -1 where not) from the responder's first packet reaching its
+    furthest acknowledgement and sequence end (when it last took or sent a new byte) to the
+    flow's last packet, when the responder's last packet (not a FIN or RST) advertises a zero
+    receive window: it stopped reading and held its window closed (RFC 9293 §3.8.6.1; Zeek's
+    history has a ``W``) up to the originator's reset or the capture's end (-1 also where the
+    window field was not captured). Reads the packets a chunked or live analysis keeps (each direction's
+    first and last packets, the first packet reaching each furthest sequence end and
+    acknowledgement), so all readings agree."""
+    out = np.full(len(flows), -1.0)
+    v = _seq_view(ft, flows) if len(flows) else None
+    if v is None:
+        return out
+    n_f = len(ft.flows)
+    f, fo = v.f, v.fo
+    idx = np.arange(len(f))
+    last_r = np.full(n_f, -1, np.int64)             # the responder's last packet
+    np.maximum.at(last_r, f[~fo], idx[~fo])
+    last = np.full(n_f, -1, np.int64)               # the flow's last packet
+    np.maximum.at(last, f, idx)
+    top = np.maximum(v.acked, v.end - ((v.flags & FIN) != 0))
+    took = np.full(n_f, -1, np.int64)               # the responder's furthest acknowledgement, data end
+    np.maximum.at(took, f[~fo], top[~fo])
+    at = ~fo & (top == took[f]) & (took[f] >= 0)
+    since = np.full(n_f, len(f), np.int64)          # the first responder packet reaching it
+    np.minimum.at(since, f[at], idx[at])
+    fl = np.asarray(flows, np.int64)
+    lr, ls, sn = last_r[fl], last[fl], since[fl]
+    ok = (lr >= 0) & (ls >= 0) & (sn < len(f))
+    lr, ls, sn = np.maximum(lr, 0), np.maximum(ls, 0), np.minimum(sn, max(len(f) - 1, 0))
+    ok &= (v.win[lr] == 0) & ((v.flags[lr] & (FIN | RST | SYN)) == 0)
+    out[ok] = (v.ts[ls][ok] - v.ts[sn][ok]) / 1e9
     return out
 
 

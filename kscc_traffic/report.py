@@ -27,7 +27,7 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
 from .addresses import endpoint_text
 from .classify import proxy_login, AAAA_ONLY, REJ_DETAIL, ANSWERED_ELSEWHERE, DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, DP_PATH_REFUSED, PROXY_CREDENTIALS_REFUSED, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
     IDLE_GOES_ON, PATH_RESET, SESSION_GONE, STALLED, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNREAD, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
-    OTHER_SERVER, SUITES_REFUSED, OFFER_CURRENT_SAID, VERSION_REFUSED, CERT_DATED, REFUSED_AFTER_REQUEST, \
+    OTHER_SERVER, SUITES_REFUSED, OFFER_CURRENT_SAID, VERSION_REFUSED, CERT_DATED, REFUSED_AFTER_REQUEST, SLOW_HELLO, SLOW_HELLO_S, WINDOW_HELD, WINDOW_HELD_S, \
     _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED, DNS_LOST_FRAGMENTS, FRAGS_LOST, TUNNEL_EMPTY, \
     SHARED_PORTS_BELOW, ksc_only
 from .classify import _ABSOLUTE, _TEXT_COLUMNS, _str_codes
@@ -1509,14 +1509,108 @@ def refused_fix(r, k: int, ok: int) -> str:
     TLS handshake (:data:`REFUSED_NOTE`): the path works, the server refused the agent at the
     application level, so the Administration Server address and the installation package the
     agent uses are what to check; a firewall that inspects the traffic may also do it."""
-    which = (f"each of the {k} sessions" if k == ok and k > 1 else "the session" if k == ok
-             else f"{k} of the {ok} sessions")
-    return (f"the server reset {which} on {r.transport.upper()} {r.port_text} right after the agent's first request "
+    return (f"the server reset {_sessions_which(k, ok)} on {r.transport.upper()} {r.port_text} right after the agent's first request "
             "(within 1 s, no server data after the TLS handshake; see each flow's detail): the network path works "
             "(nothing to open in the firewall); the server refused the agent at the application level (an agent set "
             "up for another workspace or region, or its certificate): check the Administration Server address and "
             "the installation package the agent uses. A firewall that inspects the traffic can reset sessions in "
             "the server's name the same way: if the address is right, check its logs")
+
+
+def _sessions_which(k: int, ok: int) -> str:
+    """``k`` sessions of ``ok`` as the "To verify" lines name them: "the session", "each of the 3
+    sessions", "1 of the 2 sessions"."""
+    return (f"each of the {k} sessions" if k == ok and k > 1 else "the session" if k == ok
+            else f"{k} of the {ok} sessions")
+
+
+#: the ``status_note`` of a verified purpose some of whose TLS sessions the server answered only
+#: after :data:`~kscc_traffic.classify.SLOW_HELLO_S` or more (detail
+#: :data:`~kscc_traffic.classify.SLOW_HELLO`; its ``fix`` :func:`slow_fix`, said under "To
+#: verify": newcomer s61 #5)
+SLOW_NOTE = "a server slow to answer the TLS handshake"
+
+
+def slow_fix(r, k: int, ok: int) -> str:
+    """What to check for rule ``r`` whose ``ok`` flows worked on the network and ``k`` of which
+    (> 0) the server answered the ClientHello only after
+    :data:`~kscc_traffic.classify.SLOW_HELLO_S` or more (:data:`SLOW_NOTE`): the path works, a
+    slow server or a proxy in the path delays the handshake, and an agent that gives up sooner
+    fails to connect."""
+    return (f"the server answered the ClientHello of {_sessions_which(k, ok)} on {r.transport.upper()} {r.port_text} "
+            f"only after {SLOW_HELLO_S:g} s or more (see each flow's detail): the network path works (nothing to "
+            "open in the firewall), but a slow or overloaded server, or a proxy in the path, delays the handshake, "
+            "and an agent whose timeout is shorter gives up (a later attempt can fail so): check the proxy or "
+            "TLS-inspecting device in the path, if any, and how long the agent waits; a cloud server slow on its "
+            "own is a matter for Kaspersky's support")
+
+
+#: the ``status_note`` of a verified purpose some of whose connections the server stopped reading,
+#: its receive window held closed for :data:`~kscc_traffic.classify.WINDOW_HELD_S` or more until
+#: the client reset the connection or the capture ended (detail
+#: :data:`~kscc_traffic.classify.WINDOW_HELD`; its ``fix`` :func:`held_fix`: newcomer s61 #5)
+HELD_NOTE = "a server that stopped reading (zero window)"
+
+
+def held_fix(r, k: int, ok: int) -> str:
+    """What to check for rule ``r`` whose ``ok`` flows worked on the network and ``k`` of which
+    (> 0) the server stopped reading, its receive window held closed (zero) for
+    :data:`~kscc_traffic.classify.WINDOW_HELD_S` or more until the client reset the connection or
+    the capture ended (:data:`HELD_NOTE`)."""
+    which = _sessions_which(k, ok).replace("session", "connection")
+    return (f"the server held its receive window closed (zero) for {WINDOW_HELD_S:g} s or more in {which} on "
+            f"{r.transport.upper()} {r.port_text}, taking none of the agent's bytes, until the agent reset the "
+            "connection or the capture ended (see each flow's detail): the connection opened (nothing to open in "
+            "the firewall), then the server, or a proxy in the path, stopped reading: check the proxy or "
+            "TLS-inspecting device in the path, if any (its load, its connection to the server); a cloud server "
+            "stalling on its own is a matter for Kaspersky's support")
+
+
+#: how the detail of a blocked flow whose ClientHello the server left unanswered starts (classify's
+#: tls_failed details: "ClientHello not answered for 30.0 s", "… : no byte from the server for …")
+HELLO_UNANSWERED = "ClientHello not answered"
+#: at most this many server addresses kept per purpose by :class:`TableSummary` for
+#: :func:`slow_servers` (a capture of many servers: the first ones)
+MAX_SLOW_SERVERS = 64
+
+
+def slow_servers(details, verdicts, servers) -> tuple[set, set]:
+    """Of flows' ``details`` (unquoted), ``verdicts`` and ``servers`` (``resp_h``; iterables of
+    the same length): the addresses of the servers that answered an ok flow's ClientHello only
+    after :data:`~kscc_traffic.classify.SLOW_HELLO_S` or more (detail
+    :data:`~kscc_traffic.classify.SLOW_HELLO`), and of those that left a blocked flow's ClientHello
+    unanswered (:data:`HELLO_UNANSWERED`): two sets of text; their intersection is said by
+    :func:`slow_server_text` in the blocked purpose's advice."""
+    slow, silent = set(), set()
+    for d, v, a in zip(details, verdicts, servers):
+        d = str(d)
+        if v == "ok" and SLOW_HELLO in d:
+            slow.add(str(a))
+        elif v == "blocked" and d.startswith(HELLO_UNANSWERED):
+            silent.add(str(a))
+    return slow, silent
+
+
+def slow_server_text(addr: str) -> str:
+    """What a blocked purpose's advice adds when the server ``addr`` that left a ClientHello
+    unanswered answered another one, of an ok flow, slowly (:func:`slow_servers`; '' for none):
+    a slow server, not only a device in the path, may explain the failed attempt (newcomer s61 #5)."""
+    if not addr:
+        return ""
+    return (f"; the same server ({addr}) answered the ClientHello of another connection only after "
+            f"{SLOW_HELLO_S:g} s or more (see that flow's detail): it may be slow rather than blocked, the agent "
+            "giving up before its answer (its timeout)")
+
+
+#: the ``status_note`` values of a verified purpose that the reports say under "To verify" (with
+#: the row's ``fix``); a row may hold several, "; "-joined
+VERIFY_NOTES = (REFUSED_NOTE, SLOW_NOTE, HELD_NOTE)
+
+
+def to_verify(note: str) -> bool:
+    """Whether a checklist row's ``status_note`` holds one of :data:`VERIFY_NOTES` (its ``fix``
+    is then said under "To verify")."""
+    return any(x in VERIFY_NOTES for x in str(note).split("; "))
 
 
 #: the ``status_note`` of a multicast purpose not seen while the device joined multicast groups
@@ -1801,7 +1895,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    bl_dated: int = 0,
                    fam_same: tuple[bool | None, bool | None] = (None, None), bl_plain_reset: int = 0,
                    bl_after_ok: int = 0, ok_fell: int = 0, bl_dropped: int = 0, v4_seen: bool = True,
-                   ok_refused: int = 0, icpt_cause: str = "") -> dict:
+                   ok_refused: int = 0, icpt_cause: str = "", ok_slow: int = 0, ok_held: int = 0,
+                   bl_slow_server: str = "") -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -2018,6 +2113,14 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         # the TLS sessions worked on the network, and the server reset them at the agent's first
         # request: what to check is the agent's server address, no port (newcomer s60 #3)
         note, fix = REFUSED_NOTE, refused_fix(r, ok_refused, ok)
+    if status == "verified" and (ok_slow or ok_held):
+        # the connections worked, slowly: a server slow to answer the handshake, or one that
+        # stopped reading until the agent gave up (newcomer s61 #5)
+        said = [(n_, f_) for n_, f_ in ((REFUSED_NOTE, fix) if ok_refused else ("", ""),
+                                        (SLOW_NOTE, slow_fix(r, ok_slow, ok)) if ok_slow else ("", ""),
+                                        (HELD_NOTE, held_fix(r, ok_held, ok)) if ok_held else ("", "")) if n_]
+        note, fix = "; ".join(n_ for n_, _ in said), ". ".join(f_ if not i else f_[:1].upper() + f_[1:]
+                                                               for i, (_, f_) in enumerate(said))
     if status == "blocked" and bl == bl_tls and bl != proxied and bl == bl_icpt:
         # the client refused a TLS-inspecting proxy's certificate: the port is open, the
         # inspection is what has to change
@@ -2378,6 +2481,9 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         # (every flow of the purpose over IPv6, all blocked: firewalls keep IPv6 rules apart;
         # newcomer s60 #8)
         fix = _only_family_fix(r, "IPv6", fix)
+    if status == "blocked" and bl_tls and bl_slow_server:
+        # a ClientHello left unanswered by a server that answered another one slowly (s61 #5)
+        fix += slow_server_text(bl_slow_server)
     if nameless:
         them = "this server" if bl_all == 1 else "these servers"
         if ok or un:
@@ -2389,7 +2495,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     return {"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
             "purpose_text": r.purpose, "status": status,
             "status_note": note if status == "blocked" or (status == "not seen" and ok_other_cast)
-            or note in (REFUSED_NOTE, VENDOR_NOTE) else "",
+            or note == VENDOR_NOTE or to_verify(note) else "",
             "flows": n, "ok": ok, "blocked": bl_all, "unexpected": un, "reasons": ", ".join(reasons), "fix": fix}
 
 
@@ -4462,7 +4568,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         bl_icmp: dict[str, int] = {}
         http_statuses: tuple[str, ...] = ()
         bl_redirect: dict[str, int] = {}
-        un_console = ok_other_cast = ok_partial = ok_refused = 0
+        un_console = ok_other_cast = ok_partial = ok_refused = ok_slow = ok_held = 0
+        bl_slow_server = ""
         icpt_cause = ""
         ok_other_kind = ""
         reasons: list[str] = []
@@ -4485,6 +4592,16 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
             # (the ok ones the server reset at the agent's first request: newcomer s60 #3)
             ok_refused = sum(1 for d in udetail[at][v == "ok"].tolist()
                              if str(d).startswith(REFUSED_AFTER_REQUEST)) if ok and udetail is not None else 0
+            # (the ok ones slow to answer the handshake, or whose server stopped reading: s61 #5)
+            ok_slow = sum(1 for d in udetail[at][v == "ok"].tolist()
+                          if SLOW_HELLO in str(d)) if ok and udetail is not None else 0
+            ok_held = sum(1 for d in udetail[at][v == "ok"].tolist()
+                          if WINDOW_HELD in str(d)) if ok and udetail is not None else 0
+            bl_slow_server = ""
+            if ok_slow and bl and "resp_h" in flows:
+                slow, silent = slow_servers(udetail[at].tolist(), v.tolist(),
+                                            flows["resp_h"].to_numpy(dtype=object)[at].tolist())
+                bl_slow_server = min(slow & silent, default="")
             if captures is not None and (bl or un):
                 cap = captures[at]
                 flagged = tuple(dict.fromkeys(cap[v == ("blocked" if bl else "unexpected")].tolist()))
@@ -4610,6 +4727,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_redirect=bl_redirect, un_console=un_console,
                                    ok_other_cast=ok_other_cast, ok_other_kind=ok_other_kind, bl_cert=bl_cert,
                                    ok_partial=ok_partial, ok_refused=ok_refused, icpt_cause=icpt_cause,
+                                   ok_slow=ok_slow, ok_held=ok_held, bl_slow_server=bl_slow_server,
                                    bl_restarted=restarts.said(r.id) if bl_refused[1] or bl_reset[0] else (0, ""),
                                    bl_host=bl_host, bl_local=bl_local, bl_idle=bl_idle, bl_path=bl_path,
                                    bl_stalled=bl_stalled, bl_dated=bl_dated,
@@ -4844,6 +4962,9 @@ class TableSummary:
         self.un_console: dict[str, int] = {}     # ... of them to the Cloud Console's names (console_names)
         self.ok_data: dict[str, int] = {}        # purpose -> ok flows that carried a payload byte
         self.ok_refused: dict[str, int] = {}     # purpose -> ok flows the server reset at the first request
+        self.ok_slow: dict[str, int] = {}        # purpose -> ok flows the server answered slowly (SLOW_HELLO)
+        self.ok_held: dict[str, int] = {}        # purpose -> ok flows the server stopped reading (WINDOW_HELD)
+        self.slow_servers: dict[str, tuple[set, set]] = {}   # purpose -> slow_servers (at most MAX_SLOW_SERVERS each)
         self.icpt_causes: dict[str, set[str]] = {}   # purpose -> what its tls_intercepted flows show
         self.ok_other_cast: dict[str, int] = {}  # purpose -> ok datagrams of the other cast (OTHER_CAST)
         self.ok_other_kinds: dict[str, set] = {}  # purpose -> what they were sent as (other_cast_kind)
@@ -5041,6 +5162,30 @@ class TableSummary:
             refused = good[good["detail"].astype(str).str.startswith(REFUSED_AFTER_REQUEST).to_numpy()]
             for p, n in refused.groupby("purpose", sort=False).size().items():
                 self.ok_refused[p] = self.ok_refused.get(p, 0) + int(n)
+            for text, into in ((SLOW_HELLO, self.ok_slow), (WINDOW_HELD, self.ok_held)):
+                slow = good[good["detail"].astype(str).str.contains(text, regex=False).to_numpy()]
+                if len(slow):
+                    # (as readiness reads them: a name quoted from the packets holding the words
+                    # counts for nothing)
+                    slow = slow[np.array([text in d for d in unquoted_details(slow)], bool)]
+                for p, n in slow.groupby("purpose", sort=False).size().items():
+                    into[p] = into.get(p, 0) + int(n)
+            if "resp_h" in flows:
+                # (the servers that answered a ClientHello slowly, and those that left one
+                # unanswered: s61 #5)
+                d = flows["detail"].astype(str)
+                pick = (((flows["verdict"] == "ok") & d.str.contains(SLOW_HELLO, regex=False))
+                        | ((flows["verdict"] == "blocked") & d.str.startswith(HELLO_UNANSWERED))).to_numpy()
+                if pick.any():
+                    some = flows[pick]
+                    plain = np.array(unquoted_details(some), dtype=object)
+                    for p, idx in some.groupby("purpose", sort=False).indices.items():
+                        slow, silent = slow_servers(plain[idx].tolist(),
+                                                    some["verdict"].to_numpy(dtype=object)[idx].tolist(),
+                                                    some["resp_h"].to_numpy(dtype=object)[idx].tolist())
+                        had = self.slow_servers.setdefault(p, (set(), set()))
+                        for into, new in zip(had, (slow, silent)):
+                            into.update(sorted(new)[:max(0, MAX_SLOW_SERVERS - len(into))])
             icpt = flows[(flows["verdict"] != "ok").to_numpy()
                          & (flows["reason"].astype(str).str.split(",").str[0] == "tls_intercepted").to_numpy()]
             if len(icpt):
@@ -5347,6 +5492,9 @@ class TableSummary:
                                        bl_cert=self.bl_cert.get(r.id, NO_CERTS),
                                        ok_partial=self.ok_partial.get(r.id, 0),
                                        ok_refused=self.ok_refused.get(r.id, 0),
+                                       ok_slow=self.ok_slow.get(r.id, 0), ok_held=self.ok_held.get(r.id, 0),
+                                       bl_slow_server=min(self.slow_servers[r.id][0] & self.slow_servers[r.id][1],
+                                                          default="") if r.id in self.slow_servers else "",
                                        icpt_cause=next(iter(self.icpt_causes[r.id]))
                                        if len(self.icpt_causes.get(r.id, ())) == 1 else "",
                                        bl_restarted=self.restarts.said(r.id)
@@ -5682,7 +5830,8 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         console.print(Text("Nothing to change:", style="bold"))
     for r in nothing.itertuples(index=False):
         print_entry(console, escape_terminal(f"{r.rule} ({_status_reasons(summary, r.rule, r.status, r.reasons)}): {r.fix}"))
-    seen = chk[(chk.status == "seen one-way") | chk.status_note.isin([JOINED_NOTE, REFUSED_NOTE])]
+    seen = chk[(chk.status == "seen one-way") | (chk.status_note == JOINED_NOTE)
+               | chk.status_note.map(to_verify).astype(bool)]
     if len(seen):
         # (newcomer 28 F3: what the HTML report's checklist says of them, the terminal says too;
         # nothing to change, what to check: not under "What to change")

@@ -683,6 +683,19 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    "Administration Server address and the installation package the agent uses. A firewall that "
                    "inspects the traffic can reset sessions in the server's name the same way: if the address is "
                    "right, check its logs")
+        # (newcomer s61 #5: ok sessions the server answered slowly, or stopped reading)
+        slow, held = (int(((sub["verdict"] == "ok") & sub["detail"].astype(str).str.contains(t, regex=False)).sum())
+                      if len(sub) and "detail" in sub else 0
+                      for t in ("the server answered the ClientHello after ",
+                                "the server held its receive window closed (zero) for "))
+        if status == "verified" and (slow or held):
+            parts = [(note, fix)] if note else []
+            if slow:
+                parts.append(("a server slow to answer the TLS handshake", report.slow_fix(r, slow, ok)))
+            if held:
+                parts.append(("a server that stopped reading (zero window)", report.held_fix(r, held, ok)))
+            note = "; ".join(x for x, _ in parts)
+            fix = ". ".join(f if not i else f[0].upper() + f[1:] for i, (_, f) in enumerate(parts))
         if status == "blocked" and cut >= bl:
             note = "the capture ended before an answer could come"
             fix = (f"{'this attempt on' if bl == 1 else f'these {bl} attempts on'} {r.transport.upper()} "
@@ -793,6 +806,14 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             # (session 60: every flow over IPv6, none worked, no unicast IPv4 flow in the run (review
             # s60 #3: a dual-stack host): the advice says the family)
             fix = fix.replace(r.fix, r.fix.replace(" to ", " over IPv6 to ", 1))
+        if status == "blocked" and bl_tls and len(sub) and "detail" in sub and "resp_h" in sub:
+            # (newcomer s61 #5: a ClientHello left unanswered by a server that answered one slowly)
+            d = sub["detail"].astype(str)
+            slow_at = set(sub["resp_h"][(sub["verdict"] == "ok")
+                                        & d.str.contains("the server answered the ClientHello after ", regex=False)])
+            silent_at = set(sub["resp_h"][(sub["verdict"] == "blocked") & d.str.startswith("ClientHello not answered")])
+            if slow_at & silent_at:
+                fix += report.slow_server_text(min(slow_at & silent_at))
         if nameless:
             seen = ("no DNS answer or host name in an HTTP Host header" if r.app_protocol == "http"
                     else "no DNS answer, SNI or certificate")
@@ -972,7 +993,10 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
         report.print_entry(console, f"{r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}): {r.fix}")
     seen = chk[(chk.status == "seen one-way")
                | (chk.status_note == "joined a multicast group by IGMP/MLD, no datagram received")   # (newcomer 28 F3)
-               | (chk.status_note == "sessions reset at the agent's first request")]   # (newcomer s60 #3)
+               | chk.status_note.map(lambda x: bool({"sessions reset at the agent's first request",   # (newcomer s60 #3)
+                                                   "a server slow to answer the TLS handshake",   # (s61 #5)
+                                                   "a server that stopped reading (zero window)"}
+                                                  & set(str(x).split("; "))))]
     if len(seen):
         console.print(Text("To verify:", style="bold"))
     for r in seen.itertuples(index=False):
@@ -1419,6 +1443,11 @@ REFUSED_DETAIL = ("the TLS handshake completed, then the server reset the connec
                   "request (within 1 s), having sent no data after the handshake: the network path works; the server "
                   "refused the agent at the application level (another workspace or region, or the agent's "
                   "certificate), or a firewall that inspects the traffic reset it in the server's name")
+# (newcomer s61 #5: an ok session the server answered slowly, or stopped reading)
+SLOW_DETAIL = ("the server answered the ClientHello after 20.0 s: a slow or overloaded server, or a proxy in the "
+               "path; an agent may give up before (its timeout)")
+HELD_DETAIL = ("the server held its receive window closed (zero) for 61.2 s; the client then reset the connection: "
+               "the server (or a proxy) stopped reading")
 VERDICTS = ["ok", "blocked", "unexpected", "unclassified"]
 REASONS = ["", "partial", "no_answer", "no_answer,partial", "rejected", "tls_failed", "host_mismatch,partial",
            "wrong_direction", "x,y,z", "tls_intercepted", "not_tls", "icmp_unreachable", "host_mismatch"]
@@ -1431,7 +1460,7 @@ REASONS = ["", "partial", "no_answer", "no_answer,partial", "rejected", "tls_fai
                           st.sampled_from(["203.0.113.10", "2001:db8::10"]),
                           # (newcomer 23 F1: a distribution point's port towards a cloud name)
                           st.sampled_from(["", "", "", ONPREM_DETAIL, MISMATCH_DETAIL, INBOUND_DETAIL, DP_INBOUND_DETAIL,
-                                           REFUSED_DETAIL, ICPT_PRODUCT, ICPT_UNTRUSTED,
+                                           REFUSED_DETAIL, SLOW_DETAIL, HELD_DETAIL, ICPT_PRODUCT, ICPT_UNTRUSTED,
                                            ONPREM_DETAIL + "; the connection itself failed (no_answer): SYN sent"])),
                 max_size=60), st.booleans(), st.booleans(), st.booleans())
 def test_generated_checklists_like_the_reference(rows, pandas_text, names, details):
