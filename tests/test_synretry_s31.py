@@ -136,7 +136,11 @@ def test_an_accepted_same_isn_retry_after_a_reset_is_a_flow_of_its_own(tmp_path,
     assert w.iloc[0]["detail"].startswith("stale connection cleared: the client reset the old connection's answer "
                                           "to its SYN and the SYN sent again at ")
     assert w.iloc[0]["detail"].endswith(f"on {w.iloc[1]['uid']}) connected")
-    assert w.iloc[1]["detail"] == ""
+    # (the server's flight ``pause`` s after the ClientHello, 0.023 s after it otherwise: 5 s or
+    # more is said in the ok flow's detail since session 61, newcomer #5)
+    from kscc_traffic.classify import SLOW_HELLO_S, slow_hello_text
+    wait = 0.023 + kw.get("pause", 8.0)
+    assert w.iloc[1]["detail"] == (slow_hello_text(wait) if wait >= SLOW_HELLO_S else "")
 
 
 def test_a_retry_the_server_resets_stays_with_the_attempt(tmp_path):
