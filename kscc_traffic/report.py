@@ -2425,11 +2425,12 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
             # (all of them Kaspersky's other services, answered: nothing to change, said as such,
             # not under "What to change"; the flows stay unexpected: newcomer s60 #11)
             note = VENDOR_NOTE
-    if status == "blocked" and not proxied and 0 < bl - bl_idle <= own_rst + bl_tls + bl_stale + bl_handshake + bl_elsewhere \
-            and fix.startswith(f"{r.fix}; "):
-        # every blocked flow was answered (a reset with the server's own TTL, a TLS failure or
-        # interception, an old connection's answer, a handshake ended by the server's side): no drop
-        # nor ICMP refusal, so the firewall rule does not lead; the causes seen do (newcomer 33 F6)
+    # every blocked flow was answered (a reset with the server's own TTL, a TLS failure or
+    # interception, an old connection's answer, a handshake ended by the server's side)
+    answered_all = status == "blocked" and 0 < bl - bl_idle <= own_rst + bl_tls + bl_stale + bl_handshake + bl_elsewhere
+    if answered_all and not proxied and fix.startswith(f"{r.fix}; "):
+        # (no drop nor ICMP refusal, so the firewall rule does not lead; the causes seen do:
+        # newcomer 33 F6)
         fix = (f"{'the blocked connection was' if bl == 1 else f'the {bl} blocked connections were'} answered, "
                f"none dropped (no firewall drop or ICMP refusal seen): {fix[len(r.fix) + 2:]}")
     # failed, but nothing names a server under the mask on a port every browser uses: said first
@@ -2451,7 +2452,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         # blocked and unexpected flows: each kind counted, each with its own advice (an intercepted
         # flow's is not to open a port); the others did not all work
         kinds = un_reasons if un_reasons is not None else {}
-        split = _family_split(ok, bl, v6, others_ok=False, path=not bad_family, same=fam_same) if ok else ""
+        split = _family_split(ok, bl, v6, others_ok=False, path=not bad_family and not answered_all, same=fam_same) if ok else ""
         fix = _path_family_fix(r, split, fix)
         split = "; ".join(x for x in (_captures_text(caps, ok), split) if x)
         fix = (f"{ok_of_text(ok, n, ok_partial)}, {bl_all} blocked, {un} unexpected"
@@ -2466,7 +2467,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     elif ok and status in ("blocked", "unexpected"):
         # one failing flow makes the purpose blocked (or unexpected) however many worked: say so
         others_ok = status == "blocked" and ok + bl_all == n and not note and ok > ok_fell
-        split = _family_split(ok, bl, v6, others_ok=others_ok, path=not bad_family, same=fam_same) \
+        split = _family_split(ok, bl, v6, others_ok=others_ok, path=not bad_family and not answered_all, same=fam_same) \
             if status == "blocked" and not fallback and not rate_all else ""
         if status == "blocked" and (path := _path_split(ok, bl, proxy_paths)):
             split, fix = path, _direct_fix(fix)

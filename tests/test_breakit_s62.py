@@ -1,0 +1,86 @@
+"""Break-it session 62 (a newcomer's crafted captures, /tmp/s62/breaker): the fixes' checks.
+
+#3 a purpose blocked over one address family and working over the other says that family's
+*path* is blocked only when some blocked flow was dropped or refused on the way: a reset with the
+server's own hop limit, or a TLS failure after the TCP handshake, was answered by the server.
+"""
+from __future__ import annotations
+
+from scapy.layers.inet import IP, TCP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.tls.all import (TLS, ServerName, TLS_Ext_ServerName, TLSClientHello, TLSServerHello,
+                                  TLSServerHelloDone)
+
+from checklistcheck import checklists, write
+from kscc_traffic import analyze, load_rules
+from pcapbuild import CLIENT_MAC, SERVER_MAC, eth
+
+RULES = load_rules()
+NAME = "eu1.ksc.kaspersky.com"
+C4, S4, C6, S6 = "192.0.2.10", "203.0.113.10", "2001:db8:1::10", "2001:db8:2::10"
+
+
+def _hello() -> bytes:
+    exts = [TLS_Ext_ServerName(servernames=[ServerName(servername=NAME.encode())])]
+    return bytes(TLS(version=0x0301, msg=[TLSClientHello(version=0x0303, ciphers=[0xc02f], ext=exts)]))
+
+
+def _server_hello() -> bytes:
+    return bytes(TLS(version=0x0303, msg=[TLSServerHello(version=0x0303, cipher=0xc02f), TLSServerHelloDone()]))
+
+
+CLIENT_FINISH = b"\x16\x03\x03\x00\x05xxxxx\x14\x03\x03\x00\x01\x01"
+SERVER_FINISH = b"\x14\x03\x03\x00\x01\x01\x16\x03\x03\x00\x05yyyyy"
+
+
+def _session(client, server, t0: float, hlim: int = 52):
+    """(ts, frame) of a TLS 1.2 session, ``client`` to ``server`` ((address, port) each): TCP
+    handshake, ClientHello, the server's flight, both Finished, a request and its answer, FINs;
+    the server's IPv6 packets with hop limit ``hlim``."""
+    steps = [("c", "S", b""), ("s", "SA", b""), ("c", "A", b""), ("c", "PA", _hello()), ("s", "PA", _server_hello()),
+             ("c", "PA", CLIENT_FINISH), ("s", "PA", SERVER_FINISH), ("c", "PA", b"\x17\x03\x03\x00\x04aaaa"),
+             ("s", "PA", b"\x17\x03\x03\x00\x04bbbb"), ("c", "FA", b""), ("s", "FA", b""), ("c", "A", b"")]
+    seq = {"c": 1000, "s": 5000}
+    out = []
+    for k, (side, flags, data) in enumerate(steps):
+        (sh, sp), (dh, dp) = (client, server) if side == "c" else (server, client)
+        ip = IPv6(src=sh, dst=dh, hlim=64 if side == "c" else hlim) if ":" in sh else IP(src=sh, dst=dh)
+        other = "s" if side == "c" else "c"
+        p = ip / TCP(sport=sp, dport=dp, flags=flags, seq=seq[side], ack=seq[other] if "A" in flags else 0)
+        seq[side] += len(data) + (1 if ("S" in flags or "F" in flags) else 0)
+        frame = eth(p / data if data else p) if side == "c" else eth(p / data if data else p, src=SERVER_MAC,
+                                                                        dst=CLIENT_MAC)
+        out.append((t0 + 0.01 * k, frame))
+    return out
+
+
+def _v6_refused(t: float, port: int = 27201):
+    syn = IPv6(src=C6, dst=S6, hlim=64) / TCP(sport=50001, dport=port, flags="S", seq=7)
+    rst = IPv6(src=S6, dst=C6, hlim=52) / TCP(sport=port, dport=50001, flags="RA", seq=0, ack=8)
+    return [(t, eth(syn)), (t + 0.01, eth(rst, src=SERVER_MAC, dst=CLIENT_MAC))]
+
+
+def test_a_family_refused_by_the_server_itself_is_no_blocked_path(tmp_path):
+    # the server's own packets over IPv6 (another port: agent_connection) set its hop limit 52;
+    # its reset of 27201 over IPv6 has the same: its own answer; 27201 over IPv4 works
+    v6_ok = _session((C6, 50000), (S6, 23101), 1000.0)
+    v4_ok = _session((C4, 50002), (S4, 27201), 1002.0)
+    flows = analyze(write(tmp_path, "v6rst.pcap", v6_ok + _v6_refused(1001.0) + v4_ok), RULES)
+    act = flows[flows.purpose == "activation"].sort_values("ts")
+    assert list(zip(act.resp_h, act.verdict, act.reason)) == [(S6, "blocked", "rejected"), (S4, "ok", "")]
+    assert "server's own hop limit" in act.detail.iloc[0]
+    for row in checklists(flows):
+        fix = row.loc["activation", "fix"]
+        assert fix.startswith("1 of 2 flows ok, 1 blocked (all blocked over IPv6, the ok ones over IPv4): "), fix
+        assert "path is blocked" not in fix and "allow the ports for IPv6" not in fix
+
+
+def test_a_family_dropped_on_the_way_is_still_a_blocked_path(tmp_path):
+    # the same, the IPv6 SYN unanswered: the IPv6 path drops it
+    syn = IPv6(src=C6, dst=S6) / TCP(sport=50001, dport=27201, flags="S", seq=7)
+    v4_ok = _session((C4, 50002), (S4, 27201), 1005.0)
+    flows = analyze(write(tmp_path, "v6drop.pcap", [(1000.0 + k, eth(syn)) for k in (0, 1, 3)] + v4_ok), RULES)
+    for row in checklists(flows):
+        fix = row.loc["activation", "fix"]
+        assert "(all blocked over IPv6, the ok ones over IPv4: the IPv6 path is blocked; allow the ports for IPv6 too" \
+            in fix, fix
