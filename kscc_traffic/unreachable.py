@@ -253,14 +253,18 @@ def mtu_hint(hint: str, text: str) -> str:
     """A flow's path-MTU black hole hint (``hint``, :data:`kscc_traffic.inspect.MTU_HINT`) told
     with its ``icmp_unreachable`` text: when that holds a path-MTU error (:data:`TOO_BIG_PART`),
     the hint ends :data:`MTU_SEEN` naming it instead of :data:`MTU_FILTERED` (the error reached the
-    capture point; :func:`too_big_note` says when its sender still sent packets as large);
+    capture point), or with neither when its sender still sent packets as large (:func:`too_big_note`
+    says it all then);
     ``hint`` unchanged otherwise ('' for a missing one)."""
     hint = hint if isinstance(hint, str) else ""
     part = next((p for p in str(text or "").split("; ") if TOO_BIG_PART.match(p)), "")
     if not part or not hint.endswith(MTU_FILTERED):
         return hint
-    kept = _KEPT.search(part)
-    return hint[:-len(MTU_FILTERED)] + MTU_SEEN.format(part=part[:kept.start()] if kept else part)
+    if _KEPT.search(part):
+        # (its sender still sent packets as large: too_big_note, which follows in the detail,
+        # names the error and says it reached the capture point; not said twice, break-it s62 #8)
+        return hint[:-len(MTU_FILTERED)]
+    return hint[:-len(MTU_FILTERED)] + MTU_SEEN.format(part=part)
 
 
 def traceroute_probe(text: str) -> str:
