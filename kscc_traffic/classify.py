@@ -669,7 +669,9 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     if verdict == "ok" and purpose and purpose != "dns" and row["proto"] == "tcp":
         # a server slow to answer the ClientHello, or one that stopped reading, its window held
         # closed until the client gave up: the connection worked, slowly (newcomer s61 #5)
-        for said in (slow_hello_text(_seconds(row, "hello_wait_s")),
+        for said in (private_ca_text(row, purpose in rules.ids and pinned_rule(rules.by_id(purpose)))
+                     if row.get("cert_issuer") else "",
+                     slow_hello_text(_seconds(row, "hello_wait_s")),
                      window_held_text(_seconds(row, "window_held_s"), str(row.get("conn_state") or ""))):
             if said:
                 detail = f"{detail}; {said}" if detail else said
@@ -734,6 +736,38 @@ def slow_hello_text(wait_s: float) -> str:
     if wait_s < SLOW_HELLO_S:
         return ""
     return f"{SLOW_HELLO}{_seconds_text(wait_s)} s: {SLOW_HELLO_MEANS}"
+
+
+#: how the detail of an ok TLS session starts whose certificate for a Kaspersky name came from a
+#: private CA (:func:`private_ca_text`; report.readiness counts the ok flows whose detail holds it;
+#: break-it s62 #1)
+PRIVATE_CA = "the server's certificate for "
+#: ... what it means
+PRIVATE_CA_MEANS = ("a private CA, no public one (the cloud's servers have public CAs' certificates: the agents "
+                    "check them on *.digicert.com): most likely a TLS-inspecting proxy re-signs the connection "
+                    "with a CA this device trusts (or the server is a test one)")
+
+
+def private_ca_text(row: Mapping, pinned: bool = False) -> str:
+    """The detail of a TLS session whose server certificate, read (up to TLS 1.2: ``cert_names``,
+    ``cert_issuer``), is for the name asked (``sni``, else ``dns_name``) under kaspersky.com and was
+    issued by a CA that is no public one (:func:`public_ca`), no TLS-inspection product's
+    (:func:`inspection_product`: ``tls_intercepted`` already) and not named Kaspersky: a corporate
+    CA re-signing the connection, which the client accepted; '' otherwise, and on a ``pinned``
+    rule's port (a distribution point's own certificate, :func:`pinned_rule`). The verdict is not
+    changed (the connection works, and a lab's server may have a private CA's certificate)."""
+    issuer = str(row.get("cert_issuer") or "")
+    if pinned or not issuer or "kaspersky" in issuer.lower() or public_ca(issuer) or inspection_product(issuer):
+        return ""
+    certs = split_cert_names(str(row.get("cert_names") or ""))
+    asked = str(row.get("sni") or "")
+    if not asked or is_ip_literal(asked):
+        asked = "" if row.get("proxy_target") else str(row.get("dns_name") or "")
+    low = asked.lower().rstrip(".")
+    if not certs or not (low == "kaspersky.com" or low.endswith(".kaspersky.com")) \
+            or not any(name_matches(asked, c) for c in certs):
+        return ""
+    return f"{PRIVATE_CA}{asked} was issued by {_bounded(issuer)}: {PRIVATE_CA_MEANS}"
 
 
 #: seconds at least a responder must have held its receive window closed (zero), taking no byte,

@@ -27,7 +27,7 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
 from .addresses import endpoint_text
 from .classify import proxy_login, AAAA_ONLY, REJ_DETAIL, ANSWERED_ELSEWHERE, DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, DP_PATH_REFUSED, PROXY_CREDENTIALS_REFUSED, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
     IDLE_GOES_ON, PATH_RESET, SESSION_GONE, STALLED, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNREAD, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
-    OTHER_SERVER, SUITES_REFUSED, OFFER_CURRENT_SAID, VERSION_REFUSED, CERT_DATED, REFUSED_AFTER_REQUEST, SLOW_HELLO, SLOW_HELLO_S, WINDOW_HELD, WINDOW_HELD_S, \
+    OTHER_SERVER, SUITES_REFUSED, OFFER_CURRENT_SAID, VERSION_REFUSED, CERT_DATED, REFUSED_AFTER_REQUEST, PRIVATE_CA_MEANS, SLOW_HELLO, SLOW_HELLO_S, WINDOW_HELD, WINDOW_HELD_S, \
     _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED, DNS_LOST_FRAGMENTS, FRAGS_LOST, TUNNEL_EMPTY, \
     SHARED_PORTS_BELOW, ksc_only
 from .classify import _ABSOLUTE, _TEXT_COLUMNS, _str_codes
@@ -1602,9 +1602,26 @@ def slow_server_text(addr: str) -> str:
             "giving up before its answer (its timeout)")
 
 
+#: the ``status_note`` of a verified purpose some of whose TLS sessions had a certificate for the
+#: Kaspersky name asked from a private CA, accepted (detail
+#: :data:`~kscc_traffic.classify.PRIVATE_CA_MEANS`; its ``fix`` :func:`private_fix`: break-it s62 #1)
+PRIVATE_NOTE = "a server certificate from a private CA (TLS inspection?)"
+
+
+def private_fix(r, k: int, ok: int) -> str:
+    """What to check for rule ``r`` whose ``ok`` flows worked and ``k`` of which (> 0) had a
+    certificate for the Kaspersky name asked from a private CA (:data:`PRIVATE_NOTE`): the
+    connection works, re-signed on the way (a TLS-inspecting proxy whose CA the device trusts)."""
+    return (f"the server's certificate in {_sessions_which(k, ok)} on {r.transport.upper()} {r.port_text} was "
+            "issued by a private CA, not a public one (see each flow's detail): the connection works, but most "
+            "likely a TLS-inspecting proxy or firewall re-signs it; check the issuer is one you expect, and exclude "
+            "the Kaspersky names from TLS inspection (an agent that checks the server's certificate refuses a "
+            "re-signed one)")
+
+
 #: the ``status_note`` values of a verified purpose that the reports say under "To verify" (with
 #: the row's ``fix``); a row may hold several, "; "-joined
-VERIFY_NOTES = (REFUSED_NOTE, SLOW_NOTE, HELD_NOTE)
+VERIFY_NOTES = (REFUSED_NOTE, SLOW_NOTE, HELD_NOTE, PRIVATE_NOTE)
 
 
 def to_verify(note: str) -> bool:
@@ -1896,7 +1913,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    fam_same: tuple[bool | None, bool | None] = (None, None), bl_plain_reset: int = 0,
                    bl_after_ok: int = 0, ok_fell: int = 0, bl_dropped: int = 0, v4_seen: bool = True,
                    ok_refused: int = 0, icpt_cause: str = "", ok_slow: int = 0, ok_held: int = 0,
-                   bl_slow_server: str = "") -> dict:
+                   bl_slow_server: str = "", ok_private: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -2113,10 +2130,12 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         # the TLS sessions worked on the network, and the server reset them at the agent's first
         # request: what to check is the agent's server address, no port (newcomer s60 #3)
         note, fix = REFUSED_NOTE, refused_fix(r, ok_refused, ok)
-    if status == "verified" and (ok_slow or ok_held):
+    if status == "verified" and (ok_slow or ok_held or ok_private):
         # the connections worked, slowly: a server slow to answer the handshake, or one that
-        # stopped reading until the agent gave up (newcomer s61 #5)
+        # stopped reading until the agent gave up (newcomer s61 #5); re-signed by a private CA
+        # (break-it s62 #1)
         said = [(n_, f_) for n_, f_ in ((REFUSED_NOTE, fix) if ok_refused else ("", ""),
+                                        (PRIVATE_NOTE, private_fix(r, ok_private, ok)) if ok_private else ("", ""),
                                         (SLOW_NOTE, slow_fix(r, ok_slow, ok)) if ok_slow else ("", ""),
                                         (HELD_NOTE, held_fix(r, ok_held, ok)) if ok_held else ("", "")) if n_]
         note, fix = "; ".join(n_ for n_, _ in said), ". ".join(f_ if not i else f_[:1].upper() + f_[1:]
@@ -4569,7 +4588,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         bl_icmp: dict[str, int] = {}
         http_statuses: tuple[str, ...] = ()
         bl_redirect: dict[str, int] = {}
-        un_console = ok_other_cast = ok_partial = ok_refused = ok_slow = ok_held = 0
+        un_console = ok_other_cast = ok_partial = ok_refused = ok_slow = ok_held = ok_private = 0
         bl_slow_server = ""
         icpt_cause = ""
         ok_other_kind = ""
@@ -4598,6 +4617,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                           if SLOW_HELLO in str(d)) if ok and udetail is not None else 0
             ok_held = sum(1 for d in udetail[at][v == "ok"].tolist()
                           if WINDOW_HELD in str(d)) if ok and udetail is not None else 0
+            ok_private = sum(1 for d in udetail[at][v == "ok"].tolist()
+                             if PRIVATE_CA_MEANS in str(d)) if ok and udetail is not None else 0
             bl_slow_server = ""
             if ok_slow and bl and "resp_h" in flows:
                 slow, silent = slow_servers(udetail[at].tolist(), v.tolist(),
@@ -4729,6 +4750,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    ok_other_cast=ok_other_cast, ok_other_kind=ok_other_kind, bl_cert=bl_cert,
                                    ok_partial=ok_partial, ok_refused=ok_refused, icpt_cause=icpt_cause,
                                    ok_slow=ok_slow, ok_held=ok_held, bl_slow_server=bl_slow_server,
+                                   ok_private=ok_private,
                                    bl_restarted=restarts.said(r.id) if bl_refused[1] or bl_reset[0] else (0, ""),
                                    bl_host=bl_host, bl_local=bl_local, bl_idle=bl_idle, bl_path=bl_path,
                                    bl_stalled=bl_stalled, bl_dated=bl_dated,
@@ -4965,6 +4987,7 @@ class TableSummary:
         self.ok_refused: dict[str, int] = {}     # purpose -> ok flows the server reset at the first request
         self.ok_slow: dict[str, int] = {}        # purpose -> ok flows the server answered slowly (SLOW_HELLO)
         self.ok_held: dict[str, int] = {}        # purpose -> ok flows the server stopped reading (WINDOW_HELD)
+        self.ok_private: dict[str, int] = {}     # purpose -> ok flows with a private CA's certificate (PRIVATE_CA_MEANS)
         self.slow_servers: dict[str, tuple[set, set]] = {}   # purpose -> slow_servers (at most MAX_SLOW_SERVERS each)
         self.icpt_causes: dict[str, set[str]] = {}   # purpose -> what its tls_intercepted flows show
         self.ok_other_cast: dict[str, int] = {}  # purpose -> ok datagrams of the other cast (OTHER_CAST)
@@ -5163,7 +5186,8 @@ class TableSummary:
             refused = good[good["detail"].astype(str).str.startswith(REFUSED_AFTER_REQUEST).to_numpy()]
             for p, n in refused.groupby("purpose", sort=False).size().items():
                 self.ok_refused[p] = self.ok_refused.get(p, 0) + int(n)
-            for text, into in ((SLOW_HELLO, self.ok_slow), (WINDOW_HELD, self.ok_held)):
+            for text, into in ((SLOW_HELLO, self.ok_slow), (WINDOW_HELD, self.ok_held),
+                               (PRIVATE_CA_MEANS, self.ok_private)):
                 slow = good[good["detail"].astype(str).str.contains(text, regex=False).to_numpy()]
                 if len(slow):
                     # (as readiness reads them: a name quoted from the packets holding the words
@@ -5494,6 +5518,7 @@ class TableSummary:
                                        ok_partial=self.ok_partial.get(r.id, 0),
                                        ok_refused=self.ok_refused.get(r.id, 0),
                                        ok_slow=self.ok_slow.get(r.id, 0), ok_held=self.ok_held.get(r.id, 0),
+                                       ok_private=self.ok_private.get(r.id, 0),
                                        bl_slow_server=min(self.slow_servers[r.id][0] & self.slow_servers[r.id][1],
                                                           default="") if r.id in self.slow_servers else "",
                                        icpt_cause=next(iter(self.icpt_causes[r.id]))

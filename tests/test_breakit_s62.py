@@ -1,5 +1,10 @@
 """Break-it session 62 (a newcomer's crafted captures, /tmp/s62/breaker): the fixes' checks.
 
+#1 an accepted TLS 1.2 certificate for the Kaspersky name asked, issued by a private CA (a
+corporate CA re-signing the connection: the most common TLS inspection), keeps the flow ok and
+says so in the detail, the checklist's note and a *To verify* line; a public CA's, a
+Kaspersky-named one and an inspection product's (tls_intercepted already) are not said so.
+
 #3 a purpose blocked over one address family and working over the other says that family's
 *path* is blocked only when some blocked flow was dropped or refused on the way: a reset with the
 server's own hop limit, or a TLS failure after the TCP handshake, was answered by the server.
@@ -20,8 +25,8 @@ NAME = "eu1.ksc.kaspersky.com"
 C4, S4, C6, S6 = "192.0.2.10", "203.0.113.10", "2001:db8:1::10", "2001:db8:2::10"
 
 
-def _hello() -> bytes:
-    exts = [TLS_Ext_ServerName(servernames=[ServerName(servername=NAME.encode())])]
+def _hello(name: str = NAME) -> bytes:
+    exts = [TLS_Ext_ServerName(servernames=[ServerName(servername=name.encode())])]
     return bytes(TLS(version=0x0301, msg=[TLSClientHello(version=0x0303, ciphers=[0xc02f], ext=exts)]))
 
 
@@ -33,11 +38,38 @@ CLIENT_FINISH = b"\x16\x03\x03\x00\x05xxxxx\x14\x03\x03\x00\x01\x01"
 SERVER_FINISH = b"\x14\x03\x03\x00\x01\x01\x16\x03\x03\x00\x05yyyyy"
 
 
-def _session(client, server, t0: float, hlim: int = 52):
+def _cert(issuer_cn: str, issuer_o: str, name: str = "*.ksc.kaspersky.com") -> bytes:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime(2025, 12, 2, tzinfo=datetime.timezone.utc)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_cn),
+                                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, issuer_o)]))
+            .public_key(key.public_key()).serial_number(7)
+            .not_valid_before(now - datetime.timedelta(days=10)).not_valid_after(now + datetime.timedelta(days=300))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), False)
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def _flight(der: bytes) -> bytes:
+    from scapy.layers.tls.all import TLSCertificate
+    from scapy.layers.tls.cert import Cert
+    return bytes(TLS(version=0x0303, msg=[TLSServerHello(version=0x0303, cipher=0xc02f),
+                                          TLSCertificate(certs=[Cert(der)]), TLSServerHelloDone()]))
+
+
+def _session(client, server, t0: float, hlim: int = 52, flight: bytes = b"", sni: str = NAME):
     """(ts, frame) of a TLS 1.2 session, ``client`` to ``server`` ((address, port) each): TCP
     handshake, ClientHello, the server's flight, both Finished, a request and its answer, FINs;
     the server's IPv6 packets with hop limit ``hlim``."""
-    steps = [("c", "S", b""), ("s", "SA", b""), ("c", "A", b""), ("c", "PA", _hello()), ("s", "PA", _server_hello()),
+    steps = [("c", "S", b""), ("s", "SA", b""), ("c", "A", b""), ("c", "PA", _hello(sni)), ("s", "PA", flight or _server_hello()),
              ("c", "PA", CLIENT_FINISH), ("s", "PA", SERVER_FINISH), ("c", "PA", b"\x17\x03\x03\x00\x04aaaa"),
              ("s", "PA", b"\x17\x03\x03\x00\x04bbbb"), ("c", "FA", b""), ("s", "FA", b""), ("c", "A", b"")]
     seq = {"c": 1000, "s": 5000}
@@ -84,3 +116,42 @@ def test_a_family_dropped_on_the_way_is_still_a_blocked_path(tmp_path):
         fix = row.loc["activation", "fix"]
         assert "(all blocked over IPv6, the ok ones over IPv4: the IPv6 path is blocked; allow the ports for IPv6 too" \
             in fix, fix
+
+
+def test_a_private_cas_certificate_for_the_kaspersky_name_is_said_and_kept_ok(tmp_path):
+    from kscc_traffic.classify import PRIVATE_CA_MEANS
+    from kscc_traffic.html_report import render_html
+    from kscc_traffic.report import PRIVATE_NOTE, render_table
+    issuers = [("Contoso Issuing CA 01", "Contoso Ltd"), ("DigiCert Global G2 TLS RSA SHA256 2020 CA1", "DigiCert Inc"),
+               ("Kaspersky Lab Issuing CA", "AO Kaspersky Lab"), ("Contoso SSL Inspection CA", "Contoso Ltd")]
+    recs = []
+    for k, (cn, o) in enumerate(issuers):
+        recs += _session((C4, 50010 + k), (S4, 23101), 1000.0 + k, flight=_flight(_cert(cn, o)))
+    flows = analyze(write(tmp_path, "ca.pcap", recs), RULES).sort_values("orig_p")
+    assert list(zip(flows.verdict, flows.reason)) == [("ok", ""), ("ok", ""), ("ok", ""),
+                                                      ("unexpected", "tls_intercepted")]
+    said = [PRIVATE_CA_MEANS in d for d in flows.detail]
+    assert said == [True, False, False, False]
+    assert flows.detail.iloc[0].startswith(
+        f"the server's certificate for {NAME} was issued by O=Contoso Ltd,CN=Contoso Issuing CA 01: a private CA")
+    # (the purpose is unexpected here: one flow intercepted; the note goes with a verified purpose)
+    ok_only = analyze(write(tmp_path, "ca1.pcap", recs[:3 * len(recs) // 4]), RULES)
+    for row in checklists(ok_only):
+        assert row.loc["agent_connection", "status"] == "verified"
+        assert row.loc["agent_connection", "status_note"] == PRIVATE_NOTE
+        assert row.loc["agent_connection", "fix"].startswith(
+            "the server's certificate in 1 of the 3 sessions on TCP 23100-23199 was issued by a private CA")
+    assert "To verify:" in render_table(ok_only, RULES, width=200)
+    assert PRIVATE_NOTE in render_html(ok_only, RULES).replace("&#x27;", "'").replace("&#39;", "'")
+
+
+def test_a_private_ca_for_a_name_that_is_not_kasperskys_is_not_said(tmp_path):
+    # (a distribution point's own certificate, for its own name: a private CA's is the rule there)
+    from kscc_traffic.classify import PRIVATE_CA_MEANS
+    dp = "ksc-dp.corp.example"
+    der = _cert("Contoso Issuing CA 01", "Contoso Ltd", name=dp)
+    flows = analyze(write(tmp_path, "dp.pcap", _session((C4, 50021), ("192.0.2.20", 13000), 1001.0,
+                                                        flight=_flight(der), sni=dp)), RULES)
+    assert list(zip(flows.purpose, flows.verdict)) == [("dp_agent_connection", "ok")]
+    assert flows.cert_issuer.iloc[0] == "O=Contoso Ltd,CN=Contoso Issuing CA 01"
+    assert PRIVATE_CA_MEANS not in flows.detail.iloc[0]

@@ -684,12 +684,16 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    "inspects the traffic can reset sessions in the server's name the same way: if the address is "
                    "right, check its logs")
         # (newcomer s61 #5: ok sessions the server answered slowly, or stopped reading)
-        slow, held = (int(((sub["verdict"] == "ok") & sub["detail"].astype(str).str.contains(t, regex=False)).sum())
-                      if len(sub) and "detail" in sub else 0
-                      for t in ("the server answered the ClientHello after ",
-                                "the server held its receive window closed (zero) for "))
-        if status == "verified" and (slow or held):
+        # (break-it s62 #1: ok sessions with a private CA's certificate for the Kaspersky name)
+        slow, held, private = (int(((sub["verdict"] == "ok") & sub["detail"].astype(str).str.contains(t, regex=False)).sum())
+                               if len(sub) and "detail" in sub else 0
+                               for t in ("the server answered the ClientHello after ",
+                                         "the server held its receive window closed (zero) for ",
+                                         "a private CA, no public one (the cloud's servers have public CAs' certificates"))
+        if status == "verified" and (slow or held or private):
             parts = [(note, fix)] if note else []
+            if private:
+                parts.append(("a server certificate from a private CA (TLS inspection?)", report.private_fix(r, private, ok)))
             if slow:
                 parts.append(("a server slow to answer the TLS handshake", report.slow_fix(r, slow, ok)))
             if held:
@@ -995,6 +999,7 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
                | (chk.status_note == "joined a multicast group by IGMP/MLD, no datagram received")   # (newcomer 28 F3)
                | chk.status_note.map(lambda x: bool({"sessions reset at the agent's first request",   # (newcomer s60 #3)
                                                    "a server slow to answer the TLS handshake",   # (s61 #5)
+                                                   "a server certificate from a private CA (TLS inspection?)",   # (s62 #1)
                                                    "a server that stopped reading (zero window)"}
                                                   & set(str(x).split("; "))))]
     if len(seen):
@@ -1446,6 +1451,11 @@ REFUSED_DETAIL = ("the TLS handshake completed, then the server reset the connec
 # (newcomer s61 #5: an ok session the server answered slowly, or stopped reading)
 SLOW_DETAIL = ("the server answered the ClientHello after 20.0 s: a slow or overloaded server, or a proxy in the "
                "path; an agent may give up before (its timeout)")
+# (break-it s62 #1: an ok session with a private CA's certificate for the Kaspersky name)
+PRIVATE_DETAIL = ("the server's certificate for eu1.ksc.kaspersky.com was issued by CN=Contoso Issuing CA 01: a private "
+                  "CA, no public one (the cloud's servers have public CAs' certificates: the agents check them on "
+                  "*.digicert.com): most likely a TLS-inspecting proxy re-signs the connection with a CA this device "
+                  "trusts (or the server is a test one)")
 HELD_DETAIL = ("the server held its receive window closed (zero) for 61.2 s; the client then reset the connection: "
                "the server (or a proxy) stopped reading")
 VERDICTS = ["ok", "blocked", "unexpected", "unclassified"]
@@ -1460,7 +1470,7 @@ REASONS = ["", "partial", "no_answer", "no_answer,partial", "rejected", "tls_fai
                           st.sampled_from(["203.0.113.10", "2001:db8::10"]),
                           # (newcomer 23 F1: a distribution point's port towards a cloud name)
                           st.sampled_from(["", "", "", ONPREM_DETAIL, MISMATCH_DETAIL, INBOUND_DETAIL, DP_INBOUND_DETAIL,
-                                           REFUSED_DETAIL, SLOW_DETAIL, HELD_DETAIL, ICPT_PRODUCT, ICPT_UNTRUSTED,
+                                           REFUSED_DETAIL, SLOW_DETAIL, HELD_DETAIL, PRIVATE_DETAIL, ICPT_PRODUCT, ICPT_UNTRUSTED,
                                            ONPREM_DETAIL + "; the connection itself failed (no_answer): SYN sent"])),
                 max_size=60), st.booleans(), st.booleans(), st.booleans())
 def test_generated_checklists_like_the_reference(rows, pandas_text, names, details):
