@@ -1007,7 +1007,7 @@ class _Iface:
     res_exp: int = 6
     offset_s: int = 0          # if_tsoffset, seconds
     valid: bool = True
-    fcslen: int = 0            # if_fcslen, bytes (0: none given)
+    fcslen: int = 0            # if_fcslen, bytes (0: none given; fcs_option_bytes)
 
     @property
     def bound(self) -> int:
@@ -1258,10 +1258,13 @@ class _PcapngParser:
             elif code == 14 and olen >= 8 and code not in seen:   # if_tsoffset, signed seconds
                 (offset_s,) = struct.unpack_from(order + "q", body, p + 4)
                 seen.add(code)
-            elif code == 13 and olen >= 1 and code not in seen:   # if_fcslen, bytes
-                fcslen = body[p + 4]
+            elif code == 13 and olen >= 1 and code not in seen:   # if_fcslen
+                fcslen = fcs_option_bytes(body[p + 4])
                 seen.add(code)
-                if fcslen == 4 and linktype <= LT_MASK:
+                if fcslen < 0:                    # a length no link layer has: read whole
+                    oddity = oddity or ("fcslen_odd", p + 8)
+                    fcslen = 0
+                elif fcslen == 4 and linktype <= LT_MASK:
                     lt = linktype | LT_FCS        # if_fcslen 4: the frames end with an FCS
                 elif fcslen == 2 and linktype == 1:
                     lt = linktype | LT_FCS2       # if_fcslen 2 (Ethernet): a 2-byte FCS, as tshark takes it
@@ -1818,6 +1821,8 @@ class _PcapngParser:
             out.append(f"{_plural(n['malformed_block'], 'malformed packet block')} (captured length beyond "
                        f"the block or the sanity bound; first at offset "
                        f"{f['malformed_block']}); skipped")
+        if n.get("fcslen_odd"):
+            out.append(fcslen_odd_note(n["fcslen_odd"]))
         if n.get("short_idb"):
             out.append(f"{_plural(n['short_idb'], 'Interface Description Block')} too short to read "
                        f"(first at offset {f['short_idb']}); their packets skipped")
@@ -1890,6 +1895,34 @@ class _PcapngParser:
             out.append(no_timestamp_note(n["no_ts"], self.records))
         out.extend(_common_notes(n))
         return out
+
+
+def fcs_option_bytes(value: int) -> int:
+    """The FCS length in bytes a pcapng ``if_fcslen`` option's ``value`` gives, or -1 when it is
+    none a link layer has.
+
+    The pcapng draft says the option counts bits, and gives 4 as its example; writers put bytes
+    (4: Ethernet's FCS) and some bits (32). Read as Wireshark 4.0 reads it (tshark, measured
+    over 1-255: below 8 a count of bytes, from 8 on of bits): 0, 2 and 4 are bytes, 16 and 32
+    bits (2 and 4 bytes). Any other value (1, 3, 8, 255…) gives an FCS of no link layer: -1."""
+    if value in (0, 2, 4):
+        return value
+    if value in (16, 32):
+        return value // 8
+    return -1
+
+
+def fcslen_odd_note(count: int) -> str:
+    """The warning line (without the file name) for ``count`` pcapng Interface Description
+    Blocks whose ``if_fcslen`` gives a length no link layer has (:func:`fcs_option_bytes`):
+    ignored, their frames read whole."""
+    s = "s" if count != 1 else ""
+    return (f"{count:,} Interface Description Block{s} with an FCS length (if_fcslen) {FCSLEN_ODD_TEXT} "
+            "(not 0, 2 or 4 bytes, nor 16 or 32 bits): ignored, the frames are read whole")
+
+
+#: the words by which :func:`fcslen_odd_note`'s line is found among the warnings
+FCSLEN_ODD_TEXT = "no link layer has"
 
 
 def fcs_overlong_note(count: int, longest: int) -> str:
