@@ -570,6 +570,7 @@ class _PcapParser:
         # original length first in versions 2.0-2.2 and DG/UX's 543.0 ("swapped"), either in 2.3
         # (the smaller one is the captured length), captured length first from 2.4 on
         self.swap = "yes" if major == 543 or minor < 3 else "maybe" if minor == 3 else "no"
+        self.cut_in_step = False     # (the last cut of _out_of_step a damaged length's: _swallower)
         if self.swap == "yes":
             self._caplen_at = struct.Struct(order + "12xI").unpack_from
         elif self.swap == "maybe":
@@ -619,7 +620,7 @@ class _PcapParser:
                     pos = offs[k]
                     del offs[k:]
                     stop = _Stop(base + pos, f"damaged record at offset {base + pos} ({why})", 1)
-                    stepped = True
+                    stepped = not self.cut_in_step
                     hold = None
         need = 0
         if stop is None and not at_eof and len(offs):
@@ -737,6 +738,52 @@ class _PcapParser:
 
     def _out_of_step(self, buf, offs: array, heads: np.ndarray | None, start: int, base: int, at_eof: bool,
                      stopped: bool) -> tuple[tuple[int, str | None] | None, int | None]:
+        """:meth:`_out_of_step_far`, and before its cut (or without one) the first record whose
+        captured length is damaged (:meth:`_swallower`): ``(cut, tail)`` as there;
+        ``self.cut_in_step`` says the cut is the latter's (its header in step: the record before
+        it is whole, not left out)."""
+        cut, tail = self._out_of_step_far(buf, offs, heads, start, base, at_eof, stopped)
+        sw = self._swallower(buf, offs, heads, at_eof)
+        self.cut_in_step = sw is not None and (cut is None or sw[0] < cut[0])
+        if self.cut_in_step:
+            return sw, tail
+        return cut, tail
+
+    def _swallower(self, buf, offs: array, heads: np.ndarray | None, at_eof: bool) -> tuple[int, str] | None:
+        """The first record of ``offs`` whose captured length is a damaged field that swallows
+        the records after it (a caplen within the bound, so the walk reads on): ``(k, why)``, or
+        None. Such a record's captured length is above its original length, no run of plausible
+        records (:func:`~.resync.pcap_records_at`) starts where that length ends, and one starts
+        where its original length ends: reading resumes after the damage at the records it
+        would swallow, not past them (a 94-byte record whose caplen read 257,465 lost the next
+        470 records; tshark stops at such a file). Only records with an original length below
+        the captured one are looked at (rare: none in an undamaged capture but a few writers')."""
+        o = np.frombuffer(offs, np.int64)
+        n = int(np.searchsorted(o, len(buf) - 16, side="right")) if len(o) and o[-1] + 16 > len(buf) else len(o)
+        if not n:
+            return None
+        if heads is not None:
+            h = heads[:n].astype(np.int64)
+            sec, cl, wl = h[:, 0], h[:, 2], h[:, 3]
+        else:
+            v = _u32_view(buf, self.order)
+            o = o[:n]
+            sec, cl, wl = (v[o + d].astype(np.int64) for d in (0, 8, 12))
+        from .resync import pcap_records_at
+        kw = dict(big=self.order == ">", hdr_len=self.hdr_len, ns=self.mult == 1, bound=self.bound)
+        for k in np.flatnonzero((wl < cl) & (wl > 0)).tolist()[:16]:
+            at, ref = int(o[k]) + self.hdr_len, int(sec[k])
+            if at + int(cl[k]) + self.hdr_len > len(buf):
+                continue        # (decided with the bytes after it; past the file's end: walk() says so)
+            if pcap_records_at(buf, at + int(cl[k]), last_sec=ref, at_eof=at_eof, **kw) is not False:
+                continue
+            if pcap_records_at(buf, at + int(wl[k]), last_sec=ref, at_eof=at_eof, **kw):
+                return k, (f"its captured length {int(cl[k])} above its original length {int(wl[k])} "
+                           "and no record where it ends: a damaged length")
+        return None
+
+    def _out_of_step_far(self, buf, offs: array, heads: np.ndarray | None, start: int, base: int, at_eof: bool,
+                         stopped: bool) -> tuple[tuple[int, str | None] | None, int | None]:
         """Where records in ``offs`` begin to be read out of step (bytes lost or added before a
         record header, a torn copy: every header after it read a few bytes off, as nonsense that
         still chains, break-it s53 fuzz #1 and #2): ``(k, why)`` to cut the walk at record ``k``
