@@ -533,7 +533,9 @@ def test_pcapng_fcs_length_longer_than_the_frame_is_ignored_and_counted() -> Non
     length, not an FCS: the frames are read whole, without an FCS (tshark reads them as
     malformed and the tshark engine dropped them silently), counted in one warning line.
     epb_flags' FCS length wins over the interface's; if_fcslen 4 on long enough frames stays an
-    FCS, without a warning."""
+    FCS, without a warning. (Session 62: if_fcslen 200 is no link layer's FCS length, in bytes
+    or in bits, fcs_option_bytes: said in its own line and ignored, the frames read whole as
+    before; the overlong count keeps the epb_flags one.)"""
     o = "<"
     frames = [bytes([i]) * (40 + i) for i in range(3)]
     data = (shb(o) + idb(o, 1, 0, option(o, 13, b"\xc8") + end_of_options(o))   # if_fcslen 200
@@ -547,8 +549,10 @@ def test_pcapng_fcs_length_longer_than_the_frame_is_ignored_and_counted() -> Non
     # (epb_flags FCS length 4 on the third frame: an FCS; the last interface's if_fcslen 4 too)
     assert fr.linktype.tolist() == [1, 1, 1 | LT_FCS, 1, 1 | LT_FCS]
     assert [w.split(": ", 1)[1] for w in fr.stats.warnings] == [
-        "3 frames whose FCS length in the file (if_fcslen or epb_flags, up to 200 bytes) is longer "
-        "than the frame itself: a wrong length, the frames read without an FCS (Wireshark shows "
+        "1 Interface Description Block with an FCS length (if_fcslen) no link layer has (not 0, 2 "
+        "or 4 bytes, nor 16 or 32 bits): ignored, the frames are read whole",
+        "1 frame whose FCS length in the file (if_fcslen or epb_flags, up to 15 bytes) is longer "
+        "than the frame itself: a wrong length, the frame read without an FCS (Wireshark shows "
         "such frames as malformed)"]
     for chunk in (64, 150):
         chunks, _ = read_in_chunks(data, chunk)

@@ -913,8 +913,9 @@ def test_ipv6_only_real_extension_headers_are_walked(tmp_path):
     esp = ip6(CLIENT6, SERVER6, 50, struct.pack("!II", 0x1000, 1) + b"\x99" * 40)
     frag = ip6(CLIENT6, RESOLVER6, 44, struct.pack("!BBHI", 17, 0, 1448 | 0, 0xBEEF)  # offset 1448
                + b"\x77" * 100)                              # no M flag: last, never reassembled
-    # jumbogram: payload length 0, hop-by-hop with a Jumbo Payload option (RFC 2675)
-    jdata = tcp(EPHEMERAL, AGENT_PORT, 1001, 5001, PSH | ACK, b"J" * 300)
+    # jumbogram: payload length 0, hop-by-hop with a Jumbo Payload option (RFC 2675; a length
+    # of 65,536 or more: one below is invalid, malformed as Wireshark has it, test_reader_s62)
+    jdata = tcp(EPHEMERAL, AGENT_PORT, 1001, 5001, PSH | ACK, b"J" * 65_600)
     jumbo = ip6(CLIENT6, SERVER6, 0, bytes([6, 0, 0xC2, 4]) + struct.pack("!I", 8 + len(jdata))
                 + jdata, plen=0)
     frames = [ip6(CLIENT6, SERVER6, 0, chain + syn), ip6(SERVER6, CLIENT6, 6, synack), ack,
@@ -923,7 +924,7 @@ def test_ipv6_only_real_extension_headers_are_walked(tmp_path):
     assert stats.malformed == 0
     t = one(flows, proto="tcp")
     assert (t.orig_h, t.orig_p, t.resp_h, t.resp_p, t.conn_state) == (CLIENT6, EPHEMERAL, SERVER6, AGENT_PORT, "S1")
-    assert (t.orig_bytes, t.orig_pkts) == (300, 3)
+    assert (t.orig_bytes, t.orig_pkts) == (65_600, 3)
     assert t.orig_ip_bytes == (40 + len(chain) + 20) + 60 + (40 + 8 + len(jdata))
     d = one(flows, proto="udp", resp_p=53)
     assert (d.orig_p, d.query, d.service) == (53000, KSC_NAME, "dns")

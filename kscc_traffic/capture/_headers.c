@@ -205,6 +205,10 @@ fast_rows(PyObject *self, PyObject *args)
                 ni = full && cls == 3;
                 bcast = L == 113 ? be16(H) == 1 : H[10] == 1;
                 out = L == 113 ? be16(H) == 4 : H[10] == 4;
+                if ((L == 113 ? be16(H + 2) : be16(H + 8)) == 824) {
+                    kind = 0;                       /* nlmon (ARPHRD_NETLINK): never IP */
+                    ni = full;
+                }
             } else if (L == 0 || L == 108) {
                 l3 = 4;
                 const int good = H[1] == 0 && H[2] == 0 && (H[0] == 0 || H[3] == 0) && c >= 4;

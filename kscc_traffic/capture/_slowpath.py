@@ -41,6 +41,8 @@ _PL_OFF = ROW_FIELDS.index("pl_off")
 
 NONIP = -1
 MALFORMED = -2
+#: :meth:`SlowDecoder._jumbo_length` of a Jumbo Payload option whose length is below 65,536
+JUMBO_INVALID = -2
 PENDING = -3
 #: the capture marks the frame damaged (bad FCS flag), or its FCS does not match its bytes:
 #: skipped (its bytes are not the bytes sent), counted in ``malformed`` and in
@@ -64,6 +66,10 @@ TPIDS = frozenset((0x8100, 0x88A8, 0x9100))
 ARPHRD_IEEE80211_RADIOTAP = 803
 ARPHRD_FRAD = 770
 SLL_HATYPES = frozenset((ARPHRD_IEEE80211_RADIOTAP, ARPHRD_FRAD))
+#: ARPHRD type of a netlink monitor (``nlmon``) device: its LINUX_SLL/SLL2 records hold netlink
+#: messages (the protocol field is the netlink family, or anything), never IP; Wireshark reads
+#: them as netlink whatever the protocol field says. Not IP, on both paths
+ARPHRD_NETLINK = 824
 #: "jumbo frame" LLC (Wireshark's ETHERTYPE_JUMBO_LLC, scapy's ``Ether()/LLC()``): an LLC header
 #: follows the ethertype as it follows an 802.3 length field
 JUMBO_LLC = 0x8870
@@ -522,6 +528,10 @@ class SlowDecoder:
         #: IPv4 datagrams skipped (counted in ``malformed`` too) because their options do not
         #: parse (:func:`v4_options_ok`: a damaged header length or damaged options)
         self.bad_v4_options = 0
+        #: IPv6 packets skipped (counted in ``malformed`` too) because their payload length is 0
+        #: and the Jumbo Payload option of their hop-by-hop header gives a length below 65,536
+        #: (RFC 2675 §3: invalid; Wireshark: malformed): the packet's length is not known
+        self.bad_jumbo = 0
         #: frames not decoded because they nest deeper than the limits (:data:`TOO_DEEP`; also
         #: in ``malformed``)
         self.too_deep = 0
@@ -596,6 +606,8 @@ class SlowDecoder:
         if lt == 113:                                   # LINUX_SLL
             if end - pos < 16:
                 return MALFORMED
+            if _u16(d, pos + 2)[0] == ARPHRD_NETLINK:   # (nlmon: netlink messages, not IP)
+                return NONIP
             if _u16(d, pos + 2)[0] in SLL_HATYPES and _u16(d, pos + 14)[0] < 0x600:
                 return self._sll_hatype(_u16(d, pos + 2)[0], d, pos + 16, end, ctx)
             ptype = _u16(d, pos)[0]
@@ -604,6 +616,8 @@ class SlowDecoder:
         if lt == 276:                                   # LINUX_SLL2
             if end - pos < 20:
                 return MALFORMED
+            if _u16(d, pos + 8)[0] == ARPHRD_NETLINK:
+                return NONIP
             if _u16(d, pos + 8)[0] in SLL_HATYPES and _u16(d, pos)[0] < 0x600:
                 return self._sll_hatype(_u16(d, pos + 8)[0], d, pos + 20, end, ctx)
             ctx.bcast, ctx.out = d[pos + 10] == 1, d[pos + 10] == 4
@@ -1463,6 +1477,9 @@ class SlowDecoder:
         shi, slo, dhi, dlo = _qqqq(d, pos + 8)
         if plen == 0:                   # jumbogram (RFC 2675) / GSO: see _jumbo_length
             plen = self._jumbo_length(d, pos, end, nh)
+            if plen == JUMBO_INVALID:
+                self.bad_jumbo += 1
+                return MALFORMED
             if plen < 0:
                 plen = end - pos - 40 + self._uncaptured(d, end, ctx)
         tot = 40 + plen
@@ -1499,15 +1516,20 @@ class SlowDecoder:
     @staticmethod
     def _jumbo_length(d: Any, pos: int, end: int, nh: int) -> int:
         """Payload length from a Jumbo Payload option (RFC 2675 §2: option 0xC2, 4 bytes, the
-        packet length without the 40-byte IPv6 header) in a captured hop-by-hop header, else -1.
+        packet length without the 40-byte IPv6 header) in a captured hop-by-hop header, else -1
+        (none: the rest of the frame, TSO/GSO). :data:`JUMBO_INVALID` when the option's length
+        is below 65,536 (RFC 2675 §3: a receiver discards the packet with an ICMP Parameter
+        Problem; Wireshark calls it malformed): the packet's length is not known.
         """
         p = pos + 40
         if nh != 0 or end - p < 8:
             return -1
         for t, q, ln, whole in v6_options(d, p, end):
             if t == 0xC2 and ln == 4 and whole:
-                v = _u32(d, q)[0]               # ip_len must fit the int32 column
-                return v if 8 <= v <= 0x7FFFFFFF - 40 else -1
+                v = _u32(d, q)[0]
+                if v < 65536:
+                    return JUMBO_INVALID
+                return v if v <= 0x7FFFFFFF - 40 else -1    # (ip_len must fit the int32 column)
         return -1
 
     @staticmethod

@@ -127,7 +127,7 @@ from dataclasses import dataclass, field as dc_field, replace
 
 import numpy as np
 
-from ._slowpath import (AF_INET6, ETH_BRIDGED, GENEVE_PORT, GTPU_PORT, IPPROTO_ETHERIP,
+from ._slowpath import (AF_INET6, ARPHRD_NETLINK, ETH_BRIDGED, GENEVE_PORT, GTPU_PORT, IPPROTO_ETHERIP,
                         IPPROTO_ETHERNET, IPV6_EXT, SHIM6,
                         JUMBO_LLC, L2_SHIMS, L2TP_PORT, LISP_DATA_PORT, MAX_L2_SHIMS, MAX_MPLS_LABELS,
                         MAX_TUNNEL_DEPTH, MAX_VLAN_TAGS, MPLS_UDP_PORT, NSH_ETHERTYPE, GRE_UDP_PORT,
@@ -798,6 +798,17 @@ def bad_v4_options_note(k: int) -> str:
             f"drop such packets) skipped as malformed: what follows the header cannot be located")
 
 
+def bad_jumbo_note(k: int) -> str:
+    """The warning line (without the capture's name) for ``k`` IPv6 packets skipped because
+    their payload length is 0 and their hop-by-hop Jumbo Payload option gives a length below
+    65,536 (RFC 2675 §3: invalid, receivers discard such a packet; Wireshark shows it as
+    malformed): the packet's length, so where its transport header ends, is not known."""
+    s = "s" if k != 1 else ""
+    return (f"decode: {k} IPv6 packet{s} with an invalid Jumbo Payload option (a jumbogram length "
+            "below 65,536 where the payload length is 0; receivers discard such packets) skipped "
+            "as malformed")
+
+
 def too_deep_note(k: int) -> str:
     """The warning line (without the capture's name) for ``k`` frames not decoded because they
     nest deeper than the built-in decoder reads (``_slowpath.TOO_DEEP``; also in ``malformed``)."""
@@ -909,6 +920,9 @@ class DecodeCounters:
     #: IPv4 datagrams whose options do not parse (also in ``malformed``): a damaged header
     #: length or damaged options (``_slowpath.v4_options_ok``)
     bad_v4_options: int = 0
+    #: IPv6 packets whose Jumbo Payload option gives a length below 65,536 with a payload
+    #: length of 0 (also in ``malformed``; :func:`bad_jumbo_note`)
+    bad_jumbo: int = 0
     #: PPP frames of Van Jacobson compressed TCP (RFC 1144; also in ``non_ip``): not read
     vj_tcp: int = 0
     #: PPP frames compressed or encrypted (CCP/ECP: MPPE in a PPTP VPN; also in ``non_ip``): not read
@@ -954,6 +968,7 @@ class DecodeCounters:
         self.macsec_encrypted += other.macsec_encrypted
         self.esp += other.esp
         self.bad_v4_options += other.bad_v4_options
+        self.bad_jumbo += other.bad_jumbo
         self.vj_tcp += other.vj_tcp
         self.ppp_sealed += other.ppp_sealed
         self.too_deep += other.too_deep
@@ -982,6 +997,7 @@ class DecodeCounters:
         self.protected += sd.protected
         self.macsec_encrypted += sd.macsec_encrypted
         self.bad_v4_options += sd.bad_v4_options
+        self.bad_jumbo += sd.bad_jumbo
         self.vj_tcp += sd.vj_tcp
         self.ppp_sealed += sd.ppp_sealed
         self.too_deep += sd.too_deep
@@ -1006,8 +1022,8 @@ class DecodeCounters:
             out.append(protected_note(self.protected))
         if self.macsec_encrypted:
             out.append(macsec_note(self.macsec_encrypted))
-        other = (self.malformed - self.bad_v4_options - self.damaged_marked - self.fcs_mismatch
-                 - self.too_deep)
+        other = (self.malformed - self.bad_v4_options - self.bad_jumbo - self.damaged_marked
+                 - self.fcs_mismatch - self.too_deep)
         if self.damaged_marked or self.fcs_mismatch:
             out.append(damaged_note(self.damaged_marked, self.fcs_mismatch))
         if self.fcs_absent:
@@ -1025,6 +1041,8 @@ class DecodeCounters:
             out.append(too_deep_note(self.too_deep))
         if self.bad_v4_options:
             out.append(bad_v4_options_note(self.bad_v4_options))
+        if self.bad_jumbo:
+            out.append(bad_jumbo_note(self.bad_jumbo))
         if self.vj_tcp:
             out.append(vj_note(self.vj_tcp))
         if self.ppp_sealed:
@@ -1142,6 +1160,17 @@ def _classify(et: np.ndarray, l3: np.ndarray, c: np.ndarray, H: np.ndarray | Non
     return kind, nonip
 
 
+def _netlink(hatype: np.ndarray, kind: np.ndarray, nonip: np.ndarray, c: np.ndarray, l3: int):
+    """LINUX_SLL/SLL2 records of a netlink monitor (ARPHRD type ``hatype`` 824,
+    :data:`._slowpath.ARPHRD_NETLINK`) are not IP, whatever their protocol field: (kind, nonip)
+    with those records' kind 0 and, when their cooked header is whole (``c >= l3``), counted not
+    IP (a cut one is left to the slow path, which calls it malformed)."""
+    nl = hatype == ARPHRD_NETLINK
+    if not nl.any():
+        return kind, nonip
+    return np.where(nl, 0, kind).astype(np.int8), nonip | (nl & (c >= l3))
+
+
 def _link(ltv: int, H: np.ndarray, c: np.ndarray):
     """Link layer of frames of one link type: (kind, l3, vlan, bcast, nonip).
 
@@ -1157,10 +1186,12 @@ def _link(ltv: int, H: np.ndarray, c: np.ndarray):
     if ltv == 113:
         l3 = np.full(m, 16, np.int64)
         kind, nonip = _classify(_be(H, 14, ">u2").astype(np.int32), l3, c)
+        kind, nonip = _netlink(_be(H, 2, ">u2"), kind, nonip, c, 16)
         return kind, l3, zeros_i, _be(H, 0, ">u2") == 1, nonip
     if ltv == 276:
         l3 = np.full(m, 20, np.int64)
         kind, nonip = _classify(_be(H, 0, ">u2").astype(np.int32), l3, c)
+        kind, nonip = _netlink(_be(H, 8, ">u2"), kind, nonip, c, 20)
         return kind, l3, zeros_i, H[:, 10] == 1, nonip
     if ltv in (0, 108):
         h0, h1, h2, h3 = H[:, 0], H[:, 1], H[:, 2], H[:, 3]

@@ -570,6 +570,7 @@ class _PcapParser:
         # original length first in versions 2.0-2.2 and DG/UX's 543.0 ("swapped"), either in 2.3
         # (the smaller one is the captured length), captured length first from 2.4 on
         self.swap = "yes" if major == 543 or minor < 3 else "maybe" if minor == 3 else "no"
+        self.cut_in_step = False     # (the last cut of _out_of_step a damaged length's: _swallower)
         if self.swap == "yes":
             self._caplen_at = struct.Struct(order + "12xI").unpack_from
         elif self.swap == "maybe":
@@ -619,7 +620,7 @@ class _PcapParser:
                     pos = offs[k]
                     del offs[k:]
                     stop = _Stop(base + pos, f"damaged record at offset {base + pos} ({why})", 1)
-                    stepped = True
+                    stepped = not self.cut_in_step
                     hold = None
         need = 0
         if stop is None and not at_eof and len(offs):
@@ -737,6 +738,52 @@ class _PcapParser:
 
     def _out_of_step(self, buf, offs: array, heads: np.ndarray | None, start: int, base: int, at_eof: bool,
                      stopped: bool) -> tuple[tuple[int, str | None] | None, int | None]:
+        """:meth:`_out_of_step_far`, and before its cut (or without one) the first record whose
+        captured length is damaged (:meth:`_swallower`): ``(cut, tail)`` as there;
+        ``self.cut_in_step`` says the cut is the latter's (its header in step: the record before
+        it is whole, not left out)."""
+        cut, tail = self._out_of_step_far(buf, offs, heads, start, base, at_eof, stopped)
+        sw = self._swallower(buf, offs, heads, at_eof)
+        self.cut_in_step = sw is not None and (cut is None or sw[0] < cut[0])
+        if self.cut_in_step:
+            return sw, tail
+        return cut, tail
+
+    def _swallower(self, buf, offs: array, heads: np.ndarray | None, at_eof: bool) -> tuple[int, str] | None:
+        """The first record of ``offs`` whose captured length is a damaged field that swallows
+        the records after it (a caplen within the bound, so the walk reads on): ``(k, why)``, or
+        None. Such a record's captured length is above its original length, no run of plausible
+        records (:func:`~.resync.pcap_records_at`) starts where that length ends, and one starts
+        where its original length ends: reading resumes after the damage at the records it
+        would swallow, not past them (a 94-byte record whose caplen read 257,465 lost the next
+        470 records; tshark stops at such a file). Only records with an original length below
+        the captured one are looked at (rare: none in an undamaged capture but a few writers')."""
+        o = np.frombuffer(offs, np.int64)
+        n = int(np.searchsorted(o, len(buf) - 16, side="right")) if len(o) and o[-1] + 16 > len(buf) else len(o)
+        if not n:
+            return None
+        if heads is not None:
+            h = heads[:n].astype(np.int64)
+            sec, cl, wl = h[:, 0], h[:, 2], h[:, 3]
+        else:
+            v = _u32_view(buf, self.order)
+            o = o[:n]
+            sec, cl, wl = (v[o + d].astype(np.int64) for d in (0, 8, 12))
+        from .resync import pcap_records_at
+        kw = dict(big=self.order == ">", hdr_len=self.hdr_len, ns=self.mult == 1, bound=self.bound)
+        for k in np.flatnonzero((wl < cl) & (wl > 0)).tolist()[:16]:
+            at, ref = int(o[k]) + self.hdr_len, int(sec[k])
+            if at + int(cl[k]) + self.hdr_len > len(buf):
+                continue        # (decided with the bytes after it; past the file's end: walk() says so)
+            if pcap_records_at(buf, at + int(cl[k]), last_sec=ref, at_eof=at_eof, **kw) is not False:
+                continue
+            if pcap_records_at(buf, at + int(wl[k]), last_sec=ref, at_eof=at_eof, **kw):
+                return k, (f"its captured length {int(cl[k])} above its original length {int(wl[k])} "
+                           "and no record where it ends: a damaged length")
+        return None
+
+    def _out_of_step_far(self, buf, offs: array, heads: np.ndarray | None, start: int, base: int, at_eof: bool,
+                         stopped: bool) -> tuple[tuple[int, str | None] | None, int | None]:
         """Where records in ``offs`` begin to be read out of step (bytes lost or added before a
         record header, a torn copy: every header after it read a few bytes off, as nonsense that
         still chains, break-it s53 fuzz #1 and #2): ``(k, why)`` to cut the walk at record ``k``
@@ -1007,7 +1054,7 @@ class _Iface:
     res_exp: int = 6
     offset_s: int = 0          # if_tsoffset, seconds
     valid: bool = True
-    fcslen: int = 0            # if_fcslen, bytes (0: none given)
+    fcslen: int = 0            # if_fcslen, bytes (0: none given; fcs_option_bytes)
 
     @property
     def bound(self) -> int:
@@ -1258,10 +1305,13 @@ class _PcapngParser:
             elif code == 14 and olen >= 8 and code not in seen:   # if_tsoffset, signed seconds
                 (offset_s,) = struct.unpack_from(order + "q", body, p + 4)
                 seen.add(code)
-            elif code == 13 and olen >= 1 and code not in seen:   # if_fcslen, bytes
-                fcslen = body[p + 4]
+            elif code == 13 and olen >= 1 and code not in seen:   # if_fcslen
+                fcslen = fcs_option_bytes(body[p + 4])
                 seen.add(code)
-                if fcslen == 4 and linktype <= LT_MASK:
+                if fcslen < 0:                    # a length no link layer has: read whole
+                    oddity = oddity or ("fcslen_odd", p + 8)
+                    fcslen = 0
+                elif fcslen == 4 and linktype <= LT_MASK:
                     lt = linktype | LT_FCS        # if_fcslen 4: the frames end with an FCS
                 elif fcslen == 2 and linktype == 1:
                     lt = linktype | LT_FCS2       # if_fcslen 2 (Ethernet): a 2-byte FCS, as tshark takes it
@@ -1818,6 +1868,8 @@ class _PcapngParser:
             out.append(f"{_plural(n['malformed_block'], 'malformed packet block')} (captured length beyond "
                        f"the block or the sanity bound; first at offset "
                        f"{f['malformed_block']}); skipped")
+        if n.get("fcslen_odd"):
+            out.append(fcslen_odd_note(n["fcslen_odd"]))
         if n.get("short_idb"):
             out.append(f"{_plural(n['short_idb'], 'Interface Description Block')} too short to read "
                        f"(first at offset {f['short_idb']}); their packets skipped")
@@ -1890,6 +1942,34 @@ class _PcapngParser:
             out.append(no_timestamp_note(n["no_ts"], self.records))
         out.extend(_common_notes(n))
         return out
+
+
+def fcs_option_bytes(value: int) -> int:
+    """The FCS length in bytes a pcapng ``if_fcslen`` option's ``value`` gives, or -1 when it is
+    none a link layer has.
+
+    The pcapng draft says the option counts bits, and gives 4 as its example; writers put bytes
+    (4: Ethernet's FCS) and some bits (32). Read as Wireshark 4.0 reads it (tshark, measured
+    over 1-255: below 8 a count of bytes, from 8 on of bits): 0, 2 and 4 are bytes, 16 and 32
+    bits (2 and 4 bytes). Any other value (1, 3, 8, 255…) gives an FCS of no link layer: -1."""
+    if value in (0, 2, 4):
+        return value
+    if value in (16, 32):
+        return value // 8
+    return -1
+
+
+def fcslen_odd_note(count: int) -> str:
+    """The warning line (without the file name) for ``count`` pcapng Interface Description
+    Blocks whose ``if_fcslen`` gives a length no link layer has (:func:`fcs_option_bytes`):
+    ignored, their frames read whole."""
+    s = "s" if count != 1 else ""
+    return (f"{count:,} Interface Description Block{s} with an FCS length (if_fcslen) {FCSLEN_ODD_TEXT} "
+            "(not 0, 2 or 4 bytes, nor 16 or 32 bits): ignored, the frames are read whole")
+
+
+#: the words by which :func:`fcslen_odd_note`'s line is found among the warnings
+FCSLEN_ODD_TEXT = "no link layer has"
 
 
 def fcs_overlong_note(count: int, longest: int) -> str:

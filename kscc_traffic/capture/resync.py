@@ -281,6 +281,8 @@ def _network_at(frame: bytes, linktype: int) -> tuple[int, int] | None:
         p = 16 if linktype == 113 else 20
         if n < p:
             return None
+        if int.from_bytes(frame[2:4] if linktype == 113 else frame[8:10], "big") == 824:
+            return None                             # (nlmon, ARPHRD_NETLINK: never IP)
         et = int.from_bytes(frame[14:16] if linktype == 113 else frame[0:2], "big")
     elif linktype in (0, 108):
         if n < 4:

@@ -2088,15 +2088,24 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
     return stats, absent, absent2
 
 
-def _odd_fcs_file(path: Path) -> bool:
+def _odd_fcs_file(path: Path, name: str = "") -> bool:
     """Whether ``path`` is a pcap file whose header's FCS bits give a length no link layer has
-    (:func:`~kscc_traffic.capture.files.odd_fcs_words`; a compressed or unreadable file: no)."""
-    from ..capture.files import odd_fcs_words
+    (:func:`~kscc_traffic.capture.files.odd_fcs_words`), or a pcapng file whose first records'
+    interfaces give such an ``if_fcslen`` (:func:`~kscc_traffic.capture.files.fcs_option_bytes`:
+    the builtin reader reads the frames whole, tshark takes up to 31 bytes off them); a compressed
+    or unreadable file: no."""
+    from ..capture.files import FCSLEN_ODD_TEXT, iter_frames, odd_fcs_words
     try:
         with open(path, "rb") as fh:
-            return odd_fcs_words(fh.read(24)) > 0
-    except OSError:
+            head = fh.read(24)
+        if odd_fcs_words(head) > 0:
+            return True
+        if head[:4] != b"\x0a\x0d\x0d\x0a":
+            return False
+        fr = next(iter(iter_frames(path, 1 << 16, name=name)), None)
+    except (CaptureError, OSError):
         return False
+    return fr is not None and any(FCSLEN_ODD_TEXT in w and "if_fcslen" in w for w in fr.stats.warnings)
 
 
 def _claims_fcs2(path: Path, name: str) -> bool:
@@ -2259,7 +2268,7 @@ def read_packets(path: str | os.PathLike, tshark: str | None = None, *, name: st
         copied = _read_copy(exe, p, name, b.records, "", fcs_overlong=True)
         if copied is not None:
             return copied
-    if rc == 0 and _odd_fcs_file(p):
+    if rc == 0 and _odd_fcs_file(p, name):
         # a pcap header FCS length no link layer has (3 words or more): the builtin reader
         # ignores it, tshark reads frames by it (and drops some as failing their FCS)
         copied = _read_copy(exe, p, name, b.records, "", odd_fcs=True)
