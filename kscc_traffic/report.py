@@ -1913,7 +1913,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    fam_same: tuple[bool | None, bool | None] = (None, None), bl_plain_reset: int = 0,
                    bl_after_ok: int = 0, ok_fell: int = 0, bl_dropped: int = 0, v4_seen: bool = True,
                    ok_refused: int = 0, icpt_cause: str = "", ok_slow: int = 0, ok_held: int = 0,
-                   bl_slow_server: str = "", ok_private: int = 0) -> dict:
+                   bl_slow_server: str = "", ok_private: int = 0, bl_portal: tuple[int, str] = (0, "")) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -2428,6 +2428,9 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         if bl_mtu:
             fix += (f"; {bl_mtu} of them reached the server (the TCP handshake completed), then the TLS handshake "
                     f"failed: {MTU_FIX}")
+    if status == "blocked" and bl_portal[0] and not proxied:
+        # (the DNS gave a captive portal's address for the server's name: break-it s62 #2)
+        fix = portal_fix(bl, bl_portal, fix)
     if status == "blocked" and redirects and (bl != redirects or proxied):
         fix = _redirect_fix(r, bl, bl_redirect, fix, alone=False)
     if status == "unexpected" and (un_reasons or {}).get("not_unicast"):
@@ -3778,6 +3781,71 @@ MAX_RATE_KEYS = 262_144
 MAX_RATE_TRIES = 65_536
 
 
+#: addresses :class:`PortalWatch` keeps (portals, and blocked servers per purpose); beyond, no more
+MAX_PORTALS = 256
+
+
+class PortalWatch:
+    """Captive portals that also answer DNS (break-it s62 #2: a hotel's or guest network's portal
+    gives its own address for every name until the user logs in): the addresses (``resp_h``) that
+    answered an HTTP request with a redirect (3xx) or 511 in a ``blocked`` flow (classify judged
+    it a web filter's or captive portal's answer), and per purpose the addresses of the blocked
+    flows that were no HTTP exchange (no ``http_status``; ``resp_h`` -> count). A purpose whose
+    blocked flows went to such an address did not reach its server at all: the DNS gave the
+    portal's address for its name (:func:`portal_fix`). Tables are added batch by batch
+    (:meth:`add`); at most :data:`MAX_PORTALS` portals and servers per purpose are kept."""
+
+    def __init__(self) -> None:
+        self.portals: set[str] = set()
+        self.blocked: dict[str, dict[str, int]] = {}   # purpose -> resp_h -> blocked flows
+
+    def add(self, flows: pd.DataFrame) -> None:
+        """Remember the portals and blocked servers of ``flows`` (a classified flow table; nothing
+        without ``http_status`` and ``resp_h``)."""
+        if not len(flows) or "http_status" not in flows or "resp_h" not in flows:
+            return
+        verdict = flows["verdict"].to_numpy(dtype=object)
+        status = flows["http_status"].fillna("").astype(str).to_numpy(dtype=object)
+        server = flows["resp_h"].astype(str).to_numpy(dtype=object)
+        blocked = verdict == "blocked"
+        redirect = np.array([x[:1] == "3" or x[:3] == PORTAL_STATUS for x in status.tolist()], bool) \
+            if blocked.any() else blocked
+        for a in dict.fromkeys(server[blocked & redirect].tolist()):
+            if len(self.portals) < MAX_PORTALS:
+                self.portals.add(a)
+        plain = np.flatnonzero(blocked & (status == ""))
+        purposes = flows["purpose"].astype(str).to_numpy(dtype=object)
+        for p, a in zip(purposes[plain].tolist(), server[plain].tolist()):
+            had = self.blocked.setdefault(p, {})
+            if a in had or len(had) < MAX_PORTALS:
+                had[a] = had.get(a, 0) + 1
+
+    def said(self, purpose: str) -> tuple[int, str]:
+        """(blocked flows of ``purpose`` that went to a portal's address, the first such address
+        in text order); (0, '') for none."""
+        had = self.blocked.get(purpose, {})
+        at = sorted(a for a in had if a in self.portals)
+        return (sum(had[a] for a in at), at[0]) if at else (0, "")
+
+
+def portal_fix(bl: int, portal: tuple[int, str], fix: str) -> str:
+    """A blocked purpose's advice ``fix`` when ``portal`` = (k, address) of its ``bl`` blocked flows
+    went to an address that answered an HTTP request with a redirect (:class:`PortalWatch`): the
+    DNS gave the captive portal's own address for the server's name; the portal's advice leads
+    when all did (k == bl), else is added."""
+    k, addr = portal
+    if not k:
+        return fix
+    said = (f"went to {addr}, the address that answered an HTTP request of this capture with a redirect (a captive "
+            "portal or web filter: see that flow's detail): the DNS gave the portal's own address for the server's "
+            "name, so the agent never reached the server (a hotel's or guest network's portal holds all traffic "
+            "until someone logs in): authenticate this network in the portal (or connect the device to a network "
+            "without one), then capture again")
+    if k >= bl:
+        return f"{'this connection attempt' if bl == 1 else f'these {bl} connection attempts'} {said}"
+    return f"{fix}; {k} of them {said}"
+
+
 class RateWatch:
     """The blocked TCP connection attempts, unanswered (``no_answer``, detail ``SYN sent …, no
     answer``; not one the capture's end cut short: :func:`cut_short`), that began at most
@@ -4569,6 +4637,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
     rates = RateWatch()
     rates.add(flows)
     after_ok = rates.counts()
+    portals = PortalWatch()
+    portals.add(flows)
     v4_seen = _v4_unicast(flows)   # (IPv4 in use: no "over IPv6" alone for an all-IPv6 purpose)
     restarts.add(flows)
     for r in rules.rules:
@@ -4750,7 +4820,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    ok_other_cast=ok_other_cast, ok_other_kind=ok_other_kind, bl_cert=bl_cert,
                                    ok_partial=ok_partial, ok_refused=ok_refused, icpt_cause=icpt_cause,
                                    ok_slow=ok_slow, ok_held=ok_held, bl_slow_server=bl_slow_server,
-                                   ok_private=ok_private,
+                                   ok_private=ok_private, bl_portal=portals.said(r.id),
                                    bl_restarted=restarts.said(r.id) if bl_refused[1] or bl_reset[0] else (0, ""),
                                    bl_host=bl_host, bl_local=bl_local, bl_idle=bl_idle, bl_path=bl_path,
                                    bl_stalled=bl_stalled, bl_dated=bl_dated,
@@ -5047,6 +5117,7 @@ class TableSummary:
         self.v4_seen = False                     # (a unicast flow over IPv4 was added: _v4_unicast)
         self.bl_dropped: dict[str, int] = {}      # purpose -> blocked IPv6 attempts unanswered, then IPv4 (DROPPED_FALLBACK)
         self.rates = RateWatch()                 # unanswered attempts after a worked connection
+        self.portals = PortalWatch()             # captive portals, and the blocked flows' servers
         #: (kind, scanner) -> [probes, hosts, ports, documented ports, first ts_ns, last ts_ns] of
         #: the scan probes (reason port_scan/address_scan): :func:`scan_lines`
         self.scans: dict[tuple[str, str], list] = {}
@@ -5165,6 +5236,7 @@ class TableSummary:
                 self.v6[(p, v)] = self.v6.get((p, v), 0) + int(n)
             merge_family_names(self.family_names, family_names(flows))
         self.rates.add(flows)
+        self.portals.add(flows)
         if "resp_pkts" in flows:
             self.answered_seen = True
             if all(c in flows for c in ("orig_pkts", "reason", "purpose")):
@@ -5519,6 +5591,7 @@ class TableSummary:
                                        ok_refused=self.ok_refused.get(r.id, 0),
                                        ok_slow=self.ok_slow.get(r.id, 0), ok_held=self.ok_held.get(r.id, 0),
                                        ok_private=self.ok_private.get(r.id, 0),
+                                       bl_portal=self.portals.said(r.id),
                                        bl_slow_server=min(self.slow_servers[r.id][0] & self.slow_servers[r.id][1],
                                                           default="") if r.id in self.slow_servers else "",
                                        icpt_cause=next(iter(self.icpt_causes[r.id]))

@@ -5,6 +5,10 @@ corporate CA re-signing the connection: the most common TLS inspection), keeps t
 says so in the detail, the checklist's note and a *To verify* line; a public CA's, a
 Kaspersky-named one and an inspection product's (tls_intercepted already) are not said so.
 
+#2 a captive portal that answers DNS with its own address (a hotel's or guest network's): the
+purposes whose blocked flows went to the address that answered an HTTP request with a redirect to
+its login page are advised as the portal's, not as "nothing listens on this port there".
+
 #3 a purpose blocked over one address family and working over the other says that family's
 *path* is blocked only when some blocked flow was dropped or refused on the way: a reset with the
 server's own hop limit, or a TLS failure after the TCP handshake, was answered by the server.
@@ -155,3 +159,46 @@ def test_a_private_ca_for_a_name_that_is_not_kasperskys_is_not_said(tmp_path):
     assert list(zip(flows.purpose, flows.verdict)) == [("dp_agent_connection", "ok")]
     assert flows.cert_issuer.iloc[0] == "O=Contoso Ltd,CN=Contoso Issuing CA 01"
     assert PRIVATE_CA_MEANS not in flows.detail.iloc[0]
+
+
+def _portal_capture(tmp_path, with_redirect: bool):
+    from scapy.layers.inet import UDP
+    from scapy.layers.dns import DNS, DNSQR, DNSRR
+    portal, resolver = "198.51.100.80", "192.0.2.1"
+    recs = []
+    for k, name in enumerate((NAME, "crl3.digicert.com")):
+        q = DNS(id=k + 1, rd=1, qd=DNSQR(qname=name))
+        a = DNS(id=k + 1, qr=1, rd=1, ra=1, qd=DNSQR(qname=name), an=DNSRR(rrname=name, type="A", ttl=60, rdata=portal))
+        recs += [(1000.0 + k, eth(IP(src=C4, dst=resolver) / UDP(sport=53001 + k, dport=53) / q)),
+                 (1000.01 + k, eth(IP(src=resolver, dst=C4) / UDP(sport=53, dport=53001 + k) / a,
+                                   src=SERVER_MAC, dst=CLIENT_MAC))]
+    syn = IP(src=C4, dst=portal) / TCP(sport=50001, dport=23101, flags="S", seq=7)
+    rst = IP(src=portal, dst=C4, ttl=64) / TCP(sport=23101, dport=50001, flags="RA", seq=0, ack=8)
+    recs += [(1003.0, eth(syn)), (1003.01, eth(rst, src=SERVER_MAC, dst=CLIENT_MAC))]
+    if with_redirect:
+        from pcapbuild import tcp_session
+        get = b"GET /DigiCertGlobalRootG2.crl HTTP/1.1\r\nHost: crl3.digicert.com\r\n\r\n"
+        moved = (b"HTTP/1.1 302 Found\r\nLocation: http://198.51.100.80/login\r\nContent-Length: 0\r\n\r\n")
+        recs += tcp_session((C4, 50003), (portal, 80), t0=1004.0, c_data=get, s_data=moved)
+    return write(tmp_path, f"portal{int(with_redirect)}.pcap", recs)
+
+
+def test_a_kaspersky_name_resolved_to_a_captive_portal_is_advised_as_the_portal(tmp_path):
+    from kscc_traffic.report import PortalWatch
+    flows = analyze(_portal_capture(tmp_path, True), RULES)
+    agent = flows[flows.purpose == "agent_connection"]
+    assert list(zip(agent.resp_h, agent.verdict, agent.reason)) == [("198.51.100.80", "blocked", "rejected")]
+    watch = PortalWatch()
+    watch.add(flows)
+    assert watch.portals == {"198.51.100.80"} and watch.said("agent_connection") == (1, "198.51.100.80")
+    assert watch.said("cert_check") == (0, "")       # (the portal's own answer: advised as the redirect)
+    for row in checklists(flows):
+        fix = row.loc["agent_connection", "fix"]
+        assert fix.startswith("this connection attempt went to 198.51.100.80, the address that answered an HTTP "
+                              "request of this capture with a redirect (a captive portal or web filter"), fix
+        assert "authenticate this network in the portal" in fix and "nothing listens" not in fix
+        assert "captive portal" in row.loc["cert_check", "fix"]
+    # without the portal's redirect in the capture, the reset is the server's own as before
+    plain = analyze(_portal_capture(tmp_path, False), RULES)
+    for row in checklists(plain):
+        assert "captive portal" not in row.loc["agent_connection", "fix"]
