@@ -879,6 +879,7 @@ class _WholeFile:
         lookups.add(flows)
         lookups.warn(self.stats, self.name)
         nat.warn(self.stats, self.name)
+        self.stats.nat_syns = nat.sample()
         _note_duplicates(self.stats, self.name, self.duplicates, forwarded)
         yield ties_by_uid(flows)        # (flows of one time in order of uid, as the builtin engine's)
 
@@ -957,12 +958,20 @@ def analyze_files(paths, rules: RuleSet | None = None, engine: str = "builtin", 
     parts, stats, dups = [], {}, 0
     if notes:
         stats[""] = ReadStats(warnings=list(notes))
+    syns = []               # (capture name, its candidate SYNs): kscc_traffic.natpairs.across_captures
     for p, name in zip(paths, capture_names(paths)):
         a = analyze_file(p, rules, engine, name=name)
         parts.append(a.flows)
+        syns += [(name, st.nat_syns) for st in a.stats.values() if st is not None]
         for key, st in a.stats.items():
             stats[key if key not in stats else name] = st
         dups += a.duplicates
+    if len(paths) > 1:
+        # (two captures that are the two sides of a NAT, analysed apart: said)
+        from .natpairs import across_captures
+        nat = across_captures(syns)
+        if nat:
+            stats.setdefault("", ReadStats()).warnings.extend(nat)
     flows = pd.concat(parts, ignore_index=True) if parts else _schema(pd.DataFrame())
     return Analysis(flows, stats, dups)
 

@@ -93,6 +93,80 @@ INSIDE, OUTSIDE = 1, 2
 _KEYS = ("proto", "resp_h", "resp_p", "orig_p", "orig_pkts", "orig_bytes", "orig_h", "ts_ns")
 
 
+#: candidate SYNs (:meth:`NatWatch._isn_pairs`) a capture keeps for :func:`across_captures` (its first ones)
+SAMPLE_SYNS = 4096
+#: the columns of those candidates (:func:`isn_matches`)
+_SYN_KEYS = ("resp_h", "resp_p", "isn", "orig_bytes", "orig_h", "ts_ns", "ttl", "ip_id")
+
+
+def isn_matches(cols: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Of candidate TCP flows whose first packet is their SYN (``cols``: equal-length arrays
+    ``resp_h`` and ``orig_h`` (address texts), ``resp_p``, ``isn``, ``orig_bytes``, ``ts_ns``,
+    ``ttl`` (the originator's first TTL, > 0) and ``ip_id`` (-1 unknown)), the copies of one
+    connection on both sides of a NAT (:meth:`NatWatch._isn_pairs`): ``(a, b, a_inside)``, the
+    positions of each pair's copies (``a`` the earlier) and whether ``a`` is the inside one (the
+    higher TTL); None when there is none. Each row pairs once."""
+    resp_h = pd.factorize(np.asarray(cols["resp_h"], dtype=object))[0]
+    orig_h = pd.factorize(np.asarray(cols["orig_h"], dtype=object))[0]
+    t, c, ids = (np.asarray(cols[k], dtype=np.int64) for k in ("ts_ns", "ttl", "ip_id"))
+    keys = (resp_h, np.asarray(cols["resp_p"], np.int64), np.asarray(cols["isn"], np.int64),
+            np.asarray(cols["orig_bytes"], np.int64))
+    if len(t) < 2:
+        return None
+    o = np.lexsort((t, *keys[::-1]))
+    equal = np.ones(len(o) - 1, bool)
+    for k in keys:
+        k = k[o]
+        equal &= k[1:] == k[:-1]
+    h, tt, c, ids = orig_h[o], t[o], c[o], ids[o]
+    match = equal & (h[1:] != h[:-1]) & (tt[1:] - tt[:-1] <= PAIR_WINDOW_NS) & (np.abs(c[1:] - c[:-1]) == 1)
+    match &= (ids[:-1] < 0) | (ids[1:] < 0) | (ids[:-1] == ids[1:])
+    # (a row pairs once: along a run of matches, the first, third…)
+    idx = np.arange(len(match))
+    starts = np.maximum.accumulate(np.where(match & ~np.concatenate([[False], match[:-1]]), idx, 0))
+    chosen = np.flatnonzero(match & ((idx - starts) % 2 == 0))
+    if not len(chosen):
+        return None
+    return o[chosen], o[chosen + 1], c[chosen] > c[chosen + 1]
+
+
+def across_captures(samples) -> list[str]:
+    """The warning lines about captures analysed apart that hold two sides of a NAT: ``samples``
+    holds (capture name, :meth:`NatWatch.sample` or None) per capture; for each two captures
+    whose candidate SYNs pair (:func:`isn_matches`, one copy in each), one line naming both with
+    the count and the most common translation. [] when there is none (or one capture)."""
+    named = [(name, smp) for name, smp in samples if smp and len(smp.get("isn", ())) > 0]
+    if len(named) < 2:
+        return []
+    cols = {k: np.concatenate([np.asarray(smp[k], dtype=object if k in ("resp_h", "orig_h") else np.int64)
+                               for _, smp in named]) for k in _SYN_KEYS}
+    cap = np.concatenate([np.full(len(smp["isn"]), i, np.int64) for i, (_, smp) in enumerate(named)])
+    # (the same capture's pairs were said by its own warning: only pairs across captures here)
+    cols["orig_h"] = np.array([f"{c}\t{h}" for c, h in zip(cap.tolist(), cols["orig_h"].tolist())], dtype=object)
+    found = isn_matches(cols)
+    if found is None:
+        return []
+    a, b, a_in = found
+    across = cap[a] != cap[b]
+    ins, outs = np.where(a_in, a, b)[across], np.where(a_in, b, a)[across]
+    by: dict = {}
+    for i, j in zip(ins.tolist(), outs.tolist()):
+        key = (int(cap[i]), int(cap[j]))
+        pair = tuple(str(cols["orig_h"][x]).split("\t", 1)[1] for x in (i, j))
+        by.setdefault(key, Counter())[pair] += 1
+    lines = []
+    for (ci, co), trans in sorted(by.items()):
+        n = sum(trans.values())
+        (inside, outside), k = min(trans.items(), key=lambda tk: (-tk[1], tk[0]))
+        lines.append(escape_terminal(
+            f"{named[ci][0]} and {named[co][0]}: {n} TCP connection{'s' if n != 1 else ''} appear{'' if n != 1 else 's'} "
+            f"in both (the same SYN ISN, server and port a few ms apart, one hop less in TTL on the second; {inside} -> "
+            f"{outside} {k} time{'s' if k != 1 else ''}): they are the inside and outside of a NAT, each connection "
+            "listed once in each; analyse them together (--file-set join) to have each pair said, counted once, and "
+            "an unanswered SYN seen leaving told from a block on the NAT"))
+    return lines
+
+
 class NatWatch:
     """Connections of a capture seen twice, before and after a NAT.
 
@@ -121,6 +195,8 @@ class NatWatch:
         self.isn_ported = 0
         self.isn_translations: Counter = Counter()
         self.pat_translations: Counter = Counter()
+        self._sample: dict = {k: [] for k in _SYN_KEYS}    # candidate SYNs kept for across_captures
+        self._sampled = 0
 
     def add(self, flows: pd.DataFrame) -> None:
         """Follow one batch of flows (those leaving a chunked reading, or a whole table)."""
@@ -197,33 +273,24 @@ class NatWatch:
         else:
             return None
         rows = np.flatnonzero(cand)
+        if not len(rows):
+            return None
+        cols = {"resp_h": flows["resp_h"].to_numpy(dtype=object)[rows],
+                "resp_p": flows["resp_p"].to_numpy()[rows].astype(np.int64),
+                "isn": isn[rows].astype(np.int64),
+                "orig_bytes": flows["orig_bytes"].to_numpy()[rows].astype(np.int64),
+                "orig_h": flows["orig_h"].to_numpy(dtype=object)[rows],
+                "ts_ns": flows["ts_ns"].to_numpy()[rows].astype(np.int64),
+                "ttl": c_ttl[rows],
+                "ip_id": (pd.to_numeric(flows[FIRST_IP_ID], errors="coerce").fillna(-1).to_numpy(np.int64)[rows]
+                          if FIRST_IP_ID in flows.columns else np.full(len(rows), -1, np.int64))}
+        self._keep_sample(cols)
         if len(rows) < 2:
             return None
-        isn, c_ttl = isn[rows].astype(np.int64), c_ttl[rows]
-        resp_p = flows["resp_p"].to_numpy()[rows].astype(np.int64)
-        nbytes = flows["orig_bytes"].to_numpy()[rows].astype(np.int64)
-        resp_h = pd.factorize(flows["resp_h"].to_numpy(dtype=object)[rows])[0]
-        orig_h = pd.factorize(flows["orig_h"].to_numpy(dtype=object)[rows])[0]
-        t = flows["ts_ns"].to_numpy()[rows].astype(np.int64)
-        ip_id = (pd.to_numeric(flows[FIRST_IP_ID], errors="coerce").fillna(-1).to_numpy(np.int64)[rows]
-                 if FIRST_IP_ID in flows.columns else np.full(len(rows), -1, np.int64))
-        keys = (resp_h, resp_p, isn, nbytes)
-        o = np.lexsort((t, *keys[::-1]))
-        equal = np.ones(len(o) - 1, bool)
-        for k in keys:
-            k = k[o]
-            equal &= k[1:] == k[:-1]
-        h, tt, c, ids = orig_h[o], t[o], c_ttl[o], ip_id[o]
-        match = equal & (h[1:] != h[:-1]) & (tt[1:] - tt[:-1] <= PAIR_WINDOW_NS) & (np.abs(c[1:] - c[:-1]) == 1)
-        match &= (ids[:-1] < 0) | (ids[1:] < 0) | (ids[:-1] == ids[1:])
-        # (a row pairs once: along a run of matches, the first, third…)
-        idx = np.arange(len(match))
-        starts = np.maximum.accumulate(np.where(match & ~np.concatenate([[False], match[:-1]]), idx, 0))
-        chosen = np.flatnonzero(match & ((idx - starts) % 2 == 0))
-        if not len(chosen):
+        found = isn_matches(cols)
+        if found is None:
             return None
-        a, b = rows[o[chosen]], rows[o[chosen + 1]]
-        first_in = c[chosen] > c[chosen + 1]            # (the inside copy: the higher TTL)
+        a, b, first_in = rows[found[0]], rows[found[1]], found[2]
         inside, outside = np.where(first_in, a, b), np.where(first_in, b, a)
         n = len(flows)
         side = np.zeros(n, np.int8)
@@ -250,6 +317,22 @@ class NatWatch:
         mask = np.zeros(n, bool)
         mask[inside] = mask[outside] = True
         return mask
+
+    def _keep_sample(self, cols: dict) -> None:
+        """Keep the first :data:`SAMPLE_SYNS` candidate SYNs (``cols``: :data:`_SYN_KEYS` arrays)."""
+        room = SAMPLE_SYNS - self._sampled
+        if room <= 0:
+            return
+        for k in _SYN_KEYS:
+            self._sample[k].append(np.asarray(cols[k])[:room])
+        self._sampled += min(room, len(cols["isn"]))
+
+    def sample(self) -> dict | None:
+        """The candidate SYNs kept (the first :data:`SAMPLE_SYNS`: their :data:`_SYN_KEYS`, lists
+        of plain values, picklable) for :func:`across_captures`, or None for none."""
+        if not self._sampled:
+            return None
+        return {k: np.concatenate(v).tolist() for k, v in self._sample.items()}
 
     def isn_line(self, capture: str, ported_only: bool = False) -> str | None:
         """The warning line about the connections captured on both sides of a NAT by their SYN's
