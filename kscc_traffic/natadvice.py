@@ -54,8 +54,8 @@ def copies_text(copies: int, flows: int) -> str:
     sides of a NAT captured: 4 connections``; '' for none."""
     if copies <= 0:
         return ""
-    return (f"{copies} of them {'is' if copies == 1 else 'are'} the NAT's translated cop"
-            f"{'y' if copies == 1 else 'ies'} of others, both sides of a NAT captured: "
+    return (f"{copies} of them {'is the NAT' if copies == 1 else 'are the NAT'}'s translated "
+            f"{'copy of another' if copies == 1 else 'copies of others'}, both sides of a NAT captured: "
             f"{flows - copies} connection{'s' if flows - copies != 1 else ''}")
 
 

@@ -325,3 +325,36 @@ def test_the_two_sides_given_apart_are_named(tmp_path):
     # two captures of unrelated clients: nothing
     other = write(tmp_path, syns("192.0.2.77", 50000, 1000.0, 0x1111_0000, 64), "other.pcap")
     assert "" not in analyze_files([str(ins), str(other)], file_sets="separate").stats
+
+
+def test_tshark_engine_and_reference(tmp_path):
+    # the tshark engine's whole-capture path marks the copies too; and Wireshark's own dissection
+    # shows each pair's two SYNs with one raw ISN (tcp.seq_raw), another source port, one hop apart
+    import shutil
+    import subprocess
+    if not shutil.which("tshark"):
+        pytest.skip("tshark is not installed")
+    path = write(tmp_path, three_pat_attempts())
+    a = analyze_file(str(path), engine="tshark")
+    rows = agent_rows(a)
+    assert sum(NAT_OUTSIDE_COPY in d for d in rows["detail"]) == 3
+    assert sum(NAT_LEFT in d for d in rows["detail"]) == 3
+    out = subprocess.run(["tshark", "-r", str(path), "-Y", "tcp.flags.syn == 1", "-T", "fields", "-e", "ip.src",
+                          "-e", "tcp.srcport", "-e", "tcp.seq_raw", "-e", "ip.ttl"],
+                         capture_output=True, text=True, check=True).stdout.split("\n")
+    seen = {}
+    for line in filter(None, out):
+        src, port, isn, ttl = line.split("\t")
+        seen.setdefault(int(isn), set()).add((src, int(port), int(ttl)))
+    assert seen[0x1111_0000] == {(INSIDE, 50000, 128), (OUTSIDE, 61000, 127)}
+
+
+def test_second_process_gives_the_same(tmp_path):
+    from typer.testing import CliRunner
+
+    from kscc_traffic.cli import app
+    path = write(tmp_path, three_pat_attempts())
+    one = CliRunner().invoke(app, ["analyze", str(path), "--format", "jsonl"], catch_exceptions=False).stdout
+    two = CliRunner().invoke(app, ["analyze", str(path), "--format", "jsonl", "--jobs", "2"],
+                             catch_exceptions=False).stdout
+    assert one == two and one.count(NAT_OUTSIDE_COPY) == 3
