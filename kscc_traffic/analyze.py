@@ -21,7 +21,7 @@ from .capture.stats import ReadStats
 from .errors import CaptureAccessError, CaptureError, CaptureWarning, CorruptCapture
 from .classify import _JUDGE_COLUMNS, _RETRY_COLUMNS, CLASS_COLUMNS, TLS_SILENCE_S, classified, classify
 from .columns import Columns
-from .flows import (FIRST_IP_ID, FLOW_COLUMNS, forwarded_copies, IDLE_BEFORE, ORIG_TTL, RESP_TTL, RESP_TTL_OUT, VLAN_STACK, arrays_of, build_flows, label_index,
+from .flows import (FIRST_IP_ID, FIRST_ISN, FLOW_COLUMNS, forwarded_copies, IDLE_BEFORE, ORIG_TTL, RESP_TTL, RESP_TTL_OUT, VLAN_STACK, arrays_of, build_flows, label_index,
                     repeated, resent, tcp_payload_bytes)
 from .inspect import (APP_COLUMNS, DnsAnswers, StraySynAcks, add_stray_synacks, cloud_ports, dns_flows, inspect_flows,
                       resp_ttl_leaving)
@@ -318,7 +318,7 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         _classify_some(flows, rules, capture_end_ns, leave)
     flows["capture"] = pd.Series(repeated(name, len(flows)), index=flows.index)
     keep = [c for c in (*_JUDGE_COLUMNS, *_RETRY_COLUMNS, VLAN_STACK, ORIG_TTL, RESP_TTL, RESP_TTL_OUT, FIRST_IP_ID,
-                             IDLE_BEFORE)
+                             FIRST_ISN, IDLE_BEFORE)
             if c not in COLUMNS and c in flows.columns]
     internal = flows[keep].reset_index(drop=True)
     return Batch(_schema(flows), pkt_flow, answers, ft.duplicates, pkt_from_orig, last_ts, internal, ft.dup_of)
@@ -329,7 +329,7 @@ def _add_key_columns(ft) -> None:
     columns, never written out, that match its flows with others: ``vlan_stack``, the whole VLAN
     stack of the flow key, which the output's vlan and inner_vlan tell only in part (what the ICMP
     errors, the stale-connection retries and a live session match flows by); ``orig_ttl``,
-    ``resp_ttl`` and ``first_ip_id``, what tells a NAT gateway's copy of a connection
+    ``resp_ttl``, ``first_ip_id`` and ``first_isn``, what tells a NAT gateway's copy of a connection
     (:mod:`kscc_traffic.natpairs`); ``resp_ttl_out``, the responder's first TTL as captured
     leaving the capturing host (:func:`~kscc_traffic.inspect.resp_ttl_leaving`: a refused IPv6
     attempt's reset compared like for like with its IPv4 fallback's SYN-ACK on a router's
@@ -339,6 +339,7 @@ def _add_key_columns(ft) -> None:
     ft.flows[ORIG_TTL], ft.flows[RESP_TTL] = ft.side_ttl.T
     ft.flows[RESP_TTL_OUT] = resp_ttl_leaving(ft)
     ft.flows[FIRST_IP_ID] = ft.first_ip_id
+    ft.flows[FIRST_ISN] = ft.first_isn if ft.first_isn is not None else np.full(len(ft.flows), -1, np.int64)
     ft.flows[IDLE_BEFORE] = (ft.idle_before if ft.idle_before is not None
                              else np.zeros(len(ft.flows), np.int64)) / 1e9
 
@@ -862,6 +863,8 @@ class _WholeFile:
         from .natpairs import NatWatch
         nat = NatWatch()
         nat.add(flows)                  # (before the internal columns go: TTLs, IP IDs)
+        from .classify import note_nat_copies
+        note_nat_copies(flows)          # (classified already: the copies' details said here)
         flows = flows[[c for c in flows.columns if c in COLUMNS]] if len(flows.columns) > len(COLUMNS) else flows
         self.packets = None
         self.stats.warn_no_ip(self.name)
@@ -876,6 +879,7 @@ class _WholeFile:
         lookups.add(flows)
         lookups.warn(self.stats, self.name)
         nat.warn(self.stats, self.name)
+        self.stats.nat_syns = nat.sample()
         _note_duplicates(self.stats, self.name, self.duplicates, forwarded)
         yield ties_by_uid(flows)        # (flows of one time in order of uid, as the builtin engine's)
 
@@ -954,12 +958,20 @@ def analyze_files(paths, rules: RuleSet | None = None, engine: str = "builtin", 
     parts, stats, dups = [], {}, 0
     if notes:
         stats[""] = ReadStats(warnings=list(notes))
+    syns = []               # (capture name, its candidate SYNs): kscc_traffic.natpairs.across_captures
     for p, name in zip(paths, capture_names(paths)):
         a = analyze_file(p, rules, engine, name=name)
         parts.append(a.flows)
+        syns += [(name, st.nat_syns) for st in a.stats.values() if st is not None]
         for key, st in a.stats.items():
             stats[key if key not in stats else name] = st
         dups += a.duplicates
+    if len(paths) > 1:
+        # (two captures that are the two sides of a NAT, analysed apart: said)
+        from .natpairs import across_captures
+        nat = across_captures(syns)
+        if nat:
+            stats.setdefault("", ReadStats()).warnings.extend(nat)
     flows = pd.concat(parts, ignore_index=True) if parts else _schema(pd.DataFrame())
     return Analysis(flows, stats, dups)
 

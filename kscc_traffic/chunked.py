@@ -672,6 +672,7 @@ class ChunkedAnalysis:
         st.warn_one_way(self.name, *one_way.tolist())
         lookups.warn(st, self.name)
         nat.warn(st, self.name)
+        st.nat_syns = nat.sample()
         if self.fragments_not_held:
             k = self.fragments_not_held
             st.warn(f"{self.name}: {k} IP fragment{'s' if k != 1 else ''} of datagrams still incomplete at "

@@ -5251,6 +5251,7 @@ def classified(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None =
         _note_mcast_groups(out, res)
         _note_scans(out, res)
         _note_nat64(out, res)
+        _note_nat_copies(out, res)
         _note_idle(out, res)
         _note_gone(res)
     if n and capture_end_ns is not None:
@@ -5479,6 +5480,81 @@ def _note_nat64(flows: pd.DataFrame, res: np.ndarray) -> None:
                                           else _nat64_sender(m), str(res[i, 3]))
             note = f"{said}: {NAT64_NOTE}"
             res[i, 3] = f"{res[i, 3]}; {note}" if res[i, 3] else note
+
+
+#: how the detail of a NAT's translated copy of a connection captured on both sides of the NAT
+#: goes on, before its inside copy's endpoint (:func:`_note_nat_copies`; the report counts them)
+NAT_OUTSIDE_COPY = "the NAT's translated copy of"
+#: ... and the end of that note
+NAT_OUTSIDE_END = ("'s connection (captured on both sides of the NAT: the same SYN, one hop on; one connection, "
+                   "counted with its inside copy)")
+#: how the note of an unanswered connection's inside copy whose translated copy was captured
+#: leaving unanswered too starts (:func:`_note_nat_copies`; the report's advice reads it)
+NAT_LEFT = "its SYNs left this device translated by its NAT as"
+#: ... and its end: where the block is
+NAT_LEFT_END = ("unanswered there too (the outside copy shows them leaving): the block is beyond this device, "
+                "in an upstream firewall, at the provider or at the server")
+#: how the note of an unanswered connection's inside copy whose translated copy was answered starts
+NAT_DROPPED = "the server answered its translated copy"
+#: ... and its end
+NAT_DROPPED_END = "but no answer came out on the inside: this device (the NAT) did not forward it"
+
+
+def nat_copy_note(side: int, peer: str, answered: bool, peer_answered: bool) -> str:
+    """The detail's note of a connection captured on both sides of a NAT (the internal columns of
+    :data:`kscc_traffic.natpairs.NAT_SIDE`…): ``side`` :data:`~kscc_traffic.natpairs.OUTSIDE`, the
+    NAT's translated copy: ``the NAT's translated copy of 192.0.2.10:50000's connection (…)``;
+    :data:`~kscc_traffic.natpairs.INSIDE`, the client's copy, ``peer`` the translated one's
+    originator endpoint text: unanswered both ways (``answered``, ``peer_answered``: a responder
+    packet seen on that copy), where the block is (:data:`NAT_LEFT`); unanswered inside but
+    answered outside, the NAT kept the answer (:data:`NAT_DROPPED`); else where it left as. ''
+    for any other ``side``. ``peer`` is packet-derived text, quoted by the caller's output."""
+    from .natpairs import INSIDE, OUTSIDE
+    if side == OUTSIDE:
+        return f"{NAT_OUTSIDE_COPY} {peer}{NAT_OUTSIDE_END}"
+    if side != INSIDE:
+        return ""
+    if not answered and not peer_answered:
+        return f"{NAT_LEFT} {peer}, {NAT_LEFT_END}"
+    if not answered:
+        return f"{NAT_DROPPED} ({peer}), {NAT_DROPPED_END}"
+    return f"it left this device translated by its NAT as {peer} (the outside copy was captured too)"
+
+
+def _note_nat_copies(flows: pd.DataFrame, res: np.ndarray) -> None:
+    """Add to the detail (``res[:, 3]``, in place) of each connection captured on both sides of a
+    NAT (the internal column :data:`kscc_traffic.natpairs.NAT_SIDE` not 0, set by
+    :class:`kscc_traffic.natpairs.NatWatch`) :func:`nat_copy_note`. A table without the column
+    (or with it empty, NaN: a batch without pairs joined to one with some): nothing."""
+    from .natpairs import NAT_PEER, NAT_PEER_ANSWERED, NAT_SIDE
+    if NAT_SIDE not in flows.columns:
+        return
+    side = pd.to_numeric(flows[NAT_SIDE], errors="coerce").fillna(0).to_numpy(np.int64)
+    at = np.flatnonzero(side > 0)
+    if not len(at):
+        return
+    peer = flows[NAT_PEER].to_numpy(dtype=object) if NAT_PEER in flows.columns else np.full(len(flows), "", object)
+    peer_ok = (flows[NAT_PEER_ANSWERED].fillna(False).to_numpy(dtype=bool) if NAT_PEER_ANSWERED in flows.columns
+               else np.zeros(len(flows), bool))
+    answered = (pd.to_numeric(flows["resp_pkts"], errors="coerce").fillna(0).to_numpy(np.int64) > 0
+                if "resp_pkts" in flows.columns else np.zeros(len(flows), bool))
+    for i in at.tolist():
+        note = nat_copy_note(int(side[i]), str(peer[i] or ""), bool(answered[i]), bool(peer_ok[i]))
+        if note:
+            res[i, 3] = f"{res[i, 3]}; {note}" if res[i, 3] else note
+
+
+def note_nat_copies(flows: pd.DataFrame) -> None:
+    """:func:`_note_nat_copies` on a table classified already (its ``detail`` column replaced in
+    place): what a table whose NAT copies were marked after :func:`classify` (the tshark engine's
+    whole capture) needs. Nothing without the internal column
+    :data:`kscc_traffic.natpairs.NAT_SIDE` or without the :data:`CLASS_COLUMNS`."""
+    from .natpairs import NAT_SIDE
+    if NAT_SIDE not in flows.columns or any(c not in flows.columns for c in CLASS_COLUMNS):
+        return
+    res = flows[list(CLASS_COLUMNS)].to_numpy(dtype=object).copy()
+    _note_nat_copies(flows, res)
+    flows["detail"] = pd.Series(res[:, list(CLASS_COLUMNS).index("detail")], dtype=object, index=flows.index)
 
 
 #: an ICMP error's sender in a detail that is a NAT64 address (``… (1/1) from 64:ff9b::c633:64fe``)

@@ -559,6 +559,9 @@ def analyze(
             raise _fail("no capture could be read")
         if file_set.value == "auto":
             warnings.extend(_unjoined_pieces(spans))
+        if len(spans) > 1:          # (the two sides of a NAT given apart: kscc_traffic.natpairs)
+            from .natpairs import across_captures
+            warnings.extend(across_captures([(path_text(p), st.nat_syns) for p, st in spans if st is not None]))
         for w in warnings:
             _say("Warning", w)
         try:

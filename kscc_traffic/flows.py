@@ -219,6 +219,9 @@ class FlowTable:
     originator's first packet and of the responder's, -1 when that side sent none or its TTL is
     unknown; None for a table made otherwise. ``first_ip_id``: int32 array (len(flows)): per flow
     the IPv4 identification of its first packet, -1 for IPv6 or unknown; None likewise.
+    ``first_isn``: int64 array (len(flows)): per TCP flow whose first packet is the originator's
+    SYN (no ACK), that SYN's sequence number (its ISN, 0 to 2**32-1; a NAT that translates ports
+    keeps it, most do), -1 for the others; None likewise.
     ``idle_before``: int64 array (len(flows)): per TCP flow that began because its 5-tuple had been
     silent longer than the idle timeout (:data:`IDLE_TIMEOUT_NS`: a connection going on after an
     idle time, split off as Zeek splits it) while its earlier part was open
@@ -237,6 +240,7 @@ class FlowTable:
     side_ttl: np.ndarray | None = None
     first_ip_id: np.ndarray | None = None
     idle_before: np.ndarray | None = None
+    first_isn: np.ndarray | None = None
 
 
 def dns_flows(proto: np.ndarray, port_a: np.ndarray, port_b: np.ndarray) -> np.ndarray:
@@ -1313,6 +1317,9 @@ RESP_TTL_OUT = "resp_ttl_out"
 #: the internal column holding :attr:`FlowTable.first_ip_id` (a NAT keeps a packet's IPv4
 #: identification: :mod:`kscc_traffic.natpairs`)
 FIRST_IP_ID = "first_ip_id"
+#: the internal column holding :attr:`FlowTable.first_isn` (a NAT that changes the source port
+#: keeps the SYN's ISN: :mod:`kscc_traffic.natpairs`)
+FIRST_ISN = "first_isn"
 #: the internal column holding :attr:`FlowTable.idle_before` in seconds (float): a TCP flow that
 #: goes on with a connection after its 5-tuple was silent past the idle timeout
 #: (:func:`kscc_traffic.classify.idle_note`; a chunked reading fills it in for a flow whose
@@ -1441,7 +1448,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     if len(idx) == 0:
         return FlowTable(empty_flows(), packets, pkt_flow, pkt_from_orig, 0, vlan_stack=np.zeros(0, np.int64),
                          side_ttl=np.zeros((0, 2), np.int16), first_ip_id=np.zeros(0, np.int32),
-                         idle_before=np.zeros(0, np.int64))
+                         idle_before=np.zeros(0, np.int64), first_isn=np.zeros(0, np.int64))
 
     # the used packets' values: every packet's (the columns themselves, read only) when none is left out
     pick = idx if len(idx) < n else slice(None)
@@ -1841,7 +1848,16 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     pkt_from_orig[at] = from_orig
     return FlowTable(flows, packets, pkt_flow, pkt_from_orig, int(dup.sum()) - forced + n_late, dup_of, seq_bytes,
                      byte_sums, num(stack), num(_side_ttl(c["ttl"], at, flow_of, from_orig, nflows)),
-                     num(c["ip_id"][at[starts]].astype(np.int32)), num(idle_before))
+                     num(c["ip_id"][at[starts]].astype(np.int32)), num(idle_before),
+                     num(_first_isn(c, at[starts])))
+
+
+def _first_isn(c: dict, first: np.ndarray) -> np.ndarray:
+    """:attr:`FlowTable.first_isn` from the packet columns ``c`` and each flow's first packet row
+    ``first``: int64, the sequence number of a first packet that is a TCP SYN without ACK, else -1."""
+    flags = c["tcp_flags"][first].astype(np.int64)
+    syn = (c["proto"][first] == TCP) & ((flags & (SYN | ACK)) == SYN)
+    return np.where(syn, c["seq"][first].astype(np.int64) & 0xFFFFFFFF, -1)
 
 
 def _side_ttl(ttl: np.ndarray, at: np.ndarray, flow_of: np.ndarray, from_orig: np.ndarray, nflows: int) -> np.ndarray:

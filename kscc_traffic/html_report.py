@@ -46,6 +46,8 @@ import pandas as pd
 from . import plots
 from .addresses import endpoint_text
 from .classify import DNS_TCP_RESET
+from .natadvice import copies_text
+from .report import nat_copy_rows
 from .report import (CUT_SHORT_REASON, REASON_TEXT, clip_ts, cut_short, dns_answer_meaning, dns_error_verdicts, dns_errors,
                      console_names, dns_blocked_kinds, dns_fix, one_way_capture, ResolverAnswers, dns_reason_texts, escape_terminal, host_mismatch_reason_text, icmp_reason_text,
                      readiness, rejected_reason_text, several_captures_note, captures_without_ksc, no_ksc_capture_note, time_texts, undocumented_fix, vendor_names,
@@ -294,10 +296,13 @@ def _summary(flows: pd.DataFrame, rules: RuleSet, captures: Mapping[str, int], w
     scans = scan_lines_of(flows)
     if scans:   # (each scan once, its probes not KSC traffic: kscc_traffic.scans)
         head += ('<div class="warn"><b>Scans</b><ul>' + "".join(f"<li>{_e(x)}</li>" for x in scans) + "</ul></div>")
+    # (a capture holding both sides of a NAT lists each connection twice: said under the counts)
+    copies = copies_text(nat_copy_rows(flows), len(flows))
+    copies = f'<p class="meta nat-copies">{len(flows)} flows: {_e(copies)}</p>' if copies else ""
     return (f"<header><h1>{_e(title)}</h1>{head}"
             f'<p class="meta">Captures: {cap}</p>'
             f'<p class="meta">Rules: {_e(rules_text)} · generated {_e(generated)} · times in UTC</p>'
-            f'<div class="cards">{"".join(cards)}</div>{warn}{nav}</header>')
+            f'<div class="cards">{"".join(cards)}</div>{copies}{warn}{nav}</header>')
 
 
 def _checklist(chk: pd.DataFrame, rules: RuleSet, captures: int = 1, alone: str = "") -> str:

@@ -31,12 +31,28 @@ with one identification, not 0, or, without one, the server's TTLs one hop apart
 an inside address counts only when one translation holds :data:`ONE_TRANSLATION` of its pairs (a
 NAT translates a client to one address; look-alike traffic of hosts a router apart, agents
 answering together with identifications 0 or none, pairs each with several). They must be
-:data:`MIN_PAIRS` at least, and :data:`MIN_SHARE` of the flows. A NAT that changes the source
-port is not recognised (two clients' connections cannot be told from one connection translated),
-nor one that leaves the TTL or draws new identifications (pf's ``scrub random-id``), nor copies
-through more than one router, and a pool NAT that gives a client another address per server
-(Linux ``SNAT --to-source`` a range, without ``--persistent``) may count too few; the verdicts
-are not changed either way: each copy is judged as the connection it is on its side.
+:data:`MIN_PAIRS` at least, and :data:`MIN_SHARE` of the flows. By these checks a NAT that
+changes the source port is not recognised (two clients' connections cannot be told from one
+connection translated), nor one that leaves the TTL or draws new identifications (pf's ``scrub
+random-id``), nor copies through more than one router, and a pool NAT that gives a client another
+address per server (Linux ``SNAT --to-source`` a range, without ``--persistent``) may count too few.
+
+A TCP connection whose first packet is its SYN is recognised by that SYN's ISN as well
+(:meth:`NatWatch._isn_pairs`; newcomer s61 A: a firewall's capture of both its interfaces listed
+each unanswered agent attempt twice and advised to allow it outbound, though the outside copy
+showed the SYNs leaving): one ISN, server and port, the same originator bytes, a few ms apart, the
+client's first TTLs one hop apart: a NAT keeps the ISN also when it changes the source port (PAT;
+Linux, most routers; not pf's ``modulate state`` nor a Cisco ASA's sequence randomisation). Such
+pairs are marked on the rows (:data:`NAT_SIDE`, :data:`NAT_PEER`, :data:`NAT_PEER_ANSWERED`): each
+copy's detail says what it is (:func:`kscc_traffic.classify.nat_copy_note`), the report counts each
+connection once and, when the outside copy left unanswered, says the block is beyond the capturing
+device (:mod:`kscc_traffic.natadvice`); :meth:`NatWatch.isn_line` says them in one warning (those
+whose port the NAT changed alone when :meth:`NatWatch.line` says the others). The verdicts are not
+changed: each copy is judged as the connection it is on its side. A chunked reading pairs the
+copies that leave in one batch (the two copies of a connection end together: they leave together
+but for a batch cut between their last packets, a few ms apart); a NAT captured on one side only
+shows nothing to pair. Captures given as a list are analysed apart: give the two sides of a NAT
+together as one capture (``--file-set join``) to pair them.
 """
 from __future__ import annotations
 
@@ -45,10 +61,11 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
-from .flows import FIRST_IP_ID, ORIG_TTL, RESP_TTL
+from .addresses import endpoint_text
+from .flows import FIRST_IP_ID, FIRST_ISN, ORIG_TTL, RESP_TTL
 from .text import escape_terminal
 
-__all__ = ["NatWatch", "PAIR_WINDOW_NS", "MIN_PAIRS", "MIN_SHARE", "ONE_TRANSLATION", "OUTSIDE_ADDRESSES"]
+__all__ = ["NatWatch", "NAT_SIDE", "NAT_PEER", "NAT_PEER_ANSWERED", "INSIDE", "OUTSIDE", "PAIR_WINDOW_NS", "MIN_PAIRS", "MIN_SHARE", "ONE_TRANSLATION", "OUTSIDE_ADDRESSES"]
 
 #: the longest time (ns) between the first packets of a connection's two copies (a gateway
 #: forwards in microseconds; a loaded one in a few milliseconds)
@@ -65,7 +82,89 @@ MIN_SHARE = 0.2
 #: the share of an inside address's pairs its most common translation must hold for them to count
 #: (a NAT translates a client to one address; look-alike traffic pairs it with several)
 ONE_TRANSLATION = 0.75
+#: the internal columns (never written out) :meth:`NatWatch.add` gives a batch with connections
+#: captured on both sides of a NAT (their SYN's ISN: :meth:`NatWatch._isn_pairs`): ``nat_side``,
+#: int8, :data:`INSIDE` for the client's own copy, :data:`OUTSIDE` for the NAT's translated one,
+#: 0 for the other flows; ``nat_peer``, the other copy's originator endpoint text
+#: (``198.51.100.129:61000``, ``[2001:db8::1]:50000``), '' for none; ``nat_peer_answered``, bool,
+#: the other copy's responder sent a packet (:func:`kscc_traffic.classify` reads them)
+NAT_SIDE, NAT_PEER, NAT_PEER_ANSWERED = "nat_side", "nat_peer", "nat_peer_answered"
+INSIDE, OUTSIDE = 1, 2
 _KEYS = ("proto", "resp_h", "resp_p", "orig_p", "orig_pkts", "orig_bytes", "orig_h", "ts_ns")
+
+
+#: candidate SYNs (:meth:`NatWatch._isn_pairs`) a capture keeps for :func:`across_captures` (its first ones)
+SAMPLE_SYNS = 4096
+#: the columns of those candidates (:func:`isn_matches`)
+_SYN_KEYS = ("resp_h", "resp_p", "isn", "orig_bytes", "orig_h", "ts_ns", "ttl", "ip_id")
+
+
+def isn_matches(cols: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Of candidate TCP flows whose first packet is their SYN (``cols``: equal-length arrays
+    ``resp_h`` and ``orig_h`` (address texts), ``resp_p``, ``isn``, ``orig_bytes``, ``ts_ns``,
+    ``ttl`` (the originator's first TTL, > 0) and ``ip_id`` (-1 unknown)), the copies of one
+    connection on both sides of a NAT (:meth:`NatWatch._isn_pairs`): ``(a, b, a_inside)``, the
+    positions of each pair's copies (``a`` the earlier) and whether ``a`` is the inside one (the
+    higher TTL); None when there is none. Each row pairs once."""
+    resp_h = pd.factorize(np.asarray(cols["resp_h"], dtype=object))[0]
+    orig_h = pd.factorize(np.asarray(cols["orig_h"], dtype=object))[0]
+    t, c, ids = (np.asarray(cols[k], dtype=np.int64) for k in ("ts_ns", "ttl", "ip_id"))
+    keys = (resp_h, np.asarray(cols["resp_p"], np.int64), np.asarray(cols["isn"], np.int64),
+            np.asarray(cols["orig_bytes"], np.int64))
+    if len(t) < 2:
+        return None
+    o = np.lexsort((t, *keys[::-1]))
+    equal = np.ones(len(o) - 1, bool)
+    for k in keys:
+        k = k[o]
+        equal &= k[1:] == k[:-1]
+    h, tt, c, ids = orig_h[o], t[o], c[o], ids[o]
+    match = equal & (h[1:] != h[:-1]) & (tt[1:] - tt[:-1] <= PAIR_WINDOW_NS) & (np.abs(c[1:] - c[:-1]) == 1)
+    match &= (ids[:-1] < 0) | (ids[1:] < 0) | (ids[:-1] == ids[1:])
+    # (a row pairs once: along a run of matches, the first, third…)
+    idx = np.arange(len(match))
+    starts = np.maximum.accumulate(np.where(match & ~np.concatenate([[False], match[:-1]]), idx, 0))
+    chosen = np.flatnonzero(match & ((idx - starts) % 2 == 0))
+    if not len(chosen):
+        return None
+    return o[chosen], o[chosen + 1], c[chosen] > c[chosen + 1]
+
+
+def across_captures(samples) -> list[str]:
+    """The warning lines about captures analysed apart that hold two sides of a NAT: ``samples``
+    holds (capture name, :meth:`NatWatch.sample` or None) per capture; for each two captures
+    whose candidate SYNs pair (:func:`isn_matches`, one copy in each), one line naming both with
+    the count and the most common translation. [] when there is none (or one capture)."""
+    named = [(name, smp) for name, smp in samples if smp and len(smp.get("isn", ())) > 0]
+    if len(named) < 2:
+        return []
+    cols = {k: np.concatenate([np.asarray(smp[k], dtype=object if k in ("resp_h", "orig_h") else np.int64)
+                               for _, smp in named]) for k in _SYN_KEYS}
+    cap = np.concatenate([np.full(len(smp["isn"]), i, np.int64) for i, (_, smp) in enumerate(named)])
+    # (the same capture's pairs were said by its own warning: only pairs across captures here)
+    cols["orig_h"] = np.array([f"{c}\t{h}" for c, h in zip(cap.tolist(), cols["orig_h"].tolist())], dtype=object)
+    found = isn_matches(cols)
+    if found is None:
+        return []
+    a, b, a_in = found
+    across = cap[a] != cap[b]
+    ins, outs = np.where(a_in, a, b)[across], np.where(a_in, b, a)[across]
+    by: dict = {}
+    for i, j in zip(ins.tolist(), outs.tolist()):
+        key = (int(cap[i]), int(cap[j]))
+        pair = tuple(str(cols["orig_h"][x]).split("\t", 1)[1] for x in (i, j))
+        by.setdefault(key, Counter())[pair] += 1
+    lines = []
+    for (ci, co), trans in sorted(by.items()):
+        n = sum(trans.values())
+        (inside, outside), k = min(trans.items(), key=lambda tk: (-tk[1], tk[0]))
+        lines.append(escape_terminal(
+            f"{named[ci][0]} and {named[co][0]}: {n} TCP connection{'s' if n != 1 else ''} appear{'' if n != 1 else 's'} "
+            f"in both (the same SYN ISN, server and port a few ms apart, one hop less in TTL on the second; {inside} -> "
+            f"{outside} {k} time{'s' if k != 1 else ''}): they are the inside and outside of a NAT, each connection "
+            "listed once in each; analyse them together (--file-set join) to have each pair said, counted once, and "
+            "an unanswered SYN seen leaving told from a block on the NAT"))
+    return lines
 
 
 class NatWatch:
@@ -75,7 +174,10 @@ class NatWatch:
     ``resp_h``, ``resp_p``, ``orig_pkts``, ``orig_bytes``, ``ts_ns`` (epoch ns), and optionally
     ``cast``, ``history``, ``orig_ttl``, ``resp_ttl`` and ``first_ip_id``, -1 unknown); :meth:`line`
     gives the warning line (starting with the capture's name) or None. Pairs whose copies leave
-    in different batches are not counted (the two copies of a connection end together)."""
+    in different batches are not counted (the two copies of a connection end together). With the
+    internal columns ``first_isn`` and ``orig_ttl`` (and ``resp_pkts``), :meth:`add` marks the
+    copies of TCP connections paired by their SYN (:meth:`_isn_pairs`) in the table it is given:
+    it adds :data:`NAT_SIDE`, :data:`NAT_PEER` and :data:`NAT_PEER_ANSWERED` in place."""
 
     def __init__(self) -> None:
         #: connections seen on two VLAN stacks with one 5-tuple (:meth:`_vlan_pairs`), and the
@@ -87,6 +189,14 @@ class NatWatch:
         self.translations: Counter = Counter()      # (inside address, outside address) -> pairs
         self._outside: Counter = Counter()          # outside address -> pairs
         self._strong: Counter = Counter()           # outside address -> pairs the packets prove
+        #: connections seen on both sides of a NAT by their SYN's ISN (:meth:`_isn_pairs`), those of
+        #: them whose source port the NAT changed (PAT), and their (inside, outside) addresses
+        self.isn_pairs = 0
+        self.isn_ported = 0
+        self.isn_translations: Counter = Counter()
+        self.pat_translations: Counter = Counter()
+        self._sample: dict = {k: [] for k in _SYN_KEYS}    # candidate SYNs kept for across_captures
+        self._sampled = 0
 
     def add(self, flows: pd.DataFrame) -> None:
         """Follow one batch of flows (those leaving a chunked reading, or a whole table)."""
@@ -103,6 +213,8 @@ class NatWatch:
             return
         if "vlan" in flows.columns and "inner_vlan" in flows.columns:
             self._vlan_pairs(flows, ports)
+        if FIRST_ISN in flows.columns:  # (the port-keeping ones counted by the checks below too: line())
+            self._isn_pairs(flows, ports)
         # (candidates first, on integers: rows whose ports, packets and bytes another row repeats;
         # a hash collision only adds a candidate, checked exactly below)
         # (TCP: the bytes alone, counted from sequence numbers; the packets may differ: a gateway
@@ -137,6 +249,113 @@ class NatWatch:
             found = self._pairs(col, client, server, ttl[client], ttl[server], hist)
             if found is not None:
                 self._count(*found)
+
+    def _isn_pairs(self, flows: pd.DataFrame, ports: np.ndarray) -> np.ndarray | None:
+        """Find the TCP connections of ``flows`` (rows ``ports``: TCP and UDP, unicast) captured on
+        both sides of a NAT by their first SYN: one ISN (``first_isn``, kept by a NAT, also one that
+        changes the source port, PAT), one responder address and port, the same originator bytes,
+        started at most :data:`PAIR_WINDOW_NS` apart from two originator addresses whose first TTLs
+        are one hop apart (the translated copy, outside, the lower: a router forwards one hop
+        less; two clients' look-alike SYNs with one TTL pair nothing) and, IPv4, one
+        identification when both copies carry one. Marks the rows (:data:`NAT_SIDE`,
+        :data:`NAT_PEER`, :data:`NAT_PEER_ANSWERED`, added to ``flows`` in place when any pair
+        is found) and counts them; returns the bool mask of the paired rows (len(flows)), or None
+        when there is none. A NAT that draws new ISNs (pf ``modulate state``, a Cisco ASA's
+        sequence randomisation) is not recognised here."""
+        isn = flows[FIRST_ISN].to_numpy()
+        if not isinstance(isn, np.ndarray) or isn.dtype.kind not in "iu":
+            isn = pd.to_numeric(flows[FIRST_ISN], errors="coerce").fillna(-1).to_numpy(np.int64)
+        proto = flows["proto"].to_numpy(dtype=object)
+        cand = ports & (isn >= 0) & (proto == "tcp")
+        if ORIG_TTL in flows.columns:
+            c_ttl = pd.to_numeric(flows[ORIG_TTL], errors="coerce").fillna(-1).to_numpy(np.int64)
+            cand &= c_ttl > 0
+        else:
+            return None
+        rows = np.flatnonzero(cand)
+        if not len(rows):
+            return None
+        cols = {"resp_h": flows["resp_h"].to_numpy(dtype=object)[rows],
+                "resp_p": flows["resp_p"].to_numpy()[rows].astype(np.int64),
+                "isn": isn[rows].astype(np.int64),
+                "orig_bytes": flows["orig_bytes"].to_numpy()[rows].astype(np.int64),
+                "orig_h": flows["orig_h"].to_numpy(dtype=object)[rows],
+                "ts_ns": flows["ts_ns"].to_numpy()[rows].astype(np.int64),
+                "ttl": c_ttl[rows],
+                "ip_id": (pd.to_numeric(flows[FIRST_IP_ID], errors="coerce").fillna(-1).to_numpy(np.int64)[rows]
+                          if FIRST_IP_ID in flows.columns else np.full(len(rows), -1, np.int64))}
+        self._keep_sample(cols)
+        if len(rows) < 2:
+            return None
+        found = isn_matches(cols)
+        if found is None:
+            return None
+        a, b, first_in = rows[found[0]], rows[found[1]], found[2]
+        inside, outside = np.where(first_in, a, b), np.where(first_in, b, a)
+        n = len(flows)
+        side = np.zeros(n, np.int8)
+        side[inside], side[outside] = INSIDE, OUTSIDE
+        oh, op = flows["orig_h"].to_numpy(dtype=object), flows["orig_p"].to_numpy()
+        peer = np.full(n, "", dtype=object)
+        peer[inside] = [endpoint_text(str(oh[i]), int(op[i])) for i in outside.tolist()]
+        peer[outside] = [endpoint_text(str(oh[i]), int(op[i])) for i in inside.tolist()]
+        answered = flows["resp_pkts"].to_numpy().astype(np.int64) > 0 if "resp_pkts" in flows.columns \
+            else np.zeros(n, bool)
+        peer_answered = np.zeros(n, bool)
+        peer_answered[inside], peer_answered[outside] = answered[outside], answered[inside]
+        flows[NAT_SIDE] = side
+        flows[NAT_PEER] = pd.Series(peer, dtype=object, index=flows.index)
+        flows[NAT_PEER_ANSWERED] = peer_answered
+        self.isn_pairs += len(inside)
+        moved = op[inside].astype(np.int64) != op[outside].astype(np.int64)
+        self.isn_ported += int(np.count_nonzero(moved))
+        for pair, pat in zip(zip(oh[inside].tolist(), oh[outside].tolist()), moved.tolist()):
+            pair = tuple(map(str, pair))
+            for into in (self.isn_translations, self.pat_translations) if pat else (self.isn_translations,):
+                if len(into) < TRACKED or pair in into:
+                    into[pair] += 1
+        mask = np.zeros(n, bool)
+        mask[inside] = mask[outside] = True
+        return mask
+
+    def _keep_sample(self, cols: dict) -> None:
+        """Keep the first :data:`SAMPLE_SYNS` candidate SYNs (``cols``: :data:`_SYN_KEYS` arrays)."""
+        room = SAMPLE_SYNS - self._sampled
+        if room <= 0:
+            return
+        for k in _SYN_KEYS:
+            self._sample[k].append(np.asarray(cols[k])[:room])
+        self._sampled += min(room, len(cols["isn"]))
+
+    def sample(self) -> dict | None:
+        """The candidate SYNs kept (the first :data:`SAMPLE_SYNS`: their :data:`_SYN_KEYS`, lists
+        of plain values, picklable) for :func:`across_captures`, or None for none."""
+        if not self._sampled:
+            return None
+        return {k: np.concatenate(v).tolist() for k, v in self._sample.items()}
+
+    def isn_line(self, capture: str, ported_only: bool = False) -> str | None:
+        """The warning line about the connections captured on both sides of a NAT by their SYN's
+        ISN (:meth:`_isn_pairs`), or None when there is none; ``ported_only``: those whose source
+        port the NAT changed (PAT) alone (the others said by :meth:`line`)."""
+        n = self.isn_ported if ported_only else self.isn_pairs
+        table = self.pat_translations if ported_only else self.isn_translations
+        if not n or not table:
+            return None
+        (inside, outside), k = min(table.items(), key=lambda tk: (-tk[1], tk[0]))
+        more = len(table) - 1
+        others = f", and {more} other translation{'s' if more != 1 else ''}" if more else ""
+        pat = self.isn_ported
+        ported = ("" if not pat else f"; the source port translated (PAT) in {'all' if pat == n else pat}"
+                  f"{' of them' if pat != n else ''}")
+        if ported_only:
+            ported = "; the source port translated (PAT)"
+        return escape_terminal(
+            f"{capture}: {n} TCP connection{'s were' if n != 1 else ' was'} captured on both sides of a NAT "
+            f"(the inside copy and the NAT's translated one: the same SYN ISN, server and port a few ms apart, "
+            f"one hop less in TTL{ported}; {inside} -> {outside} {k} time{'s' if k != 1 else ''}{others}): "
+            f"each is listed twice, its outside copy's detail naming the inside one: count each once; a SYN "
+            "seen leaving unanswered on the outside left this device, the block is beyond it")
 
     def _vlan_pairs(self, flows: pd.DataFrame, ports: np.ndarray) -> None:
         """Count the connections of ``flows`` (rows ``ports``: TCP and UDP, unicast) seen twice
@@ -266,8 +485,11 @@ class NatWatch:
                                          if t[1] in keep or t[1] in self._strong})
 
     def warn(self, stats, capture: str) -> None:
-        """Add :meth:`line` to ``stats`` (a :class:`~kscc_traffic.capture.stats.ReadStats`), if any."""
-        for line in (self.line(capture), self.vlan_line(capture)):
+        """Add :meth:`isn_line`, :meth:`line` and :meth:`vlan_line` to ``stats`` (a
+        :class:`~kscc_traffic.capture.stats.ReadStats`), those that say something; the ISN pairs
+        that keep their port said by :meth:`line` when it says anything, not twice."""
+        kept = self.line(capture)           # (the port-keeping pairs, when more than coincidences)
+        for line in (self.isn_line(capture, ported_only=kept is not None), kept, self.vlan_line(capture)):
             if line:
                 stats.warn(line)
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
 
 from .addresses import endpoint_text
 from .classify import proxy_login, AAAA_ONLY, REJ_DETAIL, ANSWERED_ELSEWHERE, DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, DP_PATH_REFUSED, PROXY_CREDENTIALS_REFUSED, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
-    IDLE_GOES_ON, PATH_RESET, SESSION_GONE, STALLED, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNREAD, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
+    IDLE_GOES_ON, NAT_LEFT, NAT_OUTSIDE_COPY, PATH_RESET, SESSION_GONE, STALLED, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNREAD, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
     OTHER_SERVER, SUITES_REFUSED, OFFER_CURRENT_SAID, VERSION_REFUSED, CERT_DATED, REFUSED_AFTER_REQUEST, PRIVATE_CA_MEANS, SLOW_HELLO, SLOW_HELLO_S, WINDOW_HELD, WINDOW_HELD_S, \
     _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED, DNS_LOST_FRAGMENTS, FRAGS_LOST, TUNNEL_EMPTY, \
     SHARED_PORTS_BELOW, ksc_only
@@ -34,6 +34,7 @@ from .classify import _ABSOLUTE, _TEXT_COLUMNS, _str_codes
 from .classify import MCAST_JOINS_RE, PORTAL_STATUS, SCAN_DOCUMENTED, SCAN_NOT_KSC
 from .classify import AAAA_OVER_IPV6, DNS_NO_ADDRESS, DROPPED_FALLBACK, FALLBACK_CLEARED, FALLBACK_S, V6_ONLY_A, V6_ONLY_HEAD
 from .scans import ADDRESS_SCAN, PORT_SCAN
+from .natadvice import copies_text, nat64_fix, nat64_seen, nat_counts, nat_fix
 from .outfile import write_all
 from .flows import arrays_of, carried_data
 from .names import is_ip_literal
@@ -1913,7 +1914,9 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    fam_same: tuple[bool | None, bool | None] = (None, None), bl_plain_reset: int = 0,
                    bl_after_ok: int = 0, ok_fell: int = 0, bl_dropped: int = 0, v4_seen: bool = True,
                    ok_refused: int = 0, icpt_cause: str = "", ok_slow: int = 0, ok_held: int = 0,
-                   bl_slow_server: str = "", ok_private: int = 0, bl_portal: tuple[int, str] = (0, "")) -> dict:
+                   bl_slow_server: str = "", bl_nat: tuple[int, int] = (0, 0),
+                   bl_nat64: tuple[int, tuple[str, ...], tuple[str, ...]] = (0, (), ()),
+                   ok_private: int = 0, bl_portal: tuple[int, str] = (0, "")) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -2075,6 +2078,11 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     ``tls_intercepted`` flows' details show (:func:`intercepted_cause`, '' several or none), which
     their advice names (:func:`intercepted_text`; newcomer s60 #10). An unexpected purpose whose flows
     all went to Kaspersky's other services, answered, gets :data:`VENDOR_NOTE` (newcomer s60 #11).
+    ``bl_nat``: of the blocked ones, ``(copies, left)`` (:func:`kscc_traffic.natadvice.nat_counts`:
+    a NAT's translated copies of others, inside copies whose SYNs left the device unanswered);
+    ``bl_nat64``: those to NAT64 addresses, with their prefixes and IPv4 servers
+    (:func:`kscc_traffic.natadvice.nat64_seen`): both said by :func:`kscc_traffic.natadvice.nat_fix`
+    and :func:`~kscc_traffic.natadvice.nat64_fix` (newcomer s61 A, B).
 
     :returns: the row as a dict, the keys of :func:`readiness`'s columns."""
     bl_all = bl
@@ -2504,6 +2512,9 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         # (every flow of the purpose over IPv6, all blocked: firewalls keep IPv6 rules apart;
         # newcomer s60 #8)
         fix = _only_family_fix(r, "IPv6", fix)
+    if status == "blocked":
+        # (a NAT64 gateway on the path; both sides of a NAT captured: newcomer s61 A, B)
+        fix = nat_fix(nat64_fix(fix, bl, bl_nat64, r.transport, r.port_text), bl, *bl_nat)
     if status == "blocked" and bl_tls and bl_slow_server:
         # a ClientHello left unanswered by a server that answered another one slowly (s61 #5)
         fix += slow_server_text(bl_slow_server)
@@ -4660,6 +4671,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         bl_redirect: dict[str, int] = {}
         un_console = ok_other_cast = ok_partial = ok_refused = ok_slow = ok_held = ok_private = 0
         bl_slow_server = ""
+        bl_nat: tuple[int, int] = (0, 0)
+        bl_nat64: tuple[int, tuple[str, ...], tuple[str, ...]] = (0, (), ())
         icpt_cause = ""
         ok_other_kind = ""
         reasons: list[str] = []
@@ -4797,6 +4810,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     # (a filter's HTTP refusal of the ClientHello: the port is open, as for tls_failed)
                     bl_tls += sum(1 for x in details if str(x).startswith(FILTER_ANSWER))
                     bl_cut = int(np.count_nonzero(cut_short(reason[at][v == "blocked"].tolist(), details)))
+                    bl_nat, bl_nat64 = nat_counts(details), nat64_seen(details)
                 if "server_name" in flows:
                     bl_named = int(np.count_nonzero(_names_a_server(flows["server_name"].to_numpy(dtype=object)[at])
                                                     & (v == "blocked")))
@@ -4820,6 +4834,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    ok_other_cast=ok_other_cast, ok_other_kind=ok_other_kind, bl_cert=bl_cert,
                                    ok_partial=ok_partial, ok_refused=ok_refused, icpt_cause=icpt_cause,
                                    ok_slow=ok_slow, ok_held=ok_held, bl_slow_server=bl_slow_server,
+                                   bl_nat=bl_nat, bl_nat64=bl_nat64,
                                    ok_private=ok_private, bl_portal=portals.said(r.id),
                                    bl_restarted=restarts.said(r.id) if bl_refused[1] or bl_reset[0] else (0, ""),
                                    bl_host=bl_host, bl_local=bl_local, bl_idle=bl_idle, bl_path=bl_path,
@@ -5033,6 +5048,9 @@ class TableSummary:
         self.bl_host: dict[str, int] = {}        # purpose -> blocked flows whose SYN-ACKs the originator's host dropped
         self.bl_local: dict[str, int] = {}       # purpose -> blocked flows to a local address a cloud name led to
         self.bl_idle: dict[str, int] = {}        # purpose -> blocked flows going on after an idle time, unanswered
+        self.bl_nat: dict[str, tuple[int, int]] = {}    # purpose -> blocked NAT copies, left unanswered (nat_counts)
+        self.bl_nat64: dict[str, list] = {}      # purpose -> [blocked to NAT64, {prefix}, {IPv4 server}] (nat64_seen)
+        self.nat_copies = 0                      # flows that are a NAT's translated copies of others (any verdict)
         self.bl_path: dict[str, int] = {}        # purpose -> blocked flows that worked, reset by a device (PATH_RESET)
         self.bl_stalled: dict[str, tuple[int, int, int]] = {}   # purpose -> blocked flows that stalled or whose session was gone (stalled_counts)
         self.bl_dated: dict[str, int] = {}       # purpose -> blocked tls_intercepted flows refused as out of date (dated_count)
@@ -5137,6 +5155,7 @@ class TableSummary:
         if not len(flows):
             return
         self.total += len(flows)
+        self.nat_copies += nat_copy_rows(flows)
         named_all = None                        # (ksc_named of every row, when computed for the captures)
         if "ts_ns" in flows:
             ts = flows["ts_ns"].to_numpy(dtype=np.int64)
@@ -5431,6 +5450,7 @@ class TableSummary:
             for p, n in blocked[detail.str.contains(LOCAL_CLOUD, regex=False)].groupby("purpose", sort=False) \
                     .size().items():
                 self.bl_local[p] = self.bl_local.get(p, 0) + int(n)
+            self._add_nat(blocked, detail)
         if "proxy_target" in flows:
             self.proxy_seen = True
             px = flows[proxy_refused(flows)]
@@ -5505,6 +5525,25 @@ class TableSummary:
             return (f"… {more} more flagged flows, {hidden} of them blocked (--verdict blocked lists the blocked "
                     "ones; all of them: --format csv or jsonl)")
         return f"… {more} more flagged flows (use --format csv or jsonl)"
+
+    def _add_nat(self, blocked: pd.DataFrame, detail: pd.Series) -> None:
+        """Count, per purpose, the ``blocked`` flows (their unquoted ``detail``) that are a NAT's
+        copies or left the device unanswered (:func:`~kscc_traffic.natadvice.nat_counts`), and those
+        to NAT64 addresses with their prefixes and IPv4 servers (at most 64 of each kept)."""
+        nat = detail.str.contains(NAT_OUTSIDE_COPY, regex=False) | detail.str.contains(NAT_LEFT, regex=False)
+        for p, g in detail[nat].groupby(blocked["purpose"][nat], sort=False):
+            a, b = nat_counts(g.tolist())
+            x, y = self.bl_nat.get(p, (0, 0))
+            self.bl_nat[p] = (x + a, y + b)
+        six = detail.str.contains("is a NAT64 address", regex=False)
+        for p, g in detail[six].groupby(blocked["purpose"][six], sort=False):
+            k, prefixes, servers = nat64_seen(g.tolist())
+            got = self.bl_nat64.setdefault(p, [0, {}, {}])
+            got[0] += k
+            for into, new in ((got[1], prefixes), (got[2], servers)):
+                for x in new:
+                    if len(into) < 64:
+                        into[x] = None
 
     def _add_elsewhere(self, flows: pd.DataFrame) -> None:
         """Count the ``flows`` (unexpected ``host_mismatch`` ones) of :func:`elsewhere_rows` (any
@@ -5594,6 +5633,9 @@ class TableSummary:
                                        bl_portal=self.portals.said(r.id),
                                        bl_slow_server=min(self.slow_servers[r.id][0] & self.slow_servers[r.id][1],
                                                           default="") if r.id in self.slow_servers else "",
+                                       bl_nat=self.bl_nat.get(r.id, (0, 0)),
+                                       bl_nat64=(lambda x: (x[0], tuple(x[1]), tuple(x[2])) if x else (0, (), ()))(
+                                           self.bl_nat64.get(r.id)),
                                        icpt_cause=next(iter(self.icpt_causes[r.id]))
                                        if len(self.icpt_causes.get(r.id, ())) == 1 else "",
                                        bl_restarted=self.restarts.said(r.id)
@@ -5974,8 +6016,10 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     vc: dict[str, int] = {}
     for (_, v), n in summary.counts.items():
         vc[v] = vc.get(v, 0) + n
+    copies = copies_text(summary.nat_copies, summary.total)
     console.print(Text(f"{summary.total} flow{'s' if summary.total != 1 else ''}: " + ", ".join(f"{vc.get(v, 0)} {v}" for v in
-                                                             ("ok", "blocked", "unexpected", "unclassified"))))
+                                                             ("ok", "blocked", "unexpected", "unclassified"))
+                       + (f" ({escape_terminal(copies)})" if copies else "")))
     if len(summary.captures) > 1:
         console.print(Text("Captures: " + ", ".join(f"{escape_terminal(c)} ({n} flow{'s' if n != 1 else ''})"
                                                     for c, n in summary.captures.items())))
@@ -5988,6 +6032,17 @@ NOT_KSC_FLAGGED = ": other programs' flows, not KSC agent traffic (see the headl
 #: after the flows per purpose's title when no flow is KSC agent traffic (the headline): the
 #: counts are of other programs' flows on the ports of the purposes (newcomer 31 F3)
 NOT_KSC_PURPOSES = ": other programs' flows on the purposes' ports, not KSC agent traffic (see the headline)"
+
+
+def nat_copy_rows(flows: pd.DataFrame) -> int:
+    """The rows of ``flows`` whose ``detail`` says they are a NAT's translated copy of another
+    listed connection (:data:`~kscc_traffic.classify.NAT_OUTSIDE_COPY`), any verdict; 0 without
+    ``detail``. (Each distinct detail checked once: a batch's details repeat.)"""
+    if "detail" not in flows or not len(flows):
+        return 0
+    codes, uniq = pd.factorize(flows["detail"].to_numpy(dtype=object), use_na_sentinel=False)
+    hit = np.array([NAT_OUTSIDE_COPY in str(d) for d in uniq.tolist()], bool)
+    return int(np.count_nonzero(hit[codes])) if hit.any() else 0
 
 
 def flagged_groups_text(ranks: Iterable[int], totals: Sequence[int] | None = None) -> str:

@@ -85,6 +85,10 @@ class ReadStats:
     #: hardware time, are left out), IP or not, among the first records read that have one (the
     #: built-in reader: its first chunk); None: no such frame
     first_frame_ns: int | None = None
+    #: the capture's first candidate SYNs for pairing with another capture's (the two sides of a
+    #: NAT given apart: :meth:`kscc_traffic.natpairs.NatWatch.sample`,
+    #: :func:`kscc_traffic.natpairs.across_captures`); None: none, or not looked for
+    nat_syns: dict | None = None
 
     def warn(self, message: str) -> None:
         """Record one warning line (control characters shown as ``\\xNN`` text, so the line stays
