@@ -4324,7 +4324,7 @@ INSPECTION_CAS: tuple[tuple[str, str], ...] = (
     ("mcafee web gateway", "McAfee Web Gateway"), ("skyhigh", "Skyhigh Secure Web Gateway"),
     ("blue coat", "a Blue Coat ProxySG"), ("bluecoat", "a Blue Coat ProxySG"), ("menlo security", "Menlo Security"),
     ("iboss", "iboss"), ("cloudflare managed", "Cloudflare Gateway"), ("untangle", "Untangle"),
-    ("kerio", "Kerio Control"), ("mitmproxy", "mitmproxy"), ("portswigger", "Burp Suite"),
+    ("kerio", "Kerio Control"), ("mitmproxy", "mitmproxy"), ("squid", "a Squid proxy's SSL bump"), ("portswigger", "Burp Suite"),
     ("do_not_trust_fiddlerroot", "Fiddler"), ("charles proxy", "Charles Proxy"),
     # (endpoint security products that filter TLS on the device itself)
     ("eset ssl filter", "ESET's SSL/TLS filtering on the device"),

@@ -202,3 +202,12 @@ def test_a_kaspersky_name_resolved_to_a_captive_portal_is_advised_as_the_portal(
     plain = analyze(_portal_capture(tmp_path, False), RULES)
     for row in checklists(plain):
         assert "captive portal" not in row.loc["agent_connection", "fix"]
+
+
+def test_a_squid_ssl_bump_ca_is_named_as_inspection(tmp_path):
+    # ("Squid CA": the name tutorials give a Squid proxy's ssl-bump CA; break-it s62 #1)
+    recs = _session((C4, 50030), (S4, 23101), 1000.0, flight=_flight(_cert("Squid CA", "Corp IT")))
+    flows = analyze(write(tmp_path, "squid.pcap", recs), RULES)
+    assert list(zip(flows.verdict, flows.reason)) == [("unexpected", "tls_intercepted")]
+    assert flows.detail.iloc[0] == ("certificate for *.ksc.kaspersky.com issued by O=Corp IT,CN=Squid CA: a Squid proxy's SSL "
+                                    "bump re-signs the connection (TLS inspection)")
