@@ -25,6 +25,7 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
     from rich.console import Console
 
 from .addresses import endpoint_text
+from .attempts import AttemptGroups, with_summary
 from .classify import proxy_login, AAAA_ONLY, REJ_DETAIL, ANSWERED_ELSEWHERE, DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, DP_PATH_REFUSED, PROXY_CREDENTIALS_REFUSED, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
     IDLE_GOES_ON, PATH_RESET, SESSION_GONE, STALLED, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNREAD, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
     OTHER_SERVER, SUITES_REFUSED, OFFER_CURRENT_SAID, VERSION_REFUSED, CERT_DATED, REFUSED_AFTER_REQUEST, SLOW_HELLO, SLOW_HELLO_S, WINDOW_HELD, WINDOW_HELD_S, \
@@ -4904,6 +4905,11 @@ def render_table(flows: pd.DataFrame, rules: RuleSet, width: int = 160) -> str:
     return buf.getvalue()
 
 
+#: after the listed flows' count when a row stands for a group of failed attempts
+#: (:mod:`kscc_traffic.attempts`; JSON Lines and CSV keep a row per flow)
+GROUPED_NOTE = "; repeated attempts in one row each"
+
+
 class TableSummary:
     """What the table report needs of a flow table, gathered batch by batch in bounded memory:
     flow counts per (purpose, verdict), the reasons seen per purpose, the first
@@ -5000,6 +5006,10 @@ class TableSummary:
         self.bl_reasons: dict[str, set] = {}     # purpose -> the reasons of its blocked flows
         self.flagged = pd.DataFrame()
         self.flagged_total = 0
+        #: the failed attempts of the listed verdicts' flows per key (:class:`~kscc_traffic.attempts.AttemptGroups`):
+        #: a group of them is listed as its first flow, its detail led by their summary
+        self.attempts = AttemptGroups()
+        self.flagged_key = np.full(0, None, object)   # per row of ``flagged``: its attempt key (None: none)
         #: the verdicts whose flows ``flagged`` lists: blocked and unexpected, and those a
         #: ``--verdict`` filter asks for (``analyze --verdict unclassified`` lists those flows)
         self.listed: tuple[str, ...] = ("blocked", "unexpected")
@@ -5359,13 +5369,18 @@ class TableSummary:
             self.flagged_blocked += int(np.count_nonzero(rank == 0))
             for k, n in enumerate(np.bincount(rank, minlength=3).tolist()[:3]):
                 self.flagged_group_total[k] += int(n)
+            # (a failed attempt repeated, to the same server and port for the same reason: listed
+            # once, as its group's first flow; newcomer s61: 13 unanswered retries were 13 rows)
+            keys, seen = self.attempts.add(fl)
+            fl, rank, keys = fl[~seen], rank[~seen], keys[~seen]
             first = np.lexsort((fl["ts_ns"].to_numpy(), rank))[:self.max_flagged]   # (bounded memory)
-            fl, rank = fl.iloc[first], rank[first]
+            fl, rank, keys = fl.iloc[first], rank[first], keys[first]
             both = pd.concat([self.flagged, fl]) if len(self.flagged) else fl
             ranks = np.concatenate([self.flagged_rank, rank])
+            keys = np.concatenate([self.flagged_key, keys])
             # (the most important first, in time order inside each rank; ties in the order added)
             keep = np.lexsort((both["ts_ns"].to_numpy(), ranks))[:self.max_flagged]
-            self.flagged, self.flagged_rank = both.iloc[keep], ranks[keep]
+            self.flagged, self.flagged_rank, self.flagged_key = both.iloc[keep], ranks[keep], keys[keep]
 
     def _add_scans(self, flows: pd.DataFrame) -> None:
         """Count the scan probes of ``flows`` (reason ``port_scan``/``address_scan``) per kind and
@@ -5392,6 +5407,7 @@ class TableSummary:
         filter kept), keeping this summary's counts: ``flagged`` and its ranks, ``flagged_total``,
         ``flagged_blocked``, ``flagged_group_total``, ``listed``."""
         self.flagged, self.flagged_rank = other.flagged, other.flagged_rank
+        self.flagged_key, self.attempts = other.flagged_key, other.attempts
         self.flagged_group_total = list(other.flagged_group_total)
         self.flagged_total, self.flagged_blocked = other.flagged_total, other.flagged_blocked
         self.listed = other.listed
@@ -5400,14 +5416,36 @@ class TableSummary:
         """The line under the listed flows when there are more than ``max_flagged`` ('' else): how
         many are left out, how many of them are blocked (then ``--verdict blocked`` lists those), and
         where all of them are (``--format csv or jsonl``)."""
-        more = self.flagged_total - len(self.flagged)
+        shown = self.flagged_shown()
+        more = self.flagged_total - int(shown.sum())
         if more <= 0:
             return ""
-        hidden = self.flagged_blocked - int(np.count_nonzero(self.flagged_rank == 0))
+        hidden = self.flagged_blocked - int(shown[self.flagged_rank == 0].sum())
         if hidden > 0:
             return (f"… {more} more flagged flows, {hidden} of them blocked (--verdict blocked lists the blocked "
                     "ones; all of them: --format csv or jsonl)")
         return f"… {more} more flagged flows (use --format csv or jsonl)"
+
+    def flagged_shown(self) -> np.ndarray:
+        """Per row of ``flagged`` (int64 array): the flows it stands for, 1, or its group's
+        attempts (:attr:`attempts`)."""
+        return np.array([max(1, self.attempts.count(k)) for k in self.flagged_key.tolist()], np.int64) \
+            if len(self.flagged_key) == len(self.flagged) else np.ones(len(self.flagged), np.int64)
+
+    def grouped_note(self) -> str:
+        """After the listed flows' count when a row stands for several failed attempts
+        (:meth:`flagged_shown`): ``; repeated attempts in one row each``; '' else."""
+        return GROUPED_NOTE if bool((self.flagged_shown() > 1).any()) else ""
+
+    def flagged_details(self, client: bool = False) -> list[str]:
+        """The details of the rows of ``flagged`` as listed: a group of failed attempts' row led by
+        their summary (:func:`~kscc_traffic.attempts.with_summary`, ``13 attempts from 23:00:00 to
+        00:00:00 UTC, every ~5 min, none answered; the first: SYN sent 3 times, no answer``);
+        ``client``: as :func:`client_details` words them (no flow is KSC agent traffic)."""
+        details = client_details(self.flagged) if client else self.flagged["detail"].tolist()
+        if len(self.flagged_key) != len(details):
+            return details
+        return [with_summary(str(d), self.attempts.text(k)) for d, k in zip(details, self.flagged_key.tolist())]
 
     def _add_elsewhere(self, flows: pd.DataFrame) -> None:
         """Count the ``flows`` (unexpected ``host_mismatch`` ones) of :func:`elsewhere_rows` (any
@@ -5847,7 +5885,8 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     elif summary.flagged_total:
         # several captures: which one each flow is from (names escaped as packet names are)
         several = len(summary.captures) > 1
-        f = Table(title=f"{_listed_title(summary)} ({summary.flagged_total}){NOT_KSC_FLAGGED if headline else ''}",
+        f = Table(title=f"{_listed_title(summary)} ({summary.flagged_total}{summary.grouped_note()})"
+                        f"{NOT_KSC_FLAGGED if headline else ''}",
                   title_justify="left")
         heading, times, _ = flagged_time_texts(summary)   # (the date when not today's: session 32)
         for col in (heading, *(("capture",) if several else ()), "client", "server", "name", "purpose",
@@ -5858,7 +5897,7 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         if groups:   # (the groups marked: a line between them, the order said under, newcomer 31 F12)
             f.caption, f.caption_justify = groups, "left"
         # (no flow is KSC agent traffic: "the client", not "the agent", newcomer s60 #12)
-        details = client_details(summary.flagged) if headline else summary.flagged["detail"].tolist()
+        details = summary.flagged_details(bool(headline))
         for i, (t, r, detail) in enumerate(zip(times, summary.flagged.itertuples(index=False), details)):
             f.add_row(t,
                       *((Text(escape_terminal(r.capture)),) if several else ()),
@@ -5997,14 +6036,15 @@ def _print_flagged_compact(summary: TableSummary, console: Console, note: str = 
     # (times of today's flows carry no date line, whose "(UTC)" then said nothing: the title says it;
     # newcomer s55 #2)
     utc = ", times in UTC" if not all(days) else ""
-    console.print(Text(f"{_listed_title(summary)} ({summary.flagged_total}){utc}{note}", style="italic"))
+    console.print(Text(f"{_listed_title(summary)} ({summary.flagged_total}{summary.grouped_note()}){utc}{note}",
+                       style="italic"))
     ranks = summary.flagged_rank.tolist()
     groups = flagged_groups_text(ranks, summary.flagged_group_total)
     if groups:   # (the order of the groups, then each group's name before its first flow)
         console.print(Text(groups.replace(" (a line between them)", ""), style="italic"))
     times = [t[-12:] for t in times]   # (the date on a line of its own, below)
     day = ""
-    details = client_details(summary.flagged) if client else summary.flagged["detail"].tolist()
+    details = summary.flagged_details(client)
     for i, (t, r, detail) in enumerate(zip(times, summary.flagged.itertuples(index=False), details)):
         if groups and (i == 0 or ranks[i] != ranks[i - 1]):
             console.print(Text(f"— {FLAGGED_RANKS[ranks[i]]} —", style="bold"))
