@@ -26,6 +26,7 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
 
 from .addresses import endpoint_text
 from .attempts import AttemptGroups, with_summary
+from .classify import same_subnet
 from .classify import proxy_login, AAAA_ONLY, REJ_DETAIL, ANSWERED_ELSEWHERE, DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, DP_PATH_REFUSED, PROXY_CREDENTIALS_REFUSED, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
     IDLE_GOES_ON, PATH_RESET, SESSION_GONE, STALLED, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNREAD, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
     OTHER_SERVER, SUITES_REFUSED, OFFER_CURRENT_SAID, VERSION_REFUSED, CERT_DATED, REFUSED_AFTER_REQUEST, SLOW_HELLO, SLOW_HELLO_S, WINDOW_HELD, WINDOW_HELD_S, \
@@ -1796,6 +1797,44 @@ def _noted_cut(detail: str) -> bool:
         return False
 
 
+#: the start of an unanswered attempt's detail (a SYN, a UDP request) :func:`routed_unanswered` counts
+UNANSWERED_STARTS = ("SYN sent ", "UDP request without a reply")
+#: how the advice says a distribution point's subnet is judged (:func:`~kscc_traffic.classify.same_subnet`)
+SUBNET_JUDGED = "another /24, or IPv6 /64, than the agent's: judged from the two addresses"
+
+
+def routed_unanswered(reasons, details, orig_h, resp_h) -> int:
+    """Of blocked flows (``reasons``, ``details``, ``orig_h``, ``resp_h``: sequences of one length),
+    the unanswered attempts (reason ``no_answer``, a detail of :data:`UNANSWERED_STARTS`: no answer
+    at all) whose client and server are not on one subnet
+    (:func:`~kscc_traffic.classify.same_subnet`: one /24, IPv6 /64, the usual LAN subnet, judged
+    from the addresses alone: the capture holds no netmask, and a MAC address is no column of the
+    flow table): a router, and any firewall on it, is between them (newcomer s61 #1)."""
+    pairs: dict[tuple, bool] = {}
+    n = 0
+    for reason, detail, a, b in zip(reasons, details, orig_h, resp_h):
+        if str(reason).split(",")[0] != "no_answer" or not str(detail).startswith(UNANSWERED_STARTS):
+            continue
+        key = (str(a), str(b))
+        if key not in pairs:
+            pairs[key] = not same_subnet(*key)
+        n += pairs[key]
+    return n
+
+
+def routed_fix(r, bl: int, routed: int, fix: str) -> str:
+    """The advice ``fix`` for ``bl`` blocked flows of a distribution point's rule ``r``, ``routed``
+    of them unanswered attempts to a distribution point on another subnet than the agent
+    (:func:`routed_unanswered`): a firewall or router between the subnets may drop them as well
+    as the distribution point's own firewall."""
+    if routed >= bl:
+        return (f"{fix}, or on a firewall or router between the subnets (the distribution point is on {SUBNET_JUDGED}): "
+                "allow it there too, and check the route to the distribution point and back")
+    return (f"{fix}; {routed} of these {bl} blocked flows went to a distribution point on another subnet "
+            f"({SUBNET_JUDGED}): for "
+            f"{'it' if routed == 1 else 'them'}, also on a firewall or router between the subnets")
+
+
 def cut_short_fix(r, k: int) -> str:
     """The advice for ``k`` blocked flows of rule ``r`` that are all ``no_answer`` attempts the
     capture's end cut short (:func:`cut_short`): no port to open (nothing shows a block), capture
@@ -1897,7 +1936,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    fam_same: tuple[bool | None, bool | None] = (None, None), bl_plain_reset: int = 0,
                    bl_after_ok: int = 0, ok_fell: int = 0, bl_dropped: int = 0, v4_seen: bool = True,
                    ok_refused: int = 0, icpt_cause: str = "", ok_slow: int = 0, ok_held: int = 0,
-                   bl_slow_server: str = "") -> dict:
+                   bl_slow_server: str = "", bl_routed: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -2079,6 +2118,10 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     if status == "not seen" and ok_other_cast:
         note = other_cast_note(r, ok_other_cast, ok_other_kind)
     fix = cut_short_fix(r, bl) if note == CUT_SHORT_NOTE else r.fix
+    if status == "blocked" and bl_routed and r.opener == PINNED_OPENER and note != CUT_SHORT_NOTE:
+        # unanswered SYNs to a distribution point on another subnet: its firewall, or one between
+        # the subnets (newcomer s61 #1); said before the other cases, which build on ``fix``
+        fix = routed_fix(r, bl, min(bl_routed, bl), fix)
     if status == "seen one-way":
         # TCP connections whose server's packets are all missing, though the agent acknowledged them
         fix = (f"{one_way} connection{'s' if one_way != 1 else ''} on {r.transport.upper()} {r.port_text} seen in "
@@ -4564,7 +4607,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         bl_stalled = (0, 0, 0)
         bl_dated = 0
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
-        bl_route = bl_http = un_vendor = bl_mtu = bl_route_own = bl_dp_way = bl_elsewhere = 0
+        bl_route = bl_http = un_vendor = bl_mtu = bl_route_own = bl_dp_way = bl_elsewhere = bl_routed = 0
         bl_cert = NO_CERTS
         bl_icmp: dict[str, int] = {}
         http_statuses: tuple[str, ...] = ()
@@ -4677,6 +4720,11 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     bl_stalled = stalled_counts(details, reason[at][v == "blocked"].tolist())
                     bl_dated = dated_count(details, reason[at][v == "blocked"].tolist())
                     bl_dp_way = sum(1 for x in details if DP_PATH_REFUSED in str(x))
+                    if r.opener == PINNED_OPENER and "orig_h" in flows and "resp_h" in flows:
+                        blocked_at = np.asarray(at)[v == "blocked"]
+                        bl_routed = routed_unanswered(reason[blocked_at].tolist(), details,
+                                                      flows["orig_h"].to_numpy(dtype=object)[blocked_at].tolist(),
+                                                      flows["resp_h"].to_numpy(dtype=object)[blocked_at].tolist())
                     bl_elsewhere = sum(1 for x in details if str(x).startswith(ANSWERED_ELSEWHERE))
                     # (the ICMP advice from the icmp_unreachable column: names quoted in a detail
                     # could hold its words)
@@ -4734,7 +4782,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_stalled=bl_stalled, bl_dated=bl_dated,
                                    bl_lost=bl_lost, fam_same=same_destinations(fam_names, r.id),
                                    bl_plain_reset=bl_plain_reset, bl_after_ok=after_ok.get(r.id, 0) if bl else 0,
-                                   ok_fell=ok_fell, bl_dropped=bl_dropped, v4_seen=v4_seen))
+                                   ok_fell=ok_fell, bl_dropped=bl_dropped, v4_seen=v4_seen, bl_routed=bl_routed))
     no_ksc = bool(len(flows)) and not any_ksc(flows, rules)
     if no_ksc:
         rows = [not_ksc_row(x) for x in rows]   # (the headline: no flow is KSC's, newcomer 28 F4)
@@ -4959,6 +5007,7 @@ class TableSummary:
         self.bl_cert: dict[str, tuple[int, ...]] = {}   # purpose -> blocked tls_failed flows ended on the certificate (cert_counts)
         self.bl_route_own: dict[str, int] = {}   # purpose -> blocked flows: such an error from the server's address
         self.bl_dp_way: dict[str, int] = {}      # purpose -> blocked flows: refused on the way to a DP (DP_PATH_REFUSED)
+        self.bl_routed: dict[str, int] = {}      # purpose -> blocked flows: unanswered, across subnets (routed_unanswered)
         self.bl_elsewhere: dict[str, int] = {}   # purpose -> blocked flows: SYN answered from elsewhere (ANSWERED_ELSEWHERE)
         self.bl_icmp: dict[str, dict[str, int]] = {}  # purpose -> kind -> blocked flows: ICMP not a refusal
         self.bl_http: dict[str, int] = {}        # purpose -> blocked flows: HTTP request refused (HTTP_REFUSAL)
@@ -5242,6 +5291,13 @@ class TableSummary:
             cut = blocked[cut_short(blocked["reason"].tolist(), detail.tolist())]
             for p, n in cut.groupby("purpose", sort=False).size().items():
                 self.bl_cut[p] = self.bl_cut.get(p, 0) + int(n)
+            if "orig_h" in blocked and "resp_h" in blocked:
+                plain = blocked[(blocked["reason"].astype(str).str.split(",").str[0] == "no_answer").to_numpy()]
+                for p, g in plain.groupby("purpose", sort=False):
+                    k = routed_unanswered(g["reason"].tolist(), detail[g.index].tolist(), g["orig_h"].tolist(),
+                                          g["resp_h"].tolist())
+                    if k:
+                        self.bl_routed[p] = self.bl_routed.get(p, 0) + k
             way = blocked[detail.str.contains(DP_PATH_REFUSED, regex=False)]
             for p, n in way.groupby("purpose", sort=False).size().items():
                 self.bl_dp_way[p] = self.bl_dp_way.get(p, 0) + int(n)
@@ -5546,7 +5602,8 @@ class TableSummary:
                                        bl_plain_reset=self.bl_plain_reset.get(r.id, 0),
                                        bl_after_ok=after_ok.get(r.id, 0) if bl else 0,
                                        bl_lost=self.bl_lost.get(r.id, 0), ok_fell=self.ok_fell.get(r.id, 0),
-                                       bl_dropped=self.bl_dropped.get(r.id, 0), v4_seen=self.v4_seen))
+                                       bl_dropped=self.bl_dropped.get(r.id, 0), v4_seen=self.v4_seen,
+                                       bl_routed=self.bl_routed.get(r.id, 0)))
         no_ksc = bool(self.no_ksc_headline(rules))
         if no_ksc:
             rows = [not_ksc_row(x) for x in rows]   # (as readiness: newcomer 28 F4)
