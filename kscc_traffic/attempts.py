@@ -88,6 +88,10 @@ def summary_text(count: int, first_ns: int, last_ns: int, times_ns, reason: str)
     if count < MIN_GROUP:
         return ""
     outcome = OUTCOME.get(str(reason).split(",")[0], "each failed")
+    if (last_ns - first_ns) < 1_000_000_000 and _clock(last_ns) == _clock(first_ns):
+        # (all within one second: side by side, no pace to tell)
+        return (f"{count} attempts at {_clock(first_ns)} UTC within {_span((last_ns - first_ns) / 1e9)}, "
+                f"{OUTCOME.get(str(reason).split(',')[0], 'each failed')}")
     end = _clock(last_ns)
     if _day(last_ns) != _day(first_ns):     # (across midnight, or days apart: the last one's date too)
         end = f"{_day(last_ns)} {end}"
