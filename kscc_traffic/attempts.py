@@ -4,7 +4,8 @@ one flow per attempt (a new source port each time), listed as one row with a one
 ``13 attempts from 23:00:00 to 00:00:00, every ~5 min, none answered``. The flow table itself
 (JSON Lines, CSV) keeps a row per flow, as Zeek's ``conn.log`` does.
 
-An attempt's key: its capture, client address, server address and port, transport, purpose,
+An attempt's key: its capture, client address, server address and port, transport, server name
+(``server_name``, else a DNS flow's ``query``: two lookups of two names are two), purpose,
 verdict ``blocked``, reason (``no_answer``, ``rejected`` or ``icmp_unreachable``: a connection
 attempt or request that failed) and its detail with its numbers taken out (``SYN sent 3 times``
 and ``SYN sent 2 times`` alike; a reset with a TTL hint, an attempt that fell back to IPv4, told
@@ -55,7 +56,9 @@ def _keys(flows: pd.DataFrame) -> np.ndarray:
     capture = sub["capture"].astype(str).tolist() if "capture" in sub else [""] * len(at)
     detail = [_DIGITS.sub("#", d) for d in sub["detail"].astype(str).tolist()] if "detail" in sub \
         else [""] * len(at)
-    out[at] = list(zip(capture, *cols, purpose, sub["reason"].astype(str).tolist(), detail))
+    name = [f"{a}\n{b}" for a, b in zip(*(sub[c].astype(str).tolist() if c in sub else [""] * len(at)
+                                        for c in ("server_name", "query")))]
+    out[at] = list(zip(capture, *cols, purpose, sub["reason"].astype(str).tolist(), detail, name))
     return out
 
 

@@ -938,8 +938,9 @@ class _Refused:
             ver, _, _, ttl = keys[k][:4]
             # (its sender sent nothing else in the whole capture: the reset's own TTL alone, against
             # the other hosts', lone_reset_hint)
+            # (no destination kept: no SYN of the originator's captured, no refused attempt)
             t = refused_hint(ver, ttl, int(table.ttl[at[k]])) if found[k] else \
-                lone_reset_hint(ver, ttl, table, keys[k][4:6] if len(keys[k]) >= 6 else None)
+                lone_reset_hint(ver, ttl, table, keys[k][4:6]) if len(keys[k]) >= 6 else ""
             if t:
                 hint[i] = f"{hint[i]}; {t}" if hint[i] else t
         out["reset_hint"] = pd.Series(hint, dtype=object, index=out.index)

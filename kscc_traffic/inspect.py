@@ -1303,7 +1303,8 @@ def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None,
 
     :param waiting: an object array of ``n`` (filled in place) or None: where the address sent
         nothing else in these packets nor ``prior`` (a refused flow whose reset has a TTL),
-        ``(ver, src_hi, src_lo, ttl, dst_hi, dst_lo)`` of its reset (ints; ``ver`` the key version,
+        ``(ver, src_hi, src_lo, ttl, dst_hi, dst_lo)`` of its reset (ints, the destination only
+        where the originator's SYN was captured: a refused attempt; ``ver`` the key version,
         :func:`ttl_key_ver`: its sender's packets captured as it was are looked up), for
         :func:`refused_hint_later`.
     :param final: these are the capture's last packets (nothing more will come): where the address
@@ -1336,15 +1337,23 @@ def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None,
     t = c["ttl"][rows].astype(np.int64)
     said = (t >= 0) & (ts_ref != _NO_ROW)      # (before or after the reset: newcomer 29 F2)
     lone = np.flatnonzero((t >= 0) & (ts_ref == _NO_ROW))
-    if final and (t[lone] > 128).any():
+    # (the lone reset hint only for a reset answering the originator's SYN, a refused attempt: not
+    # a connection the capture began in the middle of, whose first packet seen is the responder's
+    # reset; such a held row's REFUSED_WAIT has no destination, lone_reset_hint is not asked)
+    asked = np.zeros(len(ft.flows) + 1, bool)
+    if len(lone):
+        asked[pf[tcp & np.asarray(ft.pkt_from_orig, bool) & ((c["tcp_flags"] & (SYN | ACK)) == SYN)]] = True
+    lone_syn = lone[asked[pf[rows[lone]]] & (t[lone] > 128)]
+    if final and len(lone_syn):
         table = address_ttls(c, prior)     # (the whole capture's: what the other hosts sent with)
-        for k in lone[t[lone] > 128].tolist():
+        for k in lone_syn.tolist():
             out[int(pf[rows[k]])] = lone_reset_hint(int(ver[k]), int(t[k]), table,
                                                     (int(c["dst_hi"][rows[k]]), int(c["dst_lo"][rows[k]])))
     elif waiting is not None and not final:
         for k in lone.tolist():
-            waiting[int(pf[rows[k]])] = (int(ver[k]), int(key[1][k]), int(key[2][k]), int(t[k]),
-                                         int(c["dst_hi"][rows[k]]), int(c["dst_lo"][rows[k]]))
+            f = int(pf[rows[k]])
+            waiting[f] = (int(ver[k]), int(key[1][k]), int(key[2][k]), int(t[k])) + \
+                ((int(c["dst_hi"][rows[k]]), int(c["dst_lo"][rows[k]])) if asked[f] else ())
     t_ref = np.where(said, t_ref, t)
     h, h_ref = _hops(t), _hops(t_ref)
     for k in np.flatnonzero(said & ((t == t_ref) | (h <= h_ref))).tolist():

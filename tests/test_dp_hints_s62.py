@@ -271,3 +271,29 @@ def test_the_html_report_lists_the_group_once_and_every_flow_below(tmp_path):
     assert findings.count("13 attempts from 23:00:00 to 1970-01-02 00:00:00 UTC, every ~5 min, none answered") == 1
     assert findings.count("<tr class=\"row-blocked\">") == 1
     assert out.count("50112") >= 1          # (the last attempt's port: in the table of all flows)
+
+
+def test_a_lone_255_reset_with_no_syn_captured_gets_no_hint(tmp_path):
+    # a capture begun mid-connection: the responder's reset is the flow's first packet (RSTRH)
+    recs = [(1000.0, _ttl(eth(ip_of("198.51.100.30", "192.0.2.10") / TCP(sport=13000, dport=50010, flags="R", seq=5),
+                             src=GW, dst=CLIENT_MAC), 248))] + _session("192.0.2.10", "198.51.100.40", 1002.0, 62)
+    p = _write(tmp_path, recs)
+    for flows in (whole(p)[0], chunked(p, 300)[0]):
+        f = flows[flows["resp_h"] == "198.51.100.30"]
+        assert f["conn_state"].tolist() == ["RSTRH"]
+        assert REFUSED_LONE not in f["detail"].iloc[0]
+
+
+def test_lookups_of_two_names_are_not_one_group(tmp_path):
+    from pcapbuild import udp
+    from scapy.layers.dns import DNS, DNSQR
+    recs = []
+    for i, name in enumerate(("a.example.com", "b.example.com", "a.example.com")):
+        recs.append(udp(("192.0.2.10", 40000 + i), ("192.0.2.53", 53),
+                        bytes(DNS(id=i + 1, rd=1, qd=DNSQR(qname=name))), t=1000.0 + i))
+    recs += _syns("192.0.2.10", "198.51.100.20", 50000, 1030.0)     # (the capture goes on: none cut short)
+    flows, _ = whole(_write(tmp_path, recs))
+    flows = flows[flows["proto"] == "udp"]
+    kept, texts = grouped(flows[flows["verdict"] == "blocked"])
+    assert sorted(zip(kept["query"].tolist(), texts)) == [
+        ("a.example.com", "2 attempts from 00:16:40 to 00:16:42 UTC, 2 s apart, none answered"), ("b.example.com", "")]
