@@ -297,3 +297,14 @@ def test_lookups_of_two_names_are_not_one_group(tmp_path):
     kept, texts = grouped(flows[flows["verdict"] == "blocked"])
     assert sorted(zip(kept["query"].tolist(), texts)) == [
         ("a.example.com", "2 attempts from 00:16:40 to 00:16:42 UTC, 2 s apart, none answered"), ("b.example.com", "")]
+
+
+def test_the_lone_reset_hint_is_the_same_whole_in_chunks_and_live(tmp_path, monkeypatch):
+    from chunkcmp import assert_same
+    from test_live_session import assert_live_same
+    recs = _syns("192.0.2.10", "198.51.100.30", 50010, 1.0, times=(0,)) + \
+        [_reset("198.51.100.30", "192.0.2.10", 50010, 1.01, 254)] + _session("192.0.2.10", "198.51.100.40", 60.0, 62)
+    path = _write(tmp_path, recs)
+    flows = assert_same(path, [200, 500])
+    assert REFUSED_LONE + "TTL 254" in _rej_detail(flows)
+    assert_live_same(path, monkeypatch, step=2)
