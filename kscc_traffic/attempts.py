@@ -63,9 +63,12 @@ def _keys(flows: pd.DataFrame) -> np.ndarray:
 
 
 def _span(seconds: float) -> str:
-    """A duration for the summary: ``45 s``, ``5 min``, ``2.5 h`` (rounded)."""
+    """A duration for the summary: ``3 ms``, ``45 s``, ``5 min``, ``2.5 h`` (rounded; below a
+    millisecond ``<1 ms``)."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms" if seconds >= 0.0005 else "<1 ms"
     if seconds < 90:
-        return f"{seconds:.0f} s" if seconds >= 1 else f"{seconds:.1f} s"
+        return f"{seconds:.0f} s"
     if seconds < 90 * 60:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h".replace(".0 h", " h")

@@ -243,7 +243,7 @@ def test_irregular_retries_and_two_attempts():
         "2 attempts from 23:00:00 to 23:00:21 UTC, 21 s apart, each refused"
     assert summary_text(1, t0, t0, [t0], "no_answer") == ""
     assert summary_text(3, t0, t0 + 200_000_000, [t0, t0 + 100_000_000, t0 + 200_000_000], "no_answer") == \
-        "3 attempts at 23:00:00 UTC within 0.2 s, none answered"
+        "3 attempts at 23:00:00 UTC within 200 ms, none answered"
     # (retries jittered by a few seconds: still every ~5 min)
     ts = [t0 + int((300 * i + (4 if i % 2 else -3)) * 1e9) for i in range(6)]
     assert ", every ~5 min, " in summary_text(6, min(ts), max(ts), ts, "no_answer")
