@@ -1826,7 +1826,8 @@ def routed_fix(r, bl: int, routed: int, fix: str) -> str:
     """The advice ``fix`` for ``bl`` blocked flows of a distribution point's rule ``r``, ``routed``
     of them unanswered attempts to a distribution point on another subnet than the agent
     (:func:`routed_unanswered`): a firewall or router between the subnets may drop them as well
-    as the distribution point's own firewall."""
+    as the distribution point's own firewall (said by :func:`_readiness_row` only when none of the
+    purpose's flows was ok)."""
     if routed >= bl:
         return (f"{fix}, or on a firewall or router between the subnets (the distribution point is on {SUBNET_JUDGED}): "
                 "allow it there too, and check the route to the distribution point and back")
@@ -2118,9 +2119,11 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     if status == "not seen" and ok_other_cast:
         note = other_cast_note(r, ok_other_cast, ok_other_kind)
     fix = cut_short_fix(r, bl) if note == CUT_SHORT_NOTE else r.fix
-    if status == "blocked" and bl_routed and r.opener == PINNED_OPENER and note != CUT_SHORT_NOTE:
+    if status == "blocked" and bl_routed and not ok and r.opener == PINNED_OPENER and note != CUT_SHORT_NOTE:
         # unanswered SYNs to a distribution point on another subnet: its firewall, or one between
-        # the subnets (newcomer s61 #1); said before the other cases, which build on ``fix``
+        # the subnets (newcomer s61 #1); said before the other cases, which build on ``fix``; not
+        # when some of the purpose's connections worked (they crossed the devices between: a busy
+        # distribution point's few drops are advised otherwise)
         fix = routed_fix(r, bl, min(bl_routed, bl), fix)
     if status == "seen one-way":
         # TCP connections whose server's packets are all missing, though the agent acknowledged them

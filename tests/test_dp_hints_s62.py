@@ -54,9 +54,11 @@ def _reset(server, client, sport, t, ttl):
                         src=GW, dst=CLIENT_MAC), ttl))
 
 
-def _session(client, server, t0, ttl_server):
-    """A working connection to ``server``:13000 whose packets came with ``ttl_server``."""
-    recs = tcp_session((client, 50020), (server, 13000), t0=t0, c_data=b"x" * 10, s_data=b"y" * 10)
+def _session(client, server, t0, ttl_server, bare=False):
+    """A connection to ``server``:13000 whose packets came with ``ttl_server`` (``bare``: a
+    handshake and close with no byte, ``ok``; else cleartext bytes)."""
+    recs = tcp_session((client, 50020), (server, 13000), t0=t0, c_data=b"" if bare else b"x" * 10,
+                       s_data=b"" if bare else b"y" * 10)
     return [(t, _ttl(p, ttl_server if p.payload.src == server else 128)) for t, p in recs]
 
 
@@ -100,6 +102,15 @@ def test_unanswered_syns_to_a_dp_on_another_subnet_name_a_device_between(tmp_pat
     assert whole_fix == batch_fix
     assert "; 1 of these 2 blocked flows went to a distribution point on another subnet" in whole_fix
     assert whole_fix.endswith("for it, also on a firewall or router between the subnets")
+    # one that worked (across the same subnets): nothing said of the devices between
+    p = _write(tmp_path, _syns(client, far, 50000, 1000.0) + _session(client, far, 1010.0, 62, bare=True),
+               "worked.pcap")
+    flows, _ = whole(p)
+    assert sorted(flows["verdict"]) == ["blocked", "ok"]
+    whole_fix, batch_fix = _fix(flows)
+    assert whole_fix == batch_fix
+    assert whole_fix == ("1 of 2 flows ok, 1 blocked (the others worked: compare clients, addresses and ports): "
+                         "allow inbound TCP 13000 on the distribution point, from the managed devices")
     # on the agent's own subnet alone: the distribution point's own firewall, nothing between
     p = _write(tmp_path, _syns(client, near, 50001, 1010.0), "near.pcap")
     whole_fix, batch_fix = _fix(whole(p)[0])
