@@ -5953,7 +5953,7 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
                     "verdict", "reason", "detail"):
             f.add_column(col, overflow="fold")
         ranks = summary.flagged_rank.tolist()
-        groups = flagged_groups_text(ranks, summary.flagged_group_total)
+        groups = flagged_groups_text(ranks, summary.flagged_group_total, summary.flagged_shown().tolist())
         if groups:   # (the groups marked: a line between them, the order said under, newcomer 31 F12)
             f.caption, f.caption_justify = groups, "left"
         # (no flow is KSC agent traffic: "the client", not "the agent", newcomer s60 #12)
@@ -5990,7 +5990,8 @@ NOT_KSC_FLAGGED = ": other programs' flows, not KSC agent traffic (see the headl
 NOT_KSC_PURPOSES = ": other programs' flows on the purposes' ports, not KSC agent traffic (see the headline)"
 
 
-def flagged_groups_text(ranks: Iterable[int], totals: Sequence[int] | None = None) -> str:
+def flagged_groups_text(ranks: Iterable[int], totals: Sequence[int] | None = None,
+                        stands: Sequence[int] | None = None) -> str:
     """The line under the flagged flows when they are listed in more than one group of
     :func:`flagged_rank` (``ranks``: the rank of each row listed, in list order, 0-2): the groups
     in order with their counts of rows listed, ``In groups (a line between them): KSC agent
@@ -5998,10 +5999,13 @@ def flagged_groups_text(ranks: Iterable[int], totals: Sequence[int] | None = Non
     earlier time does not read as a list out of time order (newcomer 31 F12); '' for one group.
     ``totals`` (per rank 0-2, the flows of the group, listed or not:
     :attr:`TableSummary.flagged_group_total`): a group the list cut says both, ``other flows
-    (32 of 75 shown)`` (session 32)."""
+    (32 of 75 shown)`` (session 32). ``stands``: per row listed, the flows it stands for (a group
+    of repeated attempts: :meth:`TableSummary.flagged_shown`; None: one each): the counts are of
+    flows."""
     counts: dict[int, int] = {}
-    for k in ranks:
-        counts[int(k)] = counts.get(int(k), 0) + 1
+    ranks = list(ranks)
+    for k, w in zip(ranks, stands if stands is not None else [1] * len(ranks)):
+        counts[int(k)] = counts.get(int(k), 0) + int(w)
     if len(counts) < 2:
         return ""
 
@@ -6099,7 +6103,7 @@ def _print_flagged_compact(summary: TableSummary, console: Console, note: str = 
     console.print(Text(f"{_listed_title(summary)} ({summary.flagged_total}{summary.grouped_note()}){utc}{note}",
                        style="italic"))
     ranks = summary.flagged_rank.tolist()
-    groups = flagged_groups_text(ranks, summary.flagged_group_total)
+    groups = flagged_groups_text(ranks, summary.flagged_group_total, summary.flagged_shown().tolist())
     if groups:   # (the order of the groups, then each group's name before its first flow)
         console.print(Text(groups.replace(" (a line between them)", ""), style="italic"))
     times = [t[-12:] for t in times]   # (the date on a line of its own, below)
