@@ -295,7 +295,7 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         strays = StraySynAcks()
     add_stray_synacks(ft, strays)
     flows, answers = inspect_flows(replace(ft, flows=flows), look, ttls=ttls, opener_ports=cloud_ports(rules),
-                                   openers=openers, strays=strays)
+                                   openers=openers, strays=strays, final=capture_end_ns is not None)
     if extra is not None:
         # (inspected as the others are: no payload, so every application column at its default,
         # not NaN, which reads as True in a bool column)

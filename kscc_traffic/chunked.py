@@ -60,7 +60,7 @@ from .capture.packets import Packets, short_payloads
 from .capture.stats import ReadStats
 from .flows import ACK, CLOSE_DELAY_NS, forwarded_copies, other_way_copies, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, \
     RESP_TTL, RESP_TTL_OUT, RST, TCP, UDP, VLAN_STACK, arrays_of, broadcast_evidence, content_rows, dns_flows, history_plain, isin_texts
-from .inspect import (DNS_KEYS, REFUSED_WAIT, AddressTtls, StraySynAcks, address_ttls, cloud_openers, cloud_ports, dns_response_rows,
+from .inspect import (DNS_KEYS, REFUSED_WAIT, AddressTtls, lone_reset_hint, StraySynAcks, address_ttls, cloud_openers, cloud_ports, dns_response_rows,
                       refused_hint, truncated_answer)
 from .answer_store import AnswerStore
 from .classify import (AUTH_RETRY_S, DNS_ANSWERED_TCP, DNS_RESOLVED, DNS_RESOLVED6, DNS_RESOLVED_TCP, DNS_RETRY, SEEN_IPV4, DNS_RETRY_S, FALLBACK, FALLBACK_S, PROXY_RETRY, REFUSED_RETRY, REFUSED_RETRY_S,
@@ -934,10 +934,14 @@ class _Refused:
         hint = out["reset_hint"].to_numpy(dtype=object).copy()
         rows = np.flatnonzero(go)
         for i, k in enumerate(rows.tolist()):
-            if not found[k]:
+            if not ok[k]:
                 continue
-            ver, _, _, ttl = keys[k]
-            t = refused_hint(ver, ttl, int(table.ttl[at[k]]))
+            ver, _, _, ttl = keys[k][:4]
+            # (its sender sent nothing else in the whole capture: the reset's own TTL alone, against
+            # the other hosts', lone_reset_hint)
+            # (no destination kept: no SYN of the originator's captured, no refused attempt)
+            t = refused_hint(ver, ttl, int(table.ttl[at[k]])) if found[k] else \
+                lone_reset_hint(ver, ttl, table, keys[k][4:6]) if len(keys[k]) >= 6 else ""
             if t:
                 hint[i] = f"{hint[i]}; {t}" if hint[i] else t
         out["reset_hint"] = pd.Series(hint, dtype=object, index=out.index)

@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from . import plots
+from .attempts import grouped, with_summary
 from .addresses import endpoint_text
 from .classify import DNS_TCP_RESET
 from .natadvice import copies_text
@@ -462,9 +463,13 @@ _FLAG_COLUMNS = ("time (UTC)", "client", "server", "server name", "verdict", "re
 def _flagged_rows(sub: pd.DataFrame, client: bool = False) -> str:
     """The table of a finding's flows ``sub``; ``client``: no flow is KSC agent traffic (the
     headline): the details as :func:`~kscc_traffic.report.client_details` words them."""
+    # (a failed attempt repeated to the same server and port: one row, its detail led by their
+    # summary, attempts.grouped; the flow table below keeps a row per flow)
+    sub, summaries = grouped(sub)
     times = _times(sub)
     rows = []
     details = client_details(sub) if client else sub["detail"].astype(str).tolist()
+    details = [with_summary(d, x) for d, x in zip(details, summaries)]
     for t, r, detail in zip(times, sub.itertuples(index=False), details):
         rows.append(f'<tr class="row-{_e(_slug(r.verdict))}"><td class="time">{_e(t)}</td><td>{_e(_endpoint(r.orig_h, r.orig_p))}</td>'
                     f"<td>{_e(r.proto)} {_e(_endpoint(r.resp_h, r.resp_p))}</td>"

@@ -1287,7 +1287,7 @@ def _earliest(here: AddressTtls, prior, key) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None,
-                   waiting: np.ndarray | None = None) -> np.ndarray:
+                   waiting: np.ndarray | None = None, final: bool = False) -> np.ndarray:
     """Per flow (object array of ``n`` texts, '' where none): for a TCP flow whose responder sent
     only resets (a SYN answered by a reset, Zeek's REJ), which device sent the reset, told by its
     TTL (IPv6: hop limit) against the first packet that is no reset the same address sent on any
@@ -1303,9 +1303,13 @@ def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None,
 
     :param waiting: an object array of ``n`` (filled in place) or None: where the address sent
         nothing else in these packets nor ``prior`` (a refused flow whose reset has a TTL),
-        ``(ver, src_hi, src_lo, ttl)`` of its reset (ints; ``ver`` the key version,
+        ``(ver, src_hi, src_lo, ttl, dst_hi, dst_lo)`` of its reset (ints, the destination only
+        where the originator's SYN was captured: a refused attempt; ``ver`` the key version,
         :func:`ttl_key_ver`: its sender's packets captured as it was are looked up), for
-        :func:`refused_hint_later`."""
+        :func:`refused_hint_later`.
+    :param final: these are the capture's last packets (nothing more will come): where the address
+        sent nothing else, :func:`lone_reset_hint` (with :func:`address_ttls` of these packets and
+        ``prior``), and no ``waiting`` entry."""
     out = repeated("", n)
     c, pf = ft.packets.cols, ft.pkt_flow
     if "ttl" not in c or not n:
@@ -1332,9 +1336,24 @@ def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None,
     ts_ref, t_ref = _earliest(_senders_ttls(c, rows), prior, key)
     t = c["ttl"][rows].astype(np.int64)
     said = (t >= 0) & (ts_ref != _NO_ROW)      # (before or after the reset: newcomer 29 F2)
-    if waiting is not None:
-        for k in np.flatnonzero((t >= 0) & (ts_ref == _NO_ROW)).tolist():
-            waiting[int(pf[rows[k]])] = (int(ver[k]), int(key[1][k]), int(key[2][k]), int(t[k]))
+    lone = np.flatnonzero((t >= 0) & (ts_ref == _NO_ROW))
+    # (the lone reset hint only for a reset answering the originator's SYN, a refused attempt: not
+    # a connection the capture began in the middle of, whose first packet seen is the responder's
+    # reset; such a held row's REFUSED_WAIT has no destination, lone_reset_hint is not asked)
+    asked = np.zeros(len(ft.flows) + 1, bool)
+    if len(lone):
+        asked[pf[tcp & np.asarray(ft.pkt_from_orig, bool) & ((c["tcp_flags"] & (SYN | ACK)) == SYN)]] = True
+    lone_syn = lone[asked[pf[rows[lone]]] & (t[lone] > 128)]
+    if final and len(lone_syn):
+        table = address_ttls(c, prior)     # (the whole capture's: what the other hosts sent with)
+        for k in lone_syn.tolist():
+            out[int(pf[rows[k]])] = lone_reset_hint(int(ver[k]), int(t[k]), table,
+                                                    (int(c["dst_hi"][rows[k]]), int(c["dst_lo"][rows[k]])))
+    elif waiting is not None and not final:
+        for k in lone.tolist():
+            f = int(pf[rows[k]])
+            waiting[f] = (int(ver[k]), int(key[1][k]), int(key[2][k]), int(t[k])) + \
+                ((int(c["dst_hi"][rows[k]]), int(c["dst_lo"][rows[k]])) if asked[f] else ())
     t_ref = np.where(said, t_ref, t)
     h, h_ref = _hops(t), _hops(t_ref)
     for k in np.flatnonzero(said & ((t == t_ref) | (h <= h_ref))).tolist():
@@ -1362,6 +1381,37 @@ def refused_hint(ver: int, ttl: int, ref: int) -> str:
     d = h_ref - h
     return (f"the reset came from a device {d} hop{'s' if d != 1 else ''} {REFUSED_NEARER}{field_name} "
             f"{ttl} vs {ref} on the server's packets on other connections): {REFUSED_PORT}")
+
+
+#: how the hint of a SYN answered by a reset whose sender sent nothing else begins when the reset
+#: came from an initial TTL (hop limit) of 255 (:func:`lone_reset_hint`)
+REFUSED_LONE = "the reset likely came from a device on the path ("
+
+
+def lone_reset_hint(ver: int, ttl: int, ttls, to: tuple[int, int] | None = None) -> str:
+    """The hint of a SYN answered by a reset of TTL (IPv6: hop limit) ``ttl`` whose sender sent
+    nothing else in the whole capture (``ver``: the key version of :func:`address_ttls`,
+    :func:`ttl_key_ver`; ``ttls``: :func:`address_ttls` of the whole capture, an
+    :class:`AddressTtls` or a dict as it maps): when ``ttl`` is above 128 (an initial 255, what
+    network devices, routers and firewalls, send with; hosts' stacks send 64, Linux and macOS, or
+    128, Windows) and another address's packets captured the same way came from 64 or 128 (TTL 1
+    to 128: hosts here send so; not ``to``, the reset's destination ``(hi, lo)``, the client whose
+    own stack says nothing of the path), :data:`REFUSED_LONE` (a firewall or IPS on the path answering in
+    the server's name, Wireshark users' rule); else '' (a closed port on a Linux or Windows host
+    answers with 64 or 128 less the hops: no hint; nothing else captured to tell by, none)."""
+    if ttl <= 128:
+        return ""
+    table = AddressTtls.of(ttls)
+    hosts = (table.ver == int(ver)) & (table.ttl >= 1) & (table.ttl <= 128)
+    if to is not None:
+        hosts &= (table.hi != np.uint64(to[0])) | (table.lo != np.uint64(to[1]))
+    if not hosts.any():
+        return ""
+    field_name = "hop limit" if ip_version_of_key(ver) == 6 else "TTL"
+    h = int(_hops(np.array([ttl], np.int64))[0])
+    return (f"{REFUSED_LONE}{field_name} {ttl}: {h} hop{'s' if h != 1 else ''} from an initial 255, as network devices "
+            f"send, where hosts send 64 or 128 as the other hosts' packets here came; the server's address sent "
+            f"nothing else to compare): {REFUSED_PORT}, not the server")
 
 
 def _answered_in_place_hints(ft: FlowTable, n: int, prior=None) -> np.ndarray:
@@ -1447,7 +1497,7 @@ SYNACK_PLACE_HOPS = 6
 ANSWERED_IN_PLACE = "that answered the connection in the server's place (a transparent proxy, or a firewall terminating TCP)"
 
 
-#: the internal column (object: None, or ``(ipver, src_hi, src_lo, ttl)`` ints) of a SYN answered
+#: the internal column (object: None, or ``(ipver, src_hi, src_lo, ttl, dst_hi, dst_lo)`` ints) of a SYN answered
 #: by a reset whose sender sent no other packet in the packets read so far (:func:`_refused_hints`):
 #: a chunked or live analysis holds such a flow until one comes or the capture ends, then gives
 #: it :func:`refused_hint_later` (newcomer 29 F2)
@@ -1461,7 +1511,7 @@ def refused_hint_later(wait, ttls) -> str:
     ``wait`` is not a tuple)."""
     if not isinstance(wait, tuple):
         return ""
-    ver, hi, lo, ttl = wait
+    ver, hi, lo, ttl = wait[:4]
     try:
         _, ref = AddressTtls.of(ttls)[(ver, hi, lo)]
     except KeyError:
@@ -2297,7 +2347,8 @@ def dns_flows(flows: pd.DataFrame) -> np.ndarray:
 
 def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
                   ttls: dict | None = None, opener_ports: np.ndarray | None = None,
-                  openers=None, strays: StraySynAcks | None = None) -> tuple[pd.DataFrame, DnsAnswers]:
+                  openers=None, strays: StraySynAcks | None = None,
+                  final: bool = False) -> tuple[pd.DataFrame, DnsAnswers]:
     """Parse application payloads and return (flows with :data:`APP_COLUMNS` and ``service``
     filled in, the DNS answers seen in the capture).
 
@@ -2315,6 +2366,8 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     :param strays: the SYN-ACKs no SYN of their own flow asked for, of these packets and earlier
         batches (:class:`StraySynAcks`, :func:`add_stray_synacks`), for the internal
         ``answered_from`` column (:func:`_answered_elsewhere`); None: none.
+    :param final: these are the capture's last packets (:func:`_refused_hints`: a refused SYN
+        whose reset's sender sent nothing else is judged now, not held).
     """
     if only is not None:
         # (the appended False: a packet of no flow, pkt_flow -1, stays -1)
@@ -2412,7 +2465,7 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # (and for a chunked or live analysis, not for classify: such a flow whose reset's sender sent
     # nothing else yet, REFUSED_WAIT)
     fills[REFUSED_WAIT] = np.full(n, None, object)
-    refused = _refused_hints(ft, n, ttls, fills[REFUSED_WAIT])
+    refused = _refused_hints(ft, n, ttls, fills[REFUSED_WAIT], final)
     # (and, for a connection opened to a cloud server's port of an address that had itself opened
     # one before: that, classify's evidence of an inbound connection to an agent)
     fills["opened_cloud"] = _opener_notes(ft, n, opener_ports, openers)

@@ -25,6 +25,8 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
     from rich.console import Console
 
 from .addresses import endpoint_text
+from .attempts import AttemptGroups, with_summary
+from .classify import same_subnet
 from .classify import proxy_login, AAAA_ONLY, REJ_DETAIL, ANSWERED_ELSEWHERE, DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, DP_PATH_REFUSED, PROXY_CREDENTIALS_REFUSED, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
     IDLE_GOES_ON, NAT_LEFT, NAT_OUTSIDE_COPY, PATH_RESET, SESSION_GONE, STALLED, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNREAD, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
     OTHER_SERVER, SUITES_REFUSED, OFFER_CURRENT_SAID, VERSION_REFUSED, CERT_DATED, REFUSED_AFTER_REQUEST, PRIVATE_CA_MEANS, SLOW_HELLO, SLOW_HELLO_S, WINDOW_HELD, WINDOW_HELD_S, \
@@ -1813,6 +1815,45 @@ def _noted_cut(detail: str) -> bool:
         return False
 
 
+#: the start of an unanswered attempt's detail (a SYN, a UDP request) :func:`routed_unanswered` counts
+UNANSWERED_STARTS = ("SYN sent ", "UDP request without a reply")
+#: how the advice says a distribution point's subnet is judged (:func:`~kscc_traffic.classify.same_subnet`)
+SUBNET_JUDGED = "another /24, or IPv6 /64, than the agent's: judged from the two addresses"
+
+
+def routed_unanswered(reasons, details, orig_h, resp_h) -> int:
+    """Of blocked flows (``reasons``, ``details``, ``orig_h``, ``resp_h``: sequences of one length),
+    the unanswered attempts (reason ``no_answer``, a detail of :data:`UNANSWERED_STARTS`: no answer
+    at all) whose client and server are not on one subnet
+    (:func:`~kscc_traffic.classify.same_subnet`: one /24, IPv6 /64, the usual LAN subnet, judged
+    from the addresses alone: the capture holds no netmask, and a MAC address is no column of the
+    flow table): a router, and any firewall on it, is between them (newcomer s61 #1)."""
+    pairs: dict[tuple, bool] = {}
+    n = 0
+    for reason, detail, a, b in zip(reasons, details, orig_h, resp_h):
+        if str(reason).split(",")[0] != "no_answer" or not str(detail).startswith(UNANSWERED_STARTS):
+            continue
+        key = (str(a), str(b))
+        if key not in pairs:
+            pairs[key] = not same_subnet(*key)
+        n += pairs[key]
+    return n
+
+
+def routed_fix(r, bl: int, routed: int, fix: str) -> str:
+    """The advice ``fix`` for ``bl`` blocked flows of a distribution point's rule ``r``, ``routed``
+    of them unanswered attempts to a distribution point on another subnet than the agent
+    (:func:`routed_unanswered`): a firewall or router between the subnets may drop them as well
+    as the distribution point's own firewall (said by :func:`_readiness_row` only when none of the
+    purpose's flows was ok)."""
+    if routed >= bl:
+        return (f"{fix}, or on a firewall or router between the subnets (the distribution point is on {SUBNET_JUDGED}): "
+                "allow it there too, and check the route to the distribution point and back")
+    return (f"{fix}; {routed} of these {bl} blocked flows went to a distribution point on another subnet "
+            f"({SUBNET_JUDGED}): for "
+            f"{'it' if routed == 1 else 'them'}, also on a firewall or router between the subnets")
+
+
 def cut_short_fix(r, k: int) -> str:
     """The advice for ``k`` blocked flows of rule ``r`` that are all ``no_answer`` attempts the
     capture's end cut short (:func:`cut_short`): no port to open (nothing shows a block), capture
@@ -1916,7 +1957,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    ok_refused: int = 0, icpt_cause: str = "", ok_slow: int = 0, ok_held: int = 0,
                    bl_slow_server: str = "", bl_nat: tuple[int, int] = (0, 0),
                    bl_nat64: tuple[int, tuple[str, ...], tuple[str, ...]] = (0, (), ()),
-                   ok_private: int = 0, bl_portal: tuple[int, str] = (0, "")) -> dict:
+                   ok_private: int = 0, bl_portal: tuple[int, str] = (0, ""), bl_routed: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -2103,6 +2144,12 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     if status == "not seen" and ok_other_cast:
         note = other_cast_note(r, ok_other_cast, ok_other_kind)
     fix = cut_short_fix(r, bl) if note == CUT_SHORT_NOTE else r.fix
+    if status == "blocked" and bl_routed and not ok and r.opener == PINNED_OPENER and note != CUT_SHORT_NOTE:
+        # unanswered SYNs to a distribution point on another subnet: its firewall, or one between
+        # the subnets (newcomer s61 #1); said before the other cases, which build on ``fix``; not
+        # when some of the purpose's connections worked (they crossed the devices between: a busy
+        # distribution point's few drops are advised otherwise)
+        fix = routed_fix(r, bl, min(bl_routed, bl), fix)
     if status == "seen one-way":
         # TCP connections whose server's packets are all missing, though the agent acknowledged them
         fix = (f"{one_way} connection{'s' if one_way != 1 else ''} on {r.transport.upper()} {r.port_text} seen in "
@@ -4664,7 +4711,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         bl_stalled = (0, 0, 0)
         bl_dated = 0
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
-        bl_route = bl_http = un_vendor = bl_mtu = bl_route_own = bl_dp_way = bl_elsewhere = 0
+        bl_route = bl_http = un_vendor = bl_mtu = bl_route_own = bl_dp_way = bl_elsewhere = bl_routed = 0
         bl_cert = NO_CERTS
         bl_icmp: dict[str, int] = {}
         http_statuses: tuple[str, ...] = ()
@@ -4781,6 +4828,11 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     bl_stalled = stalled_counts(details, reason[at][v == "blocked"].tolist())
                     bl_dated = dated_count(details, reason[at][v == "blocked"].tolist())
                     bl_dp_way = sum(1 for x in details if DP_PATH_REFUSED in str(x))
+                    if r.opener == PINNED_OPENER and "orig_h" in flows and "resp_h" in flows:
+                        blocked_at = np.asarray(at)[v == "blocked"]
+                        bl_routed = routed_unanswered(reason[blocked_at].tolist(), details,
+                                                      flows["orig_h"].to_numpy(dtype=object)[blocked_at].tolist(),
+                                                      flows["resp_h"].to_numpy(dtype=object)[blocked_at].tolist())
                     bl_elsewhere = sum(1 for x in details if str(x).startswith(ANSWERED_ELSEWHERE))
                     # (the ICMP advice from the icmp_unreachable column: names quoted in a detail
                     # could hold its words)
@@ -4841,7 +4893,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_stalled=bl_stalled, bl_dated=bl_dated,
                                    bl_lost=bl_lost, fam_same=same_destinations(fam_names, r.id),
                                    bl_plain_reset=bl_plain_reset, bl_after_ok=after_ok.get(r.id, 0) if bl else 0,
-                                   ok_fell=ok_fell, bl_dropped=bl_dropped, v4_seen=v4_seen))
+                                   ok_fell=ok_fell, bl_dropped=bl_dropped, v4_seen=v4_seen, bl_routed=bl_routed))
     no_ksc = bool(len(flows)) and not any_ksc(flows, rules)
     if no_ksc:
         rows = [not_ksc_row(x) for x in rows]   # (the headline: no flow is KSC's, newcomer 28 F4)
@@ -5012,6 +5064,11 @@ def render_table(flows: pd.DataFrame, rules: RuleSet, width: int = 160) -> str:
     return buf.getvalue()
 
 
+#: after the listed flows' count when a row stands for a group of failed attempts
+#: (:mod:`kscc_traffic.attempts`; JSON Lines and CSV keep a row per flow)
+GROUPED_NOTE = "; repeated attempts in one row each"
+
+
 class TableSummary:
     """What the table report needs of a flow table, gathered batch by batch in bounded memory:
     flow counts per (purpose, verdict), the reasons seen per purpose, the first
@@ -5064,6 +5121,7 @@ class TableSummary:
         self.bl_cert: dict[str, tuple[int, ...]] = {}   # purpose -> blocked tls_failed flows ended on the certificate (cert_counts)
         self.bl_route_own: dict[str, int] = {}   # purpose -> blocked flows: such an error from the server's address
         self.bl_dp_way: dict[str, int] = {}      # purpose -> blocked flows: refused on the way to a DP (DP_PATH_REFUSED)
+        self.bl_routed: dict[str, int] = {}      # purpose -> blocked flows: unanswered, across subnets (routed_unanswered)
         self.bl_elsewhere: dict[str, int] = {}   # purpose -> blocked flows: SYN answered from elsewhere (ANSWERED_ELSEWHERE)
         self.bl_icmp: dict[str, dict[str, int]] = {}  # purpose -> kind -> blocked flows: ICMP not a refusal
         self.bl_http: dict[str, int] = {}        # purpose -> blocked flows: HTTP request refused (HTTP_REFUSAL)
@@ -5112,6 +5170,10 @@ class TableSummary:
         self.bl_reasons: dict[str, set] = {}     # purpose -> the reasons of its blocked flows
         self.flagged = pd.DataFrame()
         self.flagged_total = 0
+        #: the failed attempts of the listed verdicts' flows per key (:class:`~kscc_traffic.attempts.AttemptGroups`):
+        #: a group of them is listed as its first flow, its detail led by their summary
+        self.attempts = AttemptGroups()
+        self.flagged_key = np.full(0, None, object)   # per row of ``flagged``: its attempt key (None: none)
         #: the verdicts whose flows ``flagged`` lists: blocked and unexpected, and those a
         #: ``--verdict`` filter asks for (``analyze --verdict unclassified`` lists those flows)
         self.listed: tuple[str, ...] = ("blocked", "unexpected")
@@ -5348,6 +5410,13 @@ class TableSummary:
             cut = blocked[cut_short(blocked["reason"].tolist(), detail.tolist())]
             for p, n in cut.groupby("purpose", sort=False).size().items():
                 self.bl_cut[p] = self.bl_cut.get(p, 0) + int(n)
+            if "orig_h" in blocked and "resp_h" in blocked:
+                plain = blocked[(blocked["reason"].astype(str).str.split(",").str[0] == "no_answer").to_numpy()]
+                for p, g in plain.groupby("purpose", sort=False):
+                    k = routed_unanswered(g["reason"].tolist(), detail[g.index].tolist(), g["orig_h"].tolist(),
+                                          g["resp_h"].tolist())
+                    if k:
+                        self.bl_routed[p] = self.bl_routed.get(p, 0) + k
             way = blocked[detail.str.contains(DP_PATH_REFUSED, regex=False)]
             for p, n in way.groupby("purpose", sort=False).size().items():
                 self.bl_dp_way[p] = self.bl_dp_way.get(p, 0) + int(n)
@@ -5476,13 +5545,18 @@ class TableSummary:
             self.flagged_blocked += int(np.count_nonzero(rank == 0))
             for k, n in enumerate(np.bincount(rank, minlength=3).tolist()[:3]):
                 self.flagged_group_total[k] += int(n)
+            # (a failed attempt repeated, to the same server and port for the same reason: listed
+            # once, as its group's first flow; newcomer s61: 13 unanswered retries were 13 rows)
+            keys, seen = self.attempts.add(fl)
+            fl, rank, keys = fl[~seen], rank[~seen], keys[~seen]
             first = np.lexsort((fl["ts_ns"].to_numpy(), rank))[:self.max_flagged]   # (bounded memory)
-            fl, rank = fl.iloc[first], rank[first]
+            fl, rank, keys = fl.iloc[first], rank[first], keys[first]
             both = pd.concat([self.flagged, fl]) if len(self.flagged) else fl
             ranks = np.concatenate([self.flagged_rank, rank])
+            keys = np.concatenate([self.flagged_key, keys])
             # (the most important first, in time order inside each rank; ties in the order added)
             keep = np.lexsort((both["ts_ns"].to_numpy(), ranks))[:self.max_flagged]
-            self.flagged, self.flagged_rank = both.iloc[keep], ranks[keep]
+            self.flagged, self.flagged_rank, self.flagged_key = both.iloc[keep], ranks[keep], keys[keep]
 
     def _add_scans(self, flows: pd.DataFrame) -> None:
         """Count the scan probes of ``flows`` (reason ``port_scan``/``address_scan``) per kind and
@@ -5509,6 +5583,7 @@ class TableSummary:
         filter kept), keeping this summary's counts: ``flagged`` and its ranks, ``flagged_total``,
         ``flagged_blocked``, ``flagged_group_total``, ``listed``."""
         self.flagged, self.flagged_rank = other.flagged, other.flagged_rank
+        self.flagged_key, self.attempts = other.flagged_key, other.attempts
         self.flagged_group_total = list(other.flagged_group_total)
         self.flagged_total, self.flagged_blocked = other.flagged_total, other.flagged_blocked
         self.listed = other.listed
@@ -5517,10 +5592,11 @@ class TableSummary:
         """The line under the listed flows when there are more than ``max_flagged`` ('' else): how
         many are left out, how many of them are blocked (then ``--verdict blocked`` lists those), and
         where all of them are (``--format csv or jsonl``)."""
-        more = self.flagged_total - len(self.flagged)
+        shown = self.flagged_shown()
+        more = self.flagged_total - int(shown.sum())
         if more <= 0:
             return ""
-        hidden = self.flagged_blocked - int(np.count_nonzero(self.flagged_rank == 0))
+        hidden = self.flagged_blocked - int(shown[self.flagged_rank == 0].sum())
         if hidden > 0:
             return (f"… {more} more flagged flows, {hidden} of them blocked (--verdict blocked lists the blocked "
                     "ones; all of them: --format csv or jsonl)")
@@ -5544,6 +5620,27 @@ class TableSummary:
                 for x in new:
                     if len(into) < 64:
                         into[x] = None
+
+    def flagged_shown(self) -> np.ndarray:
+        """Per row of ``flagged`` (int64 array): the flows it stands for, 1, or its group's
+        attempts (:attr:`attempts`)."""
+        return np.array([max(1, self.attempts.count(k)) for k in self.flagged_key.tolist()], np.int64) \
+            if len(self.flagged_key) == len(self.flagged) else np.ones(len(self.flagged), np.int64)
+
+    def grouped_note(self) -> str:
+        """After the listed flows' count when a row stands for several failed attempts
+        (:meth:`flagged_shown`): ``; repeated attempts in one row each``; '' else."""
+        return GROUPED_NOTE if bool((self.flagged_shown() > 1).any()) else ""
+
+    def flagged_details(self, client: bool = False) -> list[str]:
+        """The details of the rows of ``flagged`` as listed: a group of failed attempts' row led by
+        their summary (:func:`~kscc_traffic.attempts.with_summary`, ``13 attempts from 23:00:00 to
+        00:00:00 UTC, every ~5 min, none answered; the first: SYN sent 3 times, no answer``);
+        ``client``: as :func:`client_details` words them (no flow is KSC agent traffic)."""
+        details = client_details(self.flagged) if client else self.flagged["detail"].tolist()
+        if len(self.flagged_key) != len(details):
+            return details
+        return [with_summary(str(d), self.attempts.text(k)) for d, k in zip(details, self.flagged_key.tolist())]
 
     def _add_elsewhere(self, flows: pd.DataFrame) -> None:
         """Count the ``flows`` (unexpected ``host_mismatch`` ones) of :func:`elsewhere_rows` (any
@@ -5649,7 +5746,8 @@ class TableSummary:
                                        bl_plain_reset=self.bl_plain_reset.get(r.id, 0),
                                        bl_after_ok=after_ok.get(r.id, 0) if bl else 0,
                                        bl_lost=self.bl_lost.get(r.id, 0), ok_fell=self.ok_fell.get(r.id, 0),
-                                       bl_dropped=self.bl_dropped.get(r.id, 0), v4_seen=self.v4_seen))
+                                       bl_dropped=self.bl_dropped.get(r.id, 0), v4_seen=self.v4_seen,
+                                       bl_routed=self.bl_routed.get(r.id, 0)))
         no_ksc = bool(self.no_ksc_headline(rules))
         if no_ksc:
             rows = [not_ksc_row(x) for x in rows]   # (as readiness: newcomer 28 F4)
@@ -5988,18 +6086,19 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     elif summary.flagged_total:
         # several captures: which one each flow is from (names escaped as packet names are)
         several = len(summary.captures) > 1
-        f = Table(title=f"{_listed_title(summary)} ({summary.flagged_total}){NOT_KSC_FLAGGED if headline else ''}",
+        f = Table(title=f"{_listed_title(summary)} ({summary.flagged_total}{summary.grouped_note()})"
+                        f"{NOT_KSC_FLAGGED if headline else ''}",
                   title_justify="left")
         heading, times, _ = flagged_time_texts(summary)   # (the date when not today's: session 32)
         for col in (heading, *(("capture",) if several else ()), "client", "server", "name", "purpose",
                     "verdict", "reason", "detail"):
             f.add_column(col, overflow="fold")
         ranks = summary.flagged_rank.tolist()
-        groups = flagged_groups_text(ranks, summary.flagged_group_total)
+        groups = flagged_groups_text(ranks, summary.flagged_group_total, summary.flagged_shown().tolist())
         if groups:   # (the groups marked: a line between them, the order said under, newcomer 31 F12)
             f.caption, f.caption_justify = groups, "left"
         # (no flow is KSC agent traffic: "the client", not "the agent", newcomer s60 #12)
-        details = client_details(summary.flagged) if headline else summary.flagged["detail"].tolist()
+        details = summary.flagged_details(bool(headline))
         for i, (t, r, detail) in enumerate(zip(times, summary.flagged.itertuples(index=False), details)):
             f.add_row(t,
                       *((Text(escape_terminal(r.capture)),) if several else ()),
@@ -6045,7 +6144,8 @@ def nat_copy_rows(flows: pd.DataFrame) -> int:
     return int(np.count_nonzero(hit[codes])) if hit.any() else 0
 
 
-def flagged_groups_text(ranks: Iterable[int], totals: Sequence[int] | None = None) -> str:
+def flagged_groups_text(ranks: Iterable[int], totals: Sequence[int] | None = None,
+                        stands: Sequence[int] | None = None) -> str:
     """The line under the flagged flows when they are listed in more than one group of
     :func:`flagged_rank` (``ranks``: the rank of each row listed, in list order, 0-2): the groups
     in order with their counts of rows listed, ``In groups (a line between them): KSC agent
@@ -6053,10 +6153,13 @@ def flagged_groups_text(ranks: Iterable[int], totals: Sequence[int] | None = Non
     earlier time does not read as a list out of time order (newcomer 31 F12); '' for one group.
     ``totals`` (per rank 0-2, the flows of the group, listed or not:
     :attr:`TableSummary.flagged_group_total`): a group the list cut says both, ``other flows
-    (32 of 75 shown)`` (session 32)."""
+    (32 of 75 shown)`` (session 32). ``stands``: per row listed, the flows it stands for (a group
+    of repeated attempts: :meth:`TableSummary.flagged_shown`; None: one each): the counts are of
+    flows."""
     counts: dict[int, int] = {}
-    for k in ranks:
-        counts[int(k)] = counts.get(int(k), 0) + 1
+    ranks = list(ranks)
+    for k, w in zip(ranks, stands if stands is not None else [1] * len(ranks)):
+        counts[int(k)] = counts.get(int(k), 0) + int(w)
     if len(counts) < 2:
         return ""
 
@@ -6151,14 +6254,15 @@ def _print_flagged_compact(summary: TableSummary, console: Console, note: str = 
     # (times of today's flows carry no date line, whose "(UTC)" then said nothing: the title says it;
     # newcomer s55 #2)
     utc = ", times in UTC" if not all(days) else ""
-    console.print(Text(f"{_listed_title(summary)} ({summary.flagged_total}){utc}{note}", style="italic"))
+    console.print(Text(f"{_listed_title(summary)} ({summary.flagged_total}{summary.grouped_note()}){utc}{note}",
+                       style="italic"))
     ranks = summary.flagged_rank.tolist()
-    groups = flagged_groups_text(ranks, summary.flagged_group_total)
+    groups = flagged_groups_text(ranks, summary.flagged_group_total, summary.flagged_shown().tolist())
     if groups:   # (the order of the groups, then each group's name before its first flow)
         console.print(Text(groups.replace(" (a line between them)", ""), style="italic"))
     times = [t[-12:] for t in times]   # (the date on a line of its own, below)
     day = ""
-    details = client_details(summary.flagged) if client else summary.flagged["detail"].tolist()
+    details = summary.flagged_details(client)
     for i, (t, r, detail) in enumerate(zip(times, summary.flagged.itertuples(index=False), details)):
         if groups and (i == 0 or ranks[i] != ranks[i - 1]):
             console.print(Text(f"— {FLAGGED_RANKS[ranks[i]]} —", style="bold"))

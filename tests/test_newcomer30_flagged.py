@@ -35,7 +35,7 @@ def _syns(port: int, sport: int, t0: float):
 def _workstation(tmp_path, blocked=1, browsing=45):
     """A workstation: ``browsing`` browser connections to 443 (host_mismatch) from t=1000 every 2 s,
     one TLS connection on TCP 23101 naming another server (unexpected, KSC port) at t=1090, and
-    ``blocked`` unanswered attempts to 23101 from t=1050."""
+    ``blocked`` unanswered attempts to 23101, 23102… from t=1050."""
     recs = []
     for i in range(browsing):
         recs += tcp_session((CLIENT, 50000 + i), (f"198.18.0.{i + 1}", 443), t0=1000.0 + 2 * i,
@@ -43,7 +43,8 @@ def _workstation(tmp_path, blocked=1, browsing=45):
     recs += tcp_session((CLIENT, 49000), (CLOUD, 23101), t0=1090.0, c_data=client_hello("www.example.com"),
                         s_data=b"\x16\x03\x03\x00\x01\x00")
     for k in range(blocked):
-        recs += _syns(23101, 51000 + k, 1050.0 + 0.1 * k)
+        # (each to its own port: attempts repeated to one port are one row, attempts.py, session 62)
+        recs += _syns(23101 + k, 51000 + k, 1050.0 + 0.1 * k)
     path = tmp_path / "ws.pcap"
     path.write_bytes(pcap_bytes(sorted(recs, key=lambda r: r[0])))
     return path

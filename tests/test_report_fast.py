@@ -1020,20 +1020,58 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
                      or kaspersky(r.query) else 2 for r in flagged.itertuples(index=False)], int)
     order = np.lexsort((flagged["ts_ns"].to_numpy(), rank)) if len(flagged) else np.zeros(0, int)
     flagged = flagged.iloc[order] if len(flagged) else flagged
+    rank = rank[order]
+    # (session 62: the failed attempts of one client to one server, port, name, purpose and reason,
+    # the detail alike but for its numbers, listed as their first flow led by their summary)
+    from kscc_traffic.attempts import summary_text
+
+    def attempt_key(r):
+        if r.verdict != "blocked" or str(r.reason).split(",")[0] not in ("no_answer", "rejected", "icmp_unreachable"):
+            return None
+        return (getattr(r, "capture", ""), r.orig_h, r.resp_h, r.resp_p, r.proto, r.server_name, r.query, r.purpose,
+                r.reason, re.sub(r"\d+", "#", str(r.detail)))
+    keys = [attempt_key(r) for r in flagged.itertuples(index=False)]
+    times: dict = {}
+    for k, t in zip(keys, flagged["ts_ns"].tolist() if len(flagged) else []):
+        if k is not None:
+            times.setdefault(k, []).append(int(t))
+    seen: set = set()
+    first = []
+    for k in keys:
+        first.append(k is None or k not in seen)
+        seen.add(k)
+    first = np.array(first, bool)
+    stands = [len(times[k]) if k is not None else 1 for k, f in zip(keys, first) if f]
+    lead = [summary_text(len(times[k]), min(times[k]), max(times[k]), times[k], k[8]) if k is not None else ""
+            for k, f in zip(keys, first) if f]
+    n_flagged = len(flagged)
+    if len(flagged):
+        flagged = flagged[first].copy()
+        flagged["detail"] = [f"{x}; the first: {d}" if x and d else x or d
+                             for x, d in zip(lead, flagged["detail"].astype(str).tolist())]
+        rank = rank[first]
+    grouped_note = "; repeated attempts in one row each" if any(n > 1 for n in stands[:max_flagged]) else ""
     # (newcomer 31 F12: the groups listed, when more than one, are named)
-    shown = rank[order][:max_flagged].tolist()
+    shown = rank[:max_flagged].tolist()
     names = ("blocked", "KSC agent traffic", "other flows")
     kinds = sorted(set(shown))
     # (session 32: a group the list cut says how many it has, "2 of 6 shown")
     def count(k):
-        n, total = shown.count(k), int((rank == k).sum())
+        # (flows: a row of repeated attempts stands for them all)
+        n = sum(w for w, x in zip(stands[:max_flagged], shown) if x == k)
+        total = sum(w for w, x in zip(stands, rank.tolist()) if x == k)
         return f"{n} of {total} shown" if total > n else str(n)
+    all_rank = np.array([0 if r.verdict == "blocked" else 1 for r in
+                         (flows[flows["verdict"].isin(["blocked", "unexpected"])] if len(flows) else flows)
+                         .itertuples(index=False)], int)
+    represented = sum(stands[:max_flagged])
+    represented_blocked = sum(n for n, k in zip(stands[:max_flagged], shown) if k == 0)
     groups = ("In groups (a line between them): " + ", then ".join(f"{names[k]} ({count(k)})" for k in kinds)
               + "; time order inside each group") if len(kinds) > 1 else ""
-    hidden_blocked = max(int((rank == 0).sum()) - max_flagged, 0)
-    more_line = (f"… {len(flagged) - max_flagged} more flagged flows, {hidden_blocked} of them blocked (--verdict "
+    hidden_blocked = int((all_rank == 0).sum()) - represented_blocked
+    more_line = (f"… {n_flagged - represented} more flagged flows, {hidden_blocked} of them blocked (--verdict "
                  "blocked lists the blocked ones; all of them: --format csv or jsonl)" if hidden_blocked else
-                 f"… {len(flagged) - max_flagged} more flagged flows (use --format csv or jsonl)")
+                 f"… {n_flagged - represented} more flagged flows (use --format csv or jsonl)")
     # (session 32: the date, unless every flow is of today (UTC): in the heading when the rows
     # listed are of one date, else with each time; the compact list a date line per group)
     day_of = lambda ns: pd.Timestamp(int(ns), unit="ns").strftime("%Y-%m-%d")  # noqa: E731
@@ -1062,7 +1100,7 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     words = [len(w) for d in flagged.head(max_flagged)["detail"] for w in escape_terminal(d).split()] if len(rows) else []
     if len(flagged) and sum(widths) + max([6, *words, *widths]) + 25 > console.width:
         note = ": other programs' flows, not KSC agent traffic (see the headline)" if headline else ""
-        console.print(Text(f"Flagged flows ({len(flagged)}){note}", style="italic"))
+        console.print(Text(f"Flagged flows ({n_flagged}{grouped_note}){note}", style="italic"))
         if groups:
             console.print(Text(groups.replace(" (a line between them)", ""), style="italic"))
         day = ""
@@ -1078,11 +1116,11 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
             if r.detail:
                 console.print(Padding(Text(escape_terminal(said(r.detail)), overflow="fold"), (0, 0, 0, 4),
                                       expand=False))
-        if len(flagged) > max_flagged:
+        if n_flagged > represented:
             console.print(more_line)
     elif len(flagged):
         note = ": other programs' flows, not KSC agent traffic (see the headline)" if headline else ""
-        f = Table(title=f"Flagged flows ({len(flagged)}){note}", title_justify="left",
+        f = Table(title=f"Flagged flows ({n_flagged}{grouped_note}){note}", title_justify="left",
                   **({"caption": groups, "caption_justify": "left"} if groups else {}))
         for col in (heading, "client", "server", "name", "purpose", "verdict", "reason", "detail"):
             f.add_column(col, overflow="fold")
@@ -1096,7 +1134,7 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
                       Text(r.reason), Text(escape_terminal(said(r.detail))),
                       end_section=bool(groups) and i + 1 < len(shown) and shown[i + 1] != shown[i])
         console.print(f)
-        if len(flagged) > max_flagged:
+        if n_flagged > represented:
             console.print(more_line)
     total = len(flows)
     counts = flows["verdict"].value_counts() if total else {}
