@@ -748,16 +748,21 @@ PRIVATE_CA_MEANS = ("a private CA, no public one (the cloud's servers have publi
                     "with a CA this device trusts (or the server is a test one)")
 
 
+#: an issuer whose organisation is Kaspersky's (``O=AO Kaspersky Lab``): its own CA, no private one
+#: to remark (a CN alone naming Kaspersky, a self-signed ``CN=*.ksc.kaspersky.com``, is not; newcomer s62 #7)
+_KASPERSKY_ORG = re.compile(r"(?:^|,)O=(?:AO |JSC )?Kaspersky Lab(?:,|$)", re.I)
+
+
 def private_ca_text(row: Mapping, pinned: bool = False) -> str:
     """The detail of a TLS session whose server certificate, read (up to TLS 1.2: ``cert_names``,
     ``cert_issuer``), is for the name asked (``sni``, else ``dns_name``) under kaspersky.com and was
     issued by a CA that is no public one (:func:`public_ca`), no TLS-inspection product's
-    (:func:`inspection_product`: ``tls_intercepted`` already) and not named Kaspersky: a corporate
+    (:func:`inspection_product`: ``tls_intercepted`` already) and not Kaspersky Lab's (its ``O``): a corporate
     CA re-signing the connection, which the client accepted; '' otherwise, and on a ``pinned``
     rule's port (a distribution point's own certificate, :func:`pinned_rule`). The verdict is not
     changed (the connection works, and a lab's server may have a private CA's certificate)."""
     issuer = str(row.get("cert_issuer") or "")
-    if pinned or not issuer or "kaspersky" in issuer.lower() or public_ca(issuer) or inspection_product(issuer):
+    if pinned or not issuer or _KASPERSKY_ORG.search(issuer) or public_ca(issuer) or inspection_product(issuer):
         return ""
     certs = split_cert_names(str(row.get("cert_names") or ""))
     asked = str(row.get("sni") or "")
@@ -2000,6 +2005,16 @@ PUBLIC_CAS: tuple[tuple[str, str], ...] = (
     ("starfield", "Starfield"), ("google trust services", "Google Trust Services"), ("amazon", "Amazon"),
     ("identrust", "IdenTrust"), ("certum", "Certum"), ("buypass", "Buypass"), ("quovadis", "QuoVadis"),
     ("actalis", "Actalis"), ("harica", "HARICA"), ("ssl.com", "SSL.com"), ("zerossl", "ZeroSSL"),
+    # (more public CAs and the intermediates of public roots, newcomer s62 #3: named private CAs)
+    ("microsoft", "Microsoft"), ("cloudflare", "Cloudflare"), ("apple", "Apple"), ("baltimore", "DigiCert (Baltimore)"),
+    ("cybertrust", "DigiCert (Cybertrust)"), ("verisign", "DigiCert (VeriSign)"), ("symantec", "DigiCert (Symantec)"),
+    ("d-trust", "D-Trust"), ("t-telesec", "Telekom Security"), ("telekom security", "Telekom Security"),
+    ("swisssign", "SwissSign"), ("trustasia", "TrustAsia"), ("alphassl", "GlobalSign (AlphaSSL)"),
+    ("encryption everywhere", "DigiCert (Encryption Everywhere)"), ("gandi", "Sectigo (Gandi)"),
+    ("network solutions", "Network Solutions"), ("secom", "SECOM"), ("certigna", "Certigna"),
+    ("trustwave", "Trustwave"), ("securetrust", "Trustwave (SecureTrust)"), ("affirmtrust", "Entrust (AffirmTrust)"),
+    ("emsign", "eMudhra (emSign)"), ("globaltrust", "GLOBALTRUST"), ("izenpe", "Izenpe"), ("twca", "TWCA"),
+    ("chunghwa telecom", "Chunghwa Telecom"), ("naver", "NAVER"), ("hongkong post", "Hongkong Post"),
 )
 
 
@@ -4333,6 +4348,8 @@ INSPECTION_CAS: tuple[tuple[str, str], ...] = (
     ("bitdefender personal ca", "Bitdefender's encrypted web scan on the device"),
     ("kaspersky anti-virus personal root", "a Kaspersky endpoint product's encrypted connections scan on "
                                            "the device"),
+    ("kaspersky web anti-virus personal root", "a Kaspersky endpoint product's encrypted connections scan on "
+                                               "the device"),
     # (product names only, no vendor that is also a public CA's: not "Symantec"; newcomer 33 F7)
     ("kaspersky web traffic security", "Kaspersky Web Traffic Security"), ("firepower", "a Cisco Firepower device"),
 )

@@ -28,7 +28,7 @@ __all__ = ["nat_counts", "nat_fix", "copies_text", "nat64_seen", "nat64_fix", "N
 #: the NAT64 note of a detail (:func:`kscc_traffic.addresses.nat64_text`): its prefix (group 1) and
 #: the IPv4 address it carries (group 2)
 NAT64_SAID = re.compile(r"is a NAT64 address \((?:the local-use prefix )?([0-9a-f:]+/\d+), RFC \d+\) of the IPv4 "
-                        r"address (\d{1,3}(?:\.\d{1,3}){3})")
+                        r"address (\d{1,3}(?:\.\d{1,3}){3})( if its translator's prefix is a /96)?")
 #: IPv4 server addresses :func:`nat64_fix` names at most (then "and N more")
 MAX_NAT64_SERVERS = 3
 
@@ -96,7 +96,10 @@ def nat64_seen(details: Iterable[str]) -> tuple[int, tuple[str, ...], tuple[str,
         if m:
             k += 1
             prefixes[m.group(1)] = None
-            servers[m.group(2)] = None
+            # (in the local-use prefix the address is the last 32 bits only when the translator's
+            # prefix is a /96: said so, never as a fact; newcomer s62 #1 was told "0.0.0.0")
+            if not (m.group(3) and m.group(2).startswith("0.")):   # (0.0.0.0/8 is no server: another length)
+                servers[m.group(2) + (" (if the translator's prefix is a /96)" if m.group(3) else "")] = None
     return k, tuple(prefixes), tuple(servers)
 
 
@@ -112,10 +115,10 @@ def nat64_fix(fix: str, bl: int, seen: tuple[int, tuple[str, ...], tuple[str, ..
         return fix
     named = ", ".join(servers[:MAX_NAT64_SERVERS]) + (
         f" and {len(servers) - MAX_NAT64_SERVERS} more" if len(servers) > MAX_NAT64_SERVERS else "")
-    via = (f"through a NAT64 gateway (prefix {' and '.join(prefixes)}, the IPv4 server address"
-           f"{'es' if len(servers) != 1 else ''} {named} embedded)")
-    check = (f"check the NAT64 gateway and its IPv4 side: it must reach {named} on {transport.upper()} {ports} "
-             "(its IPv4 firewall rules and route)")
+    via = (f"through a NAT64 gateway (prefix {' and '.join(prefixes)}"
+           + (f", the IPv4 server address{'es' if len(servers) != 1 else ''} {named} embedded)" if servers else ")"))
+    check = (f"check the NAT64 gateway and its IPv4 side: it must reach {named or 'the server'} on {transport.upper()} "
+             f"{ports} (its IPv4 firewall rules and route)")
     if k >= bl and " over IPv6 to " in fix:
         return fix.replace(" over IPv6 to ", f" over IPv6 {via} to ", 1) + f"; {check}"
     if k >= bl:

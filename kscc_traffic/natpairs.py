@@ -40,7 +40,7 @@ address per server (Linux ``SNAT --to-source`` a range, without ``--persistent``
 A TCP connection whose first packet is its SYN is recognised by that SYN's ISN as well
 (:meth:`NatWatch._isn_pairs`; newcomer s61 A: a firewall's capture of both its interfaces listed
 each unanswered agent attempt twice and advised to allow it outbound, though the outside copy
-showed the SYNs leaving): one ISN, server and port, the same originator bytes, a few ms apart, the
+showed the SYNs leaving): one ISN (not 0: a packet tool's, many clients alike), server and port, the same originator bytes, a few ms apart, the
 client's first TTLs one hop apart: a NAT keeps the ISN also when it changes the source port (PAT;
 Linux, most routers; not pf's ``modulate state`` nor a Cisco ASA's sequence randomisation). Such
 pairs are marked on the rows (:data:`NAT_SIDE`, :data:`NAT_PEER`, :data:`NAT_PEER_ANSWERED`): each
@@ -266,7 +266,9 @@ class NatWatch:
         if not isinstance(isn, np.ndarray) or isn.dtype.kind not in "iu":
             isn = pd.to_numeric(flows[FIRST_ISN], errors="coerce").fillna(-1).to_numpy(np.int64)
         proto = flows["proto"].to_numpy(dtype=object)
-        cand = ports & (isn >= 0) & (proto == "tcp")
+        # (ISN 0: a packet tool's or scanner's, which many clients send alike, no stack's random
+        # choice: two clients' SYNs with it paired as a NAT's copies, newcomer s62 #5)
+        cand = ports & (isn > 0) & (proto == "tcp")
         if ORIG_TTL in flows.columns:
             c_ttl = pd.to_numeric(flows[ORIG_TTL], errors="coerce").fillna(-1).to_numpy(np.int64)
             cand &= c_ttl > 0

@@ -1957,7 +1957,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    ok_refused: int = 0, icpt_cause: str = "", ok_slow: int = 0, ok_held: int = 0,
                    bl_slow_server: str = "", bl_nat: tuple[int, int] = (0, 0),
                    bl_nat64: tuple[int, tuple[str, ...], tuple[str, ...]] = (0, (), ()),
-                   ok_private: int = 0, bl_portal: tuple[int, str] = (0, ""), bl_routed: int = 0) -> dict:
+                   ok_private: int = 0, bl_portal: tuple[int, str, bool] = (0, "", False), bl_routed: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -3845,17 +3845,18 @@ MAX_PORTALS = 256
 
 class PortalWatch:
     """Captive portals that also answer DNS (break-it s62 #2: a hotel's or guest network's portal
-    gives its own address for every name until the user logs in): the addresses (``resp_h``) that
-    answered an HTTP request with a redirect (3xx) or 511 in a ``blocked`` flow (classify judged
-    it a web filter's or captive portal's answer), and per purpose the addresses of the blocked
-    flows that were no HTTP exchange (no ``http_status``; ``resp_h`` -> count). A purpose whose
-    blocked flows went to such an address did not reach its server at all: the DNS gave the
-    portal's address for its name (:func:`portal_fix`). Tables are added batch by batch
+    gives its own address for every name until the user logs in): per capture (``capture``, when
+    the table has it), the addresses (``resp_h``) that answered an HTTP request with a redirect
+    (3xx) or 511 in a ``blocked`` flow (classify judged it a web filter's or captive portal's
+    answer), and per purpose the addresses of the blocked flows that were no HTTP exchange (no
+    ``http_status``): how many, and how many of them had a name from the capture's DNS
+    (``dns_name``). A purpose whose blocked flows went to such an address of their own capture did
+    not reach its server at all (:func:`portal_fix`). Tables are added batch by batch
     (:meth:`add`); at most :data:`MAX_PORTALS` portals and servers per purpose are kept."""
 
     def __init__(self) -> None:
-        self.portals: set[str] = set()
-        self.blocked: dict[str, dict[str, int]] = {}   # purpose -> resp_h -> blocked flows
+        self.portals: set[tuple[str, str]] = set()                     # (capture, address)
+        self.blocked: dict[str, dict[tuple[str, str], list[int]]] = {}  # purpose -> (capture, address) -> [flows, named]
 
     def add(self, flows: pd.DataFrame) -> None:
         """Remember the portals and blocked servers of ``flows`` (a classified flow table; nothing
@@ -3865,40 +3866,55 @@ class PortalWatch:
         verdict = flows["verdict"].to_numpy(dtype=object)
         status = flows["http_status"].fillna("").astype(str).to_numpy(dtype=object)
         server = flows["resp_h"].astype(str).to_numpy(dtype=object)
+        cap = flows["capture"].fillna("").astype(str).to_numpy(dtype=object) if "capture" in flows \
+            else np.full(len(flows), "", dtype=object)
         blocked = verdict == "blocked"
         redirect = np.array([x[:1] == "3" or x[:3] == PORTAL_STATUS for x in status.tolist()], bool) \
             if blocked.any() else blocked
-        for a in dict.fromkeys(server[blocked & redirect].tolist()):
+        at = blocked & redirect
+        for key in dict.fromkeys(zip(cap[at].tolist(), server[at].tolist())):
             if len(self.portals) < MAX_PORTALS:
-                self.portals.add(a)
+                self.portals.add(key)
         plain = np.flatnonzero(blocked & (status == ""))
+        if not len(plain):
+            return
         purposes = flows["purpose"].astype(str).to_numpy(dtype=object)
-        for p, a in zip(purposes[plain].tolist(), server[plain].tolist()):
+        named = (flows["dns_name"].fillna("").astype(str).to_numpy(dtype=object) != "") if "dns_name" in flows \
+            else np.zeros(len(flows), bool)
+        for p, c, a, n in zip(purposes[plain].tolist(), cap[plain].tolist(), server[plain].tolist(),
+                              named[plain].tolist()):
             had = self.blocked.setdefault(p, {})
-            if a in had or len(had) < MAX_PORTALS:
-                had[a] = had.get(a, 0) + 1
+            if (c, a) in had or len(had) < MAX_PORTALS:
+                got = had.setdefault((c, a), [0, 0])
+                got[0] += 1
+                got[1] += int(n)
 
-    def said(self, purpose: str) -> tuple[int, str]:
-        """(blocked flows of ``purpose`` that went to a portal's address, the first such address
-        in text order); (0, '') for none."""
+    def said(self, purpose: str) -> tuple[int, str, bool]:
+        """(blocked flows of ``purpose`` that went to a portal's address of their own capture, the
+        first such address in text order, whether each of them had a name from the DNS);
+        (0, '', False) for none."""
         had = self.blocked.get(purpose, {})
-        at = sorted(a for a in had if a in self.portals)
-        return (sum(had[a] for a in at), at[0]) if at else (0, "")
+        at = sorted(k for k in had if k in self.portals)
+        if not at:
+            return (0, "", False)
+        return (sum(had[k][0] for k in at), min(a for _, a in at), all(had[k][1] == had[k][0] for k in at))
 
 
-def portal_fix(bl: int, portal: tuple[int, str], fix: str) -> str:
-    """A blocked purpose's advice ``fix`` when ``portal`` = (k, address) of its ``bl`` blocked flows
-    went to an address that answered an HTTP request with a redirect (:class:`PortalWatch`): the
-    DNS gave the captive portal's own address for the server's name; the portal's advice leads
-    when all did (k == bl), else is added."""
-    k, addr = portal
+def portal_fix(bl: int, portal: tuple[int, str, bool], fix: str) -> str:
+    """A blocked purpose's advice ``fix`` when ``portal`` = (k, address, named) of its ``bl``
+    blocked flows went to an address that answered an HTTP request of their capture with a
+    redirect (:class:`PortalWatch`): the captive portal's own address (given by the DNS for the
+    server's name when ``named``: each had a name from the capture's DNS); the portal's advice
+    leads when all did (k == bl), else is added."""
+    k, addr, named = portal
     if not k:
         return fix
+    how = ("the DNS gave the portal's own address for the server's name" if named else
+           "the agent was sent to the portal's own address (by a DNS answer not in the capture, or its settings)")
     said = (f"went to {addr}, the address that answered an HTTP request of this capture with a redirect (a captive "
-            "portal or web filter: see that flow's detail): the DNS gave the portal's own address for the server's "
-            "name, so the agent never reached the server (a hotel's or guest network's portal holds all traffic "
-            "until someone logs in): authenticate this network in the portal (or connect the device to a network "
-            "without one), then capture again")
+            f"portal or web filter: see that flow's detail): {how}, so the agent never reached the server (a hotel's "
+            "or guest network's portal holds all traffic until someone logs in): authenticate this network in the "
+            "portal (or connect the device to a network without one), then capture again")
     if k >= bl:
         return f"{'this connection attempt' if bl == 1 else f'these {bl} connection attempts'} {said}"
     return f"{fix}; {k} of them {said}"

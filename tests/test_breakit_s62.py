@@ -190,12 +190,23 @@ def test_a_kaspersky_name_resolved_to_a_captive_portal_is_advised_as_the_portal(
     assert list(zip(agent.resp_h, agent.verdict, agent.reason)) == [("198.51.100.80", "blocked", "rejected")]
     watch = PortalWatch()
     watch.add(flows)
-    assert watch.portals == {"198.51.100.80"} and watch.said("agent_connection") == (1, "198.51.100.80")
-    assert watch.said("cert_check") == (0, "")       # (the portal's own answer: advised as the redirect)
+    assert watch.portals == {("portal1.pcap", "198.51.100.80")} and watch.said("agent_connection") == (1, "198.51.100.80", True)
+    assert watch.said("cert_check") == (0, "", False)   # (the portal's own answer: advised as the redirect)
+    # (another capture's flows to the same address are not the portal's: newcomer s62 #2)
+    other = flows[flows.purpose == "agent_connection"].assign(capture="site-b.pcap")
+    apart = PortalWatch()
+    apart.add(flows.assign(capture="site-a.pcap"))
+    apart.add(other)
+    assert apart.said("agent_connection") == (1, "198.51.100.80", True)
+    apart = PortalWatch()
+    apart.add(flows[flows.purpose != "agent_connection"].assign(capture="site-a.pcap"))
+    apart.add(other)
+    assert apart.said("agent_connection") == (0, "", False)
     for row in checklists(flows):
         fix = row.loc["agent_connection", "fix"]
         assert fix.startswith("this connection attempt went to 198.51.100.80, the address that answered an HTTP "
-                              "request of this capture with a redirect (a captive portal or web filter"), fix
+                              "request of this capture with a redirect (a captive portal or web filter: see that "
+                              "flow's detail): the DNS gave the portal's own address for the server's name"), fix
         assert "authenticate this network in the portal" in fix and "nothing listens" not in fix
         assert "captive portal" in row.loc["cert_check", "fix"]
     # without the portal's redirect in the capture, the reset is the server's own as before
@@ -211,3 +222,49 @@ def test_a_squid_ssl_bump_ca_is_named_as_inspection(tmp_path):
     assert list(zip(flows.verdict, flows.reason)) == [("unexpected", "tls_intercepted")]
     assert flows.detail.iloc[0] == ("certificate for *.ksc.kaspersky.com issued by O=Corp IT,CN=Squid CA: a Squid proxy's SSL "
                                     "bump re-signs the connection (TLS inspection)")
+
+
+def test_public_cas_intermediates_and_kaspersky_named_private_cas(tmp_path):
+    # (newcomer s62 #3: public roots' intermediates were called private; #7: a CN naming Kaspersky
+    # silenced the remark, only Kaspersky Lab's own O does)
+    from kscc_traffic.classify import PRIVATE_CA_MEANS, public_ca
+    cases = [("Microsoft Azure RSA TLS Issuing CA 03", "Microsoft Corporation", False),
+             ("Cloudflare Inc ECC CA-3", "Cloudflare, Inc.", False), ("D-TRUST SSL Class 3 CA 1 2009", "D-Trust GmbH", False),
+             ("kaspersky-inspect.corp.example", "Corp", True), ("Issuing CA", "AO Kaspersky Lab", False)]
+    recs = []
+    for k, (cn, o, _) in enumerate(cases):
+        recs += _session((C4, 50040 + k), (S4, 23101), 1000.0 + k, flight=_flight(_cert(cn, o)))
+    flows = analyze(write(tmp_path, "cas.pcap", recs), RULES).sort_values("orig_p")
+    assert list(flows.verdict) == ["ok"] * len(cases)
+    assert [PRIVATE_CA_MEANS in d for d in flows.detail] == [said for *_, said in cases]
+    assert public_ca("CN=Microsoft Azure RSA TLS Issuing CA 03,O=Microsoft Corporation") == "Microsoft"
+
+
+def test_isn_zero_syns_of_two_clients_are_no_nat_pair(tmp_path):
+    # (newcomer s62 #5: a packet tool's ISN 0 from two clients, TTLs one apart, paired as a NAT's)
+    recs = []
+    for k, (client, ttl) in enumerate((("192.0.2.10", 64), ("192.0.2.77", 63))):
+        syn = IP(src=client, dst=S4, ttl=ttl, id=0) / TCP(sport=50050, dport=23101, flags="S", seq=0)
+        recs += [(1000.0 + k * 0.005 + j, eth(syn)) for j in (0, 1, 3)]
+    flows = analyze(write(tmp_path, "isn0.pcap", sorted(recs, key=lambda r: r[0])), RULES)
+    assert len(flows) == 2 and not any("NAT" in d for d in flows.detail)
+    # (the same with a random ISN is one connection on both sides of a NAT)
+    recs = [(t, eth(IP(src=p[IP].src, dst=S4, ttl=p[IP].ttl, id=0) / TCP(sport=50050, dport=23101, flags="S",
+                                                                          seq=123456789)))
+            for t, p in recs]
+    paired = analyze(write(tmp_path, "isn.pcap", sorted(recs, key=lambda r: r[0])), RULES)
+    assert sum("NAT's translated copy" in d for d in paired.detail) == 1
+
+
+def test_nat64_local_use_prefix_names_no_impossible_server():
+    # (newcomer s62 #1: the /48 form of an address read as a /96 one gave "0.0.0.0")
+    from kscc_traffic.natadvice import nat64_fix, nat64_seen
+    local = ("64:ff9b:1:cb00:71:a00:: is a NAT64 address (the local-use prefix 64:ff9b:1::/48, RFC 8215) of the "
+             "IPv4 address 0.0.0.0 if its translator's prefix is a /96")
+    seen = nat64_seen([local])
+    assert seen == (1, ("64:ff9b:1::/48",), ())
+    assert nat64_fix("allow outbound TCP 23100-23199 over IPv6 to *.ksc.kaspersky.com", 1, seen, "tcp",
+                     "23100-23199") == (
+        "allow outbound TCP 23100-23199 over IPv6 through a NAT64 gateway (prefix 64:ff9b:1::/48) to "
+        "*.ksc.kaspersky.com; check the NAT64 gateway and its IPv4 side: it must reach the server on TCP "
+        "23100-23199 (its IPv4 firewall rules and route)")

@@ -294,8 +294,9 @@ def test_nat64_local_use_prefix_and_table_summary(tmp_path):
     path = nat64_capture(tmp_path, gw="64:ff9b:1::cb00:710b")
     out = CliRunner().invoke(app, ["analyze", str(path)], catch_exceptions=False, terminal_width=400).output
     flat = re.sub(r"\s+", " ", out)
+    # (the last 32 bits are the IPv4 address only in a /96: said as a condition; newcomer s62 #1)
     assert ("over IPv6 through a NAT64 gateway (prefix 64:ff9b:1::/48, the IPv4 server address 203.0.113.11 "
-            "embedded) to *.ksc.kaspersky.com") in flat
+            "(if the translator's prefix is a /96) embedded) to *.ksc.kaspersky.com") in flat
 
 
 def test_nat64_fix_some_of_them():
