@@ -268,3 +268,21 @@ def test_nat64_local_use_prefix_names_no_impossible_server():
         "allow outbound TCP 23100-23199 over IPv6 through a NAT64 gateway (prefix 64:ff9b:1::/48) to "
         "*.ksc.kaspersky.com; check the NAT64 gateway and its IPv4 side: it must reach the server on TCP "
         "23100-23199 (its IPv4 firewall rules and route)")
+
+
+def test_a_nat_copy_answered_outside_as_the_capture_ends_is_not_said_dropped(tmp_path):
+    # (newcomer s62 #4: the SYN-ACK to the outside copy was the capture's last packet: the NAT may
+    # not have forwarded it yet, no "did not forward it")
+    from kscc_traffic.classify import NAT_DROPPED_END
+    out = "198.51.100.129"
+    ok = _session((C4, 50060), (S4, 23101), 1000.0)       # (the capture's clock, a connection that worked)
+    syn_in = IP(src=C4, dst=S4, ttl=64, id=77) / TCP(sport=50061, dport=23101, flags="S", seq=987654321)
+    syn_out = IP(src=out, dst=S4, ttl=63, id=77) / TCP(sport=61061, dport=23101, flags="S", seq=987654321)
+    synack = IP(src=S4, dst=out, ttl=52) / TCP(sport=23101, dport=61061, flags="SA", seq=5, ack=987654322)
+    recs = ok + [(1001.0, eth(syn_in)), (1001.0001, eth(syn_out)), (1001.02, eth(synack, src=SERVER_MAC,
+                                                                                  dst=CLIENT_MAC))]
+    flows = analyze(write(tmp_path, "natcut.pcap", recs), RULES)
+    inside = flows[(flows.orig_h == C4) & (flows.orig_p == 50061)].detail.iloc[0]
+    assert "the server answered its translated copy (198.51.100.129:61061)" in inside, inside
+    assert NAT_DROPPED_END not in inside
+    assert "no answer came out on the inside before the capture ended (it may not have been forwarded yet)" in inside
