@@ -1066,9 +1066,11 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             reason = f"{reason},partial" if reason else "partial"
         return rule.id, verdict, reason, detail
 
-    if proto == "tcp" and _INVALID_PROBE.match(history_core(str(row.get("history") or "")).lstrip("^")):
+    core = history_core(str(row.get("history") or "")).lstrip("^")
+    if proto == "tcp" and (_INVALID_PROBE.match(core) or (not partial and _INVALID_XMAS.match(core))):
         # (packets with SYN and FIN or RST set together, nothing back but resets: Zeek's ``Q``,
-        # ``Qr``; a reset answers no handshake, and shows no port open: break-it s53 TCP pass #1)
+        # ``Qr``; a reset answers no handshake, and shows no port open: break-it s53 TCP pass #1;
+        # SYN, FIN and RST all set, which Zeek writes ``I``: zeek-s62)
         reset = "r" in str(row.get("history") or "")
         return rule.id, "unclassified", "partial" if partial else "", INVALID_SYN_RESET if reset else INVALID_SYN
     if proto == "tcp" and row["cast"] in _GROUP_CASTS and not answered and not target:
@@ -2194,6 +2196,11 @@ INVALID_SYN_RESET = ("a packet with SYN and FIN or RST set together (an invalid 
 #: the ``history`` (``^`` left out) of such probes: the originator's ``Q`` packets, the responder's
 #: resets if any
 _INVALID_PROBE = re.compile(r"Q+r*\Z")
+#: ... and of a flow that began with a SYN (not ``partial``) whose originator's packets set SYN,
+#: FIN and RST all together (a "Christmas tree" probe): Zeek's ``update_history`` writes ``I`` for
+#: any packet with FIN and RST, whatever else is set, so such a flow's history is ``I`` (``Ir``);
+#: without a SYN (``partial``) ``I`` is a FIN+RST closing a connection whose start was not captured
+_INVALID_XMAS = re.compile(r"I+r*\Z")
 
 #: how the detail of a flow to a distribution point's port (§C) whose server has a name of the
 #: cloud starts (``host_mismatch``: report.readiness counts such flows and advises on them)
@@ -4777,6 +4784,7 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
     hist = _recode(hist_codes, np.array(
         [int(h.lstrip("^")[:1] == "S") + 2 * (h.lstrip("^") == "S")
          + 4 * bool(_INVALID_PROBE.match(h.lstrip("^"))) * (1 + ("r" in h))
+         + 16 * bool(_INVALID_XMAS.match(h.lstrip("^"))) * (1 + ("r" in h))
          if isinstance(h, str) else 0 for h in hist_values.tolist()], dtype=object))
     # a partial TCP flow the responder sent nothing in: judged on the originator's packets, whether
     # it sent data and how long nothing came back (:func:`_partial_silence`)
