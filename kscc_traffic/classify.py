@@ -748,17 +748,18 @@ PRIVATE_CA_MEANS = ("a private CA, no public one (the cloud's servers have publi
                     "with a CA this device trusts (or the server is a test one)")
 
 
-#: an issuer that names Kaspersky (``O=AO Kaspersky Lab``, a self-signed ``CN=*.ksc.kaspersky.com``, a
-#: lab's test server): no private CA to remark (a corporate CA named so is missed: the price of no
-#: remark on every test server's self-signed certificate; newcomer s62 #7)
-_KASPERSKY_ISSUER = re.compile(r"kaspersky", re.I)
+#: an issuer that names Kaspersky or KSC as a word (``O=AO Kaspersky Lab``, a self-signed
+#: ``CN=*.ksc.kaspersky.com``, a KSC lab's "KSC Test Root CA"): the vendor's or a test server's, no
+#: private CA to remark (a corporate CA named so is missed: the price of no remark on every test
+#: server's certificate; newcomer s62 #7)
+_KASPERSKY_ISSUER = re.compile(r"kaspersky|(?<![a-z0-9])ksc(?![a-z0-9])", re.I)
 
 
 def private_ca_text(row: Mapping, pinned: bool = False) -> str:
     """The detail of a TLS session whose server certificate, read (up to TLS 1.2: ``cert_names``,
     ``cert_issuer``), is for the name asked (``sni``, else ``dns_name``) under kaspersky.com and was
     issued by a CA that is no public one (:func:`public_ca`), no TLS-inspection product's
-    (:func:`inspection_product`: ``tls_intercepted`` already) and not naming Kaspersky: a corporate
+    (:func:`inspection_product`: ``tls_intercepted`` already) and not naming Kaspersky or KSC: a corporate
     CA re-signing the connection, which the client accepted; '' otherwise, and on a ``pinned``
     rule's port (a distribution point's own certificate, :func:`pinned_rule`). The verdict is not
     changed (the connection works, and a lab's server may have a private CA's certificate)."""

@@ -232,7 +232,7 @@ def test_public_cas_intermediates_and_kaspersky_named_private_cas(tmp_path):
              ("Cloudflare Inc ECC CA-3", "Cloudflare, Inc.", False), ("D-TRUST SSL Class 3 CA 1 2009", "D-Trust GmbH", False),
              ("Corp Issuing CA", "Corp", True), ("Issuing CA", "AO Kaspersky Lab", False),
              # (an issuer naming Kaspersky: a test server's self-signed certificate, or Kaspersky's own)
-             ("kaspersky-inspect.corp.example", "Corp", False)]
+             ("kaspersky-inspect.corp.example", "Corp", False), ("KSC Test Root CA", "KSC Lab", False)]
     recs = []
     for k, (cn, o, _) in enumerate(cases):
         recs += _session((C4, 50040 + k), (S4, 23101), 1000.0 + k, flight=_flight(_cert(cn, o)))
