@@ -97,7 +97,7 @@ def summary_text(count: int, first_ns: int, last_ns: int, times_ns, reason: str)
     if (last_ns - first_ns) < 1_000_000_000 and _clock(last_ns) == _clock(first_ns):
         # (all within one second: side by side, no pace to tell)
         return (f"{count} attempts at {_clock(first_ns)} UTC within {_span((last_ns - first_ns) / 1e9)}, "
-                f"{OUTCOME.get(str(reason).split(',')[0], 'each failed')}")
+                f"{outcome}")
     end = _clock(last_ns)
     if _day(last_ns) != _day(first_ns):     # (across midnight, or days apart: the last one's date too)
         end = f"{_day(last_ns)} {end}"
@@ -124,7 +124,7 @@ class AttemptGroups:
         #: key -> [count, first ts_ns, last ts_ns, start times (list of int)]
         self.groups: dict[tuple, list] = {}
 
-    def add(self, flows: pd.DataFrame) -> np.ndarray:
+    def add(self, flows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Count the failed attempts of ``flows`` (a classified flow table with ``ts_ns``); returns
         per row its key (None: not an attempt, or a key beyond :data:`MAX_KEYS`) and whether the
         key was seen before this row (bool array): ``(keys, seen)``."""

@@ -4756,15 +4756,13 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
             if icpt is not None and icpt.any():
                 icpt_cause = intercepted_cause(udetail[at][icpt & (v != "ok")].tolist())
             # (the ok ones the server reset at the agent's first request: newcomer s60 #3)
-            ok_refused = sum(1 for d in udetail[at][v == "ok"].tolist()
-                             if str(d).startswith(REFUSED_AFTER_REQUEST)) if ok and udetail is not None else 0
+            # (the ok ones' details, read once for the remarks below)
+            ok_details = [str(d) for d in udetail[at][v == "ok"].tolist()] if ok and udetail is not None else []
+            ok_refused = sum(1 for d in ok_details if d.startswith(REFUSED_AFTER_REQUEST))
             # (the ok ones slow to answer the handshake, or whose server stopped reading: s61 #5)
-            ok_slow = sum(1 for d in udetail[at][v == "ok"].tolist()
-                          if SLOW_HELLO in str(d)) if ok and udetail is not None else 0
-            ok_held = sum(1 for d in udetail[at][v == "ok"].tolist()
-                          if WINDOW_HELD in str(d)) if ok and udetail is not None else 0
-            ok_private = sum(1 for d in udetail[at][v == "ok"].tolist()
-                             if PRIVATE_CA_MEANS in str(d)) if ok and udetail is not None else 0
+            ok_slow = sum(1 for d in ok_details if SLOW_HELLO in d)
+            ok_held = sum(1 for d in ok_details if WINDOW_HELD in d)
+            ok_private = sum(1 for d in ok_details if PRIVATE_CA_MEANS in d)
             bl_slow_server = ""
             if ok_slow and bl and "resp_h" in flows:
                 slow, silent = slow_servers(udetail[at].tolist(), v.tolist(),
