@@ -1644,8 +1644,11 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     idle_before[flow_of[cont]] = o_ts[cont] - o_ts[cont - 1]
 
     # orientation per flow: first SYN sender, else first SYN-ACK receiver, else port heuristics
+    # (a SYN-ACK with FIN or RST set too is no answer to a SYN but an invalid probe, Zeek's ``I``
+    # or ``Q``: its sender is no responder, and Zeek keeps it the originator unless its port is a
+    # likely server port, which the port heuristics below give too)
     syn_rows = np.nonzero(o_tcp & ((o_flags & (SYN | ACK)) == SYN))[0]
-    synack_rows = np.nonzero(o_tcp & ((o_flags & (SYN | ACK)) == (SYN | ACK)))[0]
+    synack_rows = np.nonzero(o_tcp & ((o_flags & (SYN | ACK | FIN | RST)) == (SYN | ACK)))[0]
     orig_is_a = np.zeros(nflows, bool)
     decided = np.zeros(nflows, bool)
     has_syn = np.zeros(nflows, bool)
