@@ -66,3 +66,57 @@ def test_ack_only_why_flagged():
     assert rejected_kind(ACK_ONLY_ANSWER) == "ack_only"
     assert "bare ACK" in REJECTED_TEXT["ack_only"]
 
+
+#: 3. a connection silent for 600 s, then going on (no SYN): the idle timeout (300 s) splits it;
+#: the second flow's detail says it goes on with the connection (classify.idle_note) in every path
+IDLE = [("c", "S", A), ("s", "SA", B, A + 1), ("c", "A", A + 1, B + 1), ("c", "PA", A + 1, B + 1, b"x" * 10),
+        ("s", "A", B + 1, A + 11), ("wait", 600), ("c", "PA", A + 11, B + 1, b"z" * 10), ("s", "A", B + 1, A + 21),
+        ("c", "FA", A + 21, B + 1), ("s", "FA", B + 1, A + 22), ("c", "A", A + 22, B + 2)]
+
+
+@pytest.mark.parametrize("step", [1, 2, 100])
+def test_live_idle_note(tmp_path, monkeypatch, step):
+    """Before: the live table's second flow lacked the note (*capture started mid-connection*
+    instead), the file's analysis and the chunked reading wrote it. ``step`` frames a batch (a
+    tick after each: the first part leaves by the tick's idle expiry or by the next packet)."""
+    from kscc_traffic.classify import IDLE_GOES_ON
+    path = write(tmp_path, _tcp(IDLE), "idle.pcap")
+    w = assert_same(path, (150, 400))
+    assert len(w) == 2 and w.iloc[1].detail.startswith(f"{IDLE_GOES_ON} 600.1 s without a packet"), w.iloc[1].detail
+    assert_live_same(path, monkeypatch, step=step)
+
+
+def test_live_idle_note_not_after_a_closed_connection(tmp_path, monkeypatch):
+    """A stray ACK 600 s after a connection closed by FINs both ways is no connection going on:
+    no note, live as in the file."""
+    from kscc_traffic.classify import IDLE_GOES_ON
+    steps = [("c", "S", A), ("s", "SA", B, A + 1), ("c", "A", A + 1, B + 1), ("c", "FA", A + 1, B + 1),
+             ("s", "FA", B + 1, A + 2), ("c", "A", A + 2, B + 2), ("wait", 600), ("c", "A", A + 2, B + 2)]
+    path = write(tmp_path, _tcp(steps), "closed.pcap")
+    w = assert_same(path, (150,))
+    assert len(w) == 2 and IDLE_GOES_ON not in w.iloc[1].detail
+    assert_live_same(path, monkeypatch, step=1)
+
+
+def test_live_idle_note_after_expiry(tmp_path, monkeypatch):
+    """The first part leaves by the tick's idle expiry (the capture's clock 301 s past its last
+    packet, nothing captured meanwhile), not by the packet after the silence: still said."""
+    import numpy as np
+    from kscc_traffic.capture.decode import decode
+    from kscc_traffic.capture.files import read_frames
+    from kscc_traffic.capture.frames import Frames
+    from kscc_traffic.live import session as S
+    from test_live_session import RULES, _assert_same
+    monkeypatch.setattr(S, "HEAD_PACKETS", 2)
+    path = write(tmp_path, _tcp(IDLE), "idle.pcap")
+    fr = read_frames(path)
+    s = S.LiveSession(RULES, name=path.name)
+    for part in (np.arange(0, 5), np.arange(5, len(fr))):
+        sub = Frames(fr.buf, fr.ts_ns[part], fr.linktype[part], fr.offset[part], fr.caplen[part], fr.wirelen[part])
+        p = decode(sub)
+        p.cols["frame"] = part[p.cols["frame"]]
+        s.ingest(p)
+        s.tick(int(fr.ts_ns[part[-1]]) + (301 * 10**9 if part[0] == 0 else 0))
+        if part[0] == 0:
+            assert not s.active            # (expired by the tick)
+    _assert_same(path, s.final())
