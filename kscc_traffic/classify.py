@@ -902,7 +902,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         return "", "unclassified", "", NO_PORTS_DETAIL.format(proto=proto.upper())
     name = row.get("server_name") or ""
     partial = bool(row.get("partial"))
-    state = row["conn_state"]
+    state = _judged_state(row)
     # (UDP: a responder whose every datagram arrived only in part, IP fragments never all
     # captured, delivered nothing: not an answer)
     unreassembled = (row.get("unreassembled") or "") if proto == "udp" else ""
@@ -1697,7 +1697,7 @@ def _attempt_failed(row: dict, icmp_text: str, answered: bool, partial: bool) ->
     :func:`.unreachable.delivery_error`), a SYN refused by a reset (REJ), TCP without an answer
     (S0 and the like) or unicast UDP without a reply (``answered`` False); '' otherwise (answered,
     or ``partial``: begun before the capture)."""
-    proto, state = row["proto"], row["conn_state"]
+    proto, state = row["proto"], _judged_state(row)
     if partial or (proto == "tcp" and (row.get("acked_unseen") or "") == "resp"):
         return ""   # (begun before the capture; the server's answers acknowledged, not captured)
     if icmp_text and not (proto == "tcp" and state not in _NO_ANSWER_STATES | {"REJ"}) \
@@ -2229,7 +2229,8 @@ _SYN_FIN_RST_ANSWER = re.compile(r"S+i[AR]*\Z")
 def _zeek63_kind(history: str) -> int:
     """Which of the histories judged apart since session 63 ``history`` (a flow's, ``^`` and
     ``T``/``W`` allowed) is: 1 :data:`_SYN_THEN_FIN_RST`, 2 :data:`_ACK_ONLY`, 3
-    :data:`_SYN_FIN_RST_ANSWER`, else 0 (a part of :func:`_verdict_keys`' key)."""
+    :data:`_SYN_FIN_RST_ANSWER`, else 0 (a part of :func:`_verdict_keys`' key, with whether a
+    SYN-ACK answered, which :func:`_judged_state` reads)."""
     core = history_core(history).lstrip("^")
     for k, rx in enumerate((_SYN_THEN_FIN_RST, _ACK_ONLY, _SYN_FIN_RST_ANSWER), 1):
         if rx.match(core):
@@ -3131,6 +3132,19 @@ def _handshake_end(history: str) -> str:
     if first in "rf" and first and "r" in h and ("F" not in h or h.index("r") < h.index("F")):
         return "reset"
     return "closed" if first == "f" else ""
+
+
+def _judged_state(row: dict) -> str:
+    """The ``conn_state`` a TCP or UDP flow row is judged by: its own, except Zeek's ``REJ`` of a
+    SYN answered by a SYN-ACK whose originator then sent data after its own RST before the
+    responder's RST (Zeek's sizes leave that data out, so both are 0: REJ), judged as the
+    responder's reset of a connection it had accepted, ``RSTR``; a REJ whose handshake both
+    sides reset before any data (:func:`_bare_handshake_end` ``aborted``/``reset``) keeps its
+    own judgement. Reads ``conn_state``, ``proto``, ``history``, ``orig_bytes``, ``partial``."""
+    state = str(row.get("conn_state") or "")
+    if state != "REJ" or row.get("proto") != "tcp" or "h" not in history_core(str(row.get("history") or "")):
+        return state
+    return state if _bare_handshake_end(row) in ("aborted", "reset") else "RSTR"
 
 
 def _bare_handshake_end(row: dict) -> str:
@@ -4827,7 +4841,7 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
         [int(h.lstrip("^")[:1] == "S") + 2 * (h.lstrip("^") == "S")
          + 4 * bool(_INVALID_PROBE.match(h.lstrip("^"))) * (1 + ("r" in h))
          + 16 * bool(_INVALID_XMAS.match(h.lstrip("^"))) * (1 + ("r" in h))
-         + 64 * _zeek63_kind(h)
+         + 64 * _zeek63_kind(h) + 256 * ("h" in history_core(h))
          if isinstance(h, str) else 0 for h in hist_values.tolist()], dtype=object))
     # (an attempt its originator ended with a FIN+RST, unanswered: its packet count is printed)
     syn_fin_rst = np.array([isinstance(h, str) and _zeek63_kind(h) == 1 for h in hist_values.tolist()],

@@ -120,3 +120,30 @@ def test_live_idle_note_after_expiry(tmp_path, monkeypatch):
         if part[0] == 0:
             assert not s.active            # (expired by the tick)
     _assert_same(path, s.final())
+
+
+def test_rej_after_own_reset_and_data(tmp_path, monkeypatch):
+    """4. The client's RST to the SYN-ACK, a byte it sent after that RST, the server's RST: Zeek's
+    sizes leave that byte out (``update_last_seq`` trusts no sequence number of a side after its
+    own RST), both 0, so ``conn_state()`` gives REJ (was RSTR here). The SYN was answered by a
+    SYN-ACK: the flow is judged on what the client sent, not as a SYN answered by a reset."""
+    steps = [("c", "S", A), ("s", "SA", B, A + 1), ("c", "R", A + 1), ("c", "PA", A + 1, B + 1, b"x"), ("s", "R", B + 1)]
+    path = write(tmp_path, _tcp(steps), "rej.pcap")
+    w = assert_same(path, (150,))
+    r = w.iloc[0]
+    assert (len(w), r.conn_state, r.history, int(r.orig_bytes), int(r.resp_bytes)) == (1, "REJ", "ShRDr", 0, 0)
+    assert (r.verdict, r.reason) == ("unexpected", "not_tls") and "answered by a TCP reset" not in r.detail
+    assert_live_same(path, monkeypatch, step=1)
+
+
+def test_rej_with_and_without_synack_judged_apart(tmp_path):
+    """Flows judged once per group of alike rows (classify._verdict_keys): a REJ whose SYN a
+    SYN-ACK answered and a SYN refused by a reset are never one group."""
+    rej = [("c", "S", A), ("s", "SA", B, A + 1), ("c", "R", A + 1), ("c", "PA", A + 1, B + 1, b"x"), ("s", "R", B + 1)]
+    refused = [("c", "S", A + 50), ("s", "RA", 0, A + 51)]
+    recs = _tcp(rej, sport=50000) + _tcp(refused, sport=50001, t0=1001.0) + _tcp(refused, sport=50002, t0=1002.0) \
+        + _tcp(rej, sport=50003, t0=1003.0)
+    w = assert_same(write(tmp_path, recs, "both.pcap"), (150,))
+    got = sorted((int(r.orig_p), r.conn_state, r.history, r.reason) for r in w.itertuples())
+    assert got == [(50000, "REJ", "ShRDr", "not_tls"), (50001, "REJ", "Sr", "rejected"),
+                   (50002, "REJ", "Sr", "rejected"), (50003, "REJ", "ShRDr", "not_tls")]
