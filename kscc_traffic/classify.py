@@ -2225,7 +2225,6 @@ _ACK_ONLY = re.compile(r"S+a\Z")
 _SYN_FIN_RST_ANSWER = re.compile(r"S+i[AR]*\Z")
 
 
-
 def _zeek63_kind(history: str) -> int:
     """Which of the histories judged apart since session 63 ``history`` (a flow's, ``^`` and
     ``T``/``W`` allowed) is: 1 :data:`_SYN_THEN_FIN_RST`, 2 :data:`_ACK_ONLY`, 3
@@ -2239,7 +2238,7 @@ def _zeek63_kind(history: str) -> int:
 
 
 #: the detail of a SYN answered only by bare ACKs acknowledging it, never by a SYN-ACK nor a reset
-#: report.rejected_kind tells it by its start
+#: (report.rejected_kind tells it by its start)
 ACK_ONLY_ANSWER = ("the SYN was answered only by bare ACKs acknowledging it, never by a SYN-ACK: "
                    "the server did not accept the connection; a device on the way answered in its place (a "
                    "firewall's, IPS's or DDoS filter's challenge ACK, or a SYN proxy that never completed the "

@@ -147,3 +147,30 @@ def test_rej_with_and_without_synack_judged_apart(tmp_path):
     got = sorted((int(r.orig_p), r.conn_state, r.history, r.reason) for r in w.itertuples())
     assert got == [(50000, "REJ", "ShRDr", "not_tls"), (50001, "REJ", "Sr", "rejected"),
                    (50002, "REJ", "Sr", "rejected"), (50003, "REJ", "ShRDr", "not_tls")]
+
+
+@pytest.mark.parametrize("gap, said", [(100, False), (600, True)])
+def test_live_idle_note_with_a_shorter_idle_timeout(tmp_path, gap, said):
+    """A session run with ``--idle-timeout tcp=60`` splits a connection silent for 100 s, which a
+    file's analysis does not: no note there (the note names the 300 s timeout); after 600 s it
+    says it, as the file's analysis does."""
+    import numpy as np
+    from kscc_traffic.capture.decode import decode
+    from kscc_traffic.capture.files import read_frames
+    from kscc_traffic.capture.frames import Frames
+    from kscc_traffic.classify import IDLE_GOES_ON
+    from kscc_traffic.live import session as S
+    from test_live_session import RULES
+    steps = [("wait", gap) if s == ("wait", 600) else s for s in IDLE]
+    path = write(tmp_path, _tcp(steps), "idle.pcap")
+    fr = read_frames(path)
+    s = S.LiveSession(RULES, name=path.name, timeouts=S.Timeouts.parse(["tcp=60"]))
+    for k in range(len(fr)):
+        idx = np.arange(k, k + 1)
+        p = decode(Frames(fr.buf, fr.ts_ns[idx], fr.linktype[idx], fr.offset[idx], fr.caplen[idx], fr.wirelen[idx]))
+        p.cols["frame"] = idx[p.cols["frame"]]
+        s.ingest(p)
+        s.tick(int(fr.ts_ns[k]))
+    t = s.final().sort_values("ts").reset_index(drop=True)
+    assert len(t) == 2
+    assert t.iloc[1].detail.startswith(IDLE_GOES_ON) == said, t.iloc[1].detail
