@@ -1258,9 +1258,10 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                 if wrong == "ack" else
                 "by a SYN-ACK acknowledging another sequence number than the SYN's (a middlebox "
                 "answering for an old connection on this address and port, or a broken SYN proxy)"))
-        if state == "S0" and _ACK_ONLY.match(core):
+        if state in ("S0", "RSTOS0", "SH", "OTH") and _ACK_ONLY.match(core):
             # (a bare ACK acknowledging the SYN, never a SYN-ACK: Zeek's ``Sa`` S0; the client
-            # drops it, RFC 9293 §3.10.7.3, and no connection is made: zeek-s63)
+            # drops it, RFC 9293 §3.10.7.3, and no connection is made, whether or not it then
+            # gave up with a RST or FIN: zeek-s63)
             return done("blocked", "rejected", ACK_ONLY_ANSWER)
         shut = row.get("window_closed") or ""
         if shut:
@@ -2218,8 +2219,9 @@ _INVALID_XMAS = re.compile(r"I+r*\Z")
 #: OTH (the ``I`` keeps it from RSTOS0), an attempt without an answer as ``SR`` is
 _SYN_THEN_FIN_RST = re.compile(r"S+I+\Z")
 #: ... and of a SYN answered only by the responder's bare ACK (no SYN-ACK, no reset): Zeek's
-#: ``Sa`` S0 (:data:`ACK_ONLY_ANSWER` when the ACK acknowledges the SYN)
-_ACK_ONLY = re.compile(r"S+a\Z")
+#: ``Sa`` S0, ``SaR`` RSTOS0, ``SaF`` SH, ``SaFR`` OTH when the originator then gave up with a FIN
+#: or RST (:data:`ACK_ONLY_ANSWER` when the ACK acknowledges the SYN)
+_ACK_ONLY = re.compile(r"S+a[FR]*\Z")
 #: ... and of a SYN whose only answer set SYN, FIN and RST together (the responder's ``i``; the
 #: originator's ACK or RST to it at most)
 _SYN_FIN_RST_ANSWER = re.compile(r"S+i[AR]*\Z")

@@ -23,6 +23,12 @@ CASES = {
     "ack_only_retried": ([("c", "S", A), ("s", "A", B, A + 1), ("wait", 1), ("c", "S", A), ("s", "A", B, A + 1),
                           ("wait", 2), ("c", "S", A), ("s", "A", B, A + 1)],
                          50000, "S0", "Sa", "blocked", "rejected", "challenge ACK"),
+    # ... the client giving up after it with a RST (Zeek RSTOS0: /^?S[^HAFGIQ]*R.*/, the a being
+    # lower case) or a FIN then a RST (OTH: the F breaks that pattern, Zeek's own baseline SaFR)
+    "ack_only_then_rst": ([("c", "S", A), ("s", "A", B, A + 1), ("c", "R", A + 1)],
+                          50000, "RSTOS0", "SaR", "blocked", "rejected", "never by a SYN-ACK"),
+    "ack_only_then_fin_rst": ([("c", "S", A), ("s", "A", B, A + 1), ("c", "FA", A + 1, B), ("c", "R", A + 2)],
+                              50000, "OTH", "SaFR", "blocked", "rejected", "never by a SYN-ACK"),
     # 2. a lone packet with SYN, ACK, FIN and RST from the client's port: no SYN-ACK (Zeek writes
     # I for any FIN+RST; WantConnection keeps its sender the originator, 50000 being no likely
     # server port; SYN_ACK_SENT, CLOSED, RESET with the responder inactive: OTH); was taken as the
