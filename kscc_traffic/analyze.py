@@ -96,7 +96,7 @@ def analyze_packets(packets, rules: RuleSet, name: str = "", *, prior_answers: D
                     observed_until_ns: int | None = None,
                     internal: bool = False, ttls: dict | None = None,
                     weights: np.ndarray | None = None, openers=None,
-                    strays=None, tw_extra: np.ndarray | None = None) -> tuple[pd.DataFrame, int]:
+                    strays=None, tw_extra: np.ndarray | None = None, idle_marks=None) -> tuple[pd.DataFrame, int]:
     """Decoded packets -> classified flow table (columns: :data:`COLUMNS`) and the number of
     duplicated frames dropped.
 
@@ -119,10 +119,13 @@ def analyze_packets(packets, rules: RuleSet, name: str = "", *, prior_answers: D
         not kept stand for, on one kept packet of that direction).
     :param tw_extra: see :func:`analyze_batch` (a live session's: the zero-window and
         retransmission events not kept, on the kept event before them).
+    :param idle_marks: see :func:`analyze_batch` (a live session's
+        :class:`~kscc_traffic.idlesplits.HeldIdleSplits`).
     """
     b = analyze_batch(packets, rules, name, prior_answers=prior_answers, capture_end_ns=capture_end_ns,
                       observed_until_ns=observed_until_ns if observed_until_ns is not None else capture_end_ns,
-                      ttls=ttls, weights=weights, openers=openers, strays=strays, tw_extra=tw_extra)
+                      ttls=ttls, weights=weights, openers=openers, strays=strays, tw_extra=tw_extra,
+                      idle_marks=idle_marks)
     if answers_out is not None:
         answers_out.extend(b.answers)
     if internal and b.internal is not None and len(b.internal.columns):
@@ -172,7 +175,8 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
                   copies: np.ndarray | None = None, broadcasts: dict[int, int] | None = None,
                   judge: Callable[[pd.DataFrame, np.ndarray], np.ndarray] | None = None,
                   finish: bool = True, ttls: dict | None = None, openers=None,
-                  strays: StraySynAcks | None = None, tw_extra: np.ndarray | None = None) -> Batch:
+                  strays: StraySynAcks | None = None, tw_extra: np.ndarray | None = None,
+                  idle_marks=None) -> Batch:
     """Decoded packets -> :class:`Batch` (the classified flows and which flow each packet is in).
 
     :param prior_answers: DNS answers seen before these packets, used for names together with
@@ -233,6 +237,10 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         (:class:`kscc_traffic.inspect.StraySynAcks`); those of these packets are added to it (in
         place), for telling an unanswered SYN that was answered from another address. None: a new
         one, of these packets alone.
+    :param idle_marks: the TCP connections of earlier batches that left idle and may go on in
+        these packets: anything with ``mark(flows)`` filling the flows' internal
+        :data:`~kscc_traffic.flows.IDLE_BEFORE` in place before they are judged (a live session's
+        :class:`~kscc_traffic.idlesplits.HeldIdleSplits`); None: none.
     """
     errors = find_errors(packets)
     exclude = np.zeros(len(packets), bool)
@@ -248,6 +256,8 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
             weights[moved] = 0
         _add_weights(ft, weights)
     _add_key_columns(ft)
+    if idle_marks is not None:
+        idle_marks.mark(ft.flows)
     # (for classify, not a column of the output: the originator sent some bytes again)
     ft.flows["orig_resent"] = resent(ft)[:, 0]
     # (for classify too: a TCP flow none of whose packets had its TCP header captured whole)

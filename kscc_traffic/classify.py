@@ -902,7 +902,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         return "", "unclassified", "", NO_PORTS_DETAIL.format(proto=proto.upper())
     name = row.get("server_name") or ""
     partial = bool(row.get("partial"))
-    state = row["conn_state"]
+    state = _judged_state(row)
     # (UDP: a responder whose every datagram arrived only in part, IP fragments never all
     # captured, delivered nothing: not an answer)
     unreassembled = (row.get("unreassembled") or "") if proto == "udp" else ""
@@ -1242,6 +1242,12 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                 # is between; the detail starts with DP_RESET, which report.readiness counts)
                 return done("blocked", "rejected", dp_reset_detail(str(row.get("orig_h") or ""), str(row["resp_h"])))
             return done("blocked", "rejected", "the SYN was answered by a TCP reset")
+        if state == "RSTR" and _SYN_FIN_RST_ANSWER.match(core):
+            # (the responder's only packet set SYN, FIN and RST together, Zeek's ``i``: a reset,
+            # no SYN-ACK; Zeek's RSTR as its SYN bit makes the originator ESTABLISHED: zeek-s63)
+            return done("blocked", "rejected", "the SYN was answered by a TCP reset (one packet with SYN, FIN and "
+                        "RST set together, which no TCP stack sends as an answer: a firewall or IPS answering in "
+                        "the server's place?)")
         wrong = row.get("syn_answer") or ""
         if wrong:   # (the detail starts with STALE_ANSWER: report.readiness counts such flows)
             # the SYN answered, but not acknowledged: the originator resets such an answer and
@@ -1252,11 +1258,16 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                 if wrong == "ack" else
                 "by a SYN-ACK acknowledging another sequence number than the SYN's (a middlebox "
                 "answering for an old connection on this address and port, or a broken SYN proxy)"))
+        if state in ("S0", "RSTOS0", "SH", "OTH") and _ACK_ONLY.match(core):
+            # (a bare ACK acknowledging the SYN, never a SYN-ACK: Zeek's ``Sa`` S0; the client
+            # drops it, RFC 9293 §3.10.7.3, and no connection is made, whether or not it then
+            # gave up with a RST or FIN: zeek-s63)
+            return done("blocked", "rejected", ACK_ONLY_ANSWER)
         shut = row.get("window_closed") or ""
         if shut:
             # (a tarpit: the SYN answered, the window never opened: nothing can be sent)
             return done("blocked", "no_answer", WINDOW_CLOSED.format(s=shut) + window_close_end(state))
-        if state in _NO_ANSWER_STATES and not answered:
+        if (state in _NO_ANSWER_STATES or (state == "OTH" and _SYN_THEN_FIN_RST.match(core))) and not answered:
             n = int(row["orig_pkts"])
             if state == "S0" and history_core(str(row.get("history") or "")).lstrip("^") == "S":
                 other = row.get("answered_from") or ""
@@ -1687,7 +1698,7 @@ def _attempt_failed(row: dict, icmp_text: str, answered: bool, partial: bool) ->
     :func:`.unreachable.delivery_error`), a SYN refused by a reset (REJ), TCP without an answer
     (S0 and the like) or unicast UDP without a reply (``answered`` False); '' otherwise (answered,
     or ``partial``: begun before the capture)."""
-    proto, state = row["proto"], row["conn_state"]
+    proto, state = row["proto"], _judged_state(row)
     if partial or (proto == "tcp" and (row.get("acked_unseen") or "") == "resp"):
         return ""   # (begun before the capture; the server's answers acknowledged, not captured)
     if icmp_text and not (proto == "tcp" and state not in _NO_ANSWER_STATES | {"REJ"}) \
@@ -2203,6 +2214,37 @@ _INVALID_PROBE = re.compile(r"Q+r*\Z")
 #: any packet with FIN and RST, whatever else is set, so such a flow's history is ``I`` (``Ir``);
 #: without a SYN (``partial``) ``I`` is a FIN+RST closing a connection whose start was not captured
 _INVALID_XMAS = re.compile(r"I+r*\Z")
+#: the ``history`` (``T``/``W`` and ``^`` left out) of a SYN whose originator then sent a FIN+RST
+#: packet (Zeek's ``I``; a "Christmas tree" SYN+FIN+RST too), nothing from the responder: Zeek's
+#: OTH (the ``I`` keeps it from RSTOS0), an attempt without an answer as ``SR`` is
+_SYN_THEN_FIN_RST = re.compile(r"S+I+\Z")
+#: ... and of a SYN answered only by the responder's bare ACK (no SYN-ACK, no reset): Zeek's
+#: ``Sa`` S0, ``SaR`` RSTOS0, ``SaF`` SH, ``SaFR`` OTH when the originator then gave up with a FIN
+#: or RST (:data:`ACK_ONLY_ANSWER` when the ACK acknowledges the SYN)
+_ACK_ONLY = re.compile(r"S+a[FR]*\Z")
+#: ... and of a SYN whose only answer set SYN, FIN and RST together (the responder's ``i``; the
+#: originator's ACK or RST to it at most)
+_SYN_FIN_RST_ANSWER = re.compile(r"S+i[AR]*\Z")
+
+
+def _zeek63_kind(history: str) -> int:
+    """Which of the histories judged apart since session 63 ``history`` (a flow's, ``^`` and
+    ``T``/``W`` allowed) is: 1 :data:`_SYN_THEN_FIN_RST`, 2 :data:`_ACK_ONLY`, 3
+    :data:`_SYN_FIN_RST_ANSWER`, else 0 (a part of :func:`_verdict_keys`' key, with whether a
+    SYN-ACK answered, which :func:`_judged_state` reads)."""
+    core = history_core(history).lstrip("^")
+    for k, rx in enumerate((_SYN_THEN_FIN_RST, _ACK_ONLY, _SYN_FIN_RST_ANSWER), 1):
+        if rx.match(core):
+            return k
+    return 0
+
+
+#: the detail of a SYN answered only by bare ACKs acknowledging it, never by a SYN-ACK nor a reset
+#: (report.rejected_kind tells it by its start)
+ACK_ONLY_ANSWER = ("the SYN was answered only by bare ACKs acknowledging it, never by a SYN-ACK: "
+                   "the server did not accept the connection; a device on the way answered in its place (a "
+                   "firewall's, IPS's or DDoS filter's challenge ACK, or a SYN proxy that never completed the "
+                   "handshake), and the client drops such an ACK (RFC 9293 §3.10.7.3): no connection was made")
 
 #: how the detail of a flow to a distribution point's port (§C) whose server has a name of the
 #: cloud starts (``host_mismatch``: report.readiness counts such flows and advises on them)
@@ -3091,6 +3133,19 @@ def _handshake_end(history: str) -> str:
     if first in "rf" and first and "r" in h and ("F" not in h or h.index("r") < h.index("F")):
         return "reset"
     return "closed" if first == "f" else ""
+
+
+def _judged_state(row: dict) -> str:
+    """The ``conn_state`` a TCP or UDP flow row is judged by: its own, except Zeek's ``REJ`` of a
+    SYN answered by a SYN-ACK whose originator then sent data after its own RST before the
+    responder's RST (Zeek's sizes leave that data out, so both are 0: REJ), judged as the
+    responder's reset of a connection it had accepted, ``RSTR``; a REJ whose handshake both
+    sides reset before any data (:func:`_bare_handshake_end` ``aborted``/``reset``) keeps its
+    own judgement. Reads ``conn_state``, ``proto``, ``history``, ``orig_bytes``, ``partial``."""
+    state = str(row.get("conn_state") or "")
+    if state != "REJ" or row.get("proto") != "tcp" or "h" not in history_core(str(row.get("history") or "")):
+        return state
+    return state if _bare_handshake_end(row) in ("aborted", "reset") else "RSTR"
 
 
 def _bare_handshake_end(row: dict) -> str:
@@ -4787,7 +4842,11 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
         [int(h.lstrip("^")[:1] == "S") + 2 * (h.lstrip("^") == "S")
          + 4 * bool(_INVALID_PROBE.match(h.lstrip("^"))) * (1 + ("r" in h))
          + 16 * bool(_INVALID_XMAS.match(h.lstrip("^"))) * (1 + ("r" in h))
+         + 64 * _zeek63_kind(h) + 256 * ("h" in history_core(h))
          if isinstance(h, str) else 0 for h in hist_values.tolist()], dtype=object))
+    # (an attempt its originator ended with a FIN+RST, unanswered: its packet count is printed)
+    syn_fin_rst = np.array([isinstance(h, str) and _zeek63_kind(h) == 1 for h in hist_values.tolist()],
+                           bool)[hist_codes]
     # a partial TCP flow the responder sent nothing in: judged on the originator's packets, whether
     # it sent data and how long nothing came back (:func:`_partial_silence`)
     part_silent = tcp & partial & ~answered
@@ -4953,7 +5012,7 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
         masked(direct_read, "http_host"),
         answered,
         v["resp_bytes"] > 0,
-        np.where(isin("conn_state", _NO_ANSWER_STATES) & ~answered | part_silent, v["orig_pkts"], 0),
+        np.where((isin("conn_state", _NO_ANSWER_STATES) | syn_fin_rst) & ~answered | part_silent, v["orig_pkts"], 0),
         hist,
         (part_silent | unread | part_closes) & sent,
         part_silent & (duration + quiet >= TLS_SILENCE_S),

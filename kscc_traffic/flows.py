@@ -1644,8 +1644,11 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     idle_before[flow_of[cont]] = o_ts[cont] - o_ts[cont - 1]
 
     # orientation per flow: first SYN sender, else first SYN-ACK receiver, else port heuristics
+    # (a SYN-ACK with FIN or RST set too is no answer to a SYN but an invalid probe, Zeek's ``I``
+    # or ``Q``: its sender is no responder, and Zeek keeps it the originator unless its port is a
+    # likely server port, which the port heuristics below give too)
     syn_rows = np.nonzero(o_tcp & ((o_flags & (SYN | ACK)) == SYN))[0]
-    synack_rows = np.nonzero(o_tcp & ((o_flags & (SYN | ACK)) == (SYN | ACK)))[0]
+    synack_rows = np.nonzero(o_tcp & ((o_flags & (SYN | ACK | FIN | RST)) == (SYN | ACK)))[0]
     orig_is_a = np.zeros(nflows, bool)
     decided = np.zeros(nflows, bool)
     has_syn = np.zeros(nflows, bool)
@@ -1758,10 +1761,12 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     # a RST's payload is not in it; a keep-alive's old byte acknowledged is; and no payload on
     # a packet without RST: data whose count a later SYN-ACK restarted (seq_extents) still
     # counts in Zeek, whose endpoint ignores a SYN once it is reset; data a side sent after its
-    # own RST counts here too, though Zeek's size leaves it out (after_own_reset): Zeek's REJ
-    # for a client's RST to the SYN-ACK, its data after it, the server's RST would be judged a
-    # SYN answered by a reset)
-    no_payload = (orig_bytes == 0) & (resp_bytes == 0) & ~_any(tcp_f & (o_len > 0) & ((o_flags & RST) == 0))
+    # own RST does not, as Zeek's size leaves it out (after_own_reset): a client's RST to the
+    # SYN-ACK, its data after it, the server's RST is Zeek's REJ, which classify judges by its
+    # SYN-ACK, not as a SYN answered by a reset: zeek63)
+    unsized = own_reset if own_reset is not None else np.zeros(len(o_len), bool)
+    no_payload = (orig_bytes == 0) & (resp_bytes == 0) & ~_any(tcp_f & (o_len > 0) & ((o_flags & RST) == 0)
+                                                               & ~unsized)
     state = _conn_state(is_tcp_flow, fproto == UDP, os_, rs_, no_payload, history, any_r, orig_pkts > 0)
     # (a connection goes on after an idle time only when its earlier part was open: established
     # and not closed; after a refused, unanswered or closed one, a stray packet is no such flow)

@@ -16,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .flows import GOING_ON_STATES, IDLE_BEFORE, VLAN_STACK
+from .flows import GOING_ON_STATES, IDLE_BEFORE, IDLE_TIMEOUT_NS, TCP, VLAN_STACK
 
-__all__ = ["IdleSplits"]
+__all__ = ["HeldIdleSplits", "IdleSplits"]
 
 
 class IdleSplits:
@@ -101,3 +101,54 @@ class IdleSplits:
             idle = idle.copy()
             idle[at] = gaps
             flows[IDLE_BEFORE] = idle
+
+
+class HeldIdleSplits(IdleSplits):
+    """:class:`IdleSplits` for a live session (:mod:`kscc_traffic.live.session`), which analyses a
+    flow again each time it changed: the silence :meth:`mark` found before a flow is held, by
+    5-tuple and first packet (``ts_ns``), and given to it again at each later :meth:`mark` until
+    :meth:`forget` drops it (the flow left the session). Only a silence longer than the TCP idle
+    timeout of a file's analysis (:data:`~kscc_traffic.flows.IDLE_TIMEOUT_NS`, 300 s) is given,
+    the one :func:`kscc_traffic.classify.idle_note` names: a session run with a shorter
+    ``--idle-timeout`` splits at shorter ones, which a file's analysis would not. At most
+    :data:`IdleSplits.MAX_KEPT` flows are held (the oldest dropped first)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: dict[tuple[int, int], float] = {}   # (5-tuple hash, first packet ns) -> silence, s
+
+    def mark(self, flows: pd.DataFrame) -> None:
+        """:meth:`IdleSplits.mark`, the silences held for ``flows`` given again, those found now
+        held; a silence not longer than the TCP idle timeout left out (0)."""
+        if not len(flows) or IDLE_BEFORE not in flows.columns or "partial" not in flows.columns:
+            return
+        tcp = np.flatnonzero(flows["proto"].to_numpy(dtype=object) == "tcp")
+        if not len(tcp) or not (self.last or self.held):
+            return
+        before = flows[IDLE_BEFORE].to_numpy(dtype=float).copy()
+        super().mark(flows)
+        idle = flows[IDLE_BEFORE].to_numpy(dtype=float).copy()
+        ts = flows["ts_ns"].to_numpy(np.int64)
+        floor = IDLE_TIMEOUT_NS[TCP] / 1e9
+        for i, key in zip(tcp.tolist(), self._keys(flows, tcp)):
+            at = (key, int(ts[i]))
+            if idle[i] > 0 and not before[i] > 0:       # (found now)
+                if idle[i] > floor:
+                    self.held[at] = float(idle[i])
+                else:
+                    idle[i] = 0.0
+            elif at in self.held and not idle[i] > 0:
+                idle[i] = self.held[at]
+        while len(self.held) > self.MAX_KEPT:
+            del self.held[next(iter(self.held))]
+        flows[IDLE_BEFORE] = idle
+
+    def forget(self, flows: pd.DataFrame) -> None:
+        """Drop what is held for ``flows`` (rows leaving the session; the flow columns, ``ts_ns``
+        and the internal ``vlan_stack`` when there is one): nothing is given to them again."""
+        if not self.held or not len(flows) or "ts_ns" not in flows.columns:
+            return
+        rows = np.arange(len(flows))
+        ts = flows["ts_ns"].to_numpy(np.int64)
+        for i, key in zip(rows.tolist(), self._keys(flows, rows)):
+            self.held.pop((key, int(ts[i])), None)

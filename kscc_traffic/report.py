@@ -28,7 +28,7 @@ from .addresses import endpoint_text
 from .attempts import AttemptGroups, with_summary
 from .classify import same_subnet
 from .classify import proxy_login, AAAA_ONLY, REJ_DETAIL, ANSWERED_ELSEWHERE, DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, DP_PATH_REFUSED, PROXY_CREDENTIALS_REFUSED, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
-    IDLE_GOES_ON, NAT_LEFT, NAT_OUTSIDE_COPY, PATH_RESET, SESSION_GONE, STALLED, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNREAD, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
+    IDLE_GOES_ON, NAT_LEFT, NAT_OUTSIDE_COPY, PATH_RESET, SESSION_GONE, STALLED, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNREAD, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, ACK_ONLY_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
     OTHER_SERVER, SUITES_REFUSED, OFFER_CURRENT_SAID, VERSION_REFUSED, CERT_DATED, REFUSED_AFTER_REQUEST, PRIVATE_CA_MEANS, SLOW_HELLO, SLOW_HELLO_S, WINDOW_HELD, WINDOW_HELD_S, \
     _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED, DNS_LOST_FRAGMENTS, FRAGS_LOST, TUNNEL_EMPTY, \
     SHARED_PORTS_BELOW, ksc_only
@@ -1032,6 +1032,8 @@ REJECTED_TEXT: dict[str, str] = {
     "stale": ("the SYN was answered by an old connection's packets, which the agent reset: a firewall, NAT or "
               "the server holds a stale connection on that address and port"),
     "reset": REASON_TEXT["rejected"],
+    "ack_only": ("the SYN was answered only by a bare ACK, never by a SYN-ACK: a firewall, IPS, DDoS filter or SYN "
+                 "proxy on the way answered in the server's place and did not let the connection through"),
     "handshake": ("the TCP handshake completed (the port is open), then the server's side reset or closed the "
                   "connection before any data, or reset it after the client's request answering none of it: a SYN "
                   "proxy, load balancer or proxy with no server behind it, an application-aware firewall refusing "
@@ -1317,7 +1319,8 @@ def rejected_kind(detail: str) -> str:
     refusal of a request sent straight to the server, :data:`HTTP_REFUSAL`, or of a ClientHello,
     :data:`~kscc_traffic.classify.FILTER_ANSWER`), ``redirect`` (a ClientHello answered by an HTTP
     redirect: :data:`REDIRECT_ANSWER`), ``proxy`` (:data:`PROXY_REFUSAL`), ``stale``
-    (:data:`~kscc_traffic.classify.STALE_ANSWER`), ``handshake`` (the server's side reset or closed
+    (:data:`~kscc_traffic.classify.STALE_ANSWER`), ``ack_only`` (a SYN answered only by bare ACKs:
+    :data:`~kscc_traffic.classify.ACK_ONLY_ANSWER`), ``handshake`` (the server's side reset or closed
     the connection right after the handshake: :data:`~kscc_traffic.classify.HANDSHAKE_RESET`,
     :data:`~kscc_traffic.classify.HANDSHAKE_CLOSE`, or reset it after the client's request answering
     nothing: :data:`~kscc_traffic.classify.REQUEST_RESET`, a plain HTTP request's:
@@ -1331,6 +1334,8 @@ def rejected_kind(detail: str) -> str:
         return "proxy"
     if detail.startswith(STALE_ANSWER):
         return "stale"
+    if detail.startswith(ACK_ONLY_ANSWER):
+        return "ack_only"
     if detail.startswith((HANDSHAKE_RESET, HANDSHAKE_CLOSE, REQUEST_RESET)) or DIRECT_UNANSWERED.match(detail):
         return "handshake"
     if detail.startswith(PATH_RESET):

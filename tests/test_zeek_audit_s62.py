@@ -237,10 +237,11 @@ def test_fin_rst_without_syn_still_a_connections_end(tmp_path):
     assert "SYN and FIN" not in r.detail and r.detail.startswith("capture started mid-connection")
 
 
-@pytest.mark.parametrize("name", ["two_client_rsts", "stray_after_close", "synack_before_syn", "data_2s_after_rst"])
+@pytest.mark.parametrize("name", ["two_client_rsts", "stray_after_close", "synack_before_syn", "data_2s_after_rst",
+                                  "idle_600s"])
 def test_live_same(tmp_path, monkeypatch, name):
-    """A live session's final table equals analyze's. (Not ``idle_600s``: the live table's second
-    flow lacks the detail's idle note, *goes on with the connection of this 5-tuple after …*,
-    which analyze and the chunked reading write; its Zeek columns agree.)"""
+    """A live session's final table equals analyze's (``idle_600s`` too since zeek63: the live
+    table's second flow has the detail's idle note, *goes on with the connection of this 5-tuple
+    after …*, as analyze and the chunked reading write it)."""
     path = write(tmp_path, CASES[name][0], f"{name}.pcap")
     assert_live_same(path, monkeypatch, step=2)

@@ -66,10 +66,10 @@ RESET = {
     "fin_rst_no_peer_fin": (HS + [("c", "FA", 1006, 5001), ("c", "R", 1007),
                                   ("c", "PA", 1007, 5001, b"more")], "RSTO", "ShADFR", 5, 0),
     # the client's RST to the SYN-ACK, its byte after it, the server's RST: both sizes 0 (that
-    # byte not in Zeek's size); Zeek: REJ; here RSTR, the byte sent (no_payload in build_flows:
-    # kept so, as REJ is judged a SYN answered by a reset)
+    # byte not in Zeek's size): Zeek's REJ, as here since zeek63 (was RSTR; classify judges such
+    # a REJ by its SYN-ACK, not as a SYN answered by a reset)
     "rej_byte_after_own_rst": ([("c", "S", 1000), ("s", "SA", 5000, 1001), ("c", "R", 1001),
-                                ("c", "PA", 1001, 5001, b"x"), ("s", "R", 5001)], "RSTR", "ShRDr", 0, 0),
+                                ("c", "PA", 1001, 5001, b"x"), ("s", "R", 5001)], "REJ", "ShRDr", 0, 0),
     # 300 bytes, the server's RST, then 2000 bytes further on: 300 (the chunked analysis keeps the
     # furthest segment before the RST, not only the furthest one)
     "resp_much_after_own_rst": (HS[:3] + [("s", "PA", 5001 + 100 * k, 1001, b"y" * 100) for k in range(3)]

@@ -71,8 +71,9 @@ from ..analyze import COLUMNS, _schema, analyze_packets
 from ..inspect import SENT_KEY, StraySynAcks, address_ttls, cloud_openers, cloud_ports
 from ..capture.packets import PACKET_COLUMNS, Packets
 from ..classify import END_MARGIN_S, TLS_SILENCE_S, classify, note_auth_rounds
-from ..flows import (_SEQ_TRUST, ACK, RESP_TTL, RESP_TTL_OUT, DEFAULT_IDLE_NS, DNS_IDLE_NS, DNS_PORTS, FIN, ICMP, ICMP6, IDLE_TIMEOUT_NS, RST, SYN, TCP, UDP,
+from ..flows import (_SEQ_TRUST, ACK, RESP_TTL, RESP_TTL_OUT, VLAN_STACK, DEFAULT_IDLE_NS, DNS_IDLE_NS, DNS_PORTS, FIN, ICMP, ICMP6, IDLE_TIMEOUT_NS, RST, SYN, TCP, UDP,
                      SYN_NEAR, HistoryState, address_text, both_sides_closed, icmp_ports, vlan_key)
+from ..idlesplits import HeldIdleSplits
 from ..inspect import MAX_DNS_ANSWERS, DnsAnswers
 from ..protocols import dns
 from ..rules import RuleSet
@@ -701,6 +702,9 @@ class LiveSession:
         #: the SYN-ACKs no SYN of their own flow asked for (inspect.StraySynAcks): what tells an
         #: unanswered SYN answered from another address, whatever flows were evicted since
         self._strays = StraySynAcks()
+        #: the open TCP connections that left idle, whose 5-tuple may go on after the silence
+        #: (the detail's idle note, as a file's analysis writes it: kscc_traffic.classify.idle_note)
+        self._went_idle = HeldIdleSplits()
         self._ports = cloud_ports(rules)
 
     # ------------------------------------------------------------------------- ingest
@@ -789,7 +793,7 @@ class LiveSession:
                         # that sent anything: backscatter, a new connection as flows._synack_reuse)
                         is_tcp and (fg & (SYN | ACK | FIN | RST)) == (SYN | ACK) and fl.synack is not None
                         and fl.synack[0] == d and fl.synack[1] != seq[i] and fl.tfirst[1 - d] is None):
-                    self._finalize([fl])
+                    self._finalize([fl], now=t)
                     fl = None
             if fl is None:
                 fl = self._new_flow(key, t)
@@ -1088,7 +1092,8 @@ class LiveSession:
                                    answers_out=learnt, capture_end_ns=self._end_ns,
                                    observed_until_ns=self._observed(), internal=True, ttls=self._ttls, openers=self._openers, strays=self._strays,
                                    weights=weights[order] if weights is not None else None,
-                                   tw_extra=tw_extra[order] if tw_extra is not None else None)
+                                   tw_extra=tw_extra[order] if tw_extra is not None else None,
+                                   idle_marks=self._went_idle)
         self._learn(learnt)
         # rows -> flows: by key (and first packet time), aliases for foreign ICMP errors
         by_key: dict[tuple, list[_Flow]] = {}
@@ -1228,7 +1233,12 @@ class LiveSession:
         self.table = pd.concat([keep, new], ignore_index=True) if len(keep) else new.reset_index(drop=True)
 
     # ------------------------------------------------------------------------- eviction
-    def _finalize(self, flows: list[_Flow], announce: bool = True) -> None:
+    def _finalize(self, flows: list[_Flow], announce: bool = True, now: int | None = None) -> None:
+        """Summarise ``flows``: their rows leave the table for the log (announced unless not
+        ``announce``). ``now`` (epoch ns), when they leave at that time: the TCP connections among
+        them silent past the idle timeout then and not closed are remembered
+        (:class:`~kscc_traffic.idlesplits.HeldIdleSplits`), so one going on later after the
+        silence is said to, as in a file's analysis."""
         if not flows:
             return
         if any(f.dirty for f in flows):
@@ -1237,6 +1247,7 @@ class LiveSession:
         mask = self.table["_fid"].isin(ids).to_numpy()
         rows = self.table[mask]
         self.table = self.table[~mask].reset_index(drop=True)
+        self._remember_idle(rows, flows, now)
         if announce:
             self._announce(rows, final=True)
         for uid in rows["uid"].tolist():
@@ -1247,6 +1258,33 @@ class LiveSession:
                 del self.active[f.key]
             self._by_fid.pop(f.fid, None)
             self.evicted += 1
+
+    def _remember_idle(self, rows: pd.DataFrame, flows: list[_Flow], now: int | None) -> None:
+        """Of ``rows`` (the table's rows of ``flows``, leaving): drop what
+        :attr:`_went_idle` holds for them, and remember the last row of each TCP flow not closed
+        and silent past its idle timeout at ``now`` (epoch ns; None: none is)."""
+        if not len(rows):
+            return
+        by_fid = {f.fid: f for f in flows}
+        fid = rows["_fid"].to_numpy(np.int64)
+        keyed = rows.assign(**{VLAN_STACK: np.array([int(by_fid[x].key[0]) if x in by_fid else 0
+                                                     for x in fid.tolist()], np.int64)})
+        self._went_idle.forget(keyed)
+        if now is None:
+            return
+        idle = {f.fid for f in flows if f.proto == TCP and not f.closed
+                and now - f.last_ts > self.timeouts.idle_ns(f.proto, (f.key[6], f.key[7]))}
+        if not idle:
+            return
+        ts = rows["ts_ns"].to_numpy(np.int64)
+        last: dict[int, int] = {}
+        for k, (x, t) in enumerate(zip(fid.tolist(), ts.tolist())):
+            if x in idle and (x not in last or t >= ts[last[x]]):
+                last[x] = k
+        at = np.array(sorted(last.values()), np.int64)
+        self._went_idle.add(keyed.iloc[at].reset_index(drop=True),
+                            np.array([by_fid[int(x)].last_ts for x in fid[at].tolist()], np.int64),
+                            np.ones(len(at), bool))
 
     def _refresh_some(self, flows: list[_Flow]) -> None:
         new = self._analyze(flows)
@@ -1265,7 +1303,7 @@ class LiveSession:
         done = [f for f in self.active.values()
                 if (f.closed and now - f.last_ts > close_ns)
                 or now - f.last_ts > self.timeouts.idle_ns(f.proto, (f.key[6], f.key[7]))]
-        self._finalize(self._refused_wait(done))
+        self._finalize(self._refused_wait(done), now=now)
 
     #: refused flows (REJ) kept active at most while they wait for their reset's sender's other packet
     MAX_REFUSED_WAITING = 4096
