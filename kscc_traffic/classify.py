@@ -2227,10 +2227,10 @@ _ACK_ONLY = re.compile(r"S+a[FR]*\Z")
 _SYN_FIN_RST_ANSWER = re.compile(r"S+i[AR]*\Z")
 
 
-def _zeek63_kind(history: str) -> int:
-    """Which of the histories judged apart since session 63 ``history`` (a flow's, ``^`` and
-    ``T``/``W`` allowed) is: 1 :data:`_SYN_THEN_FIN_RST`, 2 :data:`_ACK_ONLY`, 3
-    :data:`_SYN_FIN_RST_ANSWER`, else 0 (a part of :func:`_verdict_keys`' key, with whether a
+def _unusual_handshake_kind(history: str) -> int:
+    """Which unusual handshake a flow's ``history`` (``^`` and ``T``/``W`` allowed) shows: 1 a SYN
+    its originator ended with FIN+RST (:data:`_SYN_THEN_FIN_RST`), 2 a SYN answered only by bare
+    ACKs (:data:`_ACK_ONLY`), 3 a SYN answered by SYN+FIN+RST (:data:`_SYN_FIN_RST_ANSWER`), else 0 (a part of :func:`_verdict_keys`' key, with whether a
     SYN-ACK answered, which :func:`_judged_state` reads)."""
     core = history_core(history).lstrip("^")
     for k, rx in enumerate((_SYN_THEN_FIN_RST, _ACK_ONLY, _SYN_FIN_RST_ANSWER), 1):
@@ -4842,10 +4842,10 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
         [int(h.lstrip("^")[:1] == "S") + 2 * (h.lstrip("^") == "S")
          + 4 * bool(_INVALID_PROBE.match(h.lstrip("^"))) * (1 + ("r" in h))
          + 16 * bool(_INVALID_XMAS.match(h.lstrip("^"))) * (1 + ("r" in h))
-         + 64 * _zeek63_kind(h) + 256 * ("h" in history_core(h))
+         + 64 * _unusual_handshake_kind(h) + 256 * ("h" in history_core(h))
          if isinstance(h, str) else 0 for h in hist_values.tolist()], dtype=object))
     # (an attempt its originator ended with a FIN+RST, unanswered: its packet count is printed)
-    syn_fin_rst = np.array([isinstance(h, str) and _zeek63_kind(h) == 1 for h in hist_values.tolist()],
+    syn_fin_rst = np.array([isinstance(h, str) and _unusual_handshake_kind(h) == 1 for h in hist_values.tolist()],
                            bool)[hist_codes]
     # a partial TCP flow the responder sent nothing in: judged on the originator's packets, whether
     # it sent data and how long nothing came back (:func:`_partial_silence`)
