@@ -887,6 +887,82 @@ _GROUP_CASTS = ("broadcast", "multicast")
 _ALL_NODES = ("ff02::1", "ff01::1")
 
 
+def _judge_dns(row: dict, rules: RuleSet, partial: bool, answered: bool, lost_answers: bool,
+               icmp_text: str, state: str) -> tuple[str, str, str, str]:
+    """(purpose, verdict, reason, detail) of a DNS flow (to port 53, or one whose payload is DNS
+    from another port than 53): :func:`_judge_flow`'s, given what it read of the row first
+    (``partial``: begun before the capture; ``answered``: the responder sent packets that
+    arrived whole; ``lost_answers``: its datagrams arrived only as fragments; ``icmp_text``:
+    :func:`.unreachable.delivery_error` of the flow's ICMP error; ``state``: the Zeek
+    ``conn_state`` it is judged by). The purpose is always ``dns``."""
+    proto = row["proto"]
+    # responses matching no query (transaction ID, question): none the client accepts
+    stray = row.get("dns_mismatch") or ""
+    if stray and not row.get("dns_rcode") and not partial:
+        return ("dns", "blocked", "no_answer", f"{DNS_NOT_ACCEPTED}{stray}: "
+                "a resolver or DNS proxy answering with the wrong transaction ID, or for another question "
+                "(the client drops such answers)")
+    if icmp_text and not answered:
+        return "dns", "blocked", "icmp_unreachable", f"DNS query answered by ICMP {icmp_text}{what_it_means(icmp_text)}"
+    if proto == "tcp" and state == "REJ":
+        return "dns", "blocked", "rejected", DNS_TCP_RESET
+    if not answered and row["cast"] == "unicast" and not partial:
+        if lost_answers:
+            return "dns", "blocked", "no_answer", f"DNS query without an answer: {_lost(row, 'answer')}"
+        return "dns", "blocked", "no_answer", "DNS query without an answer"
+    refused = _dns_error_detail(row)
+    if refused and not usable_address(row.get("dns_answers") or "") \
+            and _agent_name(row.get("query") or "", rules):
+        if row.get("dns_error_aaaa_only") and row.get("dns_rcode") not in DNS_NO_ERROR:
+            if ":" in str(row.get("orig_h") or ""):
+                # asked over IPv6: the host may have no IPv4 to use an A answer with
+                return ("dns", "blocked", "rejected,partial" if partial else "rejected",
+                        f"{refused}: {AAAA_OVER_IPV6}")
+            # only the IPv6 address was refused: an agent connects over IPv4 with its A answer
+            # (a separate query, often from another source port: another flow)
+            return ("dns", "ok", "partial" if partial else "",
+                    f"{refused}: {AAAA_ONLY}; an agent connects over IPv4 with "
+                    "the A answer (an IPv6-only network would need it)")
+        return ("dns", "blocked", "rejected,partial" if partial else "rejected",
+                f"{refused}; the agent needs this name: without its address it cannot connect "
+                f"({DNS_RCODE_FIX.get(row.get('dns_rcode') or '', DNS_ERROR_FIX)})")
+    over_v6 = ":" in str(row.get("orig_h") or "")
+    if not refused and row.get("dns_answers", None) == "" and cut_answer(row.get("dns_asked")) \
+            and not (str(row.get("proto")) == "udp" and truncated_answer(row.get("dns_asked"))):
+        # (its answer records cut by the capture: no statement on the name's addresses; a
+        # truncated one, TC, is judged by the retry over TCP it asks for: review s54 #3)
+        return "dns", "ok", "partial" if partial else "", dns_cut_detail(row.get("query") or "")
+    if not refused and row.get("dns_rcode") == "NOERROR" and row.get("dns_answers", None) == "" \
+            and no_address_counts(row.get("dns_asked"), over_v6) \
+            and _agent_name(row.get("query") or "", rules):
+        # NODATA for a needed name (asked for an address it needs): blocked unless another
+        # lookup of it got an address (_note_resolved, across the table)
+        asked = row.get("dns_asked")
+        if str(row.get("proto")) == "udp" and truncated_answer(asked):
+            # (the answer truncated, TC: the client is to ask again over TCP; no lookup of the
+            # name getting an address, over TCP either, is what _note_resolved leaves blocked)
+            return ("dns", "blocked", "dns_truncated,partial" if partial else "dns_truncated",
+                    truncated_detail(row.get("query") or ""))
+        return ("dns", "blocked", "rejected,partial" if partial else "rejected",
+                no_address_detail(row.get("query") or "", over_v6, asked))
+    if not refused and row.get("dns_answers", None) == "" and unreadable_answer(row.get("dns_asked")):
+        # (a name no agent needs: not judged, but an empty NOERROR would hide the broken
+        # answer; newcomer 33)
+        return "dns", "ok", "partial" if partial else "", dns_unreadable_detail(row.get("query") or "")
+    if not refused and _truncated_partial(row, rules):
+        # (a truncated answer with part of the addresses: ok, the note cleared when a retry
+        # over TCP was answered, _note_truncated_partial, across the table)
+        return "dns", "ok", "partial" if partial else "", truncated_partial_detail(row.get("query") or "")
+    if refused and row.get("dns_error_aaaa_only") and row.get("dns_rcode") not in DNS_NO_ERROR \
+            and usable_address(row.get("dns_answers") or ""):
+        # (an error to the AAAA question only, the A question answered with an address in the
+        # same flow: the one socket of glibc's resolver asks both; break-it s57 #11)
+        return ("dns", "ok", "partial" if partial else "",
+                f"{refused}: {AAAA_ONLY}; {A_ANSWERED_HERE}: an agent connects over IPv4 with that answer "
+                "(an IPv6-only network would need the AAAA one)")
+    return "dns", "ok", "partial" if partial else "", refused
+
+
 def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str, str, str]:
     """(purpose, verdict, reason, detail) for one flow given as a dict of its columns; ``mask``
     False: no ``host_mismatch`` (the host mask and the cloud name on a distribution point's port
@@ -916,71 +992,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
     blind = proto == "tcp" and not answered and (row.get("acked_unseen") or "") == "resp"
 
     if resp_p == 53 or row.get("service") == "dns" and orig_p != 53:
-        # responses matching no query (transaction ID, question): none the client accepts
-        stray = row.get("dns_mismatch") or ""
-        if stray and not row.get("dns_rcode") and not partial:
-            return ("dns", "blocked", "no_answer", f"{DNS_NOT_ACCEPTED}{stray}: "
-                    "a resolver or DNS proxy answering with the wrong transaction ID, or for another question "
-                    "(the client drops such answers)")
-        if icmp_text and not answered:
-            return "dns", "blocked", "icmp_unreachable", f"DNS query answered by ICMP {icmp_text}{what_it_means(icmp_text)}"
-        if proto == "tcp" and state == "REJ":
-            return "dns", "blocked", "rejected", DNS_TCP_RESET
-        if not answered and row["cast"] == "unicast" and not partial:
-            if lost_answers:
-                return "dns", "blocked", "no_answer", f"DNS query without an answer: {_lost(row, 'answer')}"
-            return "dns", "blocked", "no_answer", "DNS query without an answer"
-        refused = _dns_error_detail(row)
-        if refused and not usable_address(row.get("dns_answers") or "") \
-                and _agent_name(row.get("query") or "", rules):
-            if row.get("dns_error_aaaa_only") and row.get("dns_rcode") not in DNS_NO_ERROR:
-                if ":" in str(row.get("orig_h") or ""):
-                    # asked over IPv6: the host may have no IPv4 to use an A answer with
-                    return ("dns", "blocked", "rejected,partial" if partial else "rejected",
-                            f"{refused}: {AAAA_OVER_IPV6}")
-                # only the IPv6 address was refused: an agent connects over IPv4 with its A answer
-                # (a separate query, often from another source port: another flow)
-                return ("dns", "ok", "partial" if partial else "",
-                        f"{refused}: {AAAA_ONLY}; an agent connects over IPv4 with "
-                        "the A answer (an IPv6-only network would need it)")
-            return ("dns", "blocked", "rejected,partial" if partial else "rejected",
-                    f"{refused}; the agent needs this name: without its address it cannot connect "
-                    f"({DNS_RCODE_FIX.get(row.get('dns_rcode') or '', DNS_ERROR_FIX)})")
-        over_v6 = ":" in str(row.get("orig_h") or "")
-        if not refused and row.get("dns_answers", None) == "" and cut_answer(row.get("dns_asked")) \
-                and not (str(row.get("proto")) == "udp" and truncated_answer(row.get("dns_asked"))):
-            # (its answer records cut by the capture: no statement on the name's addresses; a
-            # truncated one, TC, is judged by the retry over TCP it asks for: review s54 #3)
-            return "dns", "ok", "partial" if partial else "", dns_cut_detail(row.get("query") or "")
-        if not refused and row.get("dns_rcode") == "NOERROR" and row.get("dns_answers", None) == "" \
-                and no_address_counts(row.get("dns_asked"), over_v6) \
-                and _agent_name(row.get("query") or "", rules):
-            # NODATA for a needed name (asked for an address it needs): blocked unless another
-            # lookup of it got an address (_note_resolved, across the table)
-            asked = row.get("dns_asked")
-            if str(row.get("proto")) == "udp" and truncated_answer(asked):
-                # (the answer truncated, TC: the client is to ask again over TCP; no lookup of the
-                # name getting an address, over TCP either, is what _note_resolved leaves blocked)
-                return ("dns", "blocked", "dns_truncated,partial" if partial else "dns_truncated",
-                        truncated_detail(row.get("query") or ""))
-            return ("dns", "blocked", "rejected,partial" if partial else "rejected",
-                    no_address_detail(row.get("query") or "", over_v6, asked))
-        if not refused and row.get("dns_answers", None) == "" and unreadable_answer(row.get("dns_asked")):
-            # (a name no agent needs: not judged, but an empty NOERROR would hide the broken
-            # answer; newcomer 33)
-            return "dns", "ok", "partial" if partial else "", dns_unreadable_detail(row.get("query") or "")
-        if not refused and _truncated_partial(row, rules):
-            # (a truncated answer with part of the addresses: ok, the note cleared when a retry
-            # over TCP was answered, _note_truncated_partial, across the table)
-            return "dns", "ok", "partial" if partial else "", truncated_partial_detail(row.get("query") or "")
-        if refused and row.get("dns_error_aaaa_only") and row.get("dns_rcode") not in DNS_NO_ERROR \
-                and usable_address(row.get("dns_answers") or ""):
-            # (an error to the AAAA question only, the A question answered with an address in the
-            # same flow: the one socket of glibc's resolver asks both; break-it s57 #11)
-            return ("dns", "ok", "partial" if partial else "",
-                    f"{refused}: {AAAA_ONLY}; {A_ANSWERED_HERE}: an agent connects over IPv4 with that answer "
-                    "(an IPv6-only network would need the AAAA one)")
-        return "dns", "ok", "partial" if partial else "", refused
+        return _judge_dns(row, rules, partial, answered, lost_answers, icmp_text, state)
 
     # an explicit proxy: the purpose is that of the target (a CONNECT's, or the URI's of a request
     # in absolute-form), the name is the one asked for
