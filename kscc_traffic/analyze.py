@@ -30,6 +30,7 @@ from .rules import RuleSet, load_rules
 from .stamps import mend_lone_stamps
 from .text import name_text, path_text
 from .timeorder import ties_by_uid
+from .icmpttl import own_ttl_evidence
 from .unreachable import attach, attach_nat_quotes, find_errors, packet_evidence
 
 #: the flow table's columns (:class:`Columns`: name -> (dtype, unit, description))
@@ -266,6 +267,8 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         pkt_flow[row] = f
     # (what the flows' own packets tell of their errors: a traceroute probe, a too-big ignored)
     flows = packet_evidence(flows, errors, matched, packets, pkt_flow)
+    # (a port unreachable from the destination with its own TTL: the server's own refusal)
+    flows = own_ttl_evidence(flows, errors, matched, packets, ttls)
     extra = None
     if unmatched:
         # errors quoting a flow we never saw stay visible as ICMP flows of their own

@@ -54,7 +54,7 @@ from .report import (CUT_SHORT_REASON, REASON_TEXT, clip_ts, cut_short, dns_answ
                      readiness, rejected_reason_text, several_captures_note, captures_without_ksc, no_ksc_capture_note, time_texts, undocumented_fix, vendor_names,
                      wrong_direction_reason_text, INBOUND_STARTS, ksc_flows, cut_unnamed, silent_proxies, no_ksc_traffic, NO_FLOWS, NOT_KSC_FIX, NOT_KSC_NOTE, JOINED_NOTE, VENDOR_NOTE, to_verify, client_details,
                      intercepted_cause, intercepted_text, unquoted_details,
-                     flagged_rank, icmp_column, ksc_purposes, port_unreachable, scan_lines_of)
+                     flagged_rank, cloud_refusals, icmp_column, ksc_purposes, port_unreachable, scan_lines_of)
 from .rules import Rule, RuleSet
 
 __all__ = ["render_html", "write_html", "REASON_TEXT"]
@@ -501,8 +501,10 @@ def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None
     closed = int((icmp.to_numpy() & said[0]).sum())
     # (one carrying a cloud server's own address: most likely a firewall's, not a service to check)
     forged = int((icmp.to_numpy() & said[1]).sum())
-    if closed or forged:  # (a port unreachable from the destination itself: nothing listens there)
-        texts = {**REASON_TEXT, "icmp_unreachable": icmp_reason_text(int(icmp.sum()), closed, forged)}
+    # (... with that server's own TTL: the server's own refusal)
+    cloud_own = int((icmp.to_numpy() & cloud_refusals(sub["detail"].astype(str).tolist(), icmp_column(sub))).sum())
+    if closed or forged or cloud_own:  # (a port unreachable from the destination itself: nothing listens there)
+        texts = {**REASON_TEXT, "icmp_unreachable": icmp_reason_text(int(icmp.sum()), closed, forged, cloud_own)}
     no_answer = (sub["verdict"] == "blocked") & (sub["reason"].astype(str).str.split(",").str[0] == "no_answer")
     cut = int(cut_short(sub["reason"].astype(str).tolist(), sub["detail"].astype(str).tolist()).sum()) \
         if no_answer.any() else 0

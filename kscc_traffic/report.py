@@ -47,7 +47,7 @@ from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, DIRECT_UNANSWERED, END_MARGI
     SYNACK_NOT_TAKEN
 from .classify import ECH_MAY_BE, PAGE_SERVED, PINNED_OPENER, PINNED_REFUSED, PINNED_SILENT, QUOTED_COLUMNS, SYNACK_LOST, quoted_names, without_names
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
-from .unreachable import (CLOUD_FORGED, FROM_DESTINATION, NOT_LISTENING, NOT_REFUSALS, REJECTS, TOO_BIG_IGNORED, answered_by,
+from .unreachable import (CLOUD_FORGED, FROM_DESTINATION, OWN_TTL_RX, NOT_LISTENING, NOT_REFUSALS, REJECTS, TOO_BIG_IGNORED, answered_by,
                           delivery_error, icmp_kind, reassembly_note, too_big_note)
 from .inspect import HELLO_COPIES, REFUSED_NEARER, REFUSED_OTHER, REFUSED_OWN, REFUSED_OWN_MEANS, UNMATCHED_ID, UNMATCHED_QUESTION
 
@@ -898,8 +898,24 @@ def port_unreachable(details, icmp) -> tuple[np.ndarray, np.ndarray]:
         d = str(d)
         own = answered_by(text)
         closed[i] = d.startswith(own) or d.startswith("DNS query " + own)
-        forged[i] = d.startswith(answered_by(text, True))
+        forged[i] = d.startswith(answered_by(text, True)) and not OWN_TTL_RX.search(text)
     return closed, forged
+
+
+def cloud_refusals(details, icmp) -> np.ndarray:
+    """Of flows (``detail`` texts and ``icmp_unreachable`` texts, two equal-length sequences): which
+    were judged on a port unreachable carrying a cloud server's own address that came with that
+    server's own TTL (hop limit) (bool array: the ``icmp_unreachable`` text has
+    :data:`~kscc_traffic.unreachable.OWN_TTL_RX`, the detail begins with its
+    :data:`~kscc_traffic.unreachable.CLOUD_OWN` form): the cloud server's own refusal, not one
+    :func:`port_unreachable` counts as forged."""
+    details, icmp = list(details), list(icmp)
+    out = np.zeros(len(details), bool)
+    for i, (d, x) in enumerate(zip(details, icmp)):
+        text = delivery_error(x) if isinstance(x, str) and x else ""
+        if text.endswith(FROM_DESTINATION) and OWN_TTL_RX.search(text):
+            out[i] = str(d).startswith(answered_by(text, True))
+    return out
 
 
 def route_counts(details, servers, icmp=None) -> tuple[int, int]:
@@ -1405,23 +1421,27 @@ def wrong_direction_reason_text(n: int, inbound: int, rule=None) -> str:
     return f"{REASON_TEXT['wrong_direction']}; {inbound} of them: {inbound_text(rule)}"
 
 
-def icmp_reason_text(n: int, closed: int, forged: int = 0) -> str:
+def icmp_reason_text(n: int, closed: int, forged: int = 0, cloud_own: int = 0) -> str:
     """Why ``n`` flows ``icmp_unreachable`` matter, ``closed`` of them answered by a port
     unreachable from the destination itself (detail :data:`~kscc_traffic.unreachable.NOT_LISTENING`),
     ``forged`` of them by one carrying a cloud server's own address (detail
     :data:`~kscc_traffic.unreachable.CLOUD_FORGED`: most likely a firewall's on the path, in the
-    server's name): :data:`REASON_TEXT`'s when none was, else by what happened (each kind counted
-    when the flows are not all of one kind)."""
+    server's name), ``cloud_own`` of them by one carrying a cloud server's own address with that
+    server's own TTL (:func:`cloud_refusals`: the server refused the port): :data:`REASON_TEXT`'s
+    when none was, else by what happened (each kind counted when the flows are not all of one kind)."""
     own = ("the destination host itself answered with ICMP port unreachable: " + NOT_LISTENING)
     cloud = ("an ICMP port unreachable carrying the cloud server's own address answered: most likely forged "
              "by a firewall on the path (a reject rule answers in the name of the address it blocks); if no "
              "firewall rejects it, the cloud refused the port: report the server and port to Kaspersky support")
-    kinds = [(k, text) for k, text in ((closed, own), (forged, cloud)) if k]
+    server = ("an ICMP port unreachable from the cloud server itself (with its own TTL or hop limit, as its "
+              "earlier packets) answered: the server refused the port (nothing listens there, or its host "
+              "firewall): report the server and port to Kaspersky support")
+    kinds = [(k, text) for k, text in ((closed, own), (forged, cloud), (cloud_own, server)) if k]
     if not kinds:
         return REASON_TEXT["icmp_unreachable"]
     if len(kinds) == 1 and kinds[0][0] >= n:
         return kinds[0][1]
-    rest = n - closed - forged
+    rest = n - closed - forged - cloud_own
     return "; ".join(([REASON_TEXT["icmp_unreachable"]] if rest > 0 else [])
                      + [f"{k} of them: {text}" for k, text in kinds])
 
@@ -1957,7 +1977,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    ok_refused: int = 0, icpt_cause: str = "", ok_slow: int = 0, ok_held: int = 0,
                    bl_slow_server: str = "", bl_nat: tuple[int, int] = (0, 0),
                    bl_nat64: tuple[int, tuple[str, ...], tuple[str, ...]] = (0, (), ()),
-                   ok_private: int = 0, bl_portal: tuple[int, str, bool] = (0, "", False), bl_routed: int = 0) -> dict:
+                   ok_private: int = 0, bl_portal: tuple[int, str, bool] = (0, "", False), bl_routed: int = 0,
+                   bl_cloud_own: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -2125,6 +2146,11 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     (:func:`kscc_traffic.natadvice.nat64_seen`): both said by :func:`kscc_traffic.natadvice.nat_fix`
     and :func:`~kscc_traffic.natadvice.nat64_fix` (newcomer s61 A, B).
 
+    ``bl_cloud_own``: of the blocked ones, those answered by a port unreachable carrying a cloud
+    server's own address with that server's own TTL (hop limit) (:func:`cloud_refusals`: not counted
+    in ``bl_forged``; their servers in ``closed_at`` too): the server's own refusal, advised
+    :func:`cloud_own_fix`, and no address family's path is said to be blocked for them.
+
     :returns: the row as a dict, the keys of :func:`readiness`'s columns."""
     bl_all = bl
     note = ""
@@ -2279,6 +2305,12 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
             fix += (f"; {bl_forged} of them {'was' if bl_forged == 1 else 'were'} answered by ICMP port "
                     f"unreachable carrying the cloud server's own address ({where}): most likely forged by a "
                     f"firewall on the path; {report_it}")
+    if status == "blocked" and bl_cloud_own:
+        # a port unreachable carrying a cloud server's address with that server's own TTL: its own
+        # stack refused the port (the path works), not a firewall answering in its name
+        hosts, ports = closed_at
+        fix = cloud_own_fix(r, bl, bl_cloud_own, f"{r.transport.upper()} {_list_text(ports, 'port')} on "
+                            f"{_list_text(hosts, 'server')}", fix, ttl_word(v6, bl))
     if status == "blocked" and bl_closed:
         # the destination host itself said nothing listens on the port: the datagram (or SYN) got
         # there; the service may simply not run (a firewall in the path is not the cause)
@@ -2504,7 +2536,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
             note = VENDOR_NOTE
     # every blocked flow was answered (a reset with the server's own TTL, a TLS failure or
     # interception, an old connection's answer, a handshake ended by the server's side)
-    answered_all = status == "blocked" and 0 < bl - bl_idle <= own_rst + bl_tls + bl_stale + bl_handshake + bl_elsewhere
+    answered_all = status == "blocked" and 0 < bl - bl_idle <= (own_rst + bl_tls + bl_stale + bl_handshake + bl_elsewhere
+                                                                + bl_cloud_own)
     if answered_all and not proxied and fix.startswith(f"{r.fix}; "):
         # (no drop nor ICMP refusal, so the firewall rule does not lead; the causes seen do:
         # newcomer 33 F6)
@@ -4543,6 +4576,33 @@ def _list_text(items, what: str, most: int = 3) -> str:
     return f"{', '.join(items[:most])} and {more} more" + (f" {what}{'s' if more != 1 else ''}" if what else "")
 
 
+def ttl_word(v6: tuple[int, int] | None, bl: int) -> str:
+    """The name of the IP header field a purpose's ``bl`` blocked flows came with (``v6``: its ok
+    and blocked flows over IPv6, None: not counted): "hop limit" when all of them went over IPv6,
+    "TTL" when none did (or not counted), else "TTL (hop limit)"."""
+    if v6 is None or not v6[1]:
+        return "TTL"
+    return "hop limit" if v6[1] >= bl else "TTL (hop limit)"
+
+
+def cloud_own_fix(r, bl: int, k: int, where: str, fix: str, field: str = "TTL") -> str:
+    """The advice for ``k`` of a purpose's ``bl`` blocked flows (rule ``r``) answered by an ICMP port
+    unreachable carrying the cloud server's own address with that server's own ``field`` (TTL or
+    hop limit: :func:`cloud_refusals`), refusing ``where`` ("TCP 23101 on 203.0.113.10"): the server's
+    own stack refused the port over a path that works; ``fix``: the advice so far (the others')."""
+    report_it = f"report the server and port ({where}) to Kaspersky support"
+    if k >= bl:
+        return (f"{'this flow was' if bl == 1 else f'these {bl} flows were'} answered by ICMP port unreachable "
+                f"from the cloud server itself, refusing {where}: it came with the server's own {field} (as its "
+                "earlier packets), so the path to the server works and the server (or its host firewall) refused "
+                "the port: nothing to open on this network for it. Check the port the agent is set to use (the "
+                "Administration Server's address and port in the agent's settings or installation package); if it "
+                f"is right, {report_it} (only a firewall on the path that copies the server's {field} looks the "
+                f"same: then {r.fix})")
+    return (f"{fix}; {k} of them {'was' if k == 1 else 'were'} answered by ICMP port unreachable from the cloud "
+            f"server itself ({where}, with the server's own {field}): the server refused the port; {report_it}")
+
+
 def _service_check(r) -> str:
     """The advice to check that a rule's service runs on the host that answered (``r``: a
     :class:`kscc_traffic.rules.Rule`): "check that the service for it is running and listening
@@ -4719,7 +4779,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         at = where.get(r.id, ())
         ok = bl = un = other = proxied = 0
         ok_named = ok_answered = v6 = bl_named = ok_data = None
-        bl_tls = bl_stale = bl_closed = bl_forged = one_way = bl_icpt = un_onprem = 0
+        bl_tls = bl_stale = bl_closed = bl_forged = one_way = bl_icpt = un_onprem = bl_cloud_own = 0
         bl_reset = un_failed = bl_refused = (0, 0)
         un_elsewhere: tuple[int, tuple[str, ...]] = (0, ())
         un_inbound = ok_fell = 0
@@ -4853,6 +4913,9 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     icmp = icmp_all[at][v == "blocked"].tolist()
                     closed, forged = port_unreachable(details, icmp)
                     bl_closed, bl_forged = int(np.count_nonzero(closed)), int(np.count_nonzero(forged))
+                    # (one carrying a cloud server's address with that server's own TTL: its refusal)
+                    own_cloud = cloud_refusals(details, icmp)
+                    bl_cloud_own = int(np.count_nonzero(own_cloud))
                     bl_route, bl_route_own = route_counts(
                         details, flows["resp_h"].to_numpy(dtype=object)[at][v == "blocked"].tolist()
                         if "resp_h" in flows else [None] * len(details), icmp)
@@ -4864,8 +4927,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     bl_http, http_statuses = len(refusals), tuple(sorted(set(refusals)))
                     for m in filter(None, map(REDIRECT_ANSWER.match, map(str, details))):
                         bl_redirect[m.group(1)] = bl_redirect.get(m.group(1), 0) + 1
-                    if bl_forged and "resp_h" in flows and "resp_p" in flows:   # (named by the advice)
-                        blocked_at = np.asarray(at)[v == "blocked"][forged]
+                    if (bl_forged or bl_cloud_own) and "resp_h" in flows and "resp_p" in flows:   # (named by the advice)
+                        blocked_at = np.asarray(at)[v == "blocked"][forged | own_cloud]
                         closed_at = _closed_at(flows["resp_h"].to_numpy(dtype=object)[blocked_at].tolist(),
                                                flows["resp_p"].to_numpy()[blocked_at].tolist())
                     bl_reset = (sum(1 for x in details if str(x).startswith(DP_RESET)),
@@ -4894,6 +4957,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_icmp=bl_icmp,
                                    proxy_paths=paths.get(r.id) if "proxy_target" in flows else None,
                                    bl_cut=bl_cut, caps=caps, bl_refused=bl_refused, un_elsewhere=un_elsewhere,
+                                   bl_cloud_own=bl_cloud_own,
                                    bl_mtu=bl_mtu, bl_route_own=bl_route_own, bl_dp_way=bl_dp_way,
                                    bl_elsewhere=bl_elsewhere,
                                    bl_redirect=bl_redirect, un_console=un_console,
@@ -5129,6 +5193,7 @@ class TableSummary:
         self.bl_cut: dict[str, int] = {}         # purpose -> blocked no_answer flows the capture's end cut short
         self.bl_closed: dict[str, int] = {}      # purpose -> blocked flows: port unreachable from the destination
         self.bl_forged: dict[str, int] = {}      # purpose -> blocked flows: one carrying a cloud server's address
+        self.bl_cloud_own: dict[str, int] = {}   # ... one with that server's own TTL too (cloud_refusals)
         self.closed_at: dict[str, tuple] = {}    # ... their (servers, ports) (_closed_at)
         self.bl_route: dict[str, int] = {}       # purpose -> blocked flows: network/host unreachable (ROUTE_ICMP)
         self.bl_mtu: dict[str, int] = {}         # purpose -> blocked tls_failed flows: a path-MTU black hole (MTU_HOLE)
@@ -5406,9 +5471,14 @@ class TableSummary:
             closed = blocked[closed]
             for p, n in closed.groupby("purpose", sort=False).size().items():
                 self.bl_closed[p] = self.bl_closed.get(p, 0) + int(n)
+            own_cloud = cloud_refusals(detail.tolist(), icmp)
+            for p, n in blocked[own_cloud].groupby("purpose", sort=False).size().items():
+                self.bl_cloud_own[p] = self.bl_cloud_own.get(p, 0) + int(n)
+            named = blocked[forged | own_cloud]
             forged = blocked[forged]
-            for p, g in forged.groupby("purpose", sort=False):
-                self.bl_forged[p] = self.bl_forged.get(p, 0) + len(g)
+            for p, n in forged.groupby("purpose", sort=False).size().items():
+                self.bl_forged[p] = self.bl_forged.get(p, 0) + int(n)
+            for p, g in named.groupby("purpose", sort=False):
                 if "resp_h" in g and "resp_p" in g:
                     self.closed_at[p] = _closed_at(g["resp_h"].tolist(), g["resp_p"].tolist(),
                                                    self.closed_at.get(p, ((), ())))
@@ -5726,6 +5796,7 @@ class TableSummary:
                                        proxy_paths=self.proxy_paths.get(r.id, ProxyPaths())
                                        if self.proxy_seen else None,
                                        bl_cut=self.bl_cut.get(r.id, 0), caps=self._captures(r.id, bl, un),
+                                       bl_cloud_own=self.bl_cloud_own.get(r.id, 0),
                                        bl_mtu=self.bl_mtu.get(r.id, 0), bl_route_own=self.bl_route_own.get(r.id, 0),
                                        bl_dp_way=self.bl_dp_way.get(r.id, 0),
                                        bl_elsewhere=self.bl_elsewhere.get(r.id, 0),

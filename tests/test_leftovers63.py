@@ -1,0 +1,82 @@
+"""Leftovers of session 62's testers (session 63): each test crafts the case, checks the texts."""
+from __future__ import annotations
+
+import numpy as np
+from scapy.all import IPv6, TCP, ICMPv6DestUnreach
+
+from kscc_traffic import analyze, load_rules
+from kscc_traffic.analyze import analyze_file
+from kscc_traffic.capture.decode import decode
+from kscc_traffic.capture.files import read_frames
+from kscc_traffic.capture.frames import Frames
+from kscc_traffic.live.session import LiveSession
+from checklistcheck import checklists, finding, write
+from chunkcmp import assert_same
+from pcapbuild import CLIENT_MAC, SERVER_MAC, eth, tcp_session
+
+RULES = load_rules()
+
+
+def _live(path):
+    """The flows of ``path`` replayed into a live session 3 frames a batch."""
+    fr = read_frames(path)
+    s = LiveSession(RULES, name=path.name)
+    for s0 in range(0, len(fr), 3):
+        idx = np.arange(s0, min(s0 + 3, len(fr)))
+        p = decode(Frames(fr.buf, fr.ts_ns[idx], fr.linktype[idx], fr.offset[idx], fr.caplen[idx], fr.wirelen[idx]))
+        p.cols["frame"] = idx[p.cols["frame"]]
+        s.ingest(p)
+        s.tick(int(fr.ts_ns[idx[-1]]))
+    return s.final()
+
+
+# --- 1: a port unreachable with the cloud server's own hop limit is the server's refusal ----------
+C6, S6 = "2001:db8::10", "2001:db8:1::10"
+
+
+def _own_hop_limit(err_hlim: int):
+    """IPv6: a connection to the server's 443 (its packets hop limit 52), then a SYN to 23101
+    answered by ICMPv6 port unreachable from the server's address with ``err_hlim``; IPv4 to
+    23101 works."""
+    recs = []
+    for t, p in tcp_session((C6, 50000), (S6, 443), t0=1000.0):
+        if p[IPv6].src == S6:
+            p[IPv6].hlim = 52
+        recs.append((t, p))
+    syn = IPv6(src=C6, dst=S6) / TCP(sport=50001, dport=23101, flags="S", seq=7)
+    err = IPv6(src=S6, dst=C6, hlim=err_hlim) / ICMPv6DestUnreach(code=4) / bytes(syn)
+    recs += [(1001.0, eth(syn)), (1001.01, eth(err, src=SERVER_MAC, dst=CLIENT_MAC))]
+    return recs + tcp_session(("192.0.2.10", 50002), ("203.0.113.10", 23101), t0=1002.0)
+
+
+def test_port_unreachable_with_the_servers_own_hop_limit_is_the_servers_refusal(tmp_path):
+    path = write(tmp_path, "own.pcap", _own_hop_limit(52))
+    flows = analyze(path, RULES)
+    row = flows[flows.resp_p == 23101].set_index("resp_h").loc[S6]
+    assert row.icmp_unreachable == ("port unreachable (1/4) from 2001:db8:1::10 with its own hop limit (52, as its "
+                                    "earlier packets), the destination itself")
+    assert row.detail.startswith("answered by ICMP port unreachable (1/4) from 2001:db8:1::10 with its own hop limit "
+                                 "(52, as its earlier packets), the cloud server's own address: most likely the "
+                                 "cloud server's own answer")
+    assert "forged" not in row.detail
+    for rows in checklists(flows):
+        fix = rows.loc["agent_connection", "fix"]
+        assert fix.startswith("1 of 2 flows ok, 1 blocked (all blocked over IPv6, the ok ones over IPv4): this flow "
+                              "was answered by ICMP port unreachable from the cloud server itself, refusing TCP 23101 "
+                              "on 2001:db8:1::10: it came with the server's own hop limit"), fix
+        assert "forged" not in fix and "path is blocked" not in fix
+    assert "from the cloud server itself (with its own TTL or hop limit" in finding(flows, "agent_connection")
+    # chunked and live say the same
+    assert_same(path, [300, 700])
+    live = _live(path).sort_values("uid").reset_index(drop=True)
+    ref = analyze_file(path, RULES).flows.sort_values("uid").reset_index(drop=True)
+    assert live["icmp_unreachable"].tolist() == ref["icmp_unreachable"].tolist()
+    assert live["detail"].tolist() == ref["detail"].tolist()
+
+
+def test_port_unreachable_with_another_hop_limit_stays_a_forged_answer(tmp_path):
+    flows = analyze(write(tmp_path, "other.pcap", _own_hop_limit(61)), RULES)
+    row = flows[flows.resp_p == 23101].set_index("resp_h").loc[S6]
+    assert row.icmp_unreachable == "port unreachable (1/4) from 2001:db8:1::10, the destination itself"
+    for rows in checklists(flows):
+        assert "most likely forged by a firewall on the path" in rows.loc["agent_connection", "fix"]
