@@ -2374,6 +2374,9 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     these = "this connection attempt was" if attempts == 1 else f"these {attempts} connection attempts were"
     restarted, restart_text = bl_restarted
     restarted = min(restarted, own_rst)
+    # (the IP header field the resets' sender is told by: IPv6 calls it the hop limit)
+    field = ttl_word(v6, bl)
+    restart_text = restart_text.replace("copies its TTL", f"copies its {field}")
     if status == "blocked" and own_rst and restarted == own_rst:
         # the same server and port accepted a connection in the capture: the port is right, the
         # service was not running when refused (a restart), nothing to check in the agent's settings
@@ -2382,11 +2385,11 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                     "if it recurs, check the service on that server and what is in front of it (its log, restarts "
                     "and load; a load balancer's backends)")
             fix = (f"{these} "
-                   f"answered by a TCP reset with the server's own TTL (as its packets on other connections), but "
+                   f"answered by a TCP reset with the server's own {field} (as its packets on other connections), but "
                    f"{restart_text} (the port is right): {then}")
         else:
             fix += (f"; {own_rst} of them {'was' if own_rst == 1 else 'were'} answered by a TCP reset with the "
-                    f"server's own TTL, but {restart_text}")
+                    f"server's own {field}, but {restart_text}")
     elif status == "blocked" and own_rst:
         # the reset came with the server's own TTL: it got there, nothing listens (not a firewall)
         where = f"{r.transport.upper()} {r.port_text}"
@@ -2400,12 +2403,13 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                      "running there or a firewall rejects the port (the server's own, or one on the path)" if ranged
                      else f" The service on {where} is not running there, or a firewall rejects the port (the "
                           "server's own, or one on the path)")
+            means = REFUSED_OWN_MEANS.replace("server's TTL", f"server's {field}")
             fix = (f"{these} "
-                   f"answered by a TCP reset with the server's own TTL (as its packets on other connections): "
-                   f"{REFUSED_OWN_MEANS}.{check}")
+                   f"answered by a TCP reset with the server's own {field} (as its packets on other connections): "
+                   f"{means}.{check}")
         else:
             fix += (f"; {own_rst} of them {'was' if own_rst == 1 else 'were'} answered by a TCP reset with the "
-                    "server's own TTL: most likely the server's own answer (nothing listens on that port there, "
+                    f"server's own {field}: most likely the server's own answer (nothing listens on that port there, "
                     "or its host firewall rejects it)" + (": check the port in the agent's settings" if ranged else ""))
         if restarted:
             fix += f"; {restarted} of them: {restart_text}"
@@ -2422,7 +2426,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         # (after the refusals' advice, which may replace the whole text: break-it s51 pass 4 #4)
         fix = idle_drop_fix(r, bl, bl_idle, fix)
     if status == "blocked" and bl_path:
-        fix = path_reset_fix(r, bl, bl_path, fix)
+        fix = path_reset_fix(r, bl, bl_path, fix, field)
     if status == "blocked" and (bl_stalled[0] or bl_stalled[2]):
         fix = stalled_fix(r, bl, bl_stalled, fix)
     if status == "blocked" and bl_route:
@@ -2703,13 +2707,14 @@ def stalled_fix(r, bl: int, counts: tuple[int, int, int], fix: str) -> str:
             f"sent never acknowledged: {said}")
 
 
-def path_reset_fix(r, bl: int, k: int, fix: str) -> str:
+def path_reset_fix(r, bl: int, k: int, fix: str, field: str = "TTL") -> str:
     """The advice for ``k`` of the ``bl`` blocked flows of rule ``r`` that worked and were ended by
     a reset a device on the path sent in the server's name (detail starting
     :data:`~kscc_traffic.classify.PATH_RESET`): an IPS or firewall ending the agent's sessions (by
     content, a signature, a session limit). All of them: that advice alone (no port to open);
-    some: added to ``fix`` (the others')."""
-    check = (f"a firewall or IPS on the path ended {'it' if k == 1 else 'them'} (the reset's TTL is not the "
+    some: added to ``fix`` (the others'). ``field``: the IP header field named (:func:`ttl_word`:
+    "hop limit" over IPv6)."""
+    check = (f"a firewall or IPS on the path ended {'it' if k == 1 else 'them'} (the reset's {field} is not the "
              f"server's): check its IPS, application-control and session policies for {r.host_mask or 'the server'} "
              f"on {r.transport.upper()} {r.port_text} (exempt the agent's traffic from them)")
     if bl == k:

@@ -80,3 +80,30 @@ def test_port_unreachable_with_another_hop_limit_stays_a_forged_answer(tmp_path)
     assert row.icmp_unreachable == "port unreachable (1/4) from 2001:db8:1::10, the destination itself"
     for rows in checklists(flows):
         assert "most likely forged by a firewall on the path" in rows.loc["agent_connection", "fix"]
+
+
+# --- 2: the advice names the IPv6 field as the detail does: hop limit ------------------------------
+def _reset_own_hop_limit(more: bool):
+    """IPv6: a connection to the server's 443 (its packets hop limit 52), a SYN to 23101 refused by a
+    reset with hop limit 52; with ``more``, a connection to 23102 that works."""
+    recs = []
+    for t, p in tcp_session((C6, 50000), (S6, 443), t0=1000.0):
+        if p[IPv6].src == S6:
+            p[IPv6].hlim = 52
+        recs.append((t, p))
+    syn = IPv6(src=C6, dst=S6) / TCP(sport=50001, dport=23101, flags="S", seq=7)
+    rst = IPv6(src=S6, dst=C6, hlim=52) / TCP(sport=23101, dport=50001, flags="RA", seq=0, ack=8)
+    recs += [(1001.0, eth(syn)), (1001.01, eth(rst, src=SERVER_MAC, dst=CLIENT_MAC))]
+    return recs + (tcp_session((C6, 50002), (S6, 23102), t0=1002.0) if more else [])
+
+
+def test_an_ipv6_reset_is_advised_by_its_hop_limit(tmp_path):
+    for more in (False, True):
+        flows = analyze(write(tmp_path, f"rst{more}.pcap", _reset_own_hop_limit(more)), RULES)
+        assert "the reset came with the server's own hop limit (52" in flows[flows.resp_p == 23101].detail.iloc[0]
+        for rows in checklists(flows):
+            fix = rows.loc["agent_connection", "fix"]
+            assert ("this connection attempt was answered by a TCP reset with the server's own hop limit (as its "
+                    "packets on other connections): most likely the server's own answer") in fix, fix
+            assert "copies the server's hop limit looks the same" in fix
+            assert "TTL" not in fix
