@@ -48,7 +48,7 @@ from .attempts import grouped, with_summary
 from .addresses import endpoint_text
 from .classify import DNS_TCP_RESET
 from .natadvice import copies_text
-from .report import nat_copy_rows
+from .report import nat_copies_note, nat_copy_mask, nat_copy_rows
 from .report import (CUT_SHORT_REASON, REASON_TEXT, clip_ts, cut_short, dns_answer_meaning, dns_error_verdicts, dns_errors,
                      console_names, dns_blocked_kinds, dns_fix, one_way_capture, ResolverAnswers, dns_reason_texts, escape_terminal, host_mismatch_reason_text, icmp_reason_text,
                      readiness, rejected_reason_text, several_captures_note, captures_without_ksc, no_ksc_capture_note, time_texts, undocumented_fix, vendor_names,
@@ -306,10 +306,13 @@ def _summary(flows: pd.DataFrame, rules: RuleSet, captures: Mapping[str, int], w
             f'<div class="cards">{"".join(cards)}</div>{copies}{warn}{nav}</header>')
 
 
-def _checklist(chk: pd.DataFrame, rules: RuleSet, captures: int = 1, alone: str = "") -> str:
+def _checklist(chk: pd.DataFrame, rules: RuleSet, captures: int = 1, alone: str = "",
+               copies: dict[str, int] | None = None) -> str:
     """The readiness checklist section; ``captures``: how many captures the flows come from (more
     than one: a line says the checklist is over them all); ``alone``: the
-    :func:`~kscc_traffic.report.no_ksc_capture_note` of those without KSC agent traffic ('' none)."""
+    :func:`~kscc_traffic.report.no_ksc_capture_note` of those without KSC agent traffic ('' none);
+    ``copies``: per purpose the flows that are a NAT's translated copies of others, which the
+    checklist does not count (:func:`~kscc_traffic.report.nat_copies_note` says so under it)."""
     by_id = {r.id: r for r in rules.rules}
     rows = []
     for r in chk.itertuples(index=False):
@@ -342,7 +345,9 @@ def _checklist(chk: pd.DataFrame, rules: RuleSet, captures: int = 1, alone: str 
             '<table class="checklist"><thead><tr><th>section</th><th>purpose</th><th>ports</th>'
             '<th>what for</th><th>status</th><th class="num">flows</th><th class="num">ok</th>'
             '<th class="num">blocked</th><th class="num">unexpected</th><th>reasons</th>'
-            f'<th>what to change</th></tr></thead><tbody>{"".join(rows)}</tbody></table></section>')
+            f'<th>what to change</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
+            + (f'<p class="muted nat-copies">{_e(nat_copies_note(copies, "in the checklist"))}</p>'
+               if nat_copies_note(copies or {}) else "") + "</section>")
 
 
 def _dns_error_verdict_text(verdicts: Mapping[str, int]) -> str:
@@ -713,7 +718,8 @@ def render_html(flows: pd.DataFrame, rules: RuleSet, *, captures: Mapping[str, o
     body = "".join([
         _summary(flows, rules, cap_counts, list(warnings), title, generated, charts, bool(len(errs))),
         _checklist(chk, rules, flows["capture"].nunique() if len(flows) and "capture" in flows else 1,
-                   no_ksc_capture_note(captures_without_ksc(flows, rules))),
+                   no_ksc_capture_note(captures_without_ksc(flows, rules)),
+                   flows["purpose"][nat_copy_mask(flows)].value_counts().to_dict() if len(flows) else {}),
         _dns_errors(errs, dns_error_verdicts(flows)),
         _charts(flows, rules, _not_ksc(chk)) if charts else "",
         _hosts(flows, rules),

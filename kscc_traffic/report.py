@@ -2140,8 +2140,10 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     ``tls_intercepted`` flows' details show (:func:`intercepted_cause`, '' several or none), which
     their advice names (:func:`intercepted_text`; newcomer s60 #10). An unexpected purpose whose flows
     all went to Kaspersky's other services, answered, gets :data:`VENDOR_NOTE` (newcomer s60 #11).
-    ``bl_nat``: of the blocked ones, ``(copies, left)`` (:func:`kscc_traffic.natadvice.nat_counts`:
-    a NAT's translated copies of others, inside copies whose SYNs left the device unanswered);
+    ``bl_nat``: ``(copies, left)`` (:func:`kscc_traffic.natadvice.nat_counts`): the blocked flows
+    that are a NAT's translated copies of others (not counted in ``n`` nor ``bl``, nor in any other
+    count: each connection is counted once, by its inside copy, :func:`nat_copy_mask`), and of the
+    blocked ones the inside copies whose SYNs left the device unanswered;
     ``bl_nat64``: those to NAT64 addresses, with their prefixes and IPv4 servers
     (:func:`kscc_traffic.natadvice.nat64_seen`): both said by :func:`kscc_traffic.natadvice.nat_fix`
     and :func:`~kscc_traffic.natadvice.nat64_fix` (newcomer s61 A, B).
@@ -2598,7 +2600,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         fix = _only_family_fix(r, "IPv6", fix)
     if status == "blocked":
         # (a NAT64 gateway on the path; both sides of a NAT captured: newcomer s61 A, B)
-        fix = nat_fix(nat64_fix(fix, bl, bl_nat64, r.transport, r.port_text), bl, *bl_nat)
+        # (the NAT's copies are not among ``bl``: each connection counted once, by its inside copy)
+        fix = nat_fix(nat64_fix(fix, bl, bl_nat64, r.transport, r.port_text), bl + bl_nat[0], *bl_nat)
     if status == "blocked" and bl_tls and bl_slow_server:
         # a ClientHello left unanswered by a server that answered another one slowly (s61 #5)
         fix += slow_server_text(bl_slow_server)
@@ -4760,6 +4763,14 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         from .rules import load_rules
         rules = load_rules()
     flows = text_filled(flows, _READINESS_TEXT)
+    # (a NAT's translated copy of a connection listed too is not counted: each connection once,
+    # by its inside copy; the blocked copies are said by the advice, natadvice.nat_fix)
+    copy = nat_copy_mask(flows)
+    bl_copies: dict[str, int] = {}
+    if copy.any():
+        cp = flows[copy]
+        bl_copies = cp[cp["verdict"] == "blocked"].groupby("purpose", sort=False).size().to_dict()
+        flows = flows[~copy].reset_index(drop=True)
     # (the details as the checks below read them: names from the packets quoted there taken out)
     udetail = np.array(unquoted_details(flows), dtype=object) if "detail" in flows else None
     icmp_all = np.array(icmp_column(flows), dtype=object)   # (the ICMP advice's own column)
@@ -4945,6 +4956,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     bl_tls += sum(1 for x in details if str(x).startswith(FILTER_ANSWER))
                     bl_cut = int(np.count_nonzero(cut_short(reason[at][v == "blocked"].tolist(), details)))
                     bl_nat, bl_nat64 = nat_counts(details), nat64_seen(details)
+                    bl_nat = (bl_nat[0] + int(bl_copies.get(r.id, 0)), bl_nat[1])
                 if "server_name" in flows:
                     bl_named = int(np.count_nonzero(_names_a_server(flows["server_name"].to_numpy(dtype=object)[at])
                                                     & (v == "blocked")))
@@ -5191,6 +5203,9 @@ class TableSummary:
         self.bl_nat: dict[str, tuple[int, int]] = {}    # purpose -> blocked NAT copies, left unanswered (nat_counts)
         self.bl_nat64: dict[str, list] = {}      # purpose -> [blocked to NAT64, {prefix}, {IPv4 server}] (nat64_seen)
         self.nat_copies = 0                      # flows that are a NAT's translated copies of others (any verdict)
+        # (purpose, verdict) -> of ``counts``, the NAT's translated copies (nat_copy_mask: not counted
+        # in the per-purpose counts nor the checklist)
+        self.copy_counts: dict[tuple[str, str], int] = {}
         self.bl_path: dict[str, int] = {}        # purpose -> blocked flows that worked, reset by a device (PATH_RESET)
         self.bl_stalled: dict[str, tuple[int, int, int]] = {}   # purpose -> blocked flows that stalled or whose session was gone (stalled_counts)
         self.bl_dated: dict[str, int] = {}       # purpose -> blocked tls_intercepted flows refused as out of date (dated_count)
@@ -5301,7 +5316,19 @@ class TableSummary:
         if not len(flows):
             return
         self.total += len(flows)
-        self.nat_copies += nat_copy_rows(flows)
+        # (a NAT's translated copies of connections listed too: in the totals and the flagged
+        # flows, not in the per-purpose counts nor the checklist, which count each connection
+        # once, by its inside copy; the blocked ones are said by the NAT advice)
+        copy = nat_copy_mask(flows)
+        self.nat_copies += int(np.count_nonzero(copy))
+        listed = flows
+        if copy.any():
+            cp = flows[copy]
+            for (p, v), n in cp.groupby(["purpose", "verdict"], sort=False).size().items():
+                self.copy_counts[(p, v)] = self.copy_counts.get((p, v), 0) + int(n)
+            for p, n in cp[cp["verdict"] == "blocked"].groupby("purpose", sort=False).size().items():
+                x, y = self.bl_nat.get(p, (0, 0))
+                self.bl_nat[p] = (x + int(n), y)
         named_all = None                        # (ksc_named of every row, when computed for the captures)
         if "ts_ns" in flows:
             ts = flows["ts_ns"].to_numpy(dtype=np.int64)
@@ -5328,6 +5355,8 @@ class TableSummary:
                     self.capture_ksc[c] = bool(v)
         for (p, v), n in flows.groupby(["purpose", "verdict"], sort=False).size().items():
             self.counts[(p, v)] = self.counts.get((p, v), 0) + int(n)
+        if copy.any():
+            flows = flows[~copy]
         partial_ok = False
         for (p, r, v), n in flows.groupby(["purpose", "reason", "verdict"], sort=False).size().items():
             if v == "ok" and "partial" in str(r).split(","):
@@ -5624,7 +5653,7 @@ class TableSummary:
         if "reason" in flows and "orig_h" in flows:
             self._add_scans(flows)
         self.restarts.add(flows)
-        fl = flows[flows["verdict"].isin(self.listed)]
+        fl = listed[listed["verdict"].isin(self.listed)]
         if len(fl):
             self.flagged_total += len(fl)
             if self._ksc_purposes is None:
@@ -5777,8 +5806,10 @@ class TableSummary:
         rows = []
         after_ok = self.rates.counts()
         for r in rules.rules:
-            ok, bl, un = (self.counts.get((r.id, k), 0) for k in ("ok", "blocked", "unexpected"))
-            n = sum(c for (p, _), c in self.counts.items() if p == r.id)
+            ok, bl, un = (self.counts.get((r.id, k), 0) - self.copy_counts.get((r.id, k), 0)
+                          for k in ("ok", "blocked", "unexpected"))
+            n = sum(c for (p, _), c in self.counts.items() if p == r.id) \
+                - sum(c for (p, _), c in self.copy_counts.items() if p == r.id)
             rows.append(_readiness_row(r, n, ok, bl, un, self.other_hosts.get(r.id, 0),
                                        sorted(self.reasons.get(r.id, ())), self.proxied.get(r.id, 0),
                                        self.ok_named.get(r.id, 0) if self.named_seen else None,
@@ -6081,14 +6112,20 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         # (a narrow terminal: cells fold, never cut with an ellipsis)
         t.add_column(col, justify="left" if col == "purpose" else "right", overflow="fold")
     per: dict[str, dict[str, int]] = {}
+    # (each connection once: a NAT's translated copies left out, said under the table)
     for (p, v), n in summary.counts.items():
         d = per.setdefault(p or NO_PURPOSE, {})
-        d[v] = d.get(v, 0) + n
+        d[v] = d.get(v, 0) + n - summary.copy_counts.get((p, v), 0)
     for purpose in sorted(per):
         row = per[purpose]
         t.add_row(Text(escape_terminal(purpose)), str(sum(row.values())),
                   *(str(row.get(v, 0)) for v in ("ok", "blocked", "unexpected", "unclassified")))
     console.print(t)
+    copies: dict[str, int] = {}
+    for (p, _), n in summary.copy_counts.items():
+        copies[p] = copies.get(p, 0) + n
+    if nat_copies_note(copies):
+        console.print(Text(escape_terminal(nat_copies_note(copies)), style="italic"))
     one_way = one_way_ok_note(chk, per)
     if one_way:
         console.print(Text(escape_terminal(one_way), style="italic"))
@@ -6225,13 +6262,42 @@ NOT_KSC_PURPOSES = ": other programs' flows on the purposes' ports, not KSC agen
 
 def nat_copy_rows(flows: pd.DataFrame) -> int:
     """The rows of ``flows`` whose ``detail`` says they are a NAT's translated copy of another
-    listed connection (:data:`~kscc_traffic.classify.NAT_OUTSIDE_COPY`), any verdict; 0 without
-    ``detail``. (Each distinct detail checked once: a batch's details repeat.)"""
+    listed connection (:func:`nat_copy_mask`), any verdict; 0 without ``detail``."""
+    return int(np.count_nonzero(nat_copy_mask(flows)))
+
+
+def nat_copy_mask(flows: pd.DataFrame) -> np.ndarray:
+    """Per row of ``flows`` (bool array): its ``detail`` says it is a NAT's translated copy of
+    another listed connection (:data:`~kscc_traffic.classify.NAT_OUTSIDE_COPY`, not in a name from
+    the packets quoted there: :func:`unquoted_details`), any verdict; all False without ``detail``.
+    (Each distinct detail checked once: a batch's details repeat.) The checklist and the flows per
+    purpose count each such connection once, by its inside copy (newcomer s62 leftovers)."""
+    out = np.zeros(len(flows), bool)
     if "detail" not in flows or not len(flows):
-        return 0
+        return out
     codes, uniq = pd.factorize(flows["detail"].to_numpy(dtype=object), use_na_sentinel=False)
     hit = np.array([NAT_OUTSIDE_COPY in str(d) for d in uniq.tolist()], bool)
-    return int(np.count_nonzero(hit[codes])) if hit.any() else 0
+    if not hit.any():
+        return out
+    at = np.flatnonzero(hit[codes])
+    said = [NAT_OUTSIDE_COPY in d for d in unquoted_details(flows.iloc[at])]
+    out[at[np.asarray(said, bool)]] = True
+    return out
+
+
+def nat_copies_note(copies: dict[str, int], where: str = "here nor in the checklist") -> str:
+    """The line under the flows per purpose (and the checklist) that leave out ``copies`` (purpose
+    -> the flows that are a NAT's translated copies of others, :func:`nat_copy_mask`): ``NAT copies
+    not counted here nor in the checklist: 3 flows (agent_connection 3) are the NAT's translated
+    copies of connections counted (…)``, ``where`` naming the counts; '' when there are none."""
+    copies = {p: n for p, n in copies.items() if n > 0}
+    if not copies:
+        return ""
+    k = sum(copies.values())
+    each = ", ".join(f"{p or NO_PURPOSE} {n}" for p, n in sorted(copies.items()))
+    return (f"NAT copies not counted {where}: {k} flow{'s' if k != 1 else ''} ({each}) "
+            f"{'is the' if k == 1 else 'are the'} NAT's translated cop{'y' if k == 1 else 'ies'} of connections "
+            "counted (both sides of a NAT captured: each connection counted once)")
 
 
 def flagged_groups_text(ranks: Iterable[int], totals: Sequence[int] | None = None,

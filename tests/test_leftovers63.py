@@ -1,6 +1,8 @@
 """Leftovers of session 62's testers (session 63): each test crafts the case, checks the texts."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from scapy.all import IPv6, TCP, ICMPv6DestUnreach
 
@@ -107,3 +109,55 @@ def test_an_ipv6_reset_is_advised_by_its_hop_limit(tmp_path):
                     "packets on other connections): most likely the server's own answer") in fix, fix
             assert "copies the server's hop limit looks the same" in fix
             assert "TTL" not in fix
+
+
+# --- 3: a NAT's two copies of one connection counted once -----------------------------------------
+def _nat_rate_limited():
+    """A capture on a NAT gateway (both sides, PAT): a connection that worked, then two attempts
+    unanswered within 60 s of it (a rate-limit remark), each listed twice."""
+    from scapy.layers.inet import IP
+    from test_nat_capture_s62 import INSIDE, KSC, LAG, NAME, OUTSIDE, nat_attempt
+    from pcapbuild import dns_answer
+    recs = [dns_answer(NAME, KSC, 999.9)]
+    isn, t0 = 0x2222_0000, 1000.0
+    for src, sp, ttl, lag in ((INSIDE, 50000, 128, 0), (OUTSIDE, 61000, 127, LAG)):
+        recs.append((t0 + lag, eth(IP(src=src, dst=KSC, ttl=ttl, id=50) / TCP(sport=sp, dport=23101, flags="S", seq=isn))))
+        recs.append((t0 + 0.02 + lag, eth(IP(src=src, dst=KSC, ttl=ttl, id=51)
+                                          / TCP(sport=sp, dport=23101, flags="A", seq=isn + 1, ack=9001))))
+    for dst, dp, ttl, lag in ((OUTSIDE, 61000, 50, 0.01), (INSIDE, 50000, 49, 0.01 + LAG)):
+        recs.append((t0 + lag, eth(IP(src=KSC, dst=dst, ttl=ttl, id=60)
+                                   / TCP(sport=23101, dport=dp, flags="SA", seq=9000, ack=isn + 1),
+                                   src=SERVER_MAC, dst=CLIENT_MAC)))
+    recs += nat_attempt(1010.0, 50001, 61001, 0x1111_0001) + nat_attempt(1020.0, 50002, 61002, 0x1111_0002)
+    return sorted(recs, key=lambda r: r[0])
+
+
+def test_nat_copies_are_counted_once_in_the_checklist_and_the_flows_per_purpose(tmp_path):
+    from kscc_traffic.report import render_table
+    flows = analyze(write(tmp_path, "nat.pcap", _nat_rate_limited()), RULES)
+    agent = flows[flows.purpose == "agent_connection"]
+    assert sorted(agent.verdict) == ["blocked"] * 4 + ["ok"] * 2
+    for rows in checklists(flows):
+        row = rows.loc["agent_connection"]
+        assert (row.flows, row.ok, row.blocked) == (3, 1, 2)
+        assert row.fix.startswith(
+            "4 blocked flows are 2 connection attempts captured on both sides of a NAT (2 of them the NAT's translated "
+            "copies, see each flow's detail): their SYNs were captured leaving this device translated by its NAT, "
+            "unanswered: the block is beyond this device (an upstream firewall, the provider or the server; this "
+            "device forwarded them); there: 1 of 3 flows ok, 2 blocked: these 2 connection attempts were unanswered "
+            "within 60 s after the same client's connection"), row.fix
+    text = render_table(flows, RULES, width=250)
+    assert re.search(r"│ agent_connection +│ +3 │ +1 │ +2 │ +0 │ +0 │", text), text
+    assert ("NAT copies not counted here nor in the checklist: 3 flows (agent_connection 3) are the NAT's translated "
+            "copies of connections counted") in text
+    assert re.search(r"│ §A +│ agent_connection +│ tcp 23100-23199 +│ blocked +│ 3 +│", text)
+    # (the count line counts every flow listed, and says how many are copies)
+    assert "7 flows: 3 ok, 4 blocked, 0 unexpected, 0 unclassified (3 of them are the NAT's translated copies" in text
+    assert "NAT copies not counted in the checklist: 3 flows" in finding_page(flows)
+
+
+def finding_page(flows) -> str:
+    """The HTML report's text."""
+    from kscc_traffic.html_report import render_html
+    from checklistcheck import page_text
+    return page_text(render_html(flows, RULES, charts=False))
