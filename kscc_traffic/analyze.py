@@ -19,7 +19,7 @@ from .capture.folders import CAPTURE_MAGICS, KNOWN_HEAD_BYTES, expand_folders
 from .capture.packets import short_payloads
 from .capture.stats import ReadStats
 from .errors import CaptureAccessError, CaptureError, CaptureWarning, CorruptCapture
-from .classify import _JUDGE_COLUMNS, _RETRY_COLUMNS, CLASS_COLUMNS, TLS_SILENCE_S, classified, classify
+from .classify import _JUDGE_COLUMNS, _RETRY_COLUMNS, CLASS_COLUMNS, CUT_END_COLUMN, TLS_SILENCE_S, classified, classify
 from .columns import Columns
 from .flows import (FIRST_IP_ID, FIRST_ISN, FLOW_COLUMNS, forwarded_copies, IDLE_BEFORE, ORIG_TTL, RESP_TTL, RESP_TTL_OUT, VLAN_STACK, arrays_of, build_flows, label_index,
                     repeated, resent, tcp_payload_bytes)
@@ -173,8 +173,13 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
                   copies: np.ndarray | None = None, broadcasts: dict[int, int] | None = None,
                   judge: Callable[[pd.DataFrame, np.ndarray], np.ndarray] | None = None,
                   finish: bool = True, ttls: dict | None = None, openers=None,
-                  strays: StraySynAcks | None = None, tw_extra: np.ndarray | None = None) -> Batch:
+                  strays: StraySynAcks | None = None, tw_extra: np.ndarray | None = None,
+                  cut_end: bool = False) -> Batch:
     """Decoded packets -> :class:`Batch` (the classified flows and which flow each packet is in).
+
+    :param cut_end: with ``capture_end_ns``: the file was cut mid-record after these packets
+        (:attr:`~kscc_traffic.capture.stats.ReadStats.cut_end`): an unanswered attempt at its end
+        is said to have maybe had its answer in that lost record (:data:`~kscc_traffic.classify.LOST_RECORD`).
 
     :param prior_answers: DNS answers seen before these packets, used for names together with
         the packets' own answers: a :class:`~kscc_traffic.inspect.DnsAnswers` or an
@@ -317,6 +322,9 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         pkt_from_orig[[r for r, _ in matched]] = False
     if not finish:
         return Batch(flows, pkt_flow, answers, ft.duplicates, pkt_from_orig, last_ts, None, ft.dup_of)
+    if cut_end and capture_end_ns is not None:
+        # (the file cut mid-record: its last record, lost, may have held an answer; classify says so)
+        flows[CUT_END_COLUMN] = True
     flows = classify(flows, rules, capture_end_ns) if judge is None else \
         _classify_some(flows, rules, capture_end_ns, leave)
     flows["capture"] = pd.Series(repeated(name, len(flows)), index=flows.index)
@@ -857,7 +865,8 @@ class _WholeFile:
         steps = int(np.count_nonzero(t[1:] < t[:-1] - STEP_BACK_NS))
         jumps, largest, _ = jumps_forward(t)
         end = capture_end(int(ts.max()), self.stats) if ts is not None else None
-        b = analyze_batch(self.packets, self.rules, self.name, capture_end_ns=end, observed_until_ns=end)
+        b = analyze_batch(self.packets, self.rules, self.name, capture_end_ns=end, observed_until_ns=end,
+                          cut_end=self.stats.cut_end)
         flows, self.duplicates = b.flows, b.duplicates
         if b.internal is not None and len(b.internal.columns):
             flows = pd.concat([b.flows, b.internal], axis=1)

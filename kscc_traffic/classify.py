@@ -5208,8 +5208,16 @@ END_MARGIN_S = 1.0
 #: the end of the note :func:`classify` adds to such an attempt's detail, after "the capture ended
 #: N s after its first packet, " (N seconds, 3 decimals; :data:`kscc_traffic.report.CUT_SHORT` finds it)
 CUT_SHORT_TAIL = "maybe before an answer could come"
+#: what follows :data:`CUT_SHORT_TAIL` when the capture file ends inside a record (its last record,
+#: skipped: :attr:`kscc_traffic.capture.stats.ReadStats.cut_end`) and the flow's last packet came
+#: less than :data:`END_MARGIN_S` before the capture's end: the answer may have been that record
+LOST_RECORD = ", or the answer was in the capture's last record, lost where the file was cut mid-record"
+#: the internal column (bool) a reading sets on its last flows when the file was cut mid-record
+#: (:data:`LOST_RECORD`); not a column of the output
+CUT_END_COLUMN = "capture_cut_end"
 #: that note, at the end of a detail (what :func:`dropped_fallback_detail` leaves out)
-_CUT_NOTE = re.compile(r"; the capture ended [0-9.]+ s after its first packet, " + re.escape(CUT_SHORT_TAIL) + r"\Z")
+_CUT_NOTE = re.compile(r"; the capture ended [0-9.]+ s after its first packet, " + re.escape(CUT_SHORT_TAIL)
+                       + "(?:" + re.escape(LOST_RECORD) + r")?\Z")
 
 
 def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = None,
@@ -5987,10 +5995,16 @@ def _note_capture_end(flows: pd.DataFrame, res: np.ndarray, end_ns: int) -> None
     history, as :func:`kscc_traffic.flows.history_plain` reads it): nothing more could come on
     it, whenever the capture ended (newcomer 29 F5); nor to a flow whose first time is no clock
     reading (:func:`kscc_traffic.flows.no_clock`: Simple Packet Blocks timed 1 ns apart, records
-    stamped 0): how soon the capture ended after it is not known (break-it s53 fuzz #4)."""
+    stamped 0): how soon the capture ended after it is not known (break-it s53 fuzz #4). When the
+    flows carry :data:`CUT_END_COLUMN` (the file was cut mid-record) and the flow's last packet came
+    less than :data:`END_MARGIN_S` before ``end_ns``, :data:`LOST_RECORD` follows the note."""
     from .flows import no_clock
     start = flows["ts_ns"].to_numpy(np.int64)
     after = end_ns - start
+    lost_end = np.zeros(len(flows), bool)
+    if CUT_END_COLUMN in flows.columns and "duration" in flows.columns:
+        last = start + np.round(flows["duration"].to_numpy(dtype=float) * 1e9).astype(np.int64)
+        lost_end = flows[CUT_END_COLUMN].to_numpy(dtype=bool) & (end_ns - last < int(END_MARGIN_S * 1e9))
     near = np.flatnonzero((after < int(END_MARGIN_S * 1e9)) & ~no_clock(start))
     history = flows["history"].to_numpy(dtype=object) if "history" in flows.columns else None
     proto = flows["proto"].to_numpy(dtype=object) if "proto" in flows.columns else None
@@ -6008,4 +6022,4 @@ def _note_capture_end(flows: pd.DataFrame, res: np.ndarray, end_ns: int) -> None
             # forwarded yet, not "did not forward it"; newcomer s62 #4)
             said = str(res[i, 3]).replace(f", {NAT_DROPPED_END}", NAT_DROPPED_LATE)
             res[i, 3] = (f"{said}; the capture ended {max(after[i], 0) / 1e9:.3f} s after its "
-                         f"first packet, {CUT_SHORT_TAIL}")
+                         f"first packet, {CUT_SHORT_TAIL}" + (LOST_RECORD if lost_end[i] else ""))

@@ -42,7 +42,7 @@ from .flows import arrays_of, carried_data
 from .names import is_ip_literal
 from .protocols.tls import is_host_name
 from .rules import RuleSet
-from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, DIRECT_UNANSWERED, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET, \
+from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, LOST_RECORD, DIRECT_UNANSWERED, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET, \
     REQUEST_RESET, \
     SYNACK_NOT_TAKEN
 from .classify import ECH_MAY_BE, PAGE_SERVED, PINNED_OPENER, PINNED_REFUSED, PINNED_SILENT, QUOTED_COLUMNS, SYNACK_LOST, quoted_names, without_names
@@ -1449,7 +1449,8 @@ def icmp_reason_text(n: int, closed: int, forged: int = 0, cloud_own: int = 0) -
 #: the note :func:`kscc_traffic.classify.classify` adds to the detail of a ``no_answer`` attempt that
 #: began less than :data:`~kscc_traffic.classify.END_MARGIN_S` before the capture's last packet
 #: (``_note_capture_end``): the capture's end may have cut it short, before an answer could come
-CUT_SHORT = re.compile(r"\bthe capture ended ([0-9.]+) s after its first packet, " + re.escape(CUT_SHORT_TAIL))
+CUT_SHORT = re.compile(r"\bthe capture ended ([0-9.]+) s after its first packet, " + re.escape(CUT_SHORT_TAIL)
+                       + "(" + re.escape(LOST_RECORD) + ")?")
 #: the same, anchored at the end of the detail, where ``_note_capture_end`` puts it: a name quoted
 #: earlier in the detail cannot make a flow look cut short
 _CUT_SHORT_END = re.compile("(?:; )(?:" + CUT_SHORT.pattern + r")\Z")
@@ -1825,6 +1826,14 @@ def cut_short(reasons, details) -> np.ndarray:
                         for r, d in zip(reasons, details)), bool, len(reasons))
 
 
+def cut_lost(reasons, details) -> int:
+    """Of flows (``reason`` and ``detail`` texts), the :func:`cut_short` ones whose note says the
+    capture file was cut mid-record after their last packet
+    (:data:`~kscc_traffic.classify.LOST_RECORD`: the lost last record may have held the answer)."""
+    return sum(1 for r, d in zip(reasons, details) if str(r).split(",")[0] == "no_answer"
+               and _noted_cut(str(d)) and _CUT_SHORT_END.search(str(d)).group(2))
+
+
 def _noted_cut(detail: str) -> bool:
     m = _CUT_SHORT_END.search(detail)
     if m is None:
@@ -1874,15 +1883,22 @@ def routed_fix(r, bl: int, routed: int, fix: str) -> str:
             f"{'it' if routed == 1 else 'them'}, also on a firewall or router between the subnets")
 
 
-def cut_short_fix(r, k: int) -> str:
+def cut_short_fix(r, k: int, lost: int = 0) -> str:
     """The advice for ``k`` blocked flows of rule ``r`` that are all ``no_answer`` attempts the
     capture's end cut short (:func:`cut_short`): no port to open (nothing shows a block), capture
-    longer."""
+    longer; ``lost`` of them (:func:`cut_lost`) ended right before the file was cut mid-record:
+    its last record, skipped, may have held the answer (said too)."""
+    lost_text = ""
+    if lost:
+        which = ("it" if k == 1 else "them") if lost >= k else f"{lost} of them"
+        lost_text = (f"; the file was cut mid-record right after {which} (its last record skipped, as the warning "
+                     "says): that lost record may have held the answer")
     return (f"{'this attempt on' if k == 1 else f'these {k} attempts on'} {r.transport.upper()} {r.port_text} "
             f"{'was' if k == 1 else 'were'} unanswered when the capture ended, less than "
             f"{END_MARGIN_S:g} s after {'it' if k == 1 else 'they'} began (see the flow's detail): "
-            "nothing shows a block, the answer may simply not be in the capture. Capture longer (go on a few "
-            "seconds after the agent connects) and analyse again")
+            f"nothing shows a block, the answer may simply not be in the capture{lost_text}. "
+            + ("Copy the capture file whole, or capture longer" if lost else "Capture longer")
+            + " (go on a few seconds after the agent connects) and analyse again")
 
 
 def status_text(status: str, note: str = "") -> str:
@@ -1978,7 +1994,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    bl_slow_server: str = "", bl_nat: tuple[int, int] = (0, 0),
                    bl_nat64: tuple[int, tuple[str, ...], tuple[str, ...]] = (0, (), ()),
                    ok_private: int = 0, bl_portal: tuple[int, str, bool] = (0, "", False), bl_routed: int = 0,
-                   bl_cloud_own: int = 0) -> dict:
+                   bl_cloud_own: int = 0, bl_cut_lost: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -2152,6 +2168,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     server's own address with that server's own TTL (hop limit) (:func:`cloud_refusals`: not counted
     in ``bl_forged``; their servers in ``closed_at`` too): the server's own refusal, advised
     :func:`cloud_own_fix`, and no address family's path is said to be blocked for them.
+    ``bl_cut_lost``: of the ``bl_cut`` ones, those right before the file was cut mid-record
+    (:func:`cut_lost`): :func:`cut_short_fix` says the lost record may have held the answer.
 
     :returns: the row as a dict, the keys of :func:`readiness`'s columns."""
     bl_all = bl
@@ -2171,7 +2189,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
               else "verified" if doc_ok else "seen one-way" if one_way else "not seen")
     if status == "not seen" and ok_other_cast:
         note = other_cast_note(r, ok_other_cast, ok_other_kind)
-    fix = cut_short_fix(r, bl) if note == CUT_SHORT_NOTE else r.fix
+    fix = cut_short_fix(r, bl, bl_cut_lost) if note == CUT_SHORT_NOTE else r.fix
     if status == "blocked" and bl_routed and not ok and r.opener == PINNED_OPENER and note != CUT_SHORT_NOTE:
         # unanswered SYNs to a distribution point on another subnet: its firewall, or one between
         # the subnets (newcomer s61 #1); said before the other cases, which build on ``fix``; not
@@ -4800,6 +4818,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         un_elsewhere: tuple[int, tuple[str, ...]] = (0, ())
         un_inbound = ok_fell = 0
         bl_handshake = bl_cut = bl_host = bl_local = bl_idle = bl_path = bl_lost = bl_plain_reset = bl_dropped = 0
+        bl_cut_lost = 0
         bl_stalled = (0, 0, 0)
         bl_dated = 0
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
@@ -4955,6 +4974,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     # (a filter's HTTP refusal of the ClientHello: the port is open, as for tls_failed)
                     bl_tls += sum(1 for x in details if str(x).startswith(FILTER_ANSWER))
                     bl_cut = int(np.count_nonzero(cut_short(reason[at][v == "blocked"].tolist(), details)))
+                    bl_cut_lost = cut_lost(reason[at][v == "blocked"].tolist(), details) if bl_cut else 0
                     bl_nat, bl_nat64 = nat_counts(details), nat64_seen(details)
                     bl_nat = (bl_nat[0] + int(bl_copies.get(r.id, 0)), bl_nat[1])
                 if "server_name" in flows:
@@ -4974,7 +4994,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_icmp=bl_icmp,
                                    proxy_paths=paths.get(r.id) if "proxy_target" in flows else None,
                                    bl_cut=bl_cut, caps=caps, bl_refused=bl_refused, un_elsewhere=un_elsewhere,
-                                   bl_cloud_own=bl_cloud_own,
+                                   bl_cloud_own=bl_cloud_own, bl_cut_lost=bl_cut_lost,
                                    bl_mtu=bl_mtu, bl_route_own=bl_route_own, bl_dp_way=bl_dp_way,
                                    bl_elsewhere=bl_elsewhere,
                                    bl_redirect=bl_redirect, un_console=un_console,
@@ -5214,6 +5234,7 @@ class TableSummary:
         self.bl_closed: dict[str, int] = {}      # purpose -> blocked flows: port unreachable from the destination
         self.bl_forged: dict[str, int] = {}      # purpose -> blocked flows: one carrying a cloud server's address
         self.bl_cloud_own: dict[str, int] = {}   # ... one with that server's own TTL too (cloud_refusals)
+        self.bl_cut_lost: dict[str, int] = {}    # purpose -> blocked, cut short, the file cut mid-record (cut_lost)
         self.closed_at: dict[str, tuple] = {}    # ... their (servers, ports) (_closed_at)
         self.bl_route: dict[str, int] = {}       # purpose -> blocked flows: network/host unreachable (ROUTE_ICMP)
         self.bl_mtu: dict[str, int] = {}         # purpose -> blocked tls_failed flows: a path-MTU black hole (MTU_HOLE)
@@ -5528,6 +5549,10 @@ class TableSummary:
             cut = blocked[cut_short(blocked["reason"].tolist(), detail.tolist())]
             for p, n in cut.groupby("purpose", sort=False).size().items():
                 self.bl_cut[p] = self.bl_cut.get(p, 0) + int(n)
+            for p, g in cut.groupby("purpose", sort=False):
+                k = cut_lost(g["reason"].tolist(), detail[g.index].tolist())
+                if k:
+                    self.bl_cut_lost[p] = self.bl_cut_lost.get(p, 0) + k
             if "orig_h" in blocked and "resp_h" in blocked:
                 plain = blocked[(blocked["reason"].astype(str).str.split(",").str[0] == "no_answer").to_numpy()]
                 for p, g in plain.groupby("purpose", sort=False):
@@ -5833,6 +5858,7 @@ class TableSummary:
                                        if self.proxy_seen else None,
                                        bl_cut=self.bl_cut.get(r.id, 0), caps=self._captures(r.id, bl, un),
                                        bl_cloud_own=self.bl_cloud_own.get(r.id, 0),
+                                       bl_cut_lost=self.bl_cut_lost.get(r.id, 0),
                                        bl_mtu=self.bl_mtu.get(r.id, 0), bl_route_own=self.bl_route_own.get(r.id, 0),
                                        bl_dp_way=self.bl_dp_way.get(r.id, 0),
                                        bl_elsewhere=self.bl_elsewhere.get(r.id, 0),

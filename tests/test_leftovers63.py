@@ -161,3 +161,40 @@ def finding_page(flows) -> str:
     from kscc_traffic.html_report import render_html
     from checklistcheck import page_text
     return page_text(render_html(flows, RULES, charts=False))
+
+
+# --- 4: a file cut mid-record: the lost last record may have held the answer -----------------------
+def _cut_after_syn(cut: bool) -> bytes:
+    """A connection to 443 that works, a SYN to 23101, then its SYN-ACK, the file cut inside that
+    last record (``cut``) or whole."""
+    from pcapbuild import pcap_bytes
+    from scapy.all import IP
+    recs = tcp_session(("192.0.2.10", 50000), ("203.0.113.10", 443), t0=1000.0)
+    recs.append((1001.0, eth(IP(src="192.0.2.10", dst="203.0.113.10") / TCP(sport=50001, dport=23101, flags="S", seq=7))))
+    recs.append((1001.05, eth(IP(src="203.0.113.10", dst="192.0.2.10")
+                              / TCP(sport=23101, dport=50001, flags="SA", seq=9, ack=8), src=SERVER_MAC, dst=CLIENT_MAC)))
+    data = pcap_bytes(recs)
+    return data[:-20] if cut else pcap_bytes(recs[:-1])
+
+
+def test_a_file_cut_mid_record_says_the_lost_record_may_have_held_the_answer(tmp_path):
+    path = tmp_path / "cut.pcap"
+    path.write_bytes(_cut_after_syn(True))
+    flows = analyze_file(path, RULES).flows
+    row = flows[flows.resp_p == 23101].iloc[0]
+    assert row.detail == ("SYN sent 1 time, no answer; the capture ended 0.000 s after its first packet, maybe before "
+                          "an answer could come, or the answer was in the capture's last record, lost where the file "
+                          "was cut mid-record")
+    for rows in checklists(flows):
+        fix = rows.loc["agent_connection", "fix"]
+        assert ("nothing shows a block, the answer may simply not be in the capture; the file was cut mid-record "
+                "right after it (its last record skipped, as the warning says): that lost record may have held the "
+                "answer. Copy the capture file whole, or capture longer") in fix, fix
+    assert_same(path, [200, 400])
+    # a whole file ending the same way: no such words
+    whole = tmp_path / "whole.pcap"
+    whole.write_bytes(_cut_after_syn(False))
+    flows = analyze_file(whole, RULES).flows
+    assert flows[flows.resp_p == 23101].iloc[0].detail.endswith("maybe before an answer could come")
+    for rows in checklists(flows):
+        assert "cut mid-record" not in rows.loc["agent_connection", "fix"]

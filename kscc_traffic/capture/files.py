@@ -2674,6 +2674,7 @@ def _record_stop(stats: ReadStats, st: _Stop, name: str, kind: str, total: int, 
         raise TruncatedCapture(f"{name}: file ends inside the pcapng Section Header Block "
                                f"({st.what})")
     stats.damage_offset = st.offset
+    stats.cut_end = bool(st.cut)
     # (less what damage read past skipped, and a record before it left out with it)
     stats.bytes_read = st.offset - st.before - stats.skipped_bytes
     stats.skipped_bytes += total - st.offset + st.before
