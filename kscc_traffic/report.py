@@ -6033,7 +6033,7 @@ def _checklist_widths(chk: pd.DataFrame, rules: RuleSet, width: int,
         if left >= section + ports:
             break
     else:
-        return out
+        return _narrow_widths(out, width, purpose, section, ports, flows, max(_longest_word(statuses), 1), reasons)
     # (section: its header "section" whole when there is room, else folded; ports get the rest)
     section = max(section, min(len("section"), left - max(ports, len("transport/"))))
     # (reasons at most what the others leave: rich, when the widest cells do not fit, narrows
@@ -6046,6 +6046,29 @@ def _checklist_widths(chk: pd.DataFrame, rules: RuleSet, width: int,
                 "flows": {"min_width": flows, "max_width": flows},
                 "section": {"min_width": section, "max_width": section},
                 "transport/ports": {"max_width": left - section}})
+    return out
+
+
+def _narrow_widths(out: dict, width: int, purpose: int, section: int, ports: int, flows: int, status: int,
+                   reasons: int) -> dict:
+    """:func:`_checklist_widths`' settings ``out`` (the purpose's) for a console too narrow for
+    every column's longest word with a space of padding each side: no padding (``out["padding"]``
+    ``(0, 0)``: the borders alone between the cells), and the ``section``, ``transport/ports``
+    (``23100-23199`` never folded mid-number) and ``flows`` columns their longest word; the
+    ``status`` and ``reasons`` columns their longest word too when it fits (every cell then folds
+    at spaces only), else they share what is left, at least 2 columns each (a status or reason id
+    longer folds); ``out`` unchanged when not even that fits (every cell folds)."""
+    left = width - 7 - purpose - section - ports - flows      # (7: the borders of 6 columns)
+    if left < 4:
+        return out
+    # (the status its header's width too when that fits: "stat/us" folded else)
+    st = max(status, min(len("status"), left - reasons)) if left >= status + reasons else max(2, min(status, left // 2))
+    out.update({"padding": (0, 0),
+                "section": {"min_width": section, "max_width": section},
+                "transport/ports": {"min_width": ports, "max_width": ports},
+                "flows": {"min_width": flows, "max_width": flows},
+                "status": {"min_width": st, "max_width": st},
+                "reasons": {"min_width": left - st, "max_width": left - st}})
     return out
 
 
@@ -6169,6 +6192,8 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     # (a narrow terminal: the status notes as footnotes under the table, session 32)
     suffixes, notes = checklist_status_notes(chk, rules, console.width)
     widths = _checklist_widths(chk, rules, console.width, suffixes)
+    if "padding" in widths:     # (a narrow console: the borders alone between the cells)
+        c.padding = widths["padding"]
     for col in ("section", "purpose", "transport/ports", "status", "flows", "reasons"):
         # (a header narrower than its cells' room is shortened, not folded: "sec/tio/n" -> "§")
         room = widths.get(col, {}).get("max_width")

@@ -198,3 +198,34 @@ def test_a_file_cut_mid_record_says_the_lost_record_may_have_held_the_answer(tmp
     assert flows[flows.resp_p == 23101].iloc[0].detail.endswith("maybe before an answer could come")
     for rows in checklists(flows):
         assert "cut mid-record" not in rows.loc["agent_connection", "fix"]
+
+
+# --- 5: a narrow terminal folds the checklist at spaces; a forged Host is no IPv6 literal ------------
+def test_a_60_column_checklist_keeps_port_ranges_whole(tmp_path):
+    from typer.testing import CliRunner
+
+    from kscc_traffic.cli import app
+    path = write(tmp_path, "own.pcap", _own_hop_limit(61))
+    for columns in ("60", "66", "72"):
+        out = CliRunner().invoke(app, ["analyze", str(path)], env={"COLUMNS": columns}).output
+        table = out[out.index("Readiness checklist"):out.index("What to change")]
+        assert max(len(x) for x in table.splitlines()) <= int(columns)
+        for label in ("23100-23199", "23700-23799", "27200-27299", "29200-29299"):
+            assert label in table, (columns, table)
+        assert "agent_connection" in table and "2319\n" not in table and "231 " not in table
+
+
+def test_a_forged_host_holding_colons_is_shown_as_its_text(tmp_path):
+    from pcapbuild import pcap_bytes
+    recs = tcp_session(("192.0.2.10", 50000), ("203.0.113.10", 80), t0=1000.0,
+                       c_data=b"GET /x.crl HTTP/1.1\r\nHost: evil:crl:digicert.com\r\n\r\n",
+                       s_data=b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+    recs += tcp_session(("192.0.2.10", 50003), ("203.0.113.11", 80), t0=1003.0,
+                        c_data=b"GET /x.crl HTTP/1.1\r\nHost: [2001:db8::1]:80\r\n\r\n",
+                        s_data=b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+    path = tmp_path / "host.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    flows = analyze(path, RULES).set_index("resp_h")
+    assert "to the request for http://evil:crl:digicert.com:80 (" in flows.loc["203.0.113.10", "detail"]
+    assert "[evil" not in flows.loc["203.0.113.10", "detail"]
+    assert "to the request for http://[2001:db8::1]:80 (" in flows.loc["203.0.113.11", "detail"]
