@@ -3331,11 +3331,13 @@ PAGE_SERVED = "its block or login page served in the server's place"
 def _direct_target(row: dict) -> str:
     """``http://host:port`` of a plain HTTP request sent straight to the server, as a detail
     names it: the host and port of its ``Host`` header (``http_host``; the port defaults to
-    ``resp_p``), else the responder's address."""
+    ``resp_p``), else the responder's address. Only an IPv6 literal is put in brackets: a name
+    from the packets holding ``:`` (a forged or damaged Host) is shown as its text, never as an
+    address (session 62's testers: ``http://[evil:crl:digicert.com]:80``)."""
     host, port = split_host_port(str(row.get("http_host") or ""))
     host = host or str(row["resp_h"])
     port = int(row["resp_p"]) if port is None else port
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return f"http://[{host}]:{port}" if ":" in host and is_ip_literal(host) else f"http://{host}:{port}"
 
 
 def _number(row: dict, key: str, kind=float, default=0):
