@@ -229,3 +229,29 @@ def test_a_forged_host_holding_colons_is_shown_as_its_text(tmp_path):
     assert "to the request for http://evil:crl:digicert.com:80 (" in flows.loc["203.0.113.10", "detail"]
     assert "[evil" not in flows.loc["203.0.113.10", "detail"]
     assert "to the request for http://[2001:db8::1]:80 (" in flows.loc["203.0.113.11", "detail"]
+
+
+# --- 6: times beyond 2116 keep their order and differences ------------------------------------------
+def test_syns_stamped_in_the_year_2300_stay_four_syns_seven_seconds_apart(tmp_path):
+    from scapy.all import IP
+    from scapy.layers.l2 import Ether
+    from scapy.utils import PcapNgWriter
+
+    from kscc_traffic.capture.files import TS_MAX_NS
+    path = tmp_path / "y2300.pcapng"
+    w = PcapNgWriter(str(path))
+    for dt in (0, 1, 3, 7):      # (one IP id: a SYN sent again, as Windows does)
+        p = Ether(src=CLIENT_MAC, dst=SERVER_MAC) / IP(src="192.0.2.10", dst="203.0.113.10", id=4242) \
+            / TCP(sport=50000, dport=23101, flags="S", seq=7)
+        p.time = 10_472_799_600 + dt      # (the year 2301)
+        w.write(p)
+    w.close()
+    a = analyze_file(path, RULES)
+    row = a.flows.iloc[0]
+    assert len(a.flows) == 1 and row.orig_pkts == 4 and row.duration == 7.0
+    assert row.detail == "SYN sent 4 times, no answer"
+    assert not any("duplicated" in x for x in a.warnings), a.warnings
+    assert ("y2300.pcapng: 4 timestamps beyond the years 1823-2116 that times are kept in (moved inside it, keeping "
+            "their order and the time between them)") in a.warnings
+    assert TS_MAX_NS - 2**59 < row.ts_ns < TS_MAX_NS
+    assert_same(path, [150, 300])
