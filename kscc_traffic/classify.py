@@ -138,7 +138,7 @@ from .streams import MAX_BYTES, MAX_SEGMENTS
 from .inspect import (_ENCRYPTED_ALERT as ENCRYPTED_ALERT, CERT_DATED_AFTER, CERT_DATED_BEFORE, CERT_DATED_WITHIN,
                       DNS_ASKED_A, DNS_ASKED_AAAA, DNS_CUT, DNS_KEYS,
                       DNS_TRUNCATED, DNS_UNREADABLE, HELLO_PQ, asked_has, truncated_answer,
-                      HELLO_UNACKED, REFUSED_NEARER, _hops, REFUSED_OTHER, REFUSED_OWN, REFUSED_OWN_MEANS, REFUSED_PORT,
+                      HELLO_UNACKED, REFUSED_NEARER, _hops, REFUSED_OTHER, REFUSED_OWN, REFUSED_OWN_MEANS, REFUSED_OWN_MEANS_V6, REFUSED_PORT,
                       SMALLEST_SEALED, SYNACK_IN_PLACE,
                       CLIENT_CERT_NONE, CLIENT_CERT_SENT, CLIENT_CERT_UNSEEN, OFFER_CURRENT, OFFER_NARROW,
                       _qtype_text, split_cert_names, split_dns_key, tls_record_cut_parse)
@@ -3947,8 +3947,9 @@ def refused_cleared_detail(ts_ns: int, retry: tuple, detail: str = "") -> str:
             "the service restarting, a load balancer briefly without a backend?)")
     hints = []
     for h in str(detail).split("; ")[1:]:
-        if h.startswith(REFUSED_OWN) and f"): {REFUSED_OWN_MEANS}" in h:
-            h = h.split(f"): {REFUSED_OWN_MEANS}", 1)[0] + ")"
+        for means in (REFUSED_OWN_MEANS, REFUSED_OWN_MEANS_V6):
+            if h.startswith(REFUSED_OWN) and f"): {means}" in h:
+                h = h.split(f"): {means}", 1)[0] + ")"
         if h and not h.startswith(MISMATCH_FAILED):
             hints.append(h)
     return "; ".join([said, *hints])
@@ -4276,8 +4277,9 @@ def fallback_detail(ts_ns: int, fallback: tuple, detail: str = "") -> str:
                 f"fallback, happy eyeballs): {FALLBACK_MEANS}")
     hints = []
     for h in str(detail).split("; ")[1:]:
-        if h.startswith(REFUSED_OWN) and f"): {REFUSED_OWN_MEANS}" in h:
-            h = h.split(f"): {REFUSED_OWN_MEANS}", 1)[0] + ")"
+        for means in (REFUSED_OWN_MEANS, REFUSED_OWN_MEANS_V6):
+            if h.startswith(REFUSED_OWN) and f"): {means}" in h:
+                h = h.split(f"): {means}", 1)[0] + ")"
         if h:
             hints.append(h)
     return "; ".join([said, *hints])
@@ -5409,7 +5411,8 @@ def _reset_hint_as(detail: str, by: str, own: str) -> str:
     that had worked: a nearer device's ``by`` in place of :data:`~kscc_traffic.inspect.REFUSED_PORT`,
     the server's own TTL ``own`` in place of :data:`~kscc_traffic.inspect.REFUSED_OWN_MEANS` (no port
     was refused: :func:`_note_idle`, :func:`_note_gone`)."""
-    return detail.replace(f"): {REFUSED_PORT}", f"): {by}").replace(f"): {REFUSED_OWN_MEANS}", f"): {own}")
+    return detail.replace(f"): {REFUSED_PORT}", f"): {by}").replace(f"): {REFUSED_OWN_MEANS}", f"): {own}") \
+        .replace(f"): {REFUSED_OWN_MEANS_V6}", f"): {own}")
 
 
 #: what a reset from a device nearer than the server means for a connection begun before the

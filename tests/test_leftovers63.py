@@ -102,7 +102,9 @@ def _reset_own_hop_limit(more: bool):
 def test_an_ipv6_reset_is_advised_by_its_hop_limit(tmp_path):
     for more in (False, True):
         flows = analyze(write(tmp_path, f"rst{more}.pcap", _reset_own_hop_limit(more)), RULES)
-        assert "the reset came with the server's own hop limit (52" in flows[flows.resp_p == 23101].detail.iloc[0]
+        detail = flows[flows.resp_p == 23101].detail.iloc[0]
+        assert "the reset came with the server's own hop limit (52" in detail
+        assert "copies the server's hop limit looks the same" in detail and "TTL" not in detail
         for rows in checklists(flows):
             fix = rows.loc["agent_connection", "fix"]
             assert ("this connection attempt was answered by a TCP reset with the server's own hop limit (as its "
