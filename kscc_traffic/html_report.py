@@ -410,8 +410,16 @@ def _charts(flows: pd.DataFrame, rules: RuleSet, not_ksc: bool = False) -> str:
          "Clients (the side that opened the connection) and the purposes they fail."),
     ]
     parts = []
+    # (the flows per purpose count each connection once: a NAT's translated copies left out, as the
+    # table report's flows per purpose and the checklist; said under the chart)
+    copy = nat_copy_mask(flows)
+    copies = flows["purpose"][copy].value_counts().to_dict() if copy.any() else {}
     for fn, ident, alt, caption in figs:
-        fig = fn(flows, rules)
+        if fn is plots.chart_verdicts and copies:
+            fig = fn(flows[~copy], rules)
+            caption = f"{caption} {nat_copies_note(copies, 'in this chart')}."
+        else:
+            fig = fn(flows, rules)
         parts.append(_figure(fig, alt, caption, ident))
     note = f'<p class="warn">{_e(NOT_KSC_CHARTS)}</p>' if not_ksc else ""
     return f'<section id="charts"><h2>Charts</h2>{note}{"".join(parts)}</section>'

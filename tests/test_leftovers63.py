@@ -156,6 +156,10 @@ def test_nat_copies_are_counted_once_in_the_checklist_and_the_flows_per_purpose(
     # (the count line counts every flow listed, and says how many are copies)
     assert "7 flows: 3 ok, 4 blocked, 0 unexpected, 0 unclassified (3 of them are the NAT's translated copies" in text
     assert "NAT copies not counted in the checklist: 3 flows" in finding_page(flows)
+    from kscc_traffic.html_report import render_html
+    from checklistcheck import page_text
+    assert "NAT copies not counted in this chart: 3 flows (agent_connection 3)" in page_text(
+        render_html(flows, RULES, charts=True))
 
 
 def finding_page(flows) -> str:
