@@ -1053,7 +1053,7 @@ REJECTED_TEXT: dict[str, str] = {
                   "proxy, load balancer or proxy with no server behind it, an application-aware firewall refusing "
                   "the traffic by its content, or a service refusing the client"),
     "path_reset": ("the connection worked, then a device on the path (a firewall or IPS) ended it with a reset in "
-                   "the server's name (its TTL not the server's): its policy cuts the agent's sessions"),
+                   "the server's name (its TTL, IPv6 hop limit, not the server's): its policy cuts the agent's sessions"),
 }
 
 
