@@ -19,7 +19,7 @@ from .capture.folders import CAPTURE_MAGICS, KNOWN_HEAD_BYTES, expand_folders
 from .capture.packets import short_payloads
 from .capture.stats import ReadStats
 from .errors import CaptureAccessError, CaptureError, CaptureWarning, CorruptCapture
-from .classify import _JUDGE_COLUMNS, _RETRY_COLUMNS, CLASS_COLUMNS, TLS_SILENCE_S, classified, classify
+from .classify import _JUDGE_COLUMNS, _RETRY_COLUMNS, CLASS_COLUMNS, CUT_END_COLUMN, TLS_SILENCE_S, classified, classify
 from .columns import Columns
 from .flows import (FIRST_IP_ID, FIRST_ISN, FLOW_COLUMNS, forwarded_copies, IDLE_BEFORE, ORIG_TTL, RESP_TTL, RESP_TTL_OUT, VLAN_STACK, arrays_of, build_flows, label_index,
                     repeated, resent, tcp_payload_bytes)
@@ -30,6 +30,7 @@ from .rules import RuleSet, load_rules
 from .stamps import mend_lone_stamps
 from .text import name_text, path_text
 from .timeorder import ties_by_uid
+from .icmpttl import own_ttl_evidence
 from .unreachable import attach, attach_nat_quotes, find_errors, packet_evidence
 
 #: the flow table's columns (:class:`Columns`: name -> (dtype, unit, description))
@@ -176,8 +177,12 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
                   judge: Callable[[pd.DataFrame, np.ndarray], np.ndarray] | None = None,
                   finish: bool = True, ttls: dict | None = None, openers=None,
                   strays: StraySynAcks | None = None, tw_extra: np.ndarray | None = None,
-                  idle_marks=None) -> Batch:
+                  idle_marks=None, cut_end: bool = False) -> Batch:
     """Decoded packets -> :class:`Batch` (the classified flows and which flow each packet is in).
+
+    :param cut_end: with ``capture_end_ns``: the file was cut mid-record after these packets
+        (:attr:`~kscc_traffic.capture.stats.ReadStats.cut_end`): an unanswered attempt at its end
+        is said to have maybe had its answer in that lost record (:data:`~kscc_traffic.classify.LOST_RECORD`).
 
     :param prior_answers: DNS answers seen before these packets, used for names together with
         the packets' own answers: a :class:`~kscc_traffic.inspect.DnsAnswers` or an
@@ -276,6 +281,8 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         pkt_flow[row] = f
     # (what the flows' own packets tell of their errors: a traceroute probe, a too-big ignored)
     flows = packet_evidence(flows, errors, matched, packets, pkt_flow)
+    # (a port unreachable from the destination with its own TTL: the server's own refusal)
+    flows = own_ttl_evidence(flows, errors, matched, packets, ttls)
     extra = None
     if unmatched:
         # errors quoting a flow we never saw stay visible as ICMP flows of their own
@@ -324,6 +331,9 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         pkt_from_orig[[r for r, _ in matched]] = False
     if not finish:
         return Batch(flows, pkt_flow, answers, ft.duplicates, pkt_from_orig, last_ts, None, ft.dup_of)
+    if cut_end and capture_end_ns is not None:
+        # (the file cut mid-record: its last record, lost, may have held an answer; classify says so)
+        flows[CUT_END_COLUMN] = True
     flows = classify(flows, rules, capture_end_ns) if judge is None else \
         _classify_some(flows, rules, capture_end_ns, leave)
     flows["capture"] = pd.Series(repeated(name, len(flows)), index=flows.index)
@@ -864,7 +874,8 @@ class _WholeFile:
         steps = int(np.count_nonzero(t[1:] < t[:-1] - STEP_BACK_NS))
         jumps, largest, _ = jumps_forward(t)
         end = capture_end(int(ts.max()), self.stats) if ts is not None else None
-        b = analyze_batch(self.packets, self.rules, self.name, capture_end_ns=end, observed_until_ns=end)
+        b = analyze_batch(self.packets, self.rules, self.name, capture_end_ns=end, observed_until_ns=end,
+                          cut_end=self.stats.cut_end)
         flows, self.duplicates = b.flows, b.duplicates
         if b.internal is not None and len(b.internal.columns):
             flows = pd.concat([b.flows, b.internal], axis=1)

@@ -499,7 +499,7 @@ class ChunkedAnalysis:
                         out = fallen.release(out, [], None, True) if fallen.held else out
                         out = dretry.step(out, [], None, True)
                         lookups.add(out)
-                        yield out, capture_end(cap_end, reader_stats)
+                        yield _cut_end(out, reader_stats), capture_end(cap_end, reader_stats)
                     break
                 continue
             n_new = len(batch) - len(carry_w)
@@ -635,7 +635,7 @@ class ChunkedAnalysis:
             # -50 MiB while a spray's 40,000 one-datagram flows are classified)
             del flows, left_ts
             if leaving_rows is not None:
-                yield leaving_rows, (end if last else None)
+                yield (_cut_end(leaving_rows, reader_stats) if last else leaving_rows), (end if last else None)
                 leaving_rows = None
             if self.progress is not None and reader_stats is not None:
                 self.progress(_file_bytes(reader_stats))
@@ -2455,3 +2455,14 @@ def _hold_fragments(full: Frames, now: np.ndarray, pk: Packets, mine: DecodeCoun
         mine = DecodeCounters()
         pk = decode(frames, counters=mine, fcs_claim=fcs_claim, sum_claim=sum_claim)
     return now, held, pk, mine, len(dropped)
+
+
+def _cut_end(flows: pd.DataFrame, stats) -> pd.DataFrame:
+    """``flows`` (the capture's last leaving rows) with the internal
+    :data:`~kscc_traffic.classify.CUT_END_COLUMN` set when the file was cut mid-record (``stats``:
+    the reader's :class:`~kscc_traffic.capture.stats.ReadStats`, or None), as
+    :func:`kscc_traffic.analyze.analyze_batch` sets it for a whole-file reading; else as they are."""
+    if stats is None or not getattr(stats, "cut_end", False) or not len(flows):
+        return flows
+    from .classify import CUT_END_COLUMN
+    return flows.assign(**{CUT_END_COLUMN: True})

@@ -138,7 +138,7 @@ from .streams import MAX_BYTES, MAX_SEGMENTS
 from .inspect import (_ENCRYPTED_ALERT as ENCRYPTED_ALERT, CERT_DATED_AFTER, CERT_DATED_BEFORE, CERT_DATED_WITHIN,
                       DNS_ASKED_A, DNS_ASKED_AAAA, DNS_CUT, DNS_KEYS,
                       DNS_TRUNCATED, DNS_UNREADABLE, HELLO_PQ, asked_has, truncated_answer,
-                      HELLO_UNACKED, REFUSED_NEARER, _hops, REFUSED_OTHER, REFUSED_OWN, REFUSED_OWN_MEANS, REFUSED_PORT,
+                      HELLO_UNACKED, REFUSED_NEARER, _hops, REFUSED_OTHER, REFUSED_OWN, REFUSED_OWN_MEANS, REFUSED_OWN_MEANS_V6, REFUSED_PORT,
                       SMALLEST_SEALED, SYNACK_IN_PLACE,
                       CLIENT_CERT_NONE, CLIENT_CERT_SENT, CLIENT_CERT_UNSEEN, OFFER_CURRENT, OFFER_NARROW,
                       _qtype_text, split_cert_names, split_dns_key, tls_record_cut_parse)
@@ -3398,11 +3398,13 @@ PAGE_SERVED = "its block or login page served in the server's place"
 def _direct_target(row: dict) -> str:
     """``http://host:port`` of a plain HTTP request sent straight to the server, as a detail
     names it: the host and port of its ``Host`` header (``http_host``; the port defaults to
-    ``resp_p``), else the responder's address."""
+    ``resp_p``), else the responder's address. Only an IPv6 literal is put in brackets: a name
+    from the packets holding ``:`` (a forged or damaged Host) is shown as its text, never as an
+    address (session 62's testers: ``http://[evil:crl:digicert.com]:80``)."""
     host, port = split_host_port(str(row.get("http_host") or ""))
     host = host or str(row["resp_h"])
     port = int(row["resp_p"]) if port is None else port
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return f"http://[{host}]:{port}" if ":" in host and is_ip_literal(host) else f"http://{host}:{port}"
 
 
 def _number(row: dict, key: str, kind=float, default=0):
@@ -4012,8 +4014,9 @@ def refused_cleared_detail(ts_ns: int, retry: tuple, detail: str = "") -> str:
             "the service restarting, a load balancer briefly without a backend?)")
     hints = []
     for h in str(detail).split("; ")[1:]:
-        if h.startswith(REFUSED_OWN) and f"): {REFUSED_OWN_MEANS}" in h:
-            h = h.split(f"): {REFUSED_OWN_MEANS}", 1)[0] + ")"
+        for means in (REFUSED_OWN_MEANS, REFUSED_OWN_MEANS_V6):
+            if h.startswith(REFUSED_OWN) and f"): {means}" in h:
+                h = h.split(f"): {means}", 1)[0] + ")"
         if h and not h.startswith(MISMATCH_FAILED):
             hints.append(h)
     return "; ".join([said, *hints])
@@ -4341,8 +4344,9 @@ def fallback_detail(ts_ns: int, fallback: tuple, detail: str = "") -> str:
                 f"fallback, happy eyeballs): {FALLBACK_MEANS}")
     hints = []
     for h in str(detail).split("; ")[1:]:
-        if h.startswith(REFUSED_OWN) and f"): {REFUSED_OWN_MEANS}" in h:
-            h = h.split(f"): {REFUSED_OWN_MEANS}", 1)[0] + ")"
+        for means in (REFUSED_OWN_MEANS, REFUSED_OWN_MEANS_V6):
+            if h.startswith(REFUSED_OWN) and f"): {means}" in h:
+                h = h.split(f"): {means}", 1)[0] + ")"
         if h:
             hints.append(h)
     return "; ".join([said, *hints])
@@ -5279,8 +5283,16 @@ END_MARGIN_S = 1.0
 #: the end of the note :func:`classify` adds to such an attempt's detail, after "the capture ended
 #: N s after its first packet, " (N seconds, 3 decimals; :data:`kscc_traffic.report.CUT_SHORT` finds it)
 CUT_SHORT_TAIL = "maybe before an answer could come"
+#: what follows :data:`CUT_SHORT_TAIL` when the capture file ends inside a record (its last record,
+#: skipped: :attr:`kscc_traffic.capture.stats.ReadStats.cut_end`) and the flow's last packet came
+#: less than :data:`END_MARGIN_S` before the capture's end: the answer may have been that record
+LOST_RECORD = ", or the answer was in the capture's last record, lost where the file was cut mid-record"
+#: the internal column (bool) a reading sets on its last flows when the file was cut mid-record
+#: (:data:`LOST_RECORD`); not a column of the output
+CUT_END_COLUMN = "capture_cut_end"
 #: that note, at the end of a detail (what :func:`dropped_fallback_detail` leaves out)
-_CUT_NOTE = re.compile(r"; the capture ended [0-9.]+ s after its first packet, " + re.escape(CUT_SHORT_TAIL) + r"\Z")
+_CUT_NOTE = re.compile(r"; the capture ended [0-9.]+ s after its first packet, " + re.escape(CUT_SHORT_TAIL)
+                       + "(?:" + re.escape(LOST_RECORD) + r")?\Z")
 
 
 def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = None,
@@ -5470,7 +5482,8 @@ def _reset_hint_as(detail: str, by: str, own: str) -> str:
     that had worked: a nearer device's ``by`` in place of :data:`~kscc_traffic.inspect.REFUSED_PORT`,
     the server's own TTL ``own`` in place of :data:`~kscc_traffic.inspect.REFUSED_OWN_MEANS` (no port
     was refused: :func:`_note_idle`, :func:`_note_gone`)."""
-    return detail.replace(f"): {REFUSED_PORT}", f"): {by}").replace(f"): {REFUSED_OWN_MEANS}", f"): {own}")
+    return detail.replace(f"): {REFUSED_PORT}", f"): {by}").replace(f"): {REFUSED_OWN_MEANS}", f"): {own}") \
+        .replace(f"): {REFUSED_OWN_MEANS_V6}", f"): {own}")
 
 
 #: what a reset from a device nearer than the server means for a connection begun before the
@@ -6058,10 +6071,16 @@ def _note_capture_end(flows: pd.DataFrame, res: np.ndarray, end_ns: int) -> None
     history, as :func:`kscc_traffic.flows.history_plain` reads it): nothing more could come on
     it, whenever the capture ended (newcomer 29 F5); nor to a flow whose first time is no clock
     reading (:func:`kscc_traffic.flows.no_clock`: Simple Packet Blocks timed 1 ns apart, records
-    stamped 0): how soon the capture ended after it is not known (break-it s53 fuzz #4)."""
+    stamped 0): how soon the capture ended after it is not known (break-it s53 fuzz #4). When the
+    flows carry :data:`CUT_END_COLUMN` (the file was cut mid-record) and the flow's last packet came
+    less than :data:`END_MARGIN_S` before ``end_ns``, :data:`LOST_RECORD` follows the note."""
     from .flows import no_clock
     start = flows["ts_ns"].to_numpy(np.int64)
     after = end_ns - start
+    lost_end = np.zeros(len(flows), bool)
+    if CUT_END_COLUMN in flows.columns and "duration" in flows.columns:
+        last = start + np.round(flows["duration"].to_numpy(dtype=float) * 1e9).astype(np.int64)
+        lost_end = flows[CUT_END_COLUMN].to_numpy(dtype=bool) & (end_ns - last < int(END_MARGIN_S * 1e9))
     near = np.flatnonzero((after < int(END_MARGIN_S * 1e9)) & ~no_clock(start))
     history = flows["history"].to_numpy(dtype=object) if "history" in flows.columns else None
     proto = flows["proto"].to_numpy(dtype=object) if "proto" in flows.columns else None
@@ -6079,4 +6098,4 @@ def _note_capture_end(flows: pd.DataFrame, res: np.ndarray, end_ns: int) -> None
             # forwarded yet, not "did not forward it"; newcomer s62 #4)
             said = str(res[i, 3]).replace(f", {NAT_DROPPED_END}", NAT_DROPPED_LATE)
             res[i, 3] = (f"{said}; the capture ended {max(after[i], 0) / 1e9:.3f} s after its "
-                         f"first packet, {CUT_SHORT_TAIL}")
+                         f"first packet, {CUT_SHORT_TAIL}" + (LOST_RECORD if lost_end[i] else ""))

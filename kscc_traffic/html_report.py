@@ -48,13 +48,13 @@ from .attempts import grouped, with_summary
 from .addresses import endpoint_text
 from .classify import DNS_TCP_RESET
 from .natadvice import copies_text
-from .report import nat_copy_rows
+from .report import nat_copies_note, nat_copy_mask, nat_copy_rows
 from .report import (CUT_SHORT_REASON, REASON_TEXT, clip_ts, cut_short, dns_answer_meaning, dns_error_verdicts, dns_errors,
                      console_names, dns_blocked_kinds, dns_fix, one_way_capture, ResolverAnswers, dns_reason_texts, escape_terminal, host_mismatch_reason_text, icmp_reason_text,
                      readiness, rejected_reason_text, several_captures_note, captures_without_ksc, no_ksc_capture_note, time_texts, undocumented_fix, vendor_names,
                      wrong_direction_reason_text, INBOUND_STARTS, ksc_flows, cut_unnamed, silent_proxies, no_ksc_traffic, NO_FLOWS, NOT_KSC_FIX, NOT_KSC_NOTE, JOINED_NOTE, VENDOR_NOTE, to_verify, client_details,
                      intercepted_cause, intercepted_text, unquoted_details,
-                     flagged_rank, icmp_column, ksc_purposes, port_unreachable, scan_lines_of)
+                     flagged_rank, cloud_refusals, icmp_column, ksc_purposes, port_unreachable, scan_lines_of)
 from .rules import Rule, RuleSet
 
 __all__ = ["render_html", "write_html", "REASON_TEXT"]
@@ -306,10 +306,13 @@ def _summary(flows: pd.DataFrame, rules: RuleSet, captures: Mapping[str, int], w
             f'<div class="cards">{"".join(cards)}</div>{copies}{warn}{nav}</header>')
 
 
-def _checklist(chk: pd.DataFrame, rules: RuleSet, captures: int = 1, alone: str = "") -> str:
+def _checklist(chk: pd.DataFrame, rules: RuleSet, captures: int = 1, alone: str = "",
+               copies: dict[str, int] | None = None) -> str:
     """The readiness checklist section; ``captures``: how many captures the flows come from (more
     than one: a line says the checklist is over them all); ``alone``: the
-    :func:`~kscc_traffic.report.no_ksc_capture_note` of those without KSC agent traffic ('' none)."""
+    :func:`~kscc_traffic.report.no_ksc_capture_note` of those without KSC agent traffic ('' none);
+    ``copies``: per purpose the flows that are a NAT's translated copies of others, which the
+    checklist does not count (:func:`~kscc_traffic.report.nat_copies_note` says so under it)."""
     by_id = {r.id: r for r in rules.rules}
     rows = []
     for r in chk.itertuples(index=False):
@@ -342,7 +345,9 @@ def _checklist(chk: pd.DataFrame, rules: RuleSet, captures: int = 1, alone: str 
             '<table class="checklist"><thead><tr><th>section</th><th>purpose</th><th>ports</th>'
             '<th>what for</th><th>status</th><th class="num">flows</th><th class="num">ok</th>'
             '<th class="num">blocked</th><th class="num">unexpected</th><th>reasons</th>'
-            f'<th>what to change</th></tr></thead><tbody>{"".join(rows)}</tbody></table></section>')
+            f'<th>what to change</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
+            + (f'<p class="muted nat-copies">{_e(nat_copies_note(copies, "in the checklist"))}</p>'
+               if nat_copies_note(copies or {}) else "") + "</section>")
 
 
 def _dns_error_verdict_text(verdicts: Mapping[str, int]) -> str:
@@ -405,8 +410,16 @@ def _charts(flows: pd.DataFrame, rules: RuleSet, not_ksc: bool = False) -> str:
          "Clients (the side that opened the connection) and the purposes they fail."),
     ]
     parts = []
+    # (the flows per purpose count each connection once: a NAT's translated copies left out, as the
+    # table report's flows per purpose and the checklist; said under the chart)
+    copy = nat_copy_mask(flows)
+    copies = flows["purpose"][copy].value_counts().to_dict() if copy.any() else {}
     for fn, ident, alt, caption in figs:
-        fig = fn(flows, rules)
+        if fn is plots.chart_verdicts and copies:
+            fig = fn(flows[~copy], rules)
+            caption = f"{caption} {nat_copies_note(copies, 'in this chart')}."
+        else:
+            fig = fn(flows, rules)
         parts.append(_figure(fig, alt, caption, ident))
     note = f'<p class="warn">{_e(NOT_KSC_CHARTS)}</p>' if not_ksc else ""
     return f'<section id="charts"><h2>Charts</h2>{note}{"".join(parts)}</section>'
@@ -501,8 +514,10 @@ def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None
     closed = int((icmp.to_numpy() & said[0]).sum())
     # (one carrying a cloud server's own address: most likely a firewall's, not a service to check)
     forged = int((icmp.to_numpy() & said[1]).sum())
-    if closed or forged:  # (a port unreachable from the destination itself: nothing listens there)
-        texts = {**REASON_TEXT, "icmp_unreachable": icmp_reason_text(int(icmp.sum()), closed, forged)}
+    # (... with that server's own TTL: the server's own refusal)
+    cloud_own = int((icmp.to_numpy() & cloud_refusals(sub["detail"].astype(str).tolist(), icmp_column(sub))).sum())
+    if closed or forged or cloud_own:  # (a port unreachable from the destination itself: nothing listens there)
+        texts = {**REASON_TEXT, "icmp_unreachable": icmp_reason_text(int(icmp.sum()), closed, forged, cloud_own)}
     no_answer = (sub["verdict"] == "blocked") & (sub["reason"].astype(str).str.split(",").str[0] == "no_answer")
     cut = int(cut_short(sub["reason"].astype(str).tolist(), sub["detail"].astype(str).tolist()).sum()) \
         if no_answer.any() else 0
@@ -711,7 +726,8 @@ def render_html(flows: pd.DataFrame, rules: RuleSet, *, captures: Mapping[str, o
     body = "".join([
         _summary(flows, rules, cap_counts, list(warnings), title, generated, charts, bool(len(errs))),
         _checklist(chk, rules, flows["capture"].nunique() if len(flows) and "capture" in flows else 1,
-                   no_ksc_capture_note(captures_without_ksc(flows, rules))),
+                   no_ksc_capture_note(captures_without_ksc(flows, rules)),
+                   flows["purpose"][nat_copy_mask(flows)].value_counts().to_dict() if len(flows) else {}),
         _dns_errors(errs, dns_error_verdicts(flows)),
         _charts(flows, rules, _not_ksc(chk)) if charts else "",
         _hosts(flows, rules),

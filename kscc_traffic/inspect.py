@@ -798,6 +798,8 @@ REFUSED_PORT = "a firewall refuses the port"
 REFUSED_OWN_MEANS = ("most likely the server's own answer: nothing listens on this port there (a wrong port? the "
                      "service down?), or its host firewall rejects it (a firewall on the path that copies the "
                      "server's TTL looks the same)")
+#: :data:`REFUSED_OWN_MEANS` of an IPv6 reset: the field is its hop limit
+REFUSED_OWN_MEANS_V6 = REFUSED_OWN_MEANS.replace("server's TTL", "server's hop limit")
 
 
 class AddressTtls(Mapping):
@@ -1371,7 +1373,8 @@ def refused_hint(ver: int, ttl: int, ref: int) -> str:
     (break-it s55 dp #10); else '' (farther)."""
     field_name = "hop limit" if ip_version_of_key(ver) == 6 else "TTL"
     if ttl == ref:
-        return f"{REFUSED_OWN}{field_name} ({ttl}, as its packets on other connections): {REFUSED_OWN_MEANS}"
+        means = REFUSED_OWN_MEANS_V6 if field_name == "hop limit" else REFUSED_OWN_MEANS
+        return f"{REFUSED_OWN}{field_name} ({ttl}, as its packets on other connections): {means}"
     h, h_ref = (int(x) for x in _hops(np.array([ttl, ref], np.int64)))
     if h == h_ref:
         return (f"the reset came with {field_name} {ttl}, the server's packets on other connections with {ref}: "

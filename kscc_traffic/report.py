@@ -42,12 +42,12 @@ from .flows import arrays_of, carried_data
 from .names import is_ip_literal
 from .protocols.tls import is_host_name
 from .rules import RuleSet
-from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, DIRECT_UNANSWERED, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET, \
+from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, LOST_RECORD, DIRECT_UNANSWERED, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET, \
     REQUEST_RESET, \
     SYNACK_NOT_TAKEN
 from .classify import ECH_MAY_BE, PAGE_SERVED, PINNED_OPENER, PINNED_REFUSED, PINNED_SILENT, QUOTED_COLUMNS, SYNACK_LOST, quoted_names, without_names
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
-from .unreachable import (CLOUD_FORGED, FROM_DESTINATION, NOT_LISTENING, NOT_REFUSALS, REJECTS, TOO_BIG_IGNORED, answered_by,
+from .unreachable import (CLOUD_FORGED, FROM_DESTINATION, OWN_TTL_RX, NOT_LISTENING, NOT_REFUSALS, REJECTS, TOO_BIG_IGNORED, answered_by,
                           delivery_error, icmp_kind, reassembly_note, too_big_note)
 from .inspect import HELLO_COPIES, REFUSED_NEARER, REFUSED_OTHER, REFUSED_OWN, REFUSED_OWN_MEANS, UNMATCHED_ID, UNMATCHED_QUESTION
 
@@ -898,8 +898,24 @@ def port_unreachable(details, icmp) -> tuple[np.ndarray, np.ndarray]:
         d = str(d)
         own = answered_by(text)
         closed[i] = d.startswith(own) or d.startswith("DNS query " + own)
-        forged[i] = d.startswith(answered_by(text, True))
+        forged[i] = d.startswith(answered_by(text, True)) and not OWN_TTL_RX.search(text)
     return closed, forged
+
+
+def cloud_refusals(details, icmp) -> np.ndarray:
+    """Of flows (``detail`` texts and ``icmp_unreachable`` texts, two equal-length sequences): which
+    were judged on a port unreachable carrying a cloud server's own address that came with that
+    server's own TTL (hop limit) (bool array: the ``icmp_unreachable`` text has
+    :data:`~kscc_traffic.unreachable.OWN_TTL_RX`, the detail begins with its
+    :data:`~kscc_traffic.unreachable.CLOUD_OWN` form): the cloud server's own refusal, not one
+    :func:`port_unreachable` counts as forged."""
+    details, icmp = list(details), list(icmp)
+    out = np.zeros(len(details), bool)
+    for i, (d, x) in enumerate(zip(details, icmp)):
+        text = delivery_error(x) if isinstance(x, str) and x else ""
+        if text.endswith(FROM_DESTINATION) and OWN_TTL_RX.search(text):
+            out[i] = str(d).startswith(answered_by(text, True))
+    return out
 
 
 def route_counts(details, servers, icmp=None) -> tuple[int, int]:
@@ -1039,7 +1055,7 @@ REJECTED_TEXT: dict[str, str] = {
                   "proxy, load balancer or proxy with no server behind it, an application-aware firewall refusing "
                   "the traffic by its content, or a service refusing the client"),
     "path_reset": ("the connection worked, then a device on the path (a firewall or IPS) ended it with a reset in "
-                   "the server's name (its TTL not the server's): its policy cuts the agent's sessions"),
+                   "the server's name (its TTL, IPv6 hop limit, not the server's): its policy cuts the agent's sessions"),
 }
 
 
@@ -1410,23 +1426,27 @@ def wrong_direction_reason_text(n: int, inbound: int, rule=None) -> str:
     return f"{REASON_TEXT['wrong_direction']}; {inbound} of them: {inbound_text(rule)}"
 
 
-def icmp_reason_text(n: int, closed: int, forged: int = 0) -> str:
+def icmp_reason_text(n: int, closed: int, forged: int = 0, cloud_own: int = 0) -> str:
     """Why ``n`` flows ``icmp_unreachable`` matter, ``closed`` of them answered by a port
     unreachable from the destination itself (detail :data:`~kscc_traffic.unreachable.NOT_LISTENING`),
     ``forged`` of them by one carrying a cloud server's own address (detail
     :data:`~kscc_traffic.unreachable.CLOUD_FORGED`: most likely a firewall's on the path, in the
-    server's name): :data:`REASON_TEXT`'s when none was, else by what happened (each kind counted
-    when the flows are not all of one kind)."""
+    server's name), ``cloud_own`` of them by one carrying a cloud server's own address with that
+    server's own TTL (:func:`cloud_refusals`: the server refused the port): :data:`REASON_TEXT`'s
+    when none was, else by what happened (each kind counted when the flows are not all of one kind)."""
     own = ("the destination host itself answered with ICMP port unreachable: " + NOT_LISTENING)
     cloud = ("an ICMP port unreachable carrying the cloud server's own address answered: most likely forged "
              "by a firewall on the path (a reject rule answers in the name of the address it blocks); if no "
              "firewall rejects it, the cloud refused the port: report the server and port to Kaspersky support")
-    kinds = [(k, text) for k, text in ((closed, own), (forged, cloud)) if k]
+    server = ("an ICMP port unreachable from the cloud server itself (with its own TTL or hop limit, as its "
+              "earlier packets) answered: the server refused the port (nothing listens there, or its host "
+              "firewall): report the server and port to Kaspersky support")
+    kinds = [(k, text) for k, text in ((closed, own), (forged, cloud), (cloud_own, server)) if k]
     if not kinds:
         return REASON_TEXT["icmp_unreachable"]
     if len(kinds) == 1 and kinds[0][0] >= n:
         return kinds[0][1]
-    rest = n - closed - forged
+    rest = n - closed - forged - cloud_own
     return "; ".join(([REASON_TEXT["icmp_unreachable"]] if rest > 0 else [])
                      + [f"{k} of them: {text}" for k, text in kinds])
 
@@ -1434,7 +1454,8 @@ def icmp_reason_text(n: int, closed: int, forged: int = 0) -> str:
 #: the note :func:`kscc_traffic.classify.classify` adds to the detail of a ``no_answer`` attempt that
 #: began less than :data:`~kscc_traffic.classify.END_MARGIN_S` before the capture's last packet
 #: (``_note_capture_end``): the capture's end may have cut it short, before an answer could come
-CUT_SHORT = re.compile(r"\bthe capture ended ([0-9.]+) s after its first packet, " + re.escape(CUT_SHORT_TAIL))
+CUT_SHORT = re.compile(r"\bthe capture ended ([0-9.]+) s after its first packet, " + re.escape(CUT_SHORT_TAIL)
+                       + "(" + re.escape(LOST_RECORD) + ")?")
 #: the same, anchored at the end of the detail, where ``_note_capture_end`` puts it: a name quoted
 #: earlier in the detail cannot make a flow look cut short
 _CUT_SHORT_END = re.compile("(?:; )(?:" + CUT_SHORT.pattern + r")\Z")
@@ -1810,6 +1831,14 @@ def cut_short(reasons, details) -> np.ndarray:
                         for r, d in zip(reasons, details)), bool, len(reasons))
 
 
+def cut_lost(reasons, details) -> int:
+    """Of flows (``reason`` and ``detail`` texts), the :func:`cut_short` ones whose note says the
+    capture file was cut mid-record after their last packet
+    (:data:`~kscc_traffic.classify.LOST_RECORD`: the lost last record may have held the answer)."""
+    return sum(1 for r, d in zip(reasons, details) if str(r).split(",")[0] == "no_answer"
+               and _noted_cut(str(d)) and _CUT_SHORT_END.search(str(d)).group(2))
+
+
 def _noted_cut(detail: str) -> bool:
     m = _CUT_SHORT_END.search(detail)
     if m is None:
@@ -1859,15 +1888,22 @@ def routed_fix(r, bl: int, routed: int, fix: str) -> str:
             f"{'it' if routed == 1 else 'them'}, also on a firewall or router between the subnets")
 
 
-def cut_short_fix(r, k: int) -> str:
+def cut_short_fix(r, k: int, lost: int = 0) -> str:
     """The advice for ``k`` blocked flows of rule ``r`` that are all ``no_answer`` attempts the
     capture's end cut short (:func:`cut_short`): no port to open (nothing shows a block), capture
-    longer."""
+    longer; ``lost`` of them (:func:`cut_lost`) ended right before the file was cut mid-record:
+    its last record, skipped, may have held the answer (said too)."""
+    lost_text = ""
+    if lost:
+        which = ("it" if k == 1 else "them") if lost >= k else f"{lost} of them"
+        lost_text = (f"; the file was cut mid-record right after {which} (its last record skipped, as the warning "
+                     "says): that lost record may have held the answer")
     return (f"{'this attempt on' if k == 1 else f'these {k} attempts on'} {r.transport.upper()} {r.port_text} "
             f"{'was' if k == 1 else 'were'} unanswered when the capture ended, less than "
             f"{END_MARGIN_S:g} s after {'it' if k == 1 else 'they'} began (see the flow's detail): "
-            "nothing shows a block, the answer may simply not be in the capture. Capture longer (go on a few "
-            "seconds after the agent connects) and analyse again")
+            f"nothing shows a block, the answer may simply not be in the capture{lost_text}. "
+            + ("Copy the capture file whole, or capture longer" if lost else "Capture longer")
+            + " (go on a few seconds after the agent connects) and analyse again")
 
 
 def status_text(status: str, note: str = "") -> str:
@@ -1962,7 +1998,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    ok_refused: int = 0, icpt_cause: str = "", ok_slow: int = 0, ok_held: int = 0,
                    bl_slow_server: str = "", bl_nat: tuple[int, int] = (0, 0),
                    bl_nat64: tuple[int, tuple[str, ...], tuple[str, ...]] = (0, (), ()),
-                   ok_private: int = 0, bl_portal: tuple[int, str, bool] = (0, "", False), bl_routed: int = 0) -> dict:
+                   ok_private: int = 0, bl_portal: tuple[int, str, bool] = (0, "", False), bl_routed: int = 0,
+                   bl_cloud_own: int = 0, bl_cut_lost: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -2124,11 +2161,20 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     ``tls_intercepted`` flows' details show (:func:`intercepted_cause`, '' several or none), which
     their advice names (:func:`intercepted_text`; newcomer s60 #10). An unexpected purpose whose flows
     all went to Kaspersky's other services, answered, gets :data:`VENDOR_NOTE` (newcomer s60 #11).
-    ``bl_nat``: of the blocked ones, ``(copies, left)`` (:func:`kscc_traffic.natadvice.nat_counts`:
-    a NAT's translated copies of others, inside copies whose SYNs left the device unanswered);
+    ``bl_nat``: ``(copies, left)`` (:func:`kscc_traffic.natadvice.nat_counts`): the blocked flows
+    that are a NAT's translated copies of others (not counted in ``n`` nor ``bl``, nor in any other
+    count: each connection is counted once, by its inside copy, :func:`nat_copy_mask`), and of the
+    blocked ones the inside copies whose SYNs left the device unanswered;
     ``bl_nat64``: those to NAT64 addresses, with their prefixes and IPv4 servers
     (:func:`kscc_traffic.natadvice.nat64_seen`): both said by :func:`kscc_traffic.natadvice.nat_fix`
     and :func:`~kscc_traffic.natadvice.nat64_fix` (newcomer s61 A, B).
+
+    ``bl_cloud_own``: of the blocked ones, those answered by a port unreachable carrying a cloud
+    server's own address with that server's own TTL (hop limit) (:func:`cloud_refusals`: not counted
+    in ``bl_forged``; their servers in ``closed_at`` too): the server's own refusal, advised
+    :func:`cloud_own_fix`, and no address family's path is said to be blocked for them.
+    ``bl_cut_lost``: of the ``bl_cut`` ones, those right before the file was cut mid-record
+    (:func:`cut_lost`): :func:`cut_short_fix` says the lost record may have held the answer.
 
     :returns: the row as a dict, the keys of :func:`readiness`'s columns."""
     bl_all = bl
@@ -2148,7 +2194,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
               else "verified" if doc_ok else "seen one-way" if one_way else "not seen")
     if status == "not seen" and ok_other_cast:
         note = other_cast_note(r, ok_other_cast, ok_other_kind)
-    fix = cut_short_fix(r, bl) if note == CUT_SHORT_NOTE else r.fix
+    fix = cut_short_fix(r, bl, bl_cut_lost) if note == CUT_SHORT_NOTE else r.fix
     if status == "blocked" and bl_routed and not ok and r.opener == PINNED_OPENER and note != CUT_SHORT_NOTE:
         # unanswered SYNs to a distribution point on another subnet: its firewall, or one between
         # the subnets (newcomer s61 #1); said before the other cases, which build on ``fix``; not
@@ -2284,6 +2330,12 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
             fix += (f"; {bl_forged} of them {'was' if bl_forged == 1 else 'were'} answered by ICMP port "
                     f"unreachable carrying the cloud server's own address ({where}): most likely forged by a "
                     f"firewall on the path; {report_it}")
+    if status == "blocked" and bl_cloud_own:
+        # a port unreachable carrying a cloud server's address with that server's own TTL: its own
+        # stack refused the port (the path works), not a firewall answering in its name
+        hosts, ports = closed_at
+        fix = cloud_own_fix(r, bl, bl_cloud_own, f"{r.transport.upper()} {_list_text(ports, 'port')} on "
+                            f"{_list_text(hosts, 'server')}", fix, ttl_word(v6, bl))
     if status == "blocked" and bl_closed:
         # the destination host itself said nothing listens on the port: the datagram (or SYN) got
         # there; the service may simply not run (a firewall in the path is not the cause)
@@ -2347,6 +2399,9 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     these = "this connection attempt was" if attempts == 1 else f"these {attempts} connection attempts were"
     restarted, restart_text = bl_restarted
     restarted = min(restarted, own_rst)
+    # (the IP header field the resets' sender is told by: IPv6 calls it the hop limit)
+    field = ttl_word(v6, bl)
+    restart_text = restart_text.replace("copies its TTL", f"copies its {field}")
     if status == "blocked" and own_rst and restarted == own_rst:
         # the same server and port accepted a connection in the capture: the port is right, the
         # service was not running when refused (a restart), nothing to check in the agent's settings
@@ -2355,11 +2410,11 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                     "if it recurs, check the service on that server and what is in front of it (its log, restarts "
                     "and load; a load balancer's backends)")
             fix = (f"{these} "
-                   f"answered by a TCP reset with the server's own TTL (as its packets on other connections), but "
+                   f"answered by a TCP reset with the server's own {field} (as its packets on other connections), but "
                    f"{restart_text} (the port is right): {then}")
         else:
             fix += (f"; {own_rst} of them {'was' if own_rst == 1 else 'were'} answered by a TCP reset with the "
-                    f"server's own TTL, but {restart_text}")
+                    f"server's own {field}, but {restart_text}")
     elif status == "blocked" and own_rst:
         # the reset came with the server's own TTL: it got there, nothing listens (not a firewall)
         where = f"{r.transport.upper()} {r.port_text}"
@@ -2373,12 +2428,13 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                      "running there or a firewall rejects the port (the server's own, or one on the path)" if ranged
                      else f" The service on {where} is not running there, or a firewall rejects the port (the "
                           "server's own, or one on the path)")
+            means = REFUSED_OWN_MEANS.replace("server's TTL", f"server's {field}")
             fix = (f"{these} "
-                   f"answered by a TCP reset with the server's own TTL (as its packets on other connections): "
-                   f"{REFUSED_OWN_MEANS}.{check}")
+                   f"answered by a TCP reset with the server's own {field} (as its packets on other connections): "
+                   f"{means}.{check}")
         else:
             fix += (f"; {own_rst} of them {'was' if own_rst == 1 else 'were'} answered by a TCP reset with the "
-                    "server's own TTL: most likely the server's own answer (nothing listens on that port there, "
+                    f"server's own {field}: most likely the server's own answer (nothing listens on that port there, "
                     "or its host firewall rejects it)" + (": check the port in the agent's settings" if ranged else ""))
         if restarted:
             fix += f"; {restarted} of them: {restart_text}"
@@ -2395,7 +2451,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         # (after the refusals' advice, which may replace the whole text: break-it s51 pass 4 #4)
         fix = idle_drop_fix(r, bl, bl_idle, fix)
     if status == "blocked" and bl_path:
-        fix = path_reset_fix(r, bl, bl_path, fix)
+        fix = path_reset_fix(r, bl, bl_path, fix, field)
     if status == "blocked" and (bl_stalled[0] or bl_stalled[2]):
         fix = stalled_fix(r, bl, bl_stalled, fix)
     if status == "blocked" and bl_route:
@@ -2509,7 +2565,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
             note = VENDOR_NOTE
     # every blocked flow was answered (a reset with the server's own TTL, a TLS failure or
     # interception, an old connection's answer, a handshake ended by the server's side)
-    answered_all = status == "blocked" and 0 < bl - bl_idle <= own_rst + bl_tls + bl_stale + bl_handshake + bl_elsewhere
+    answered_all = status == "blocked" and 0 < bl - bl_idle <= (own_rst + bl_tls + bl_stale + bl_handshake + bl_elsewhere
+                                                                + bl_cloud_own)
     if answered_all and not proxied and fix.startswith(f"{r.fix}; "):
         # (no drop nor ICMP refusal, so the firewall rule does not lead; the causes seen do:
         # newcomer 33 F6)
@@ -2566,7 +2623,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         fix = _only_family_fix(r, "IPv6", fix)
     if status == "blocked":
         # (a NAT64 gateway on the path; both sides of a NAT captured: newcomer s61 A, B)
-        fix = nat_fix(nat64_fix(fix, bl, bl_nat64, r.transport, r.port_text), bl, *bl_nat)
+        # (the NAT's copies are not among ``bl``: each connection counted once, by its inside copy)
+        fix = nat_fix(nat64_fix(fix, bl, bl_nat64, r.transport, r.port_text), bl + bl_nat[0], *bl_nat)
     if status == "blocked" and bl_tls and bl_slow_server:
         # a ClientHello left unanswered by a server that answered another one slowly (s61 #5)
         fix += slow_server_text(bl_slow_server)
@@ -2675,13 +2733,14 @@ def stalled_fix(r, bl: int, counts: tuple[int, int, int], fix: str) -> str:
             f"sent never acknowledged: {said}")
 
 
-def path_reset_fix(r, bl: int, k: int, fix: str) -> str:
+def path_reset_fix(r, bl: int, k: int, fix: str, field: str = "TTL") -> str:
     """The advice for ``k`` of the ``bl`` blocked flows of rule ``r`` that worked and were ended by
     a reset a device on the path sent in the server's name (detail starting
     :data:`~kscc_traffic.classify.PATH_RESET`): an IPS or firewall ending the agent's sessions (by
     content, a signature, a session limit). All of them: that advice alone (no port to open);
-    some: added to ``fix`` (the others')."""
-    check = (f"a firewall or IPS on the path ended {'it' if k == 1 else 'them'} (the reset's TTL is not the "
+    some: added to ``fix`` (the others'). ``field``: the IP header field named (:func:`ttl_word`:
+    "hop limit" over IPv6)."""
+    check = (f"a firewall or IPS on the path ended {'it' if k == 1 else 'them'} (the reset's {field} is not the "
              f"server's): check its IPS, application-control and session policies for {r.host_mask or 'the server'} "
              f"on {r.transport.upper()} {r.port_text} (exempt the agent's traffic from them)")
     if bl == k:
@@ -4548,6 +4607,33 @@ def _list_text(items, what: str, most: int = 3) -> str:
     return f"{', '.join(items[:most])} and {more} more" + (f" {what}{'s' if more != 1 else ''}" if what else "")
 
 
+def ttl_word(v6: tuple[int, int] | None, bl: int) -> str:
+    """The name of the IP header field a purpose's ``bl`` blocked flows came with (``v6``: its ok
+    and blocked flows over IPv6, None: not counted): "hop limit" when all of them went over IPv6,
+    "TTL" when none did (or not counted), else "TTL (hop limit)"."""
+    if v6 is None or not v6[1]:
+        return "TTL"
+    return "hop limit" if v6[1] >= bl else "TTL (hop limit)"
+
+
+def cloud_own_fix(r, bl: int, k: int, where: str, fix: str, field: str = "TTL") -> str:
+    """The advice for ``k`` of a purpose's ``bl`` blocked flows (rule ``r``) answered by an ICMP port
+    unreachable carrying the cloud server's own address with that server's own ``field`` (TTL or
+    hop limit: :func:`cloud_refusals`), refusing ``where`` ("TCP 23101 on 203.0.113.10"): the server's
+    own stack refused the port over a path that works; ``fix``: the advice so far (the others')."""
+    report_it = f"report the server and port ({where}) to Kaspersky support"
+    if k >= bl:
+        return (f"{'this flow was' if bl == 1 else f'these {bl} flows were'} answered by ICMP port unreachable "
+                f"from the cloud server itself, refusing {where}: it came with the server's own {field} (as its "
+                "earlier packets), so the path to the server works and the server (or its host firewall) refused "
+                "the port: nothing to open on this network for it. Check the port the agent is set to use (the "
+                "Administration Server's address and port in the agent's settings or installation package); if it "
+                f"is right, {report_it} (only a firewall on the path that copies the server's {field} looks the "
+                f"same: then {r.fix})")
+    return (f"{fix}; {k} of them {'was' if k == 1 else 'were'} answered by ICMP port unreachable from the cloud "
+            f"server itself ({where}, with the server's own {field}): the server refused the port; {report_it}")
+
+
 def _service_check(r) -> str:
     """The advice to check that a rule's service runs on the host that answered (``r``: a
     :class:`kscc_traffic.rules.Rule`): "check that the service for it is running and listening
@@ -4700,6 +4786,14 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         from .rules import load_rules
         rules = load_rules()
     flows = text_filled(flows, _READINESS_TEXT)
+    # (a NAT's translated copy of a connection listed too is not counted: each connection once,
+    # by its inside copy; the blocked copies are said by the advice, natadvice.nat_fix)
+    copy = nat_copy_mask(flows)
+    bl_copies: dict[str, int] = {}
+    if copy.any():
+        cp = flows[copy]
+        bl_copies = cp[cp["verdict"] == "blocked"].groupby("purpose", sort=False).size().to_dict()
+        flows = flows[~copy].reset_index(drop=True)
     # (the details as the checks below read them: names from the packets quoted there taken out)
     udetail = np.array(unquoted_details(flows), dtype=object) if "detail" in flows else None
     icmp_all = np.array(icmp_column(flows), dtype=object)   # (the ICMP advice's own column)
@@ -4724,11 +4818,12 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         at = where.get(r.id, ())
         ok = bl = un = other = proxied = 0
         ok_named = ok_answered = v6 = bl_named = ok_data = None
-        bl_tls = bl_stale = bl_closed = bl_forged = one_way = bl_icpt = un_onprem = 0
+        bl_tls = bl_stale = bl_closed = bl_forged = one_way = bl_icpt = un_onprem = bl_cloud_own = 0
         bl_reset = un_failed = bl_refused = (0, 0)
         un_elsewhere: tuple[int, tuple[str, ...]] = (0, ())
         un_inbound = ok_fell = 0
         bl_handshake = bl_cut = bl_host = bl_local = bl_idle = bl_path = bl_lost = bl_plain_reset = bl_dropped = 0
+        bl_cut_lost = 0
         bl_stalled = (0, 0, 0)
         bl_dated = 0
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
@@ -4858,6 +4953,9 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     icmp = icmp_all[at][v == "blocked"].tolist()
                     closed, forged = port_unreachable(details, icmp)
                     bl_closed, bl_forged = int(np.count_nonzero(closed)), int(np.count_nonzero(forged))
+                    # (one carrying a cloud server's address with that server's own TTL: its refusal)
+                    own_cloud = cloud_refusals(details, icmp)
+                    bl_cloud_own = int(np.count_nonzero(own_cloud))
                     bl_route, bl_route_own = route_counts(
                         details, flows["resp_h"].to_numpy(dtype=object)[at][v == "blocked"].tolist()
                         if "resp_h" in flows else [None] * len(details), icmp)
@@ -4869,8 +4967,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     bl_http, http_statuses = len(refusals), tuple(sorted(set(refusals)))
                     for m in filter(None, map(REDIRECT_ANSWER.match, map(str, details))):
                         bl_redirect[m.group(1)] = bl_redirect.get(m.group(1), 0) + 1
-                    if bl_forged and "resp_h" in flows and "resp_p" in flows:   # (named by the advice)
-                        blocked_at = np.asarray(at)[v == "blocked"][forged]
+                    if (bl_forged or bl_cloud_own) and "resp_h" in flows and "resp_p" in flows:   # (named by the advice)
+                        blocked_at = np.asarray(at)[v == "blocked"][forged | own_cloud]
                         closed_at = _closed_at(flows["resp_h"].to_numpy(dtype=object)[blocked_at].tolist(),
                                                flows["resp_p"].to_numpy()[blocked_at].tolist())
                     bl_reset = (sum(1 for x in details if str(x).startswith(DP_RESET)),
@@ -4881,7 +4979,9 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     # (a filter's HTTP refusal of the ClientHello: the port is open, as for tls_failed)
                     bl_tls += sum(1 for x in details if str(x).startswith(FILTER_ANSWER))
                     bl_cut = int(np.count_nonzero(cut_short(reason[at][v == "blocked"].tolist(), details)))
+                    bl_cut_lost = cut_lost(reason[at][v == "blocked"].tolist(), details) if bl_cut else 0
                     bl_nat, bl_nat64 = nat_counts(details), nat64_seen(details)
+                    bl_nat = (bl_nat[0] + int(bl_copies.get(r.id, 0)), bl_nat[1])
                 if "server_name" in flows:
                     bl_named = int(np.count_nonzero(_names_a_server(flows["server_name"].to_numpy(dtype=object)[at])
                                                     & (v == "blocked")))
@@ -4899,6 +4999,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_icmp=bl_icmp,
                                    proxy_paths=paths.get(r.id) if "proxy_target" in flows else None,
                                    bl_cut=bl_cut, caps=caps, bl_refused=bl_refused, un_elsewhere=un_elsewhere,
+                                   bl_cloud_own=bl_cloud_own, bl_cut_lost=bl_cut_lost,
                                    bl_mtu=bl_mtu, bl_route_own=bl_route_own, bl_dp_way=bl_dp_way,
                                    bl_elsewhere=bl_elsewhere,
                                    bl_redirect=bl_redirect, un_console=un_console,
@@ -5127,6 +5228,9 @@ class TableSummary:
         self.bl_nat: dict[str, tuple[int, int]] = {}    # purpose -> blocked NAT copies, left unanswered (nat_counts)
         self.bl_nat64: dict[str, list] = {}      # purpose -> [blocked to NAT64, {prefix}, {IPv4 server}] (nat64_seen)
         self.nat_copies = 0                      # flows that are a NAT's translated copies of others (any verdict)
+        # (purpose, verdict) -> of ``counts``, the NAT's translated copies (nat_copy_mask: not counted
+        # in the per-purpose counts nor the checklist)
+        self.copy_counts: dict[tuple[str, str], int] = {}
         self.bl_path: dict[str, int] = {}        # purpose -> blocked flows that worked, reset by a device (PATH_RESET)
         self.bl_stalled: dict[str, tuple[int, int, int]] = {}   # purpose -> blocked flows that stalled or whose session was gone (stalled_counts)
         self.bl_dated: dict[str, int] = {}       # purpose -> blocked tls_intercepted flows refused as out of date (dated_count)
@@ -5134,6 +5238,8 @@ class TableSummary:
         self.bl_cut: dict[str, int] = {}         # purpose -> blocked no_answer flows the capture's end cut short
         self.bl_closed: dict[str, int] = {}      # purpose -> blocked flows: port unreachable from the destination
         self.bl_forged: dict[str, int] = {}      # purpose -> blocked flows: one carrying a cloud server's address
+        self.bl_cloud_own: dict[str, int] = {}   # ... one with that server's own TTL too (cloud_refusals)
+        self.bl_cut_lost: dict[str, int] = {}    # purpose -> blocked, cut short, the file cut mid-record (cut_lost)
         self.closed_at: dict[str, tuple] = {}    # ... their (servers, ports) (_closed_at)
         self.bl_route: dict[str, int] = {}       # purpose -> blocked flows: network/host unreachable (ROUTE_ICMP)
         self.bl_mtu: dict[str, int] = {}         # purpose -> blocked tls_failed flows: a path-MTU black hole (MTU_HOLE)
@@ -5236,7 +5342,19 @@ class TableSummary:
         if not len(flows):
             return
         self.total += len(flows)
-        self.nat_copies += nat_copy_rows(flows)
+        # (a NAT's translated copies of connections listed too: in the totals and the flagged
+        # flows, not in the per-purpose counts nor the checklist, which count each connection
+        # once, by its inside copy; the blocked ones are said by the NAT advice)
+        copy = nat_copy_mask(flows)
+        self.nat_copies += int(np.count_nonzero(copy))
+        listed = flows
+        if copy.any():
+            cp = flows[copy]
+            for (p, v), n in cp.groupby(["purpose", "verdict"], sort=False).size().items():
+                self.copy_counts[(p, v)] = self.copy_counts.get((p, v), 0) + int(n)
+            for p, n in cp[cp["verdict"] == "blocked"].groupby("purpose", sort=False).size().items():
+                x, y = self.bl_nat.get(p, (0, 0))
+                self.bl_nat[p] = (x + int(n), y)
         named_all = None                        # (ksc_named of every row, when computed for the captures)
         if "ts_ns" in flows:
             ts = flows["ts_ns"].to_numpy(dtype=np.int64)
@@ -5263,6 +5381,8 @@ class TableSummary:
                     self.capture_ksc[c] = bool(v)
         for (p, v), n in flows.groupby(["purpose", "verdict"], sort=False).size().items():
             self.counts[(p, v)] = self.counts.get((p, v), 0) + int(n)
+        if copy.any():
+            flows = flows[~copy]
         partial_ok = False
         for (p, r, v), n in flows.groupby(["purpose", "reason", "verdict"], sort=False).size().items():
             if v == "ok" and "partial" in str(r).split(","):
@@ -5411,9 +5531,14 @@ class TableSummary:
             closed = blocked[closed]
             for p, n in closed.groupby("purpose", sort=False).size().items():
                 self.bl_closed[p] = self.bl_closed.get(p, 0) + int(n)
+            own_cloud = cloud_refusals(detail.tolist(), icmp)
+            for p, n in blocked[own_cloud].groupby("purpose", sort=False).size().items():
+                self.bl_cloud_own[p] = self.bl_cloud_own.get(p, 0) + int(n)
+            named = blocked[forged | own_cloud]
             forged = blocked[forged]
-            for p, g in forged.groupby("purpose", sort=False):
-                self.bl_forged[p] = self.bl_forged.get(p, 0) + len(g)
+            for p, n in forged.groupby("purpose", sort=False).size().items():
+                self.bl_forged[p] = self.bl_forged.get(p, 0) + int(n)
+            for p, g in named.groupby("purpose", sort=False):
                 if "resp_h" in g and "resp_p" in g:
                     self.closed_at[p] = _closed_at(g["resp_h"].tolist(), g["resp_p"].tolist(),
                                                    self.closed_at.get(p, ((), ())))
@@ -5429,6 +5554,10 @@ class TableSummary:
             cut = blocked[cut_short(blocked["reason"].tolist(), detail.tolist())]
             for p, n in cut.groupby("purpose", sort=False).size().items():
                 self.bl_cut[p] = self.bl_cut.get(p, 0) + int(n)
+            for p, g in cut.groupby("purpose", sort=False):
+                k = cut_lost(g["reason"].tolist(), detail[g.index].tolist())
+                if k:
+                    self.bl_cut_lost[p] = self.bl_cut_lost.get(p, 0) + k
             if "orig_h" in blocked and "resp_h" in blocked:
                 plain = blocked[(blocked["reason"].astype(str).str.split(",").str[0] == "no_answer").to_numpy()]
                 for p, g in plain.groupby("purpose", sort=False):
@@ -5554,7 +5683,7 @@ class TableSummary:
         if "reason" in flows and "orig_h" in flows:
             self._add_scans(flows)
         self.restarts.add(flows)
-        fl = flows[flows["verdict"].isin(self.listed)]
+        fl = listed[listed["verdict"].isin(self.listed)]
         if len(fl):
             self.flagged_total += len(fl)
             if self._ksc_purposes is None:
@@ -5707,8 +5836,10 @@ class TableSummary:
         rows = []
         after_ok = self.rates.counts()
         for r in rules.rules:
-            ok, bl, un = (self.counts.get((r.id, k), 0) for k in ("ok", "blocked", "unexpected"))
-            n = sum(c for (p, _), c in self.counts.items() if p == r.id)
+            ok, bl, un = (self.counts.get((r.id, k), 0) - self.copy_counts.get((r.id, k), 0)
+                          for k in ("ok", "blocked", "unexpected"))
+            n = sum(c for (p, _), c in self.counts.items() if p == r.id) \
+                - sum(c for (p, _), c in self.copy_counts.items() if p == r.id)
             rows.append(_readiness_row(r, n, ok, bl, un, self.other_hosts.get(r.id, 0),
                                        sorted(self.reasons.get(r.id, ())), self.proxied.get(r.id, 0),
                                        self.ok_named.get(r.id, 0) if self.named_seen else None,
@@ -5731,6 +5862,8 @@ class TableSummary:
                                        proxy_paths=self.proxy_paths.get(r.id, ProxyPaths())
                                        if self.proxy_seen else None,
                                        bl_cut=self.bl_cut.get(r.id, 0), caps=self._captures(r.id, bl, un),
+                                       bl_cloud_own=self.bl_cloud_own.get(r.id, 0),
+                                       bl_cut_lost=self.bl_cut_lost.get(r.id, 0),
                                        bl_mtu=self.bl_mtu.get(r.id, 0), bl_route_own=self.bl_route_own.get(r.id, 0),
                                        bl_dp_way=self.bl_dp_way.get(r.id, 0),
                                        bl_elsewhere=self.bl_elsewhere.get(r.id, 0),
@@ -5905,7 +6038,7 @@ def _checklist_widths(chk: pd.DataFrame, rules: RuleSet, width: int,
         if left >= section + ports:
             break
     else:
-        return out
+        return _narrow_widths(out, width, purpose, section, ports, flows, max(_longest_word(statuses), 1), reasons)
     # (section: its header "section" whole when there is room, else folded; ports get the rest)
     section = max(section, min(len("section"), left - max(ports, len("transport/"))))
     # (reasons at most what the others leave: rich, when the widest cells do not fit, narrows
@@ -5918,6 +6051,29 @@ def _checklist_widths(chk: pd.DataFrame, rules: RuleSet, width: int,
                 "flows": {"min_width": flows, "max_width": flows},
                 "section": {"min_width": section, "max_width": section},
                 "transport/ports": {"max_width": left - section}})
+    return out
+
+
+def _narrow_widths(out: dict, width: int, purpose: int, section: int, ports: int, flows: int, status: int,
+                   reasons: int) -> dict:
+    """:func:`_checklist_widths`' settings ``out`` (the purpose's) for a console too narrow for
+    every column's longest word with a space of padding each side: no padding (``out["padding"]``
+    ``(0, 0)``: the borders alone between the cells), and the ``section``, ``transport/ports``
+    (``23100-23199`` never folded mid-number) and ``flows`` columns their longest word; the
+    ``status`` and ``reasons`` columns their longest word too when it fits (every cell then folds
+    at spaces only), else they share what is left, at least 2 columns each (a status or reason id
+    longer folds); ``out`` unchanged when not even that fits (every cell folds)."""
+    left = width - 7 - purpose - section - ports - flows      # (7: the borders of 6 columns)
+    if left < 4:
+        return out
+    # (the status its header's width too when that fits: "stat/us" folded else)
+    st = max(status, min(len("status"), left - reasons)) if left >= status + reasons else max(2, min(status, left // 2))
+    out.update({"padding": (0, 0),
+                "section": {"min_width": section, "max_width": section},
+                "transport/ports": {"min_width": ports, "max_width": ports},
+                "flows": {"min_width": flows, "max_width": flows},
+                "status": {"min_width": st, "max_width": st},
+                "reasons": {"min_width": left - st, "max_width": left - st}})
     return out
 
 
@@ -6010,14 +6166,20 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         # (a narrow terminal: cells fold, never cut with an ellipsis)
         t.add_column(col, justify="left" if col == "purpose" else "right", overflow="fold")
     per: dict[str, dict[str, int]] = {}
+    # (each connection once: a NAT's translated copies left out, said under the table)
     for (p, v), n in summary.counts.items():
         d = per.setdefault(p or NO_PURPOSE, {})
-        d[v] = d.get(v, 0) + n
+        d[v] = d.get(v, 0) + n - summary.copy_counts.get((p, v), 0)
     for purpose in sorted(per):
         row = per[purpose]
         t.add_row(Text(escape_terminal(purpose)), str(sum(row.values())),
                   *(str(row.get(v, 0)) for v in ("ok", "blocked", "unexpected", "unclassified")))
     console.print(t)
+    copies: dict[str, int] = {}
+    for (p, _), n in summary.copy_counts.items():
+        copies[p] = copies.get(p, 0) + n
+    if nat_copies_note(copies):
+        console.print(Text(escape_terminal(nat_copies_note(copies)), style="italic"))
     one_way = one_way_ok_note(chk, per)
     if one_way:
         console.print(Text(escape_terminal(one_way), style="italic"))
@@ -6035,6 +6197,8 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     # (a narrow terminal: the status notes as footnotes under the table, session 32)
     suffixes, notes = checklist_status_notes(chk, rules, console.width)
     widths = _checklist_widths(chk, rules, console.width, suffixes)
+    if "padding" in widths:     # (a narrow console: the borders alone between the cells)
+        c.padding = widths["padding"]
     for col in ("section", "purpose", "transport/ports", "status", "flows", "reasons"):
         # (a header narrower than its cells' room is shortened, not folded: "sec/tio/n" -> "§")
         room = widths.get(col, {}).get("max_width")
@@ -6154,13 +6318,42 @@ NOT_KSC_PURPOSES = ": other programs' flows on the purposes' ports, not KSC agen
 
 def nat_copy_rows(flows: pd.DataFrame) -> int:
     """The rows of ``flows`` whose ``detail`` says they are a NAT's translated copy of another
-    listed connection (:data:`~kscc_traffic.classify.NAT_OUTSIDE_COPY`), any verdict; 0 without
-    ``detail``. (Each distinct detail checked once: a batch's details repeat.)"""
+    listed connection (:func:`nat_copy_mask`), any verdict; 0 without ``detail``."""
+    return int(np.count_nonzero(nat_copy_mask(flows)))
+
+
+def nat_copy_mask(flows: pd.DataFrame) -> np.ndarray:
+    """Per row of ``flows`` (bool array): its ``detail`` says it is a NAT's translated copy of
+    another listed connection (:data:`~kscc_traffic.classify.NAT_OUTSIDE_COPY`, not in a name from
+    the packets quoted there: :func:`unquoted_details`), any verdict; all False without ``detail``.
+    (Each distinct detail checked once: a batch's details repeat.) The checklist and the flows per
+    purpose count each such connection once, by its inside copy (newcomer s62 leftovers)."""
+    out = np.zeros(len(flows), bool)
     if "detail" not in flows or not len(flows):
-        return 0
+        return out
     codes, uniq = pd.factorize(flows["detail"].to_numpy(dtype=object), use_na_sentinel=False)
     hit = np.array([NAT_OUTSIDE_COPY in str(d) for d in uniq.tolist()], bool)
-    return int(np.count_nonzero(hit[codes])) if hit.any() else 0
+    if not hit.any():
+        return out
+    at = np.flatnonzero(hit[codes])
+    said = [NAT_OUTSIDE_COPY in d for d in unquoted_details(flows.iloc[at])]
+    out[at[np.asarray(said, bool)]] = True
+    return out
+
+
+def nat_copies_note(copies: dict[str, int], where: str = "here nor in the checklist") -> str:
+    """The line under the flows per purpose (and the checklist) that leave out ``copies`` (purpose
+    -> the flows that are a NAT's translated copies of others, :func:`nat_copy_mask`): ``NAT copies
+    not counted here nor in the checklist: 3 flows (agent_connection 3) are the NAT's translated
+    copies of connections counted (…)``, ``where`` naming the counts; '' when there are none."""
+    copies = {p: n for p, n in copies.items() if n > 0}
+    if not copies:
+        return ""
+    k = sum(copies.values())
+    each = ", ".join(f"{p or NO_PURPOSE} {n}" for p, n in sorted(copies.items()))
+    return (f"NAT copies not counted {where}: {k} flow{'s' if k != 1 else ''} ({each}) "
+            f"{'is the' if k == 1 else 'are the'} NAT's translated cop{'y' if k == 1 else 'ies'} of connections "
+            "counted (both sides of a NAT captured: each connection counted once)")
 
 
 def flagged_groups_text(ranks: Iterable[int], totals: Sequence[int] | None = None,

@@ -124,6 +124,19 @@ CLOUD_FORGED = ("most likely forged by a firewall on the path (a reject rule ans
                 "blocks); if no firewall rejects it, the cloud server refused the port")
 
 
+#: what an ``icmp_unreachable`` text says after a port unreachable's sender (before
+#: :data:`FROM_DESTINATION`; :func:`kscc_traffic.icmpttl.own_ttl_evidence`) when it came with its sender's own TTL
+#: (hop limit): {field} "TTL" or "hop limit", {ttl} the value
+OWN_TTL = " with its own {field} ({ttl}, as its earlier packets)"
+#: :data:`OWN_TTL` as found in a text
+OWN_TTL_RX = re.compile(r" with its own (?:TTL|hop limit) \(\d+, as its earlier packets\)(?=, )")
+#: what a detail says of a port unreachable carrying a cloud server's own address that came with
+#: that server's own TTL (:data:`OWN_TTL`) instead of :data:`CLOUD_FORGED` (see :func:`answered_by`;
+#: report.readiness counts such flows by it): the server's own stack refused the port
+CLOUD_OWN = ("most likely the cloud server's own answer: nothing listens on that port there, or its host firewall "
+             "rejects it (a firewall on the path that copies the server's {field} looks the same)")
+
+
 #: what an ``icmp_unreachable`` text says after the sender of an error whose quote stopped before
 #: the ports (matched by its addresses and protocol: :func:`attach`)
 NO_PORTS = " (its quote stops before the ports: the only {proto} flow between these addresses then)"
@@ -392,9 +405,12 @@ def answered_by(text: str, cloud: bool = False) -> str:
     cloud server's address: the caller knows its rule and address), a port unreachable from the
     destination itself (:data:`FROM_DESTINATION`) reads ``…from 203.0.113.10, the cloud server's own
     address: <CLOUD_FORGED>`` instead of :data:`NOT_LISTENING` (no service of the customer's to
-    check there)."""
+    check there); when the error came with the server's own TTL (:data:`OWN_TTL`), :data:`CLOUD_OWN`
+    instead of :data:`CLOUD_FORGED` (the server's own stack refused the port)."""
     if cloud and text.endswith(FROM_DESTINATION):
-        return f"answered by ICMP {text[:-len(FROM_DESTINATION)]}{CLOUD_ADDRESS}: {CLOUD_FORGED}"
+        m = OWN_TTL_RX.search(text)
+        means = CLOUD_OWN.format(field="hop limit" if "own hop limit" in m.group(0) else "TTL") if m else CLOUD_FORGED
+        return f"answered by ICMP {text[:-len(FROM_DESTINATION)]}{CLOUD_ADDRESS}: {means}"
     return f"answered by ICMP {text}{what_it_means(text)}"
 
 

@@ -336,7 +336,7 @@ def test_timestamps_beyond_int64_said_by_both_engines(tmp_path):
         out.append(block(6, struct.pack("<IIIII", 0, 0, 1000 + k, len(d), len(d)) + d))
     path = tmp_path / "tsoff.pcapng"
     path.write_bytes(b"".join(out))
-    want = "tsoff.pcapng: 3 timestamps beyond the years 1823-2116 that times are kept in (clamped)"
+    want = "tsoff.pcapng: 3 timestamps beyond the years 1823-2116 that times are kept in (moved inside it, keeping their order and the time between them)"
     for engine in ("builtin", "tshark"):
         assert want in analyze_file(path, RULES, engine=engine).warnings, engine
 

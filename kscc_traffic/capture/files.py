@@ -86,12 +86,32 @@ MAX_BLOCK_BYTES = 64 << 20
 _INT32_MAX = 2**31 - 1
 #: the timestamps kept (epoch ns): 2**62 - 1 either way, years 1823 to 2116, so that the
 #: difference of any two (a flow's duration, a gap) and a few seconds added fit int64; a time
-#: beyond is clamped to it and counted (break-it 22 F1: an if_tsoffset near -2**63 ns crashed
-#: the analysis, and mixed with ordinary times gave durations of -7.45e9 s)
+#: beyond is brought inside (:func:`fold_ts`) and counted (break-it 22 F1: an if_tsoffset near
+#: -2**63 ns crashed the analysis, and mixed with ordinary times gave durations of -7.45e9 s)
 TS_MAX_NS = 2**62 - 1
 TS_MIN_NS = -TS_MAX_NS
 #: how a warning names that range
 TS_RANGE_TEXT = "beyond the years 1823-2116 that times are kept in"
+#: the span (ns, 2**59: about 18 years) at each end of the kept range a time beyond it is folded
+#: into (:func:`fold_ts`)
+TS_FOLD_NS = 2**59
+#: how a warning says what was done to such times (:func:`fold_ts`)
+TS_FOLDED_TEXT = "moved inside it, keeping their order and the time between them"
+
+
+def fold_ts(v: int) -> int:
+    """A time (epoch ns, a Python int of any size) inside the kept range: itself when it is in
+    [:data:`TS_MIN_NS`, :data:`TS_MAX_NS`], else folded into the range's last (first, below it)
+    :data:`TS_FOLD_NS` by its value modulo that span: times beyond it less than 18 years apart
+    keep their order and their differences (a SYN sent again 1 s later stays 1 s later, not a
+    copy of the first: session 62's testers, a pcapng stamped in the year 2300), unless they
+    straddle a multiple of the span; the same value gives the same time whatever else the
+    capture holds (a chunked reading's batches agree)."""
+    if TS_MIN_NS <= v <= TS_MAX_NS:
+        return v
+    if v > TS_MAX_NS:
+        return TS_MAX_NS - TS_FOLD_NS + 1 + v % TS_FOLD_NS
+    return TS_MIN_NS + v % TS_FOLD_NS
 _INT64_MAX, _INT64_MIN = TS_MAX_NS, TS_MIN_NS
 
 # ---------------------------------------------------------------------------------------------
@@ -1187,7 +1207,7 @@ def _raw_to_ns(raw: np.ndarray, itf: _Iface, notes: dict[str, int]) -> np.ndarra
         v += off_ns
         if v > _INT64_MAX or v < _INT64_MIN:
             nclamp += 1
-            v = min(max(v, _INT64_MIN), _INT64_MAX)
+            v = fold_ts(v)
         out[i] = v
     if nclamp:
         notes["ts_clamped"] = notes.get("ts_clamped", 0) + nclamp
@@ -1922,7 +1942,7 @@ class _PcapngParser:
             out.append(f"{_records(n['over_snaplen'])} longer than their interface's snaplen "
                        "(kept)")
         if n.get("ts_clamped"):
-            out.append(f"{_plural(n['ts_clamped'], 'timestamp')} {TS_RANGE_TEXT} (clamped)")
+            out.append(f"{_plural(n['ts_clamped'], 'timestamp')} {TS_RANGE_TEXT} ({TS_FOLDED_TEXT})")
         if n.get("tsresol_extreme"):
             k = n["tsresol_extreme"]
             out.append(f"{_records(k)} on interfaces whose if_tsresol is finer than 10^-19 s or 2^-63 s "
@@ -2674,6 +2694,7 @@ def _record_stop(stats: ReadStats, st: _Stop, name: str, kind: str, total: int, 
         raise TruncatedCapture(f"{name}: file ends inside the pcapng Section Header Block "
                                f"({st.what})")
     stats.damage_offset = st.offset
+    stats.cut_end = bool(st.cut)
     # (less what damage read past skipped, and a record before it left out with it)
     stats.bytes_read = st.offset - st.before - stats.skipped_bytes
     stats.skipped_bytes += total - st.offset + st.before

@@ -89,6 +89,11 @@ class ReadStats:
     #: NAT given apart: :meth:`kscc_traffic.natpairs.NatWatch.sample`,
     #: :func:`kscc_traffic.natpairs.across_captures`); None: none, or not looked for
     nat_syns: dict | None = None
+    #: the file (the last of a file set) ends inside a record or block (cut mid-record: a copy
+    #: stopped, a capture killed): that record, skipped, came after every packet read
+    #: (:func:`kscc_traffic.classify.classify` says an unanswered attempt at the end may have had
+    #: its answer there)
+    cut_end: bool = False
 
     def warn(self, message: str) -> None:
         """Record one warning line (control characters shown as ``\\xNN`` text, so the line stays
@@ -243,6 +248,7 @@ class ReadStats:
         self.warnings.extend(other.warnings)
         if self.damage_offset is None:
             self.damage_offset = other.damage_offset
+        self.cut_end = other.cut_end        # (the later file's end is the capture's)
         for name in ("end_ns", "last_frame_ns"):
             theirs, mine = getattr(other, name), getattr(self, name)
             if theirs is not None:

@@ -177,7 +177,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from ..capture.files import TS_MAX_NS, TS_MIN_NS, TS_RANGE_TEXT, no_timestamp_note
+from ..capture.files import TS_FOLDED_TEXT, TS_MAX_NS, TS_RANGE_TEXT, fold_ts, no_timestamp_note
 from ..capture.packets import PACKET_COLUMNS, Packets
 from ..capture.decode import SumClaim
 from ..capture._ipfrag import Reassembler
@@ -373,7 +373,6 @@ _BEYOND_FIELD = {"ip": "ip.bogus_ip_length", "ipv6": "ipv6.plen_exceeds_framing"
 _NOT_PACKETS = {96: "an MPEG audio or video file", 123: "a JPEG image", 134: "a file of type {}",
                 175: "a JSON document", 201: "Ruby marshal data", 202: "a PEM (RFC 7468) file",
                 203: "a systemd journal (log entries)", 209: "an MP4 video"}
-_INT64 = (TS_MIN_NS, TS_MAX_NS)       # (the built-in reader's clamp: capture.files.TS_MAX_NS)
 
 # the Packets columns this builder fills per row (frame and ts_ns included)
 _COLS = list(PACKET_COLUMNS)
@@ -399,6 +398,8 @@ def _int(v: str, default: int = -1) -> int:
 
 
 def _ts_ns(text: str) -> int:
+    """tshark's ``frame.time_epoch`` text -> epoch ns, exact (any size: the caller brings it inside
+    the kept range, :func:`~kscc_traffic.capture.files.fold_ts`)."""
     s, _, frac = text.partition(".")
     neg = s.startswith("-")
     sec = int(s) if s not in ("", "-") else 0
@@ -408,7 +409,7 @@ def _ts_ns(text: str) -> int:
     # "1764000001.1500000000" is 1.5 s after the second, as the built-in reader keeps it)
     ns = (int(frac) if len(frac) > 9 else int((frac + "000000000")[:9])) if frac else 0
     v = sec * 1_000_000_000 - ns if neg else sec * 1_000_000_000 + ns
-    return max(min(v, TS_MAX_NS), TS_MIN_NS)
+    return v
 
 
 def _addr(text: str) -> tuple[int, int]:
@@ -612,8 +613,9 @@ class PacketBuilder:
         else:
             if ts_ns is None:
                 text = _at(f, "frame.time_epoch", 0)
-                ts_ns = _ts_ns(text)
-                self.ts_clamped += ts_ns in _INT64
+                raw = _ts_ns(text)
+                ts_ns = fold_ts(raw)
+                self.ts_clamped += ts_ns != raw
                 self.frac_over += len(text.partition(".")[2]) > 9
             self._last_ts, self._no_ts_run = ts_ns, 0
             self.latest_ns = ts_ns if self.latest_ns is None else max(self.latest_ns, ts_ns)
@@ -2418,7 +2420,7 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
             stats.warn(line)
     if b.ts_clamped:        # (the built-in reader's lines, where it has them)
         k = b.ts_clamped
-        stats.warn(f"{name}: {k} timestamp{'s' if k != 1 else ''} {TS_RANGE_TEXT} (clamped)")
+        stats.warn(f"{name}: {k} timestamp{'s' if k != 1 else ''} {TS_RANGE_TEXT} ({TS_FOLDED_TEXT})")
     container = _container_notes(p, name) if check_times else {}
     if b.frac_over or "frac" in container:  # (the built-in reader's line: break-it 27 leftover, none was said)
         unit = "ts_nsec ≥ 1000000000" if _pcap_ns(p) else "ts_usec ≥ 1000000"
