@@ -4986,6 +4986,10 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
     printed_long[at] = duration[at] >= TLS_SILENCE_S
     unreassembled = ~eq("unreassembled", "")
     group_cast = isin("cast", _GROUP_CASTS)
+    group_port = np.zeros(n, bool)
+    for r in rules.rules:
+        if r.cast in _GROUP_CASTS:
+            group_port |= on[r.transport] & (resp_p >= r.port_lo) & (resp_p <= r.port_hi)
     # (a slow answer to the ClientHello, a window held closed: the seconds the detail prints,
     # from their thresholds on; s61 #5)
     slowness = []
@@ -5086,9 +5090,9 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
         masked(tcp & ~eq("orig_cloud_name", ""), "resp_h"),
         # (unanswered SYNs answered from elsewhere: the address contacted quoted beside the other)
         masked(tcp & ~eq("answered_from", ""), "resp_h"),
-        # (a UDP datagram to a group: its address is in the detail when the page documents the
-        # other kind of group delivery for the port)
-        masked(on["udp"] & group_cast, "resp_h"),
+        # (a UDP datagram to a group, or a unicast one to a port the page documents for a group: its
+        # address is in the detail when the page documents another delivery for the port)
+        masked(on["udp"] & (group_cast | group_port), "resp_h"),
         masked(local_cloud, "resp_h"),
         np.where(req_reset, ob if ob.dtype.kind in "iu" else 0, -1),
         req_reset & closed_o[hist_codes],

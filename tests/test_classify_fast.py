@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from conftest import ROOT, shared_corpus
 from kscc_traffic import load_rules
-from kscc_traffic.classify import _JUDGE_COLUMNS, CLASS_COLUMNS, _judge, _note_auth_rounds, _note_mcast_groups, \
+from kscc_traffic.classify import _INT_COLUMNS, _JUDGE_COLUMNS, CLASS_COLUMNS, _judge, _note_auth_rounds, _note_mcast_groups, \
     _note_dns_retries, _note_family_fallbacks, _note_idle, _note_nat64, _note_refused_retries, _note_resolved, \
     _note_scans, _note_stale_retries, _verdict_groups, classified, classify
 from kscc_traffic.errors import CaptureError
@@ -432,6 +432,24 @@ def test_connect_the_client_gave_up_on_keeps_its_own_duration():
     flows = pd.DataFrame([row, dict(row, duration=0.0)])
     details = classify(flows, RULES)["detail"].tolist()
     assert details[0].endswith("the client gave up after 0.3 s") and details[1].endswith("gave up after 0.0 s")
+    assert_same(flows)
+
+
+def test_unicast_datagrams_to_a_group_port_keep_their_own_address():
+    """Two unicast UDP datagrams to the distribution point's multicast port (15001), alike but
+    for their destination: each detail names its own ("sent as a unicast (to …)"), so the
+    destination is part of the group key for a port the page documents for a group, not only
+    for datagrams sent to a group (found by the generated tables, session 63)."""
+    row = {c: "" for c in ROW_FIELDS}
+    row.update(proto="udp", resp_p=15001, orig_p=23100, resp_h="203.0.113.10", orig_h="198.51.100.7",
+               partial=False, conn_state="SF", resp_bytes=10, duration=0.0, resp_pkts=1, orig_pkts=1,
+               service="", cast="unicast", history="Dd", client_proto="", tls_established=False,
+               payload_cut=False, quiet_s=0.0, tls_wait_from_s=-1.0)
+    row.update({c: 0 for c in ("orig_bytes", "tls_close_served", *_INT_COLUMNS) if row.get(c) == ""})
+    flows = pd.DataFrame([row, dict(row, resp_h="192.0.2.20")])
+    assert _verdict_groups(flows, RULES) is not None      # (judged by group, not row by row)
+    details = classify(flows, RULES)["detail"].tolist()
+    assert "(to 203.0.113.10)" in details[0] and "(to 192.0.2.20)" in details[1]
     assert_same(flows)
 
 
