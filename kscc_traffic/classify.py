@@ -3824,7 +3824,6 @@ def stale_retries(flows: pd.DataFrame, res: np.ndarray) -> list:
     # (-1 where not known: a row of a table concatenated with one that had no such column)
     isn = flows["syn_isn"].fillna(-1).to_numpy(np.int64) if "syn_isn" in flows.columns else None
     answer = np.asarray(got["syn_answer"], dtype=object) if "syn_answer" in got else None
-    ttl = np.asarray(got[RESP_TTL]) if RESP_TTL in got else None
 
     def key(i: int) -> tuple:
         return (cols["orig_h"][i], int(op[i]), cols["resp_h"][i], int(rp[i]), *(str(e[i]) for e in extra))

@@ -20,6 +20,7 @@ from .capture.packets import Packets
 from .inspect import AddressTtls, address_ttls, ttl_key_ver
 from .unreachable import FROM_DESTINATION, OWN_TTL, IcmpError
 
+
 def own_ttl_evidence(flows: pd.DataFrame, errors: list[IcmpError], matched: list[tuple[int, int]],
                      packets: Packets, prior=None) -> pd.DataFrame:
     """``flows`` with :data:`OWN_TTL` added to the ``icmp_unreachable`` text of each flow whose

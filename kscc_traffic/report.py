@@ -47,7 +47,7 @@ from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, LOST_RECORD, DIRECT_UNANSWER
     SYNACK_NOT_TAKEN
 from .classify import ECH_MAY_BE, PAGE_SERVED, PINNED_OPENER, PINNED_REFUSED, PINNED_SILENT, QUOTED_COLUMNS, SYNACK_LOST, quoted_names, without_names
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
-from .unreachable import (CLOUD_FORGED, FROM_DESTINATION, OWN_TTL_RX, NOT_LISTENING, NOT_REFUSALS, REJECTS, TOO_BIG_IGNORED, answered_by,
+from .unreachable import (FROM_DESTINATION, OWN_TTL_RX, NOT_LISTENING, NOT_REFUSALS, REJECTS, TOO_BIG_IGNORED, answered_by,
                           delivery_error, icmp_kind, reassembly_note, too_big_note)
 from .inspect import HELLO_COPIES, REFUSED_NEARER, REFUSED_OTHER, REFUSED_OWN, REFUSED_OWN_MEANS, UNMATCHED_ID, UNMATCHED_QUESTION
 
