@@ -49,7 +49,7 @@ from .addresses import endpoint_text
 from .classify import DNS_TCP_RESET
 from .natadvice import copies_text
 from .report import nat_copy_rows
-from .report import (CUT_SHORT_REASON, REASON_TEXT, clip_ts, cut_short, dns_answer_meaning, dns_error_verdicts, dns_errors,
+from .report import (CUT_SHORT_REASON, REASON_TEXT, clip_ts, cut_short, dns_error_meanings, dns_error_verdicts, dns_errors,
                      console_names, dns_blocked_kinds, dns_fix, one_way_capture, ResolverAnswers, dns_reason_texts, escape_terminal, host_mismatch_reason_text, icmp_reason_text,
                      readiness, rejected_reason_text, several_captures_note, captures_without_ksc, no_ksc_capture_note, time_texts, undocumented_fix, vendor_names,
                      wrong_direction_reason_text, INBOUND_STARTS, ksc_flows, cut_unnamed, silent_proxies, no_ksc_traffic, NO_FLOWS, NOT_KSC_FIX, NOT_KSC_NOTE, JOINED_NOTE, VENDOR_NOTE, to_verify, client_details,
@@ -374,10 +374,10 @@ def _dns_errors(errs: pd.DataFrame, verdicts: Mapping[str, int] | None = None) -
         return ""
     total = int(errs["flows"].sum())
     rows = []
-    for r in errs.head(MAX_DNS_ERROR_ROWS).itertuples(index=False):
+    for r, meaning in zip(errs.head(MAX_DNS_ERROR_ROWS).itertuples(index=False), dns_error_meanings(errs)):
         name = _e(r.name) if r.name else '<span class="muted">(no question)</span>'
         rows.append(f'<tr><td class="name">{name}</td><td>{_e(r.rcode)}</td><td class="num">{int(r.flows)}</td>'
-                    f"<td>{_e(dns_answer_meaning(r.rcode))}</td></tr>")
+                    f"<td>{_e(meaning)}</td></tr>")
     note = ""
     if len(errs) > MAX_DNS_ERROR_ROWS:
         note = (f'<p class="warn">Showing {MAX_DNS_ERROR_ROWS} of {len(errs)} names; the column '

@@ -4,6 +4,9 @@
    name answered NXDOMAIN again and again, "refused" read as the DNS answer code REFUSED; for a
    SYN answered by an old connection's ACK, nothing refused the port. They now say "each answered
    with an error" and "none connected"; a proxy's 407 or a reset keeps "each refused".
+2. NXDOMAIN to both the A and the AAAA query of a needed name: the DNS-error table's meaning of the
+   "(AAAA only)" row said "an agent connects over IPv4 with the A answer", though the A query failed
+   too; it now says so.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from chunkcmp import whole
 from pcapbuild import CLIENT_MAC, SERVER_MAC, eth, ip_of, pcap_bytes, udp
 
 from kscc_traffic.attempts import outcome_words, summary_text
-from kscc_traffic.report import TableSummary
+from kscc_traffic.report import TableSummary, dns_error_meanings, dns_errors
 from kscc_traffic.rules import load_rules
 
 RULES = load_rules()
@@ -101,3 +104,44 @@ def test_syn_answered_by_a_stale_ack_is_not_called_refused(tmp_path):
     assert "2 attempts from 00:16:40 to 00:17:00 UTC, 20 s apart, none connected; the first: no connection " \
            "was made: the SYN was answered only by an ACK" in text
     assert "each refused" not in text
+
+
+# ---------------------------------------------------------------- 2. AAAA-only error beside a failed A
+
+def test_aaaa_only_error_does_not_promise_an_a_answer_that_failed_too(tmp_path):
+    """NXDOMAIN to both the A and the AAAA query of a needed name (separate flows): the DNS-error
+    row of the AAAA ones must not say the agent connects over IPv4 with the A answer."""
+    recs = _nxdomain(41000, 1000.0) + _nxdomain(41001, 1000.1, "AAAA") \
+        + _nxdomain(41002, 1060.0) + _nxdomain(41003, 1060.1, "AAAA")
+    p = _write(tmp_path, recs)
+    flows, _ = whole(p)
+    errs = dns_errors(flows)
+    assert errs[["name", "rcode", "flows"]].values.tolist() == [[EU1, "NXDOMAIN", 2], [EU1, "NXDOMAIN (AAAA only)", 2]]
+    assert dns_error_meanings(errs) == [
+        "the name does not exist (for this resolver)",
+        "the name does not exist (for this resolver), for the AAAA (IPv6 address) query; its A query got an "
+        "error answer too (the name's other row): not made up for by an IPv4 address"]
+    text = _table(p)
+    assert "an agent connects over IPv4 with the A answer (an IPv6-only network" not in text
+    html = tmp_path / "r.html"
+    done = subprocess.run([sys.executable, "-m", "kscc_traffic", "report", str(p), "--html", str(html)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr
+    page = html.read_text()
+    assert "its A query got an error answer too (the name&#x27;s other row)" in page \
+        or "its A query got an error answer too (the name's other row)" in page
+    assert "for the AAAA (IPv6 address) query only: an agent connects" not in page
+
+
+def test_aaaa_only_error_beside_a_working_a_keeps_its_words(tmp_path):
+    from pcapbuild import dns_answer
+    q = DNS(id=41000, rd=1, qd=DNSQR(qname=EU1, qtype="A"))
+    recs = [udp(("192.0.2.10", 41000), ("203.0.113.53", 53), bytes(q), t=1000.0),
+            dns_answer(EU1, "203.0.113.10", 1000.01, port=41000, resolver="203.0.113.53")] \
+        + _nxdomain(41001, 1000.1, "AAAA")
+    flows, _ = whole(_write(tmp_path, recs))
+    errs = dns_errors(flows)
+    assert errs["rcode"].tolist() == ["NXDOMAIN (AAAA only)"]
+    assert dns_error_meanings(errs) == [
+        "the name does not exist (for this resolver), for the AAAA (IPv6 address) query only: an agent connects "
+        "over IPv4 with the A answer (an IPv6-only network would need the AAAA one)"]
