@@ -6,7 +6,8 @@
    with an error" and "none connected"; a proxy's 407 or a reset keeps "each refused".
 2. NXDOMAIN to both the A and the AAAA query of a needed name: the DNS-error table's meaning of the
    "(AAAA only)" row said "an agent connects over IPv4 with the A answer", though the A query failed
-   too; it now says so.
+   too; it now says so. The HTML report's sentence on their verdicts gave the ok ones' causes as a
+   name the agent does not need or one resolved elsewhere: neither; it now names the AAAA query.
 """
 from __future__ import annotations
 
@@ -131,6 +132,11 @@ def test_aaaa_only_error_does_not_promise_an_a_answer_that_failed_too(tmp_path):
     assert "its A query got an error answer too (the name&#x27;s other row)" in page \
         or "its A query got an error answer too (the name's other row)" in page
     assert "for the AAAA (IPv6 address) query only: an agent connects" not in page
+    # (the ok verdicts of the AAAA flows: neither a name the agent does not need nor one resolved elsewhere)
+    assert ("Verdicts: 2 blocked (a name the agent needs: without its address it cannot connect), 2 ok (the resolver "
+            "was reached and answered a name the agent does not need, one it got an address for from another query "
+            "or a retry, or the AAAA (IPv6 address) query alone of a name it needs (the rows marked AAAA only)).") \
+        in page
 
 
 def test_aaaa_only_error_beside_a_working_a_keeps_its_words(tmp_path):
