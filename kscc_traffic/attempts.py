@@ -20,6 +20,8 @@ import re
 import numpy as np
 import pandas as pd
 
+from .classify import STALE_ANSWER
+
 #: the reasons of blocked flows grouped (a connection attempt or request that failed)
 ATTEMPT_REASONS = ("no_answer", "rejected", "icmp_unreachable")
 #: flows of one key from which they are one group (two make "2 attempts … 5 min apart")
@@ -34,6 +36,12 @@ REGULAR_SPREAD = 0.25
 
 #: the words of each reason's outcome, after the attempts' times
 OUTCOME = {"no_answer": "none answered", "rejected": "each refused", "icmp_unreachable": "each answered by an ICMP error"}
+#: the words of ``rejected`` for DNS flows: an error answer (NXDOMAIN, SERVFAIL…), which "refused"
+#: would confuse with the REFUSED answer code (newcomer63 #1)
+DNS_REJECTED = "each answered with an error"
+#: the words of ``rejected`` for a SYN answered by an old connection's ACK: nothing refused the
+#: port (the detail says a stale connection is held on the way; newcomer63 #1)
+STALE_REJECTED = "none connected"
 
 _DIGITS = re.compile(r"\d+")
 
@@ -84,16 +92,32 @@ def _day(ts_ns: int) -> str:
     return pd.Timestamp(int(ts_ns), unit="ns", tz="UTC").strftime("%Y-%m-%d")
 
 
-def summary_text(count: int, first_ns: int, last_ns: int, times_ns, reason: str) -> str:
-    """The one-line summary of ``count`` attempts of ``reason`` (its first word counts:
-    :data:`OUTCOME`) begun from ``first_ns`` to ``last_ns`` (epoch ns), ``times_ns`` the start
+def outcome_words(reason: str, purpose: str = "", detail: str = "") -> str:
+    """The words of the attempts' outcome after their times: :data:`OUTCOME` of ``reason``'s
+    first word (``each failed`` for another); for ``rejected`` on a DNS flow (``purpose``
+    ``dns``) :data:`DNS_REJECTED`, on a flow whose ``detail`` starts with
+    :data:`kscc_traffic.classify.STALE_ANSWER` :data:`STALE_REJECTED`."""
+    base = str(reason).split(",")[0]
+    if base == "rejected":
+        if purpose == "dns":
+            return DNS_REJECTED
+        if str(detail).startswith(STALE_ANSWER):
+            return STALE_REJECTED
+    return OUTCOME.get(base, "each failed")
+
+
+def summary_text(count: int, first_ns: int, last_ns: int, times_ns, reason: str, purpose: str = "",
+                 detail: str = "") -> str:
+    """The one-line summary of ``count`` attempts of ``reason`` (in words: :func:`outcome_words`
+    of ``reason``, ``purpose`` and the first attempt's ``detail``) begun from ``first_ns`` to
+    ``last_ns`` (epoch ns), ``times_ns`` the start
     times known (some or all, any order): ``13 attempts from 23:00:00 to 00:00:00 UTC, every ~5
     min, none answered``; the intervals regular (each within :data:`REGULAR_SPREAD` of their
     median, all of them known) say ``every ~``, two attempts ``5 min apart``, else ``from 10 s to 5
     min apart``. '' below :data:`MIN_GROUP`."""
     if count < MIN_GROUP:
         return ""
-    outcome = OUTCOME.get(str(reason).split(",")[0], "each failed")
+    outcome = outcome_words(reason, purpose, detail)
     if (last_ns - first_ns) < 1_000_000_000 and _clock(last_ns) == _clock(first_ns):
         # (all within one second: side by side, no pace to tell)
         return (f"{count} attempts at {_clock(first_ns)} UTC within {_span((last_ns - first_ns) / 1e9)}, "
@@ -161,7 +185,7 @@ class AttemptGroups:
         g = self.groups.get(key) if key is not None else None
         if not g:
             return ""
-        return summary_text(g[0], g[1], g[2], g[3], key[6])
+        return summary_text(g[0], g[1], g[2], g[3], key[6], key[5], key[7])
 
 
 def grouped(flows: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:

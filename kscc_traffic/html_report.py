@@ -49,7 +49,7 @@ from .addresses import endpoint_text
 from .classify import DNS_TCP_RESET
 from .natadvice import copies_text
 from .report import nat_copies_note, nat_copy_mask, nat_copy_rows
-from .report import (CUT_SHORT_REASON, REASON_TEXT, clip_ts, cut_short, dns_answer_meaning, dns_error_verdicts, dns_errors,
+from .report import (AAAA_ONLY_RCODE, CUT_SHORT_REASON, REASON_TEXT, clip_ts, cut_short, dns_error_meanings, dns_error_verdicts, dns_errors,
                      console_names, dns_blocked_kinds, dns_fix, one_way_capture, ResolverAnswers, dns_reason_texts, escape_terminal, host_mismatch_reason_text, icmp_reason_text,
                      readiness, rejected_reason_text, several_captures_note, captures_without_ksc, no_ksc_capture_note, time_texts, undocumented_fix, vendor_names,
                      wrong_direction_reason_text, INBOUND_STARTS, ksc_flows, cut_unnamed, silent_proxies, no_ksc_traffic, NO_FLOWS, NOT_KSC_FIX, NOT_KSC_NOTE, JOINED_NOTE, VENDOR_NOTE, to_verify, client_details,
@@ -350,16 +350,20 @@ def _checklist(chk: pd.DataFrame, rules: RuleSet, captures: int = 1, alone: str 
                if nat_copies_note(copies or {}) else "") + "</section>")
 
 
-def _dns_error_verdict_text(verdicts: Mapping[str, int]) -> str:
+def _dns_error_verdict_text(verdicts: Mapping[str, int], aaaa_only: bool = False) -> str:
     """What the verdicts of the DNS flows answered with an error say (``verdicts``: verdict ->
     flows, :func:`kscc_traffic.report.dns_error_verdicts`): the blocked ones ask for a name the
     agent needs, the ok ones for another name (the resolver was reached and answered) or for one
-    another query or a retry got an address for; e.g.
+    another query or a retry got an address for, or (``aaaa_only``: a row's answer ends with
+    :data:`~kscc_traffic.report.AAAA_ONLY_RCODE`) only the AAAA query of one (newcomer63 #3); e.g.
     ``"Verdicts: 2 blocked (…), 1 ok (…). "``, ``"Its verdict: blocked (…). "`` for one flow;
     '' when none is counted."""
-    meaning = {"blocked": "a name the agent needs: without its address it cannot connect",
-               "ok": "the resolver was reached and answered a name the agent does not need, or one it "
-                     "got an address for from another query or a retry"}
+    ok = ("the resolver was reached and answered a name the agent does not need, or one it got an address "
+          "for from another query or a retry")
+    if aaaa_only:
+        ok = (ok.replace(", or one it got", ", one it got")
+              + ", or the AAAA (IPv6 address) query alone of a name it needs (the rows marked AAAA only)")
+    meaning = {"blocked": "a name the agent needs: without its address it cannot connect", "ok": ok}
     counts = {v: int(n) for v, n in verdicts.items() if int(n) > 0}
     if not counts:
         return ""
@@ -378,18 +382,19 @@ def _dns_errors(errs: pd.DataFrame, verdicts: Mapping[str, int] | None = None) -
     if not len(errs):
         return ""
     total = int(errs["flows"].sum())
+    aaaa_only = any(str(r).endswith(AAAA_ONLY_RCODE) for r in errs["rcode"].tolist())
     rows = []
-    for r in errs.head(MAX_DNS_ERROR_ROWS).itertuples(index=False):
+    for r, meaning in zip(errs.head(MAX_DNS_ERROR_ROWS).itertuples(index=False), dns_error_meanings(errs)):
         name = _e(r.name) if r.name else '<span class="muted">(no question)</span>'
         rows.append(f'<tr><td class="name">{name}</td><td>{_e(r.rcode)}</td><td class="num">{int(r.flows)}</td>'
-                    f"<td>{_e(dns_answer_meaning(r.rcode))}</td></tr>")
+                    f"<td>{_e(meaning)}</td></tr>")
     note = ""
     if len(errs) > MAX_DNS_ERROR_ROWS:
         note = (f'<p class="warn">Showing {MAX_DNS_ERROR_ROWS} of {len(errs)} names; the column '
                 "<code>dns_rcode</code> of <code>kscc-traffic analyze --format csv</code> has all of them.</p>")
     return ('<section id="dns-errors"><h2>DNS names answered with an error</h2>'
             f"<p>{total} DNS flow{'s' if total != 1 else ''} got an error answer instead of an address. "
-            f"{_e(_dns_error_verdict_text(verdicts or {}))}A client cannot connect "
+            f"{_e(_dns_error_verdict_text(verdicts or {}, aaaa_only))}A client cannot connect "
             "to a name it cannot resolve: check these names and the resolver.</p>"
             '<table class="dns-errors"><thead><tr><th>name</th><th>answer</th><th class="num">flows</th>'
             f'<th>meaning</th></tr></thead><tbody>{"".join(rows)}</tbody></table>{note}</section>')

@@ -5077,17 +5077,31 @@ _DNS_ERROR_COLUMNS = ("name", "rcode", "flows")
 AAAA_ONLY_RCODE = " (AAAA only)"
 
 
-def dns_answer_meaning(rcode: str) -> str:
+def dns_answer_meaning(rcode: str, a_failed: bool = False) -> str:
     """What an ``rcode`` of :func:`dns_errors` means, in words ('' when not known); one ending
     with :data:`AAAA_ONLY_RCODE`: the same, for the IPv6 address only (the agent connects over
-    IPv4 with the A answer)."""
+    IPv4 with the A answer), or, ``a_failed`` (the name's A query got an error answer too: another
+    row of :func:`dns_errors`), that the A query failed as well (newcomer63 #2)."""
     if rcode.startswith("sinkhole "):
         return "a sinkhole address (nowhere, or the client itself): a DNS filter blocks the name"
     if rcode.endswith(AAAA_ONLY_RCODE):
         text = DNS_RCODE_TEXT.get(rcode[:-len(AAAA_ONLY_RCODE)], "an error")
+        if a_failed:
+            return (f"{text}, for the AAAA (IPv6 address) query; its A query got an error answer too "
+                    "(the name's other row): not made up for by an IPv4 address")
         return (f"{text}, for the AAAA (IPv6 address) query only: an agent connects over IPv4 with the A "
                 "answer (an IPv6-only network would need the AAAA one)")
     return DNS_RCODE_TEXT.get(rcode, "")
+
+
+def dns_error_meanings(errs: pd.DataFrame) -> list[str]:
+    """Per row of ``errs`` (:func:`dns_errors`), :func:`dns_answer_meaning` of its ``rcode``, an
+    AAAA-only error's told whether a row of the same ``name`` without :data:`AAAA_ONLY_RCODE`
+    (an error answer to its A query) is there too."""
+    names = errs["name"].astype(str).tolist()
+    rcodes = errs["rcode"].astype(str).tolist()
+    a_failed = {n for n, r in zip(names, rcodes) if not r.endswith(AAAA_ONLY_RCODE)}
+    return [dns_answer_meaning(r, n in a_failed) for n, r in zip(names, rcodes)]
 
 
 def _dns_error_rows(flows: pd.DataFrame) -> pd.DataFrame:
@@ -6532,9 +6546,9 @@ def _print_dns_errors(summary: TableSummary, console: Console) -> None:
               title_justify="left")
     for col in ("name", "answer", "flows", "meaning"):
         t.add_column(col, justify="right" if col == "flows" else "left", overflow="fold")
-    for r in errs.head(MAX_DNS_ERRORS_SHOWN).itertuples(index=False):
+    for r, meaning in zip(errs.head(MAX_DNS_ERRORS_SHOWN).itertuples(index=False), dns_error_meanings(errs)):
         t.add_row(Text(escape_terminal(r.name) if r.name else "(no question)"), Text(escape_terminal(r.rcode)),
-                  str(r.flows), Text(dns_answer_meaning(r.rcode)))
+                  str(r.flows), Text(meaning))
     console.print(t)
     more = len(errs) - MAX_DNS_ERRORS_SHOWN
     if more > 0 or summary.dns_errors_dropped:
