@@ -1994,7 +1994,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    bl_idle: int = 0, bl_path: int = 0, bl_lost: int = 0, bl_stalled: tuple[int, int, int] = (0, 0, 0),
                    bl_dated: int = 0,
                    fam_same: tuple[bool | None, bool | None] = (None, None), bl_plain_reset: int = 0,
-                   bl_after_ok: int = 0, ok_fell: int = 0, bl_dropped: int = 0, v4_seen: bool = True,
+                   bl_after_ok: int = 0, bl_intermittent: int = 0, ok_fell: int = 0, bl_dropped: int = 0, v4_seen: bool = True,
                    ok_refused: int = 0, icpt_cause: str = "", ok_slow: int = 0, ok_held: int = 0,
                    bl_slow_server: str = "", bl_nat: tuple[int, int] = (0, 0),
                    bl_nat64: tuple[int, tuple[str, ...], tuple[str, ...]] = (0, (), ()),
@@ -2153,7 +2153,11 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     back: nothing to open; break-it s57 #9). ``bl_after_ok``: of the blocked ones, unanswered
     attempts that followed a worked connection of the same client to the same server address and
     port by at most :data:`RATE_WINDOW_S` (:class:`RateWatch`): advised :func:`rate_limit_fix`, a
-    limit on new connections (all of them: no port to open; break-it s57 #12).
+    limit on new connections (all of them: no port to open; break-it s57 #12). ``bl_intermittent``:
+    of the others, unanswered attempts of a client to a server address and port it connected to
+    at other times of the capture (:meth:`RateWatch.intermittent`): advised
+    :func:`intermittent_fix` (newcomer s63 #4: "compare clients, addresses and ports" where all
+    three were the same).
 
     ``ok_refused``: of the ok ones, TLS sessions the server reset right after the agent's first
     request (detail :data:`~kscc_traffic.classify.REFUSED_AFTER_REQUEST`): a verified purpose gets
@@ -2587,6 +2591,12 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     rate_all = limited and 0 < bl <= bl_after_ok
     if limited:
         fix = rate_limit_fix(r, bl, min(bl_after_ok, bl), fix)
+    # (unanswered attempts to a server address and port the same client reached at other times:
+    # an intermittent block, not a port to open)
+    rest = bl - min(bl_after_ok, bl) if limited else bl
+    inter = min(bl_intermittent, rest) if status == "blocked" and not proxied and not un else 0
+    if inter:
+        fix = intermittent_fix(r, bl, inter, fix)
     if status == "blocked" and un:
         # blocked and unexpected flows: each kind counted, each with its own advice (an intercepted
         # flow's is not to open a port); the others did not all work
@@ -2610,8 +2620,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
             if status == "blocked" and not fallback and not rate_all else ""
         if status == "blocked" and (path := _path_split(ok, bl, proxy_paths)):
             split, fix = path, _direct_fix(fix)
-        if caps is not None and split.startswith(OTHERS_WORKED):
-            split = ""   # (said with the captures)
+        if (caps is not None or (inter and inter == bl)) and split.startswith(OTHERS_WORKED):
+            split = ""   # (said with the captures; or the others were the same client, server and port)
         fix = _path_family_fix(r, split, fix)
         split = "; ".join(x for x in (_captures_text(caps, ok, others_ok), split) if x)
         fix = f"{ok_of_text(ok, n, ok_partial)}, {bl_all or un} {status}" + (f" ({split})" if split else "") + f": {fix}"
@@ -3997,10 +4007,12 @@ class RateWatch:
     within the window when its slot's first start is before ``t`` or the slot before's last start
     is at most the window before ``t`` (exact: the window spans those two slots). At most
     :data:`MAX_RATE_KEYS` (key, slot) pairs and :data:`MAX_RATE_TRIES` attempts: beyond, nothing
-    is counted."""
+    is counted. :meth:`intermittent` counts the other attempts of a key whose connections worked
+    again after its first failed one (an intermittent block)."""
 
     def __init__(self) -> None:
         self.ok: dict[tuple, tuple[int, int]] = {}  # (key, slot) -> first and last start (ns) of ok ones
+        self.ok_last: dict[tuple, int] = {}         # key -> the last start (ns) of an ok one
         self.tries: list[tuple[tuple, int]] = []    # (key, start ns) of the unanswered attempts
         self.full = False                           # (a bound reached: nothing counted)
 
@@ -4034,6 +4046,7 @@ class RateWatch:
                     self.full = True
                     return
                 self.ok[at] = (int(lo), int(hi)) if had is None else (min(had[0], int(lo)), max(had[1], int(hi)))
+                self.ok_last[at[0]] = max(self.ok_last.get(at[0], int(hi)), int(hi))
         tried = np.flatnonzero(tcp & (verdict == "blocked"))
         if len(tried):
             sub = flows.iloc[tried]
@@ -4053,16 +4066,34 @@ class RateWatch:
         """purpose -> its unanswered attempts that followed a worked connection of the same client
         to the same server address and port by at most :data:`RATE_WINDOW_S` ({} when a bound was
         reached)."""
+        return self._counts()[0]
+
+    def intermittent(self) -> dict[str, int]:
+        """purpose -> its unanswered attempts not :meth:`counts` counts whose client connected to
+        the same server address and port after the first of them failed (the path worked again:
+        failed and worked connections alternate; {} when a bound was reached): the port open, the
+        path dropping them at times (:func:`intermittent_fix`). Attempts that only followed worked
+        ones are not counted (the port may have been closed since, or the server stopped)."""
+        return self._counts()[1]
+
+    def _counts(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(:meth:`counts`, :meth:`intermittent`)."""
         if self.full:
-            return {}
+            return {}, {}
         out: dict[str, int] = {}
+        other: dict[str, int] = {}
         window = int(RATE_WINDOW_S * 1e9)
+        first: dict[tuple, int] = {}
+        for k, t in self.tries:
+            first[k] = min(first.get(k, t), t)
         for k, t in self.tries:
             slot = t // window
             here, before = self.ok.get((k, slot)), self.ok.get((k, slot - 1))
             if (here is not None and here[0] < t) or (before is not None and before[1] >= t - window):
                 out[k[0]] = out.get(k[0], 0) + 1
-        return out
+            elif self.ok_last.get(k, first[k]) > first[k]:
+                other[k[0]] = other.get(k[0], 0) + 1
+        return out, other
 
 
 def rate_limit_fix(r, bl: int, k: int, fix: str) -> str:
@@ -4080,6 +4111,23 @@ def rate_limit_fix(r, bl: int, k: int, fix: str) -> str:
                 f"server address and port worked: the port was open and the path worked; {limit}")
     return (f"{fix}; {k} of them {'was' if k == 1 else 'were'} unanswered within {RATE_WINDOW_S:g} s after the "
             f"same client's connection to the same server address and port worked: {limit}")
+
+
+def intermittent_fix(r, bl: int, k: int, fix: str) -> str:
+    """The advice for ``k`` of the ``bl`` blocked flows of rule ``r`` that
+    :meth:`RateWatch.intermittent` counts (unanswered attempts of a client to a server address and
+    port it connected to at other times of the capture): no port to open, the path drops them at
+    times; all of them: that advice alone; some: added to ``fix`` (the others')."""
+    why = ("the port is open and the path works, but not always: a member of a firewall cluster or a "
+           "load-balanced path without the rule, an address of a NAT pool without it, or a device (or the "
+           "server) dropping new connections at times; compare the firewall's logs and the path at the "
+           "failed attempts' times")
+    if bl == k:
+        these = "this connection attempt was" if k == 1 else f"these {k} connection attempts were"
+        return (f"{these} unanswered while the same client's connections to the same server address and port "
+                f"worked at other times of the capture (intermittent): {why}")
+    return (f"{fix}; {k} of them {'was' if k == 1 else 'were'} unanswered while the same client's connections "
+            f"to the same server address and port worked at other times of the capture (intermittent): {why}")
 
 
 def _captures_text(caps: tuple[tuple[str, ...], tuple[str, ...], bool] | None, ok: int,
@@ -4809,7 +4857,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
     fam_names = family_names(flows)
     rates = RateWatch()
     rates.add(flows)
-    after_ok = rates.counts()
+    after_ok, intermittent = rates.counts(), rates.intermittent()
     portals = PortalWatch()
     portals.add(flows)
     v4_seen = _v4_unicast(flows)   # (IPv4 in use: no "over IPv6" alone for an all-IPv6 purpose)
@@ -5013,6 +5061,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_stalled=bl_stalled, bl_dated=bl_dated,
                                    bl_lost=bl_lost, fam_same=same_destinations(fam_names, r.id),
                                    bl_plain_reset=bl_plain_reset, bl_after_ok=after_ok.get(r.id, 0) if bl else 0,
+                                   bl_intermittent=intermittent.get(r.id, 0) if bl else 0,
                                    ok_fell=ok_fell, bl_dropped=bl_dropped, v4_seen=v4_seen, bl_routed=bl_routed))
     no_ksc = bool(len(flows)) and not any_ksc(flows, rules)
     if no_ksc:
@@ -5848,7 +5897,7 @@ class TableSummary:
     def readiness(self, rules: RuleSet) -> pd.DataFrame:
         """As :func:`readiness`, from the counts."""
         rows = []
-        after_ok = self.rates.counts()
+        after_ok, intermittent = self.rates.counts(), self.rates.intermittent()
         for r in rules.rules:
             ok, bl, un = (self.counts.get((r.id, k), 0) - self.copy_counts.get((r.id, k), 0)
                           for k in ("ok", "blocked", "unexpected"))
@@ -5911,6 +5960,7 @@ class TableSummary:
                                        fam_same=same_destinations(self.family_names, r.id),
                                        bl_plain_reset=self.bl_plain_reset.get(r.id, 0),
                                        bl_after_ok=after_ok.get(r.id, 0) if bl else 0,
+                                       bl_intermittent=intermittent.get(r.id, 0) if bl else 0,
                                        bl_lost=self.bl_lost.get(r.id, 0), ok_fell=self.ok_fell.get(r.id, 0),
                                        bl_dropped=self.bl_dropped.get(r.id, 0), v4_seen=self.v4_seen,
                                        bl_routed=self.bl_routed.get(r.id, 0)))
