@@ -2250,7 +2250,17 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                                         (HELD_NOTE, held_fix(r, ok_held, ok)) if ok_held else ("", "")) if n_]
         note, fix = "; ".join(n_ for n_, _ in said), ". ".join(f_ if not i else f_[:1].upper() + f_[1:]
                                                                for i, (_, f_) in enumerate(said))
-    if status == "blocked" and bl == bl_tls and bl != proxied and bl == bl_icpt:
+    if status == "blocked" and bl == bl_tls and bl != proxied and bl == bl_icpt and 0 < bl_dated == bl:
+        # every one refused as out of date: the agent's clock first, then the certificate (a
+        # private CA's: an inspecting device's?); newcomer s63 #6 had the inspection first
+        fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
+               f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open, nothing to "
+               "open in the firewall), then the TLS handshake was aborted: the client refused the server's "
+               "certificate as out of date (see each flow's detail): check the agent's system time and time "
+               "synchronisation first (a wrong clock makes every certificate out of date); else the certificate, "
+               "from a CA that is no public one, is a TLS-inspecting proxy's: renew the inspecting device's CA or "
+               f"certificate, or {EXCLUDE_TEXT}" + (f" ({r.host_mask})" if r.host_mask else ""))
+    elif status == "blocked" and bl == bl_tls and bl != proxied and bl == bl_icpt:
         # the client refused a TLS-inspecting proxy's certificate: the port is open, the
         # inspection is what has to change
         fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
@@ -4008,11 +4018,11 @@ class RateWatch:
     is at most the window before ``t`` (exact: the window spans those two slots). At most
     :data:`MAX_RATE_KEYS` (key, slot) pairs and :data:`MAX_RATE_TRIES` attempts: beyond, nothing
     is counted. :meth:`intermittent` counts the other attempts of a key whose connections worked
-    again after its first failed one (an intermittent block)."""
+    and failed in turn (an intermittent block)."""
 
     def __init__(self) -> None:
         self.ok: dict[tuple, tuple[int, int]] = {}  # (key, slot) -> first and last start (ns) of ok ones
-        self.ok_last: dict[tuple, int] = {}         # key -> the last start (ns) of an ok one
+        self.ok_span: dict[tuple, tuple[int, int]] = {}  # key -> the first and last start (ns) of ok ones
         self.tries: list[tuple[tuple, int]] = []    # (key, start ns) of the unanswered attempts
         self.full = False                           # (a bound reached: nothing counted)
 
@@ -4046,7 +4056,8 @@ class RateWatch:
                     self.full = True
                     return
                 self.ok[at] = (int(lo), int(hi)) if had is None else (min(had[0], int(lo)), max(had[1], int(hi)))
-                self.ok_last[at[0]] = max(self.ok_last.get(at[0], int(hi)), int(hi))
+                span = self.ok_span.get(at[0])
+                self.ok_span[at[0]] = (int(lo), int(hi)) if span is None else (min(span[0], int(lo)), max(span[1], int(hi)))
         tried = np.flatnonzero(tcp & (verdict == "blocked"))
         if len(tried):
             sub = flows.iloc[tried]
@@ -4070,10 +4081,11 @@ class RateWatch:
 
     def intermittent(self) -> dict[str, int]:
         """purpose -> its unanswered attempts not :meth:`counts` counts whose client connected to
-        the same server address and port after the first of them failed (the path worked again:
-        failed and worked connections alternate; {} when a bound was reached): the port open, the
-        path dropping them at times (:func:`intermittent_fix`). Attempts that only followed worked
-        ones are not counted (the port may have been closed since, or the server stopped)."""
+        the same server address and port both after the first of them and before the last (failed
+        and worked connections alternate; {} when a bound was reached): the port open, the path
+        dropping them at times (:func:`intermittent_fix`). Attempts all before the worked ones (the
+        port opened meanwhile?) or all after them (closed since, or the server stopped) are not
+        counted."""
         return self._counts()[1]
 
     def _counts(self) -> tuple[dict[str, int], dict[str, int]]:
@@ -4084,14 +4096,15 @@ class RateWatch:
         other: dict[str, int] = {}
         window = int(RATE_WINDOW_S * 1e9)
         first: dict[tuple, int] = {}
+        last: dict[tuple, int] = {}
         for k, t in self.tries:
-            first[k] = min(first.get(k, t), t)
+            first[k], last[k] = min(first.get(k, t), t), max(last.get(k, t), t)
         for k, t in self.tries:
             slot = t // window
             here, before = self.ok.get((k, slot)), self.ok.get((k, slot - 1))
             if (here is not None and here[0] < t) or (before is not None and before[1] >= t - window):
                 out[k[0]] = out.get(k[0], 0) + 1
-            elif self.ok_last.get(k, first[k]) > first[k]:
+            elif (span := self.ok_span.get(k)) is not None and span[1] > first[k] and span[0] < last[k]:
                 other[k[0]] = other.get(k[0], 0) + 1
         return out, other
 

@@ -41,8 +41,8 @@ def test_alternating_worked_and_failed_attempts_are_an_intermittent_block(tmp_pa
 
 
 def test_the_last_attempt_without_a_worked_one_after_it_is_still_intermittent(tmp_path):
-    """The path worked again after the first failure: every attempt of that client to that server
-    and port counts, the last one too."""
+    """Worked and failed in turn: every attempt of that client to that server and port counts,
+    the last one too."""
     _, _, fix = _checklist(tmp_path, _alternating(last_ok=False), "agent_connection")
     assert fix.startswith("3 of 6 flows ok, 3 blocked: these 3 connection attempts were unanswered while"), fix
 
@@ -50,6 +50,17 @@ def test_the_last_attempt_without_a_worked_one_after_it_is_still_intermittent(tm
 def test_only_failures_after_the_worked_ones_keep_the_port_advice(tmp_path):
     """One round (worked, then failed, nothing after): the port may have been closed since."""
     _, _, fix = _checklist(tmp_path, _alternating(n=1, last_ok=False), "agent_connection")
+    assert "intermittent" not in fix and "allow outbound TCP 23100-23199" in fix, fix
+
+
+def test_failures_before_the_worked_ones_keep_the_port_advice(tmp_path):
+    """Failed, failed, then worked, worked (the port opened meanwhile?): not said to alternate."""
+    t0 = 1000.0
+    recs = _dns("eu1.ksc.kaspersky.com", [SERVER], t0 - 1, 40001, 1)
+    recs += syn_attempts(47000, SERVER, 23101, t0) + syn_attempts(47001, SERVER, 23101, t0 + 100)
+    recs += _v4_session(SERVER, 23101, t0 + 200, sport=46000) + _v4_session(SERVER, 23101, t0 + 300, sport=46001)
+    _, _, fix = _checklist(tmp_path, recs + _dns("eu1.ksc.kaspersky.com", [SERVER], t0 + 400, 40002, 2),
+                           "agent_connection")
     assert "intermittent" not in fix and "allow outbound TCP 23100-23199" in fix, fix
 
 
