@@ -4,6 +4,9 @@
 frame, not cut by the snaplen: ``dmg_tcp_doff15_short.pcap``, data offset 60 in a 40-byte
 datagram) is malformed: Zeek skips it (``truncated_header``), Wireshark calls it a malformed
 packet and leaves it out of its conversation table. It is no SYN sent, and the warning counts it.
+#2 a client stream led by empty TLS records of another type than application data (a ClientHello
+after ``16 03 01 00 00``) is TLS (client_proto ``tls``), as the record parse that reads its SNI
+already took it, not "cleartext, not a TLS ClientHello" (``not_tls``).
 """
 from __future__ import annotations
 
@@ -56,3 +59,37 @@ def test_a_first_fragment_too_short_for_its_tcp_options_keeps_its_ports(tmp_path
         warnings.simplefilter("ignore")
         flows = analyze(path)
     assert list(flows.resp_p) == [23101]
+
+
+# --------------------------------------------------------------------------- #2 empty records
+# A ClientHello after an empty handshake record (16 03 01 00 00: RFC 8446 §5.1 forbids it, OpenSSL
+# accepts up to 32, Wireshark dissects it as TLS; ch_zero_rec_first.pcap): the flow's SNI was
+# read, the handshake completed, yet the client was said to send "cleartext, not a TLS ClientHello".
+
+def _hello_after_empty_records(n: int) -> bytes:
+    from test_breakit_s62 import _hello
+    return b"\x16\x03\x01\x00\x00" * n + _hello()
+
+
+def test_a_hello_after_an_empty_handshake_record_is_tls(tmp_path, monkeypatch):
+    import test_breakit_s62 as s62
+    plain = s62._hello
+    monkeypatch.setattr(s62, "_hello", lambda sni=s62.NAME: b"\x16\x03\x01\x00\x00" + plain(sni))
+    path = tmp_path / "empty.pcap"
+    path.write_bytes(pcap_bytes(s62._session((C4, 50500), (S4, 23101), 1000.0)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        flows = analyze(path)
+    row = flows.iloc[0]
+    assert (row.client_proto, row.sni, row.verdict, row.reason) == ("tls", "eu1.ksc.kaspersky.com", "ok", "")
+
+
+def test_empty_records_before_a_record_scalar_and_batch_agree():
+    from kscc_traffic.protocols import tls, tls_batch
+    app0 = b"\x17\x03\x03\x00\x00"
+    streams = [_hello_after_empty_records(n) for n in (0, 1, 2, 32, 33)] + [
+        b"\x16\x03\x01\x00\x00", b"\x16\x03\x01\x00\x00GET / HTTP/1.1\r\n", b"\x15\x03\x03\x00\x00" + app0,
+        b"\x16\x03\x01\x00\x00\x80\x2e\x01\x03\x01", b"\x14\x03\x03\x00\x00\x16\x03\x03\xff\xff"]
+    want = [True, True, True, True, False, False, False, True, False, False]
+    assert [tls.looks_like_tls(s) for s in streams] == want
+    assert tls_batch.looks_like_tls_many(streams).tolist() == want
