@@ -6,7 +6,8 @@ datagram) is malformed: Zeek skips it (``truncated_header``), Wireshark calls it
 packet and leaves it out of its conversation table. It is no SYN sent, and the warning counts it.
 #2 a client stream led by empty TLS records of another type than application data (a ClientHello
 after ``16 03 01 00 00``) is TLS (client_proto ``tls``), as the record parse that reads its SNI
-already took it, not "cleartext, not a TLS ClientHello" (``not_tls``).
+already took it, not "cleartext, not a TLS ClientHello" (``not_tls``); only when a hello follows
+them (Skype's look-alike, an empty handshake record and then no hello, stays ``not_tls``).
 """
 from __future__ import annotations
 
@@ -89,7 +90,11 @@ def test_empty_records_before_a_record_scalar_and_batch_agree():
     app0 = b"\x17\x03\x03\x00\x00"
     streams = [_hello_after_empty_records(n) for n in (0, 1, 2, 32, 33)] + [
         b"\x16\x03\x01\x00\x00", b"\x16\x03\x01\x00\x00GET / HTTP/1.1\r\n", b"\x15\x03\x03\x00\x00" + app0,
-        b"\x16\x03\x01\x00\x00\x80\x2e\x01\x03\x01", b"\x14\x03\x03\x00\x00\x16\x03\x03\xff\xff"]
-    want = [True, True, True, True, False, False, False, True, False, False]
+        b"\x16\x03\x01\x00\x00\x80\x2e\x01\x03\x01", b"\x14\x03\x03\x00\x00\x16\x03\x03\xff\xff",
+        # Skype's look-alike (public corpus skype_many-flows.pcap): an empty handshake record, then
+        # a handshake record that is no hello (type 0x42); cut before the type byte; a ServerHello
+        b"\x16\x03\x01\x00\x00\x16\x03\x01\x00\xeb\x42\xcd\xef", b"\x16\x03\x01\x00\x00\x16\x03\x01\x00\xeb",
+        b"\x16\x03\x03\x00\x00\x16\x03\x03\x00\x50\x02\x00"]
+    want = [True, True, True, True, False, False, False, False, False, False, False, False, True]
     assert [tls.looks_like_tls(s) for s in streams] == want
     assert tls_batch.looks_like_tls_many(streams).tolist() == want

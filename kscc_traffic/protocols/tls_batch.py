@@ -283,8 +283,11 @@ def _head_looks_tls(buf: np.ndarray, start: np.ndarray, end: np.ndarray, first: 
     record = (ct >= tls.CT_CCS) & (ct <= tls.CT_HEARTBEAT) & (major == 3) & (minor <= 4)
     rec_ok = (ln <= tls.MAX_RECORD) & ((ln > 0) | (ct == tls.CT_APP_DATA))
     empty = ok & record & (ln == 0) & (ct != tls.CT_APP_DATA)
-    if not first:
-        return ok & record & rec_ok, empty
+    if not first:                                   # past empty records: a hello's handshake record
+        hello = np.zeros(len(ok), bool)
+        at = np.flatnonzero(ok & (end - start >= 6) & (ct == tls.CT_HANDSHAKE))
+        hello[at] = np.isin(buf[start[at] + 5], (1, 2))
+        return ok & record & rec_ok & hello, empty
     v2len = ((ct & 0x7F) << 8) | major
     v2ver = ln
     sslv2 = (((ct & 0x80) != 0) & (minor == 1) & (v2len >= 9)
@@ -297,7 +300,7 @@ def looks_like_tls_many(streams: Sequence[bytes]) -> np.ndarray:
     n = len(streams)
     if n == 0:
         return np.zeros(0, bool)
-    heads = [s[:5 * (tls.MAX_EMPTY_RECORDS + 1)] for s in streams]
+    heads = [s[:5 * (tls.MAX_EMPTY_RECORDS + 1) + 1] for s in streams]  # (+ a hello's type byte)
     lens = np.fromiter(map(len, heads), np.int64, n)
     end = np.cumsum(lens)
     return looks_like_tls_at(np.frombuffer(b"".join(heads), np.uint8), end - lens, end)
