@@ -3,7 +3,8 @@
 #1 a TCP header whose data offset reaches past the IP payload its own IP header gives (a whole
 frame, not cut by the snaplen: ``dmg_tcp_doff15_short.pcap``, data offset 60 in a 40-byte
 datagram) is malformed: Zeek skips it (``truncated_header``), Wireshark calls it a malformed
-packet and leaves it out of its conversation table. It is no SYN sent, and the warning counts it.
+packet and leaves it out of its conversation table. It is no SYN sent, and the warning counts it
+(with either engine).
 #2 a client stream led by empty TLS records of another type than application data (a ClientHello
 after ``16 03 01 00 00``) is TLS (client_proto ``tls``), as the record parse that reads its SNI
 already took it, not "cleartext, not a TLS ClientHello" (``not_tls``); only when a hello follows
@@ -11,11 +12,13 @@ them (Skype's look-alike, an empty handshake record and then no hello, stays ``n
 """
 from __future__ import annotations
 
+import shutil
 import warnings
 
+import pytest
 from scapy.layers.inet import IP, TCP
 
-from kscc_traffic import analyze
+from kscc_traffic import analyze, load_rules
 from pcapbuild import eth, pcap_bytes
 
 C4, S4 = "192.0.2.10", "203.0.113.10"
@@ -43,6 +46,18 @@ def test_a_tcp_data_offset_past_the_ip_payload_is_malformed_not_a_syn(tmp_path):
     assert row.detail.startswith("SYN sent 1 time, no answer")
     said = " ".join(str(w.message) for w in caught)
     assert "3 frames too short or inconsistent to decode (malformed) skipped" in said
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+def test_the_tshark_engine_skips_a_tcp_data_offset_past_the_ip_payload_alike(tmp_path):
+    from kscc_traffic.analyze import analyze_file
+    good = eth(IP(src=C4, dst=S4) / TCP(sport=50300, dport=23101, flags="S", seq=1))
+    path = tmp_path / "doff.pcap"
+    path.write_bytes(pcap_bytes([(1000.0, _bogus_offset_syn()), (1001.0, _bogus_offset_syn()), (1005.0, good)]))
+    result = analyze_file(path, load_rules(), engine="tshark")
+    tcp = result.flows[result.flows.proto == "tcp"]
+    assert list(zip(tcp.orig_pkts, tcp.ts)) == [(1, 1005.0)]
+    assert "2 frames too short or inconsistent to decode (malformed) skipped" in " ".join(result.warnings)
 
 
 def test_a_first_fragment_too_short_for_its_tcp_options_keeps_its_ports(tmp_path):
