@@ -1608,7 +1608,8 @@ class SlowDecoder:
     def _l4(self, d: Any, p: int, dend: int, base: int, proto: int, ip_pl: int, hdr: tuple,
             ctx: _Ctx, depth: int, tunnels: bool) -> Any:
         """Transport header at ``p``; ``ip_pl`` = IP payload bytes from the headers;
-        ``dend`` = end of the captured bytes of this datagram."""
+        ``dend`` = end of the captured bytes of this datagram; ``tunnels`` False for a first
+        fragment (only part of the datagram: no tunnel decoded, no TCP header judged whole)."""
         while proto == 51:          # IPv4 AH (RFC 4302; IPv6's is walked with the ext. headers)
             if dend - p < 2:        # cut by the snaplen: the upper layer stays AH
                 break
@@ -1635,7 +1636,14 @@ class SlowDecoder:
                 return MALFORMED
             if doff <= ip_pl:
                 plen, hoff = ip_pl - doff, doff
+            elif tunnels:
+                # a data offset past the IP payload the IP header gives (a whole datagram: the
+                # snaplen cuts captured bytes, not that length): malformed, as Zeek
+                # (truncated_header) and Wireshark (malformed, out of its conversations) skip it
+                return MALFORMED
             else:
+                # (a first fragment, tunnels False: its fragment holds only part of the
+                # datagram, the options may be in the next one)
                 plen, hoff = 0, 0
             return self._row(hdr, ctx, 6, sport, dport, -1, -1, flags, seq, ack, plen, p + hoff,
                              dend, base, _u16(d, p + 16)[0] if avail >= 18 else -1, _u16(d, p + 14)[0])

@@ -54,7 +54,8 @@ Rules both paths share (units: bytes):
   (TSO/GSO, Linux BIG TCP) the datagram is the rest of the frame, including the bytes the snaplen
   cut off (original minus captured length) when it runs to the frame's end; ``payload_len`` from
   the headers: TCP ip payload -
-  data offset (0 if the data offset is invalid, -1 if the TCP header was cut), UDP length - 8 (ip payload - 8 if the UDP
+  data offset (0 when a first fragment is shorter than its data offset; past the IP payload of a
+  whole datagram, or below 5, the packet is malformed; -1 if the TCP header was cut), UDP length - 8 (ip payload - 8 if the UDP
   length is inconsistent), ICMP/ICMPv6 ip payload - 8 (bytes after the 8-byte ICMP header),
   other protocols the whole IP payload ("ip payload": after IPv6 extension headers and AH);
 - ``pl_off``/``pl_cap``: offset in ``Packets.buf`` and captured length of the payload

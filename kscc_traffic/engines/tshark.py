@@ -1127,6 +1127,11 @@ class PacketBuilder:
                 # a data offset below 5 ("Bogus TCP header length"): a malformed packet, as the
                 # builtin decoder and Zeek (bad_TCP_header_len) skip it, not a cut header
                 raise ValueError("TCP data offset below 5")
+            if hdr_len > ip_pl and not fragment:
+                # a data offset past the IP payload the IP header gives (Wireshark: a malformed
+                # packet, left out of its conversations; Zeek: truncated_header): malformed, as
+                # the builtin decoder skips it (a first fragment holds part of the datagram only)
+                raise ValueError("TCP data offset past the IP payload")
             if not _at(f, "tcp.flags", k):
                 # the snaplen cut the fixed header ("Packet size limited during capture": ports,
                 # no flags nor tcp.len): length unknown, as the builtin decoder's TCP_HDR_CUT

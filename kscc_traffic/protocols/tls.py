@@ -103,19 +103,34 @@ def _sslv2_hello_header(data: bytes) -> tuple[int, int] | None:
     return ln, ver
 
 
+#: empty records of other types than application data a stream may start with and still be TLS
+#: when a hello follows them (RFC 8446 §5.1 forbids them for handshake, alert and change_cipher_spec,
+#: yet OpenSSL accepts up to 32 in a row and Wireshark dissects them as TLS records:
+#: :func:`looks_like_tls`; Skype's look-alike, an empty handshake record and then no hello, is not TLS)
+MAX_EMPTY_RECORDS = 32
+
+
 def looks_like_tls(data: bytes | bytearray | memoryview) -> bool:
     """True when ``data`` starts with a plausible TLS record header: content type 20-24, version
-    0x0300-0x0304, length 1..2^14+2048 (0 allowed only for application data) — or with an
-    SSLv2-compatible ClientHello (2-byte header with the high bit set, msg_type 1, version
-    0x0002/0x0300-0x0304). Needs at least 5 bytes."""
+    0x0300-0x0304, length 1..2^14+2048 (0 allowed for application data; for the other types
+    when, past at most :data:`MAX_EMPTY_RECORDS` such empty records, a handshake record follows
+    whose first byte is a ClientHello's or ServerHello's (1, 2): the record parse reads on past
+    them too) — or with an SSLv2-compatible ClientHello (2-byte header with the high bit set,
+    msg_type 1, version 0x0002/0x0300-0x0304). Needs at least 5 bytes."""
     try:
-        b = bytes(data[:5])
-        if len(b) < 5:
-            return False
-        ct, major, minor, ln = b[0], b[1], b[2], _u16(b, 3)
-        if CT_CCS <= ct <= CT_HEARTBEAT and major == 3 and minor <= 4:
-            return ln <= MAX_RECORD and (ln > 0 or ct == CT_APP_DATA)
-        return _sslv2_hello_header(b) is not None
+        off = 0
+        for _ in range(MAX_EMPTY_RECORDS + 1):
+            b = bytes(data[off:off + 5])
+            if len(b) < 5:
+                return False
+            ct, major, minor, ln = b[0], b[1], b[2], _u16(b, 3)
+            if not (CT_CCS <= ct <= CT_HEARTBEAT and major == 3 and minor <= 4):
+                return off == 0 and _sslv2_hello_header(b) is not None
+            if ln > 0 or ct == CT_APP_DATA:
+                return ln <= MAX_RECORD and (off == 0 or (ct == CT_HANDSHAKE and len(data) > off + 5
+                                                          and data[off + 5] in (1, 2)))
+            off += 5                                    # an empty record: the next one decides
+        return False
     except Exception:  # pragma: no cover
         return False
 

@@ -253,24 +253,46 @@ def summarize_many(client_streams: Sequence[bytes], server_streams: Sequence[byt
 
 def looks_like_tls_at(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     """:func:`.tls.looks_like_tls` of the streams ``buf[start[i]:end[i]]`` (bool array (n,)),
-    from the first 5 bytes of each, on whole arrays.
+    from the first record header of each (and the next ones past empty records), on whole arrays.
 
     :param buf: 1-D uint8 array; :param start, end: int arrays (n,), ranges inside ``buf``.
     """
     start = np.asarray(start, np.int64)
-    lens = np.asarray(end, np.int64) - start
-    ok = lens >= 5
+    end = np.asarray(end, np.int64)
+    out, empty = _head_looks_tls(buf, start, end, True)
+    at = np.flatnonzero(empty)
+    for k in range(1, tls.MAX_EMPTY_RECORDS + 1):   # streams led by empty records: the next decides
+        if not at.size:
+            break
+        res, more = _head_looks_tls(buf, start[at] + 5 * k, end[at], False)
+        out[at] = res
+        at = at[more]
+    return out
+
+
+def _head_looks_tls(buf: np.ndarray, start: np.ndarray, end: np.ndarray, first: bool
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(looks like TLS, is an empty record of another type than application data) of the record
+    header at each ``start`` (bool arrays (n,)); an SSLv2-compatible hello header only when
+    ``first`` (the stream's first bytes)."""
+    ok = end - start >= 5
     if not ok.any():
-        return ok
+        return ok, ok.copy()
     h = buf[np.where(ok, start, 0)[:, None] + _K5].astype(np.int64)  # rows not ok: masked below
     ct, major, minor, ln = h[:, 0], h[:, 1], h[:, 2], (h[:, 3] << 8) | h[:, 4]
     record = (ct >= tls.CT_CCS) & (ct <= tls.CT_HEARTBEAT) & (major == 3) & (minor <= 4)
     rec_ok = (ln <= tls.MAX_RECORD) & ((ln > 0) | (ct == tls.CT_APP_DATA))
+    empty = ok & record & (ln == 0) & (ct != tls.CT_APP_DATA)
+    if not first:                                   # past empty records: a hello's handshake record
+        hello = np.zeros(len(ok), bool)
+        at = np.flatnonzero(ok & (end - start >= 6) & (ct == tls.CT_HANDSHAKE))
+        hello[at] = np.isin(buf[start[at] + 5], (1, 2))
+        return ok & record & rec_ok & hello, empty
     v2len = ((ct & 0x7F) << 8) | major
     v2ver = ln
     sslv2 = (((ct & 0x80) != 0) & (minor == 1) & (v2len >= 9)
              & ((v2ver == 0x0002) | ((v2ver >= 0x0300) & (v2ver <= tls.TLS1_3))))
-    return ok & np.where(record, rec_ok, sslv2)
+    return ok & np.where(record, rec_ok, sslv2), empty
 
 
 def looks_like_tls_many(streams: Sequence[bytes]) -> np.ndarray:
@@ -278,7 +300,7 @@ def looks_like_tls_many(streams: Sequence[bytes]) -> np.ndarray:
     n = len(streams)
     if n == 0:
         return np.zeros(0, bool)
-    heads = [s[:5] for s in streams]
+    heads = [s[:5 * (tls.MAX_EMPTY_RECORDS + 1) + 1] for s in streams]  # (+ a hello's type byte)
     lens = np.fromiter(map(len, heads), np.int64, n)
     end = np.cumsum(lens)
     return looks_like_tls_at(np.frombuffer(b"".join(heads), np.uint8), end - lens, end)
