@@ -734,7 +734,9 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             elif bl6 == 0 and ok6 == ok:
                 why = ("all blocked over IPv4, the ok ones over IPv6: the IPv4 path is blocked; allow the ports "
                        "for IPv4 too, or check its routes; a dual-stack agent tries IPv6 first")
-            if fam:   # (no path to check: the DP on the client's subnet answered)
+            # (no path to check: the DP on the client's subnet answered; or every blocked flow was a
+            # TLS session the server answered, s62 #3: nothing dropped or refused on the way)
+            if fam or (status == "blocked" and 0 < bl <= bl_tls):
                 why = why.split(":")[0]
         if note or cut:   # (no address family told from attempts the capture's end cut short)
             why = ""
