@@ -38,7 +38,7 @@ from .classify import AAAA_OVER_IPV6, DNS_NO_ADDRESS, DROPPED_FALLBACK, FALLBACK
 from .scans import ADDRESS_SCAN, PORT_SCAN
 from .natadvice import copies_text, nat64_fix, nat64_seen, nat_counts, nat_fix
 from .outfile import write_all
-from .flows import arrays_of, carried_data
+from .flows import arrays_of, carried_data, history_core
 from .names import is_ip_literal
 from .protocols.tls import is_host_name
 from .rules import RuleSet
@@ -637,6 +637,28 @@ MTU_FIX = ("full-size packets were lost on the way (a path-MTU black hole: small
            "firewall on the path and the client's own (IPv6: RFC 4890 §4.3.1, RFC 8201; IPv4: RFC 1191), "
            "and IP fragments where the path fragments, "
            "or lower the MTU / clamp the TCP MSS on the tunnel or link that is smaller")
+
+
+#: how the detail of a TLS session whose ClientHello the server left unanswered starts
+#: (:func:`kscc_traffic.classify._judge_flow`'s silence texts)
+HELLO_UNANSWERED = "ClientHello not answered: no byte from the server"
+
+#: what the advice says of TLS sessions whose ClientHello the server acknowledged, then sent nothing
+#: (:func:`hello_acked`; newcomer s63 #5: an MTU black hole was advised as TLS inspection alone)
+HELLO_ACKED_FIX = ("the server acknowledged the ClientHello, then none of its answer arrived (see each flow's "
+                   "detail): its first full-size packets (the ServerHello and certificate) lost on the way, a "
+                   "path-MTU black hole (let ICMP fragmentation needed, type 3 code 4, and ICMPv6 packet too big "
+                   "through, or lower the MTU / clamp the TCP MSS on a smaller tunnel or link: a VPN, PPPoE), or a "
+                   "proxy, TLS inspection or an application-aware firewall dropping the answer")
+
+
+def hello_acked(detail: str, reason: str, history: str) -> bool:
+    """Whether a blocked flow (its ``detail``, ``reason``, Zeek ``history`` texts) is a TLS session
+    whose ClientHello got no byte back (:data:`HELLO_UNANSWERED`) though the server acknowledged
+    data (the responder's ``a`` in ``history``: the ClientHello arrived, the answer did not):
+    advised :data:`HELLO_ACKED_FIX` when every blocked flow of the purpose is one."""
+    return (str(reason).split(",")[0] == "tls_failed" and str(detail).startswith(HELLO_UNANSWERED)
+            and "a" in history_core(str(history)))
 
 
 def mtu_holed(detail: str, reason: str, icmp: str = "") -> bool:
@@ -1984,6 +2006,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    un_inbound: int = 0, bl_handshake: int = 0, bl_icmp: dict[str, int] | None = None,
                    proxy_paths: ProxyPaths | None = None, bl_cut: int = 0,
                    caps: tuple[tuple[str, ...], tuple[str, ...], bool] | None = None, bl_mtu: int = 0,
+                   bl_acked: int = 0,
                    bl_route_own: int = 0, bl_dp_way: int = 0, bl_elsewhere: int = 0,
                    bl_refused: tuple[int, int] = (0, 0),
                    un_elsewhere: tuple[int, tuple[str, ...]] = (0, ()),
@@ -2091,6 +2114,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     ``bl_dated``: of the blocked ``tls_intercepted`` ones, those the client refused as out of date
     (:func:`dated_count`): the advice adds the agent's clock (:func:`dated_note`).
 
+    ``bl_acked``: of the blocked ones, TLS sessions whose ClientHello the server acknowledged, then
+    sent nothing (:func:`hello_acked`): all of them, advised :data:`HELLO_ACKED_FIX`.
     ``bl_mtu``: of the blocked ``tls_failed`` ones, those whose detail tells of a path-MTU black
     hole (:data:`MTU_HOLE`): advised :data:`MTU_FIX`, not a proxy or TLS inspection.
     ``bl_cert``: of the blocked ``tls_failed`` ones, ``(public, hidden, client, client_hidden, pinned, other,
@@ -2280,6 +2305,12 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    f"TLS handshake failed: {MTU_FIX}")
         elif bl_mtu:
             fix += f"; {bl_mtu} of them: {MTU_FIX}"
+        elif bl_acked == bl and not bl_icpt and r.opener != PINNED_OPENER:
+            # the ClientHello arrived, the answer did not: a lost full-size packet as much as a device
+            fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
+                   f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open), then the "
+                   f"TLS handshake failed: {HELLO_ACKED_FIX}"
+                   + (f": let the agent's TLS to {r.host_mask} through uninspected" if r.host_mask else ""))
         if sum(bl_cert) and sum(bl_cert) == bl and not bl_icpt and not bl_mtu:
             # the client refused the server's certificate: the agent's trust store or clock, or an
             # inspecting proxy TLS 1.3 hides (break-it net 33 F6)
@@ -4889,6 +4920,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         bl_dated = 0
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
         bl_route = bl_http = un_vendor = bl_mtu = bl_route_own = bl_dp_way = bl_elsewhere = bl_routed = 0
+        bl_acked = 0
         bl_cert = NO_CERTS
         bl_icmp: dict[str, int] = {}
         http_statuses: tuple[str, ...] = ()
@@ -5022,6 +5054,10 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                         if "resp_h" in flows else [None] * len(details), icmp)
                     bl_mtu = sum(1 for x, y, z in zip(details, reason[at][v == "blocked"].tolist(), icmp)
                                  if mtu_holed(x, y, z))
+                    if "history" in flows:
+                        bl_acked = sum(1 for x, y, z in zip(details, reason[at][v == "blocked"].tolist(),
+                                                            flows["history"].to_numpy(dtype=object)[at][v == "blocked"].tolist())
+                                       if hello_acked(x, y, z))
                     bl_cert = cert_counts(details, reason[at][v == "blocked"].tolist())
                     bl_icmp = icmp_kinds(details, icmp)
                     refusals = [m.group(1) for m in map(HTTP_REFUSAL.match, map(str, details)) if m]
@@ -5061,7 +5097,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    proxy_paths=paths.get(r.id) if "proxy_target" in flows else None,
                                    bl_cut=bl_cut, caps=caps, bl_refused=bl_refused, un_elsewhere=un_elsewhere,
                                    bl_cloud_own=bl_cloud_own, bl_cut_lost=bl_cut_lost,
-                                   bl_mtu=bl_mtu, bl_route_own=bl_route_own, bl_dp_way=bl_dp_way,
+                                   bl_mtu=bl_mtu, bl_acked=bl_acked, bl_route_own=bl_route_own, bl_dp_way=bl_dp_way,
                                    bl_elsewhere=bl_elsewhere,
                                    bl_redirect=bl_redirect, un_console=un_console,
                                    ok_other_cast=ok_other_cast, ok_other_kind=ok_other_kind, bl_cert=bl_cert,
@@ -5319,6 +5355,7 @@ class TableSummary:
         self.closed_at: dict[str, tuple] = {}    # ... their (servers, ports) (_closed_at)
         self.bl_route: dict[str, int] = {}       # purpose -> blocked flows: network/host unreachable (ROUTE_ICMP)
         self.bl_mtu: dict[str, int] = {}         # purpose -> blocked tls_failed flows: a path-MTU black hole (MTU_HOLE)
+        self.bl_acked: dict[str, int] = {}       # purpose -> blocked TLS sessions whose ClientHello was acknowledged only (hello_acked)
         self.bl_cert: dict[str, tuple[int, ...]] = {}   # purpose -> blocked tls_failed flows ended on the certificate (cert_counts)
         self.bl_route_own: dict[str, int] = {}   # purpose -> blocked flows: such an error from the server's address
         self.bl_dp_way: dict[str, int] = {}      # purpose -> blocked flows: refused on the way to a DP (DP_PATH_REFUSED)
@@ -5654,6 +5691,11 @@ class TableSummary:
                                      bool)]   # (a bool array: an empty list would select columns)
             for p, n in holed.groupby("purpose", sort=False).size().items():
                 self.bl_mtu[p] = self.bl_mtu.get(p, 0) + int(n)
+            if "history" in blocked:
+                acked = blocked[np.array([hello_acked(x, y, z) for x, y, z in zip(
+                    detail.tolist(), blocked["reason"].tolist(), blocked["history"].tolist())], bool)]
+                for p, n in acked.groupby("purpose", sort=False).size().items():
+                    self.bl_acked[p] = self.bl_acked.get(p, 0) + int(n)
             certs = blocked[(blocked["reason"].astype(str).str.split(",").str[0] == "tls_failed")
                             & (detail.str.startswith(UNTRUSTED_PUBLIC)
                                | detail.str.contains(TLS13_HIDDEN, regex=False)
@@ -5940,7 +5982,8 @@ class TableSummary:
                                        bl_cut=self.bl_cut.get(r.id, 0), caps=self._captures(r.id, bl, un),
                                        bl_cloud_own=self.bl_cloud_own.get(r.id, 0),
                                        bl_cut_lost=self.bl_cut_lost.get(r.id, 0),
-                                       bl_mtu=self.bl_mtu.get(r.id, 0), bl_route_own=self.bl_route_own.get(r.id, 0),
+                                       bl_mtu=self.bl_mtu.get(r.id, 0), bl_acked=self.bl_acked.get(r.id, 0),
+                                       bl_route_own=self.bl_route_own.get(r.id, 0),
                                        bl_dp_way=self.bl_dp_way.get(r.id, 0),
                                        bl_elsewhere=self.bl_elsewhere.get(r.id, 0),
                                        bl_refused=self.bl_refused.get(r.id, (0, 0)),
