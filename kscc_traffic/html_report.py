@@ -307,12 +307,14 @@ def _summary(flows: pd.DataFrame, rules: RuleSet, captures: Mapping[str, int], w
 
 
 def _checklist(chk: pd.DataFrame, rules: RuleSet, captures: int = 1, alone: str = "",
-               copies: dict[str, int] | None = None) -> str:
+               copies: dict[str, int] | None = None, dns_blocked: int = 0) -> str:
     """The readiness checklist section; ``captures``: how many captures the flows come from (more
     than one: a line says the checklist is over them all); ``alone``: the
     :func:`~kscc_traffic.report.no_ksc_capture_note` of those without KSC agent traffic ('' none);
     ``copies``: per purpose the flows that are a NAT's translated copies of others, which the
-    checklist does not count (:func:`~kscc_traffic.report.nat_copies_note` says so under it)."""
+    checklist does not count (:func:`~kscc_traffic.report.nat_copies_note` says so under it);
+    ``dns_blocked``: the blocked DNS flows (name resolution is no documented purpose: a line under
+    the counts points to them, newcomer s63 #8: "0 blocked" where only DNS failed)."""
     by_id = {r.id: r for r in rules.rules}
     rows = []
     for r in chk.itertuples(index=False):
@@ -340,6 +342,9 @@ def _checklist(chk: pd.DataFrame, rules: RuleSet, captures: int = 1, alone: str 
             f'<p>Every purpose the vendor documents, judged on this traffic: {_e(line)}. '
             '"not seen" means the capture holds no such flow (not necessarily a problem: '
             "some ports are only needed in some set-ups).</p>"
+            + (f'<p class="warn dns-blocked">Name resolution (not on the vendor\'s page, but every connection needs it): '
+               f'{dns_blocked} blocked DNS flow{"s" if dns_blocked != 1 else ""} (see '
+               '<a href="#purpose-dns">dns</a>).</p>' if dns_blocked else "")
             + (f"<p>{_e(several_captures_note(captures))}</p>" if captures > 1 else "")
             + (f'<p class="warn">{_e(alone)}</p>' if alone else "") +
             '<table class="checklist"><thead><tr><th>section</th><th>purpose</th><th>ports</th>'
@@ -732,7 +737,8 @@ def render_html(flows: pd.DataFrame, rules: RuleSet, *, captures: Mapping[str, o
         _summary(flows, rules, cap_counts, list(warnings), title, generated, charts, bool(len(errs))),
         _checklist(chk, rules, flows["capture"].nunique() if len(flows) and "capture" in flows else 1,
                    no_ksc_capture_note(captures_without_ksc(flows, rules)),
-                   flows["purpose"][nat_copy_mask(flows)].value_counts().to_dict() if len(flows) else {}),
+                   flows["purpose"][nat_copy_mask(flows)].value_counts().to_dict() if len(flows) else {},
+                   int(((flows["purpose"] == "dns") & (flows["verdict"] == "blocked")).sum()) if len(flows) else 0),
         _dns_errors(errs, dns_error_verdicts(flows)),
         _charts(flows, rules, _not_ksc(chk)) if charts else "",
         _hosts(flows, rules),

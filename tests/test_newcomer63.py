@@ -151,3 +151,20 @@ def test_aaaa_only_error_beside_a_working_a_keeps_its_words(tmp_path):
     assert dns_error_meanings(errs) == [
         "the name does not exist (for this resolver), for the AAAA (IPv6 address) query only: an agent connects "
         "over IPv4 with the A answer (an IPv6-only network would need the AAAA one)"]
+
+
+def test_the_html_checklist_points_to_blocked_dns_when_no_purpose_is_blocked(tmp_path):
+    """Newcomer s63 #8: only DNS failed (NXDOMAIN for the cloud's name, no connection tried): the
+    HTML checklist said "0 verified · 0 blocked · …" alone; a line now points to the DNS flows."""
+    from kscc_traffic import analyze
+    from kscc_traffic.html_report import render_html
+    path = _write(tmp_path, _nxdomain(40001, 1000.0) + _nxdomain(40002, 1060.0))
+    flows = analyze(path, RULES)
+    assert ((flows.purpose == "dns") & (flows.verdict == "blocked")).sum() == 2
+    page = render_html(flows, RULES)
+    checklist = page[page.index('<section id="checklist">'):page.index("</section>", page.index('<section id="checklist">'))]
+    assert "0 blocked" in checklist
+    assert ("Name resolution (not on the vendor's page, but every connection needs it): 2 blocked DNS flows "
+            '(see <a href="#purpose-dns">dns</a>).') in checklist, checklist[-600:]
+    assert 'id="purpose-dns"' in page
+    assert "dns-blocked" not in render_html(flows[flows.verdict != "blocked"], RULES)
