@@ -4149,12 +4149,9 @@ def rate_limit_fix(r, bl: int, k: int, fix: str) -> str:
     limit = ("a limit on new connections (a firewall's connection-rate or connection-count limit, SYN-flood "
              "protection, an IPS rule; or the server's listen backlog full) most likely dropped the later ones, "
              f"unless the server or the path failed meanwhile: check such limits for {where} and exempt the agents")
-    if bl == k:
-        these = "this connection attempt was" if k == 1 else f"these {k} connection attempts were"
-        return (f"{these} unanswered within {RATE_WINDOW_S:g} s after the same client's connection to the same "
-                f"server address and port worked: the port was open and the path worked; {limit}")
-    return (f"{fix}; {k} of them {'was' if k == 1 else 'were'} unanswered within {RATE_WINDOW_S:g} s after the "
-            f"same client's connection to the same server address and port worked: {limit}")
+    what = (f"unanswered within {RATE_WINDOW_S:g} s after the same client's connection to the same server address "
+            "and port worked")
+    return _attempts_said(bl, k, fix, what, f"the port was open and the path worked; {limit}", limit)
 
 
 def intermittent_fix(r, bl: int, k: int, fix: str) -> str:
@@ -4166,12 +4163,19 @@ def intermittent_fix(r, bl: int, k: int, fix: str) -> str:
            "load-balanced path without the rule, an address of a NAT pool without it, or a device (or the "
            "server) dropping new connections at times; compare the firewall's logs and the path at the "
            "failed attempts' times")
+    what = ("unanswered while the same client's connections to the same server address and port worked at "
+            "other times of the capture (intermittent)")
+    return _attempts_said(bl, k, fix, what, why, why)
+
+
+def _attempts_said(bl: int, k: int, fix: str, what: str, then_all: str, then_some: str) -> str:
+    """``k`` of ``bl`` blocked connection attempts said to be ``what``: all of them, ``these k
+    connection attempts were WHAT: THEN_ALL`` alone; some, ``FIX; k of them were WHAT: THEN_SOME``
+    after the others' advice ``fix`` (:func:`rate_limit_fix`, :func:`intermittent_fix`)."""
     if bl == k:
         these = "this connection attempt was" if k == 1 else f"these {k} connection attempts were"
-        return (f"{these} unanswered while the same client's connections to the same server address and port "
-                f"worked at other times of the capture (intermittent): {why}")
-    return (f"{fix}; {k} of them {'was' if k == 1 else 'were'} unanswered while the same client's connections "
-            f"to the same server address and port worked at other times of the capture (intermittent): {why}")
+        return f"{these} {what}: {then_all}"
+    return f"{fix}; {k} of them {'was' if k == 1 else 'were'} {what}: {then_some}"
 
 
 def _captures_text(caps: tuple[tuple[str, ...], tuple[str, ...], bool] | None, ok: int,
