@@ -4853,15 +4853,16 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
     stall_gap = duration - stall_from
     # a ClientHello answered in cleartext HTTP: the detail quotes the status (not_tls)
     http_answer = eq("client_proto", "tls") & eq("server_proto", "http")
+    # (per distinct history: which unusual handshake it shows, 0 none)
+    unusual = [_unusual_handshake_kind(h) if isinstance(h, str) else 0 for h in hist_values.tolist()]
     hist = _recode(hist_codes, np.array(
         [int(h.lstrip("^")[:1] == "S") + 2 * (h.lstrip("^") == "S")
          + 4 * bool(_INVALID_PROBE.match(h.lstrip("^"))) * (1 + ("r" in h))
          + 16 * bool(_INVALID_XMAS.match(h.lstrip("^"))) * (1 + ("r" in h))
-         + 64 * _unusual_handshake_kind(h) + 256 * ("h" in history_core(h))
-         if isinstance(h, str) else 0 for h in hist_values.tolist()], dtype=object))
+         + 64 * k + 256 * ("h" in history_core(h))
+         if isinstance(h, str) else 0 for h, k in zip(hist_values.tolist(), unusual)], dtype=object))
     # (an attempt its originator ended with a FIN+RST, unanswered: its packet count is printed)
-    syn_fin_rst = np.array([isinstance(h, str) and _unusual_handshake_kind(h) == 1 for h in hist_values.tolist()],
-                           bool)[hist_codes]
+    syn_fin_rst = (np.array(unusual, np.int64) == 1)[hist_codes]
     # a partial TCP flow the responder sent nothing in: judged on the originator's packets, whether
     # it sent data and how long nothing came back (:func:`_partial_silence`)
     part_silent = tcp & partial & ~answered
