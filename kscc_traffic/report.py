@@ -4108,7 +4108,7 @@ class RateWatch:
         """purpose -> its unanswered attempts that followed a worked connection of the same client
         to the same server address and port by at most :data:`RATE_WINDOW_S` ({} when a bound was
         reached)."""
-        return self._counts()[0]
+        return self.tallies()[0]
 
     def intermittent(self) -> dict[str, int]:
         """purpose -> its unanswered attempts not :meth:`counts` counts whose client connected to
@@ -4117,10 +4117,10 @@ class RateWatch:
         dropping them at times (:func:`intermittent_fix`). Attempts all before the worked ones (the
         port opened meanwhile?) or all after them (closed since, or the server stopped) are not
         counted."""
-        return self._counts()[1]
+        return self.tallies()[1]
 
-    def _counts(self) -> tuple[dict[str, int], dict[str, int]]:
-        """(:meth:`counts`, :meth:`intermittent`)."""
+    def tallies(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(:meth:`counts`, :meth:`intermittent`), from one pass over the attempts."""
         if self.full:
             return {}, {}
         out: dict[str, int] = {}
@@ -4905,7 +4905,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
     fam_names = family_names(flows)
     rates = RateWatch()
     rates.add(flows)
-    after_ok, intermittent = rates.counts(), rates.intermittent()
+    after_ok, intermittent = rates.tallies()
     portals = PortalWatch()
     portals.add(flows)
     v4_seen = _v4_unicast(flows)   # (IPv4 in use: no "over IPv6" alone for an all-IPv6 purpose)
@@ -5956,7 +5956,7 @@ class TableSummary:
     def readiness(self, rules: RuleSet) -> pd.DataFrame:
         """As :func:`readiness`, from the counts."""
         rows = []
-        after_ok, intermittent = self.rates.counts(), self.rates.intermittent()
+        after_ok, intermittent = self.rates.tallies()
         for r in rules.rules:
             ok, bl, un = (self.counts.get((r.id, k), 0) - self.copy_counts.get((r.id, k), 0)
                           for k in ("ok", "blocked", "unexpected"))
