@@ -3,32 +3,23 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 from scapy.all import IPv6, TCP, ICMPv6DestUnreach
 
 from kscc_traffic import analyze, load_rules
 from kscc_traffic.analyze import analyze_file
-from kscc_traffic.capture.decode import decode
-from kscc_traffic.capture.files import read_frames
-from kscc_traffic.capture.frames import Frames
 from kscc_traffic.live.session import LiveSession
 from checklistcheck import checklists, finding, write
 from chunkcmp import assert_same
 from pcapbuild import CLIENT_MAC, SERVER_MAC, eth, tcp_session
+from test_live_session import _replay
 
 RULES = load_rules()
 
 
 def _live(path):
     """The flows of ``path`` replayed into a live session 3 frames a batch."""
-    fr = read_frames(path)
     s = LiveSession(RULES, name=path.name)
-    for s0 in range(0, len(fr), 3):
-        idx = np.arange(s0, min(s0 + 3, len(fr)))
-        p = decode(Frames(fr.buf, fr.ts_ns[idx], fr.linktype[idx], fr.offset[idx], fr.caplen[idx], fr.wirelen[idx]))
-        p.cols["frame"] = idx[p.cols["frame"]]
-        s.ingest(p)
-        s.tick(int(fr.ts_ns[idx[-1]]))
+    _replay(path, s, step=3)
     return s.final()
 
 
@@ -36,15 +27,21 @@ def _live(path):
 C6, S6 = "2001:db8::10", "2001:db8:1::10"
 
 
-def _own_hop_limit(err_hlim: int):
-    """IPv6: a connection to the server's 443 (its packets hop limit 52), then a SYN to 23101
-    answered by ICMPv6 port unreachable from the server's address with ``err_hlim``; IPv4 to
-    23101 works."""
+def _server_443_hlim52():
+    """(ts, frame) of an IPv6 connection to the server's 443 whose packets carry hop limit 52."""
     recs = []
     for t, p in tcp_session((C6, 50000), (S6, 443), t0=1000.0):
         if p[IPv6].src == S6:
             p[IPv6].hlim = 52
         recs.append((t, p))
+    return recs
+
+
+def _own_hop_limit(err_hlim: int):
+    """IPv6: a connection to the server's 443 (its packets hop limit 52), then a SYN to 23101
+    answered by ICMPv6 port unreachable from the server's address with ``err_hlim``; IPv4 to
+    23101 works."""
+    recs = _server_443_hlim52()
     syn = IPv6(src=C6, dst=S6) / TCP(sport=50001, dport=23101, flags="S", seq=7)
     err = IPv6(src=S6, dst=C6, hlim=err_hlim) / ICMPv6DestUnreach(code=4) / bytes(syn)
     recs += [(1001.0, eth(syn)), (1001.01, eth(err, src=SERVER_MAC, dst=CLIENT_MAC))]
@@ -88,11 +85,7 @@ def test_port_unreachable_with_another_hop_limit_stays_a_forged_answer(tmp_path)
 def _reset_own_hop_limit(more: bool):
     """IPv6: a connection to the server's 443 (its packets hop limit 52), a SYN to 23101 refused by a
     reset with hop limit 52; with ``more``, a connection to 23102 that works."""
-    recs = []
-    for t, p in tcp_session((C6, 50000), (S6, 443), t0=1000.0):
-        if p[IPv6].src == S6:
-            p[IPv6].hlim = 52
-        recs.append((t, p))
+    recs = _server_443_hlim52()
     syn = IPv6(src=C6, dst=S6) / TCP(sport=50001, dport=23101, flags="S", seq=7)
     rst = IPv6(src=S6, dst=C6, hlim=52) / TCP(sport=23101, dport=50001, flags="RA", seq=0, ack=8)
     recs += [(1001.0, eth(syn)), (1001.01, eth(rst, src=SERVER_MAC, dst=CLIENT_MAC))]
